@@ -1,0 +1,19 @@
+import type { Clock } from '../src/clock';
+import type { Db } from '../src/db/knex';
+import type { Logger } from '../src/logger';
+import { healthActivities } from './health';
+
+/** What activities may use; the worker passes production ones, tests pass a test database. */
+export interface ActivityDeps {
+  db: Db;
+  clock: Clock;
+  logger: Logger;
+}
+
+export function createActivities(deps: ActivityDeps) {
+  return {
+    ...healthActivities(deps),
+  };
+}
+
+export type Activities = ReturnType<typeof createActivities>;

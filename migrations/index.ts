@@ -1,0 +1,19 @@
+import type { Knex } from 'knex';
+import * as m20261126120000 from './20261126120000_accounts_and_users';
+import * as m20261126120100 from './20261126120100_api_keys';
+import * as m20261126120200 from './20261126120200_routing_and_prices';
+import * as m20261126120300 from './20261126120300_staff_tokens';
+
+/**
+ * Every migration, in order, imported statically. knex's directory loader would
+ * `import()` .ts files itself, which works under tsx but not inside vitest or a
+ * bundled build; a static list runs the same way everywhere and the recorded
+ * names stay the file names. test/unit/migrations.test.ts fails if a file in
+ * this folder is missing here.
+ */
+export const migrations: ReadonlyArray<readonly [name: string, migration: Knex.Migration]> = [
+  ['20261126120000_accounts_and_users.ts', m20261126120000],
+  ['20261126120100_api_keys.ts', m20261126120100],
+  ['20261126120200_routing_and_prices.ts', m20261126120200],
+  ['20261126120300_staff_tokens.ts', m20261126120300],
+];

@@ -1,0 +1,99 @@
+import path from 'node:path';
+import { z } from 'zod';
+
+/**
+ * The one place that reads the environment. Everything else receives a Config.
+ * Parsing reports every invalid variable at once so a bad deployment fails at
+ * start with the whole list, not later with an `undefined`.
+ */
+
+const port = z.coerce.number().int().min(0).max(65535);
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
+
+export const configSchema = z.object({
+  DATABASE_URL: z
+    .string()
+    .default('postgres://postgres@127.0.0.1:5432/mixroute')
+    .refine((v) => /^postgres(ql)?:\/\//.test(v), 'must be a postgres:// URL'),
+  DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
+  TEMPORAL_ADDRESS: optionalString,
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  TEMPORAL_TASK_QUEUE: z.string().min(1).default('mixroute'),
+  TEMPORAL_CLI: optionalString,
+  TEMPORAL_PORT: port.default(7233),
+  TEMPORAL_UI_PORT: port.default(8233),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  GATEWAY_PORT: port.default(8080),
+  ADMIN_PORT: port.default(8081),
+  DATA_DIR: z.string().min(1).default('.data'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  READY_CHECK_TIMEOUT_MS: z.coerce.number().int().min(50).max(60_000).default(2_000),
+});
+
+export type Env = Record<string, string | undefined>;
+
+export interface Config {
+  readonly databaseUrl: string;
+  readonly databasePoolMax: number;
+  readonly temporal: {
+    /** Set: use that server and start none. Unset: `mixroute dev` starts a local dev server. */
+    readonly address: string | undefined;
+    readonly namespace: string;
+    readonly taskQueue: string;
+    readonly cliPath: string | undefined;
+    readonly devServerPort: number;
+    readonly uiPort: number;
+  };
+  readonly host: string;
+  readonly gatewayPort: number;
+  readonly adminPort: number;
+  readonly dataDir: string;
+  readonly logLevel: z.infer<typeof configSchema>['LOG_LEVEL'];
+  readonly readyCheckTimeoutMs: number;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration: ${problems.join('; ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const parsed = configSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+  }
+  const e = parsed.data;
+  return Object.freeze({
+    databaseUrl: e.DATABASE_URL,
+    databasePoolMax: e.DATABASE_POOL_MAX,
+    temporal: Object.freeze({
+      address: e.TEMPORAL_ADDRESS,
+      namespace: e.TEMPORAL_NAMESPACE,
+      taskQueue: e.TEMPORAL_TASK_QUEUE,
+      cliPath: e.TEMPORAL_CLI,
+      devServerPort: e.TEMPORAL_PORT,
+      uiPort: e.TEMPORAL_UI_PORT,
+    }),
+    host: e.HOST,
+    gatewayPort: e.GATEWAY_PORT,
+    adminPort: e.ADMIN_PORT,
+    dataDir: path.resolve(e.DATA_DIR),
+    logLevel: e.LOG_LEVEL,
+    readyCheckTimeoutMs: e.READY_CHECK_TIMEOUT_MS,
+  });
+}
+
+/** The address clients connect to: the configured one, or the local dev server's. */
+export function temporalAddress(config: Config): string {
+  return config.temporal.address ?? `127.0.0.1:${config.temporal.devServerPort}`;
+}
+
+/** The same config with some environment overrides, for child processes and tests. */
+export function configEnv(overrides: Env): Env {
+  return { ...process.env, ...overrides };
+}

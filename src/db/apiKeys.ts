@@ -1,0 +1,40 @@
+import type { DbOrTrx } from './knex';
+
+export interface ApiKeyRow {
+  id: string;
+  account_id: string;
+  user_id: string | null;
+  name: string | null;
+  key_hash: string;
+  prefix: string;
+  rate_limit_rpm: number | null;
+  created_at: Date;
+  revoked_at: Date | null;
+}
+
+export type NewApiKey = Pick<ApiKeyRow, 'account_id' | 'key_hash' | 'prefix'> &
+  Partial<Pick<ApiKeyRow, 'user_id' | 'name' | 'rate_limit_rpm'>>;
+
+export function apiKeysRepo(db: DbOrTrx) {
+  return {
+    async insert(key: NewApiKey, trx: DbOrTrx = db): Promise<ApiKeyRow> {
+      const [row] = await trx<ApiKeyRow>('api_keys').insert(key).returning('*');
+      return row!;
+    },
+    async findById(id: string, trx: DbOrTrx = db): Promise<ApiKeyRow | undefined> {
+      return trx<ApiKeyRow>('api_keys').where({ id }).first();
+    },
+    /** The gateway's authentication lookup: by hash, active keys only. */
+    async findActiveByHash(keyHash: string, trx: DbOrTrx = db): Promise<ApiKeyRow | undefined> {
+      return trx<ApiKeyRow>('api_keys').where({ key_hash: keyHash }).whereNull('revoked_at').first();
+    },
+    async listByAccount(accountId: string, trx: DbOrTrx = db): Promise<ApiKeyRow[]> {
+      return trx<ApiKeyRow>('api_keys').where({ account_id: accountId }).orderBy('created_at');
+    },
+    /** Revoking twice keeps the first revocation time. */
+    async revoke(id: string, at: Date, trx: DbOrTrx = db): Promise<ApiKeyRow | undefined> {
+      await trx('api_keys').where({ id }).whereNull('revoked_at').update({ revoked_at: at });
+      return trx<ApiKeyRow>('api_keys').where({ id }).first();
+    },
+  };
+}

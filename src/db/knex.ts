@@ -1,0 +1,47 @@
+import knexFactory, { type Knex } from 'knex';
+import pg from 'pg';
+
+/**
+ * NUMERIC (oid 1700) stays a string at the driver edge; repositories turn it
+ * into Decimal. A JS number would silently lose cents on large balances.
+ * BIGINT (oid 20) becomes a number only while it is exactly representable.
+ */
+const NUMERIC_OID = 1700;
+const INT8_OID = 20;
+pg.types.setTypeParser(NUMERIC_OID, (value: string) => value);
+pg.types.setTypeParser(INT8_OID, (value: string) => {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n)) throw new Error(`bigint ${value} exceeds the safe integer range`);
+  return n;
+});
+
+export type Db = Knex;
+export type Trx = Knex.Transaction;
+/** Every repository function takes an optional transaction so services can compose writes. */
+export type DbOrTrx = Knex | Knex.Transaction;
+
+export interface DbOptions {
+  databaseUrl: string;
+  poolMax?: number;
+  applicationName?: string;
+}
+
+export function createDb({ databaseUrl, poolMax = 10, applicationName = 'mixroute' }: DbOptions): Db {
+  return knexFactory({
+    client: 'pg',
+    connection: { connectionString: databaseUrl, application_name: applicationName },
+    pool: { min: 0, max: poolMax },
+    acquireConnectionTimeout: 10_000,
+  });
+}
+
+/** The database URL with any password removed, for messages and logs. */
+export function redactDatabaseUrl(databaseUrl: string): string {
+  try {
+    const u = new URL(databaseUrl);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '<unparseable DATABASE_URL>';
+  }
+}

@@ -1,0 +1,234 @@
+import { issueSecret } from '../auth/secrets';
+import type { Clock } from '../clock';
+import { accountsRepo } from '../db/accounts';
+import { apiKeysRepo } from '../db/apiKeys';
+import type { Db } from '../db/knex';
+import { routingRepo } from '../db/routing';
+import { staffTokensRepo, type StaffRole } from '../db/staffTokens';
+import { usersRepo } from '../db/users';
+import { ConflictError, NotFoundError } from '../errors';
+import { parseAmount } from '../billing/money';
+import {
+  addModelInput,
+  addProviderInput,
+  createAccountInput,
+  createKeyInput,
+  createStaffTokenInput,
+  createUserInput,
+  idInput,
+  listInput,
+} from './schemas';
+import { validate } from './validate';
+import { accountView, apiKeyView, modelView, priceView, providerView, userView } from './views';
+
+/**
+ * Staff operations: the one implementation behind both the CLI verbs and the
+ * admin API routes. Each validates its raw input, so callers pass what they got.
+ */
+
+const UNIQUE_VIOLATION = '23505';
+const isUniqueViolation = (err: unknown) => (err as { code?: string })?.code === UNIQUE_VIOLATION;
+
+function sameOptionalAmount(a: string | null, b: string | null): boolean {
+  if (a === null || b === null) return a === b;
+  return parseAmount(a).eq(b);
+}
+
+export interface StaffDeps {
+  db: Db;
+  clock: Clock;
+}
+
+export function staffOperations({ db, clock }: StaffDeps) {
+  const accounts = accountsRepo(db);
+  const users = usersRepo(db);
+  const apiKeys = apiKeysRepo(db);
+  const routing = routingRepo(db);
+  const staffTokens = staffTokensRepo(db);
+
+  async function requireAccount(id: string) {
+    const account = await accounts.findById(id);
+    if (!account) throw new NotFoundError(`account ${id} does not exist`);
+    return account;
+  }
+
+  return {
+    async createAccount(raw: unknown) {
+      const input = validate(createAccountInput, raw);
+      const row = await accounts.insert({
+        name: input.name,
+        plan: input.plan,
+        country: input.country ?? null,
+        vat_id: input.vatId ?? null,
+        billing_email: input.billingEmail ?? null,
+        ...(input.taxStatus ? { tax_status: input.taxStatus } : {}),
+        credit_limit: parseAmount(input.creditLimit).toFixed(),
+        currency: input.currency,
+      });
+      return accountView(row);
+    },
+
+    async getAccount(raw: unknown) {
+      const { id } = validate(idInput, raw);
+      return accountView(await requireAccount(id));
+    },
+
+    async listAccounts(raw: unknown) {
+      const input = validate(listInput, raw ?? {});
+      return (await accounts.list(input)).map(accountView);
+    },
+
+    async createUser(raw: unknown) {
+      const input = validate(createUserInput, raw);
+      await requireAccount(input.accountId);
+      try {
+        const row = await users.insert({
+          account_id: input.accountId,
+          name: input.name,
+          email: input.email,
+          phone: input.phone ?? null,
+          job_title: input.jobTitle ?? null,
+        });
+        return userView(row);
+      } catch (err) {
+        if (isUniqueViolation(err)) throw new ConflictError(`account ${input.accountId} already has a user with that email`);
+        throw err;
+      }
+    },
+
+    /** Returns the key once; only its hash and display prefix are stored. */
+    async createKey(raw: unknown) {
+      const input = validate(createKeyInput, raw);
+      await requireAccount(input.accountId);
+      if (input.userId) {
+        const user = await users.findById(input.userId);
+        if (!user || user.account_id !== input.accountId) {
+          throw new NotFoundError(`user ${input.userId} does not exist in account ${input.accountId}`);
+        }
+      }
+      const issued = issueSecret('api_key');
+      const row = await apiKeys.insert({
+        account_id: input.accountId,
+        user_id: input.userId ?? null,
+        name: input.name ?? null,
+        rate_limit_rpm: input.rateLimitRpm ?? null,
+        key_hash: issued.hash,
+        prefix: issued.displayPrefix,
+      });
+      return { ...apiKeyView(row), key: issued.secret };
+    },
+
+    async listKeys(raw: unknown) {
+      const { id } = validate(idInput, raw);
+      await requireAccount(id);
+      return (await apiKeys.listByAccount(id)).map(apiKeyView);
+    },
+
+    /** Idempotent: revoking a revoked key keeps the first revocation time. */
+    async revokeKey(raw: unknown) {
+      const { id } = validate(idInput, raw);
+      const row = await apiKeys.revoke(id, clock.now());
+      if (!row) throw new NotFoundError(`API key ${id} does not exist`);
+      return apiKeyView(row);
+    },
+
+    async addProvider(raw: unknown) {
+      const input = validate(addProviderInput, raw);
+      try {
+        const row = await routing.insertProvider({
+          name: input.name,
+          base_url: input.baseUrl.replace(/\/+$/, ''),
+          api_key_env: input.apiKeyEnv ?? null,
+          kind: input.kind,
+        });
+        return providerView(row);
+      } catch (err) {
+        if (isUniqueViolation(err)) throw new ConflictError(`provider ${input.name} already exists`);
+        throw err;
+      }
+    },
+
+    async listProviders() {
+      return (await routing.listProviders()).map(providerView);
+    },
+
+    /**
+     * Adds a model with its price, or a new price version for an existing model
+     * (price history is kept: invoices need the price in force at the time).
+     * Re-adding the same price for the same time is a no-op; re-routing an
+     * existing model to another provider is refused rather than done silently.
+     */
+    async addModel(raw: unknown) {
+      const input = validate(addModelInput, raw);
+      const effectiveFrom = input.effectiveFrom ? new Date(input.effectiveFrom) : clock.now();
+      const price = {
+        input_per_mtok: parseAmount(input.inputPerMtok).toFixed(),
+        output_per_mtok: parseAmount(input.outputPerMtok).toFixed(),
+        cached_input_per_mtok: input.cachedInputPerMtok ? parseAmount(input.cachedInputPerMtok).toFixed() : null,
+      };
+      return db.transaction(async (trx) => {
+        const provider = await routing.findProviderByName(input.provider, trx);
+        if (!provider) throw new NotFoundError(`provider ${input.provider} does not exist; add it with 'mixroute providers add'`);
+        // Serialise concurrent adds of the same model name.
+        await trx.raw('SELECT pg_advisory_xact_lock(hashtext(?))', [`model:${input.name}`]);
+        let model = await routing.findModelByName(input.name, trx);
+        if (model && (model.provider_id !== provider.id || model.upstream_model !== input.upstreamModel)) {
+          throw new ConflictError(
+            `model ${input.name} already routes to another provider or upstream model; routing changes are not made by 'models add'`,
+          );
+        }
+        model ??= await routing.insertModel(
+          { public_name: input.name, provider_id: provider.id, upstream_model: input.upstreamModel },
+          trx,
+        );
+        const existing = await routing.findPrice(model.id, effectiveFrom, trx);
+        if (existing) {
+          const same =
+            parseAmount(existing.input_per_mtok).eq(price.input_per_mtok) &&
+            parseAmount(existing.output_per_mtok).eq(price.output_per_mtok) &&
+            sameOptionalAmount(existing.cached_input_per_mtok, price.cached_input_per_mtok);
+          if (!same) {
+            throw new ConflictError(`model ${input.name} already has a different price effective from ${effectiveFrom.toISOString()}`);
+          }
+          return modelView(model, provider.name, existing);
+        }
+        const row = await routing.insertPrice({ model_id: model.id, effective_from: effectiveFrom, ...price }, trx);
+        return modelView(model, provider.name, row);
+      });
+    },
+
+    async listModels() {
+      const now = clock.now();
+      const models = await routing.listModels();
+      return Promise.all(
+        models.map(async (m) => {
+          const price = await routing.priceInForce(m.id, now);
+          const history = await routing.pricesForModel(m.id);
+          return { ...modelView(m, m.provider_name, price), priceHistory: history.map(priceView) };
+        }),
+      );
+    },
+
+    /** Returns the token once; only its hash is stored. */
+    async createStaffToken(raw: unknown) {
+      const input = validate(createStaffTokenInput, raw);
+      const issued = issueSecret('staff_token');
+      const row = await staffTokens.insert({
+        role: input.role as StaffRole,
+        name: input.name ?? null,
+        token_hash: issued.hash,
+        prefix: issued.displayPrefix,
+      });
+      return { id: row.id, role: row.role, name: row.name, prefix: row.prefix, token: issued.secret };
+    },
+
+    async revokeStaffToken(raw: unknown) {
+      const { id } = validate(idInput, raw);
+      const row = await staffTokens.revoke(id, clock.now());
+      if (!row) throw new NotFoundError(`staff token ${id} does not exist`);
+      return { id: row.id, role: row.role, prefix: row.prefix, revokedAt: row.revoked_at?.toISOString() ?? null };
+    },
+  };
+}
+
+export type StaffOperations = ReturnType<typeof staffOperations>;

@@ -1,0 +1,95 @@
+import { z } from 'zod';
+import { isDecimalString } from '../billing/money';
+import { STAFF_ROLES } from '../db/staffTokens';
+
+/**
+ * Input shapes for staff operations, shared by the CLI and the admin API so
+ * both validate identically. Field names are the JSON names; CLI flags are
+ * their kebab-case forms (--vat-id -> vatId).
+ */
+
+/** Money comes in as a decimal string; a JSON number could already have lost precision. */
+const decimalString = (what: string) =>
+  z
+    .string({ error: `${what} must be a decimal string such as "2.50"` })
+    .trim()
+    .refine(isDecimalString, `${what} must be a decimal string such as "2.50"`);
+
+const nonNegativeDecimal = (what: string) =>
+  decimalString(what).refine((v) => !v.startsWith('-'), `${what} must not be negative`);
+
+const uuid = (what: string) => z.uuid({ error: `${what} must be an id (UUID)` });
+const text = (what: string, max = 200) => z.string().trim().min(1, `${what} must not be empty`).max(max);
+
+export const createAccountInput = z.strictObject({
+  name: text('name'),
+  plan: z.enum(['prepaid', 'postpaid']).default('prepaid'),
+  country: z
+    .string()
+    .trim()
+    .toUpperCase()
+    .regex(/^[A-Z]{2}$/, 'country must be an ISO 3166-1 alpha-2 code such as DE')
+    .optional(),
+  vatId: text('vatId', 32).optional(),
+  billingEmail: z.email('billingEmail must be an email address').optional(),
+  taxStatus: z.enum(['standard', 'exempt', 'reverse_charge']).optional(),
+  creditLimit: nonNegativeDecimal('creditLimit').default('0'),
+  // Prices are in USD; other currencies need FX rules that the invoice issue defines.
+  currency: z.enum(['USD']).default('USD'),
+});
+export type CreateAccountInput = z.input<typeof createAccountInput>;
+
+export const createUserInput = z.strictObject({
+  accountId: uuid('accountId'),
+  name: text('name'),
+  email: z.email('email must be an email address'),
+  phone: text('phone', 40).optional(),
+  jobTitle: text('jobTitle').optional(),
+});
+export type CreateUserInput = z.input<typeof createUserInput>;
+
+export const createKeyInput = z.strictObject({
+  accountId: uuid('accountId'),
+  userId: uuid('userId').optional(),
+  name: text('name').optional(),
+  rateLimitRpm: z.coerce.number().int().positive().max(1_000_000).optional(),
+});
+export type CreateKeyInput = z.input<typeof createKeyInput>;
+
+export const idInput = z.strictObject({ id: uuid('id') });
+
+export const addProviderInput = z.strictObject({
+  name: z
+    .string()
+    .trim()
+    .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'name must be lower-case letters, digits, ".", "_" or "-"'),
+  baseUrl: z.url({ protocol: /^https?$/, error: 'baseUrl must be an http(s) URL' }),
+  apiKeyEnv: z
+    .string()
+    .regex(/^[A-Z_][A-Z0-9_]*$/, 'apiKeyEnv must be the NAME of an environment variable, such as OPENAI_API_KEY')
+    .optional(),
+  kind: z.enum(['openai', 'anthropic']).default('openai'),
+});
+export type AddProviderInput = z.input<typeof addProviderInput>;
+
+export const addModelInput = z.strictObject({
+  name: text('name', 120),
+  provider: text('provider', 63),
+  upstreamModel: text('upstreamModel', 200),
+  inputPerMtok: nonNegativeDecimal('inputPerMtok'),
+  outputPerMtok: nonNegativeDecimal('outputPerMtok'),
+  cachedInputPerMtok: nonNegativeDecimal('cachedInputPerMtok').optional(),
+  effectiveFrom: z.iso.datetime({ offset: true, error: 'effectiveFrom must be an ISO 8601 time such as 2026-12-01T00:00:00Z' }).optional(),
+});
+export type AddModelInput = z.input<typeof addModelInput>;
+
+export const createStaffTokenInput = z.strictObject({
+  role: z.enum(STAFF_ROLES as [string, ...string[]]),
+  name: text('name').optional(),
+});
+export type CreateStaffTokenInput = z.input<typeof createStaffTokenInput>;
+
+export const listInput = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+  after: uuid('after').optional(),
+});

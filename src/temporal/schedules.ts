@@ -1,0 +1,71 @@
+import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
+
+/**
+ * Temporal Schedules owned by MixRoute. Registration is idempotent: the
+ * schedule id is the business key, an existing schedule is updated to the
+ * declared spec, so starting the system twice never creates a second one.
+ *
+ * The daily reconciliation and metadata-expiry schedules join this list with
+ * their workflows (issues 6 and 8); until then it is empty on purpose rather
+ * than pointing at workflow types no worker registers.
+ */
+export interface ScheduleDefinition {
+  scheduleId: string;
+  workflowType: string;
+  workflowId: string;
+  args: unknown[];
+  /** Cron-like calendar spec in UTC, e.g. { hour: 2, minute: 15 }. */
+  at: { hour: number; minute: number };
+  note: string;
+}
+
+export const PRODUCTION_SCHEDULES: readonly ScheduleDefinition[] = [];
+
+function toScheduleOptions(def: ScheduleDefinition, taskQueue: string): ScheduleOptions {
+  return {
+    scheduleId: def.scheduleId,
+    spec: { calendars: [{ hour: def.at.hour, minute: def.at.minute }] },
+    action: { type: 'startWorkflow', workflowType: def.workflowType, workflowId: def.workflowId, args: def.args, taskQueue },
+    // A run that is still going when the next one is due: skip, never stack runs up.
+    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 day' },
+    memo: { note: def.note },
+  };
+}
+
+export interface EnsureSchedulesResult {
+  created: string[];
+  updated: string[];
+}
+
+export async function ensureSchedules(
+  client: Client,
+  definitions: readonly ScheduleDefinition[],
+  taskQueue: string,
+): Promise<EnsureSchedulesResult> {
+  const result: EnsureSchedulesResult = { created: [], updated: [] };
+  for (const def of definitions) {
+    const options = toScheduleOptions(def, taskQueue);
+    const handle = client.schedule.getHandle(def.scheduleId);
+    try {
+      await handle.describe();
+    } catch (err) {
+      if (!(err instanceof ScheduleNotFoundError)) throw err;
+      try {
+        await client.schedule.create(options);
+        result.created.push(def.scheduleId);
+        continue;
+      } catch (createErr) {
+        // Another instance created it between describe and create: fall through to update.
+        if (!(createErr instanceof ScheduleAlreadyRunning)) throw createErr;
+      }
+    }
+    await handle.update((previous) => ({
+      ...previous,
+      spec: options.spec,
+      action: { ...options.action, workflowId: def.workflowId },
+      policies: { ...previous.policies, ...options.policies },
+    }));
+    result.updated.push(def.scheduleId);
+  }
+  return result;
+}

@@ -1,0 +1,62 @@
+import express, { type Express } from 'express';
+import type { Clock } from '../clock';
+import type { Db } from '../db/knex';
+import { healthRouter, type ReadinessCheck } from '../http/health';
+import { createMetricsRegistry, metricsRouter } from '../http/metrics';
+import { requestIdMiddleware } from '../http/requestId';
+import type { Logger } from '../logger';
+import { staffOperations } from '../staff/operations';
+import { requireRoles } from './auth';
+import { openApiDocument } from './openapi';
+import { problemErrorHandler, sendProblem } from './problem';
+import { adminRoutes } from './routes';
+
+export interface AdminAppDeps {
+  db: Db;
+  clock: Clock;
+  logger: Logger;
+  readiness: Record<string, ReadinessCheck>;
+  readyCheckTimeoutMs: number;
+}
+
+export function createAdminApp(deps: AdminAppDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  const ops = staffOperations(deps);
+  const registry = createMetricsRegistry('admin');
+
+  app.use(requestIdMiddleware('adm-'));
+  app.use(healthRouter(deps.readiness, deps.readyCheckTimeoutMs));
+  app.use(metricsRouter(registry));
+  const openApi = openApiDocument();
+  app.get('/openapi.json', (_req, res) => {
+    res.json(openApi);
+  });
+
+  app.use(express.json({ limit: '1mb', strict: true }));
+  for (const route of adminRoutes) {
+    app[route.method](route.path, requireRoles(deps.db, route.roles), async (req, res) => {
+      const result = await route.handler(ops, {
+        params: req.params as Record<string, string>,
+        query: req.query as Record<string, unknown>,
+        // No body and no content-type: validate an empty object, so the error names the missing fields.
+        body: req.body ?? {},
+      });
+      res.status(route.status ?? 200).json(result);
+    });
+  }
+
+  app.use((req, res) => {
+    const known = adminRoutes.some((r) => matchPath(r.path, req.path));
+    if (known) sendProblem(res, 405, 'method_not_allowed', `${req.method} is not allowed on ${req.path}`);
+    else sendProblem(res, 404, 'not_found', `no route ${req.method} ${req.path}; see /openapi.json`);
+  });
+  app.use(problemErrorHandler(deps.logger));
+  return app;
+}
+
+function matchPath(pattern: string, actual: string): boolean {
+  const re = new RegExp(`^${pattern.replace(/:\w+/g, '[^/]+')}/?$`);
+  return re.test(actual);
+}

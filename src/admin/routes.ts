@@ -1,0 +1,106 @@
+import type { z } from 'zod';
+import type { StaffRole } from '../db/staffTokens';
+import {
+  addModelInput,
+  addProviderInput,
+  createAccountInput,
+  createKeyInput,
+  createStaffTokenInput,
+  createUserInput,
+  listInput,
+} from '../staff/schemas';
+import type { StaffOperations } from '../staff/operations';
+
+/**
+ * Every admin route, declared once with the roles it admits. The app mounts
+ * them, the OpenAPI document is generated from them, and a test walks them to
+ * prove each refuses no token (401) and every other role (403).
+ */
+export interface RouteContext {
+  params: Record<string, string>;
+  query: Record<string, unknown>;
+  body: unknown;
+}
+
+export interface AdminRoute {
+  method: 'get' | 'post';
+  path: string;
+  roles: readonly StaffRole[];
+  summary: string;
+  tag: 'billing' | 'compliance' | 'admin';
+  body?: z.ZodType;
+  query?: z.ZodType;
+  status?: number;
+  handler: (ops: StaffOperations, ctx: RouteContext) => Promise<unknown>;
+}
+
+const BILLING: readonly StaffRole[] = ['billing', 'admin'];
+const ADMIN_ONLY: readonly StaffRole[] = ['admin'];
+
+export const adminRoutes: readonly AdminRoute[] = [
+  {
+    method: 'post', path: '/billing/accounts', roles: BILLING, tag: 'billing', status: 201,
+    summary: 'Create a customer account', body: createAccountInput,
+    handler: (ops, { body }) => ops.createAccount(body),
+  },
+  {
+    method: 'get', path: '/billing/accounts', roles: BILLING, tag: 'billing',
+    summary: 'List accounts (ordered by id; page with ?after=<last id>)', query: listInput,
+    handler: (ops, { query }) => ops.listAccounts(query),
+  },
+  {
+    method: 'get', path: '/billing/accounts/:id', roles: BILLING, tag: 'billing',
+    summary: 'Show one account',
+    handler: (ops, { params }) => ops.getAccount({ id: params.id }),
+  },
+  {
+    method: 'post', path: '/billing/users', roles: BILLING, tag: 'billing', status: 201,
+    summary: 'Add a person to an account', body: createUserInput,
+    handler: (ops, { body }) => ops.createUser(body),
+  },
+  {
+    method: 'post', path: '/billing/keys', roles: BILLING, tag: 'billing', status: 201,
+    summary: 'Create an API key (the key is in this response only)', body: createKeyInput,
+    handler: (ops, { body }) => ops.createKey(body),
+  },
+  {
+    method: 'get', path: '/billing/accounts/:id/keys', roles: BILLING, tag: 'billing',
+    summary: "List an account's API keys (metadata only)",
+    handler: (ops, { params }) => ops.listKeys({ id: params.id }),
+  },
+  {
+    method: 'post', path: '/billing/keys/:id/revoke', roles: BILLING, tag: 'billing',
+    summary: 'Revoke an API key (idempotent)',
+    handler: (ops, { params }) => ops.revokeKey({ id: params.id }),
+  },
+  {
+    method: 'post', path: '/billing/providers', roles: BILLING, tag: 'billing', status: 201,
+    summary: 'Add an upstream provider', body: addProviderInput,
+    handler: (ops, { body }) => ops.addProvider(body),
+  },
+  {
+    method: 'get', path: '/billing/providers', roles: BILLING, tag: 'billing',
+    summary: 'List upstream providers',
+    handler: (ops) => ops.listProviders(),
+  },
+  {
+    method: 'post', path: '/billing/models', roles: BILLING, tag: 'billing', status: 201,
+    summary: 'Add a model with its price, or a new price version of an existing model', body: addModelInput,
+    handler: (ops, { body }) => ops.addModel(body),
+  },
+  {
+    method: 'get', path: '/billing/models', roles: BILLING, tag: 'billing',
+    summary: 'List models with the price in force and the price history',
+    handler: (ops) => ops.listModels(),
+  },
+  {
+    method: 'post', path: '/billing/staff-tokens', roles: ADMIN_ONLY, tag: 'admin', status: 201,
+    summary: 'Create a staff token (the token is in this response only)', body: createStaffTokenInput,
+    handler: (ops, { body }) => ops.createStaffToken(body),
+  },
+  {
+    method: 'post', path: '/billing/staff-tokens/:id/revoke', roles: ADMIN_ONLY, tag: 'admin',
+    summary: 'Revoke a staff token (idempotent)',
+    handler: (ops, { params }) => ops.revokeStaffToken({ id: params.id }),
+  },
+];

@@ -1,0 +1,34 @@
+import { systemClock } from '../clock';
+import type { Config } from '../config';
+import { createDb } from '../db/knex';
+import { closeServer, listen } from '../http/listen';
+import { createLogger } from '../logger';
+import { checkTemporal, createTemporalClient } from '../temporal/client';
+import { createAdminApp } from './app';
+
+export async function startAdminServer(config: Config) {
+  const logger = createLogger(config, 'admin');
+  const db = createDb({ databaseUrl: config.databaseUrl, poolMax: config.databasePoolMax, applicationName: 'mixroute-admin' });
+  const temporal = createTemporalClient(config);
+  const app = createAdminApp({
+    db,
+    clock: systemClock,
+    logger,
+    readyCheckTimeoutMs: config.readyCheckTimeoutMs,
+    readiness: {
+      postgres: async () => void (await db.raw('SELECT 1')),
+      temporal: () => checkTemporal(temporal.connection, config.readyCheckTimeoutMs),
+    },
+  });
+  const { server, url } = await listen(app, config.adminPort, config.host);
+  logger.info({ url }, `admin API listening on ${url}`);
+  return {
+    url,
+    logger,
+    async stop() {
+      await closeServer(server);
+      await temporal.close();
+      await db.destroy();
+    },
+  };
+}

@@ -1,0 +1,344 @@
+import { Command, CommanderError, Option } from 'commander';
+
+import { systemClock } from './clock';
+import { ConfigError, loadConfig, temporalAddress, type Config } from './config';
+import { checkPostgresReachable, ensureDatabase } from './db/database';
+import { createDb, redactDatabaseUrl, type Db } from './db/knex';
+import { migrateLatest, migrationStatus } from './db/migrate';
+import { AppError, ValidationError } from './errors';
+import { createLogger } from './logger';
+import { stopOnSignals } from './process/lifecycle';
+import { staffOperations, type StaffOperations } from './staff/operations';
+
+/**
+ * `mixroute <verb>`: the servers, the worker, dev mode, migrations and every
+ * staff action. Staff verbs talk to PostgreSQL directly (an operator on the
+ * box needs no running server). Every verb takes --json for scripts. Errors are
+ * one line on stderr and a non-zero exit: 1 for a refused or failed action,
+ * 2 for a usage mistake.
+ */
+
+let config: Config;
+function getConfig(): Config {
+  config ??= loadConfig();
+  return config;
+}
+
+class UsageError extends Error {}
+
+function print(result: unknown, json: boolean, human?: (r: any) => string): void {
+  if (json) {
+    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+  } else {
+    process.stdout.write(`${human ? human(result) : humanize(result)}\n`);
+  }
+}
+
+function humanize(value: unknown): string {
+  if (Array.isArray(value)) {
+    if (value.length === 0) return '(none)';
+    return value.map((v) => (typeof v === 'object' && v ? Object.entries(v).filter(([, x]) => typeof x !== 'object' || x === null).map(([, x]) => x ?? '-').join('  ') : String(v))).join('\n');
+  }
+  if (value && typeof value === 'object') {
+    return Object.entries(value)
+      .map(([k, v]) => `${k}: ${v !== null && typeof v === 'object' ? JSON.stringify(v) : (v ?? '-')}`)
+      .join('\n');
+  }
+  return String(value);
+}
+
+async function withStaff<T>(fn: (ops: StaffOperations, db: Db) => Promise<T>): Promise<T> {
+  const cfg = getConfig();
+  await checkPostgresReachable(cfg.databaseUrl);
+  const db = createDb({ databaseUrl: cfg.databaseUrl, poolMax: 2, applicationName: 'mixroute-cli' });
+  try {
+    return await fn(staffOperations({ db, clock: systemClock }), db);
+  } finally {
+    await db.destroy();
+  }
+}
+
+/** Drops undefined values so zod sees only the flags that were given. */
+function defined(obj: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(obj).filter(([, v]) => v !== undefined));
+}
+
+const jsonOption = () => new Option('--json', 'print machine-readable JSON');
+
+function staffCommand(parent: Command, name: string, description: string): Command {
+  return parent.command(name).description(description).addOption(jsonOption());
+}
+
+const program = new Command('mixroute')
+  .description('MixRoute backend: gateway, worker, admin API, and staff actions')
+  .showHelpAfterError('(run with --help for usage)')
+  .exitOverride();
+
+program
+  .command('dev')
+  .description('run everything locally: Temporal dev server (unless TEMPORAL_ADDRESS), migrations, schedules, worker, gateway, admin API')
+  .action(async () => {
+    const cfg = getConfig();
+    const logger = createLogger(cfg, 'dev');
+    const { runDev } = await import('./dev');
+    const say = (line: string) => process.stdout.write(`[dev] ${line}\n`);
+    let dev: Awaited<ReturnType<typeof runDev>> | undefined;
+    let interrupted = false;
+    const onSignal = () => {
+      if (interrupted) process.exit(130);
+      interrupted = true;
+      if (dev) void dev.stop();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    dev = await runDev(cfg, logger, say);
+    if (interrupted) void dev.stop();
+    process.exitCode = await dev.done;
+  });
+
+for (const [role, description] of [
+  ['gateway', 'run the OpenAI-compatible gateway (GATEWAY_PORT)'],
+  ['admin', 'run the staff admin API (ADMIN_PORT)'],
+  ['worker', 'run a Temporal worker for all workflows and activities'],
+] as const) {
+  program
+    .command(role)
+    .description(description)
+    .action(async () => {
+      const cfg = getConfig();
+      const started =
+        role === 'gateway'
+          ? await (await import('./gateway/server')).startGatewayServer(cfg)
+          : role === 'admin'
+            ? await (await import('./admin/server')).startAdminServer(cfg)
+            : await (await import('./temporal/runWorker')).startWorker(cfg);
+      stopOnSignals(started.logger, started.stop);
+      if ('running' in started) {
+        // The worker stops by itself on a fatal error: exit non-zero so a supervisor restarts it.
+        await started.running.catch((err: unknown) => {
+          started.logger.error({ err }, 'worker failed');
+          process.exit(1);
+        });
+      }
+    });
+}
+
+program
+  .command('migrate')
+  .description('create the database if missing and apply pending migrations')
+  .option('--status', 'only show applied and pending migrations')
+  .addOption(jsonOption())
+  .action(async (opts: { status?: boolean; json?: boolean }) => {
+    const cfg = getConfig();
+    if (!opts.status) await ensureDatabase(cfg.databaseUrl);
+    else await checkPostgresReachable(cfg.databaseUrl);
+    const db = createDb({ databaseUrl: cfg.databaseUrl, poolMax: 1 });
+    try {
+      const applied = opts.status ? [] : await migrateLatest(db);
+      const status = await migrationStatus(db);
+      print({ database: redactDatabaseUrl(cfg.databaseUrl), appliedNow: applied, ...status }, !!opts.json, (r) =>
+        [`database: ${r.database}`, `applied now: ${r.appliedNow.length ? r.appliedNow.join(', ') : '(none)'}`, `applied: ${r.applied.length}`, `pending: ${r.pending.length ? r.pending.join(', ') : '(none)'}`].join('\n'),
+      );
+    } finally {
+      await db.destroy();
+    }
+  });
+
+program
+  .command('doctor')
+  .description('check PostgreSQL, migrations, Temporal and a worker round trip')
+  .addOption(jsonOption())
+  .option('--timeout <seconds>', 'how long to wait for a worker', '30')
+  .action(async (opts: { json?: boolean; timeout: string }) => {
+    const cfg = getConfig();
+    const checks: Record<string, { ok: boolean; detail: string }> = {};
+    try {
+      await checkPostgresReachable(cfg.databaseUrl);
+      const db = createDb({ databaseUrl: cfg.databaseUrl, poolMax: 1 });
+      try {
+        const s = await migrationStatus(db);
+        checks.postgres = { ok: true, detail: redactDatabaseUrl(cfg.databaseUrl) };
+        checks.migrations = { ok: s.pending.length === 0, detail: `${s.applied.length} applied, ${s.pending.length} pending` };
+      } finally {
+        await db.destroy();
+      }
+    } catch (err) {
+      checks.postgres = { ok: false, detail: (err as Error).message };
+    }
+    const { Connection, Client } = await import('@temporalio/client');
+    try {
+      const connection = await Connection.connect({ address: temporalAddress(cfg), connectTimeout: 3_000 });
+      try {
+        checks.temporal = { ok: true, detail: `${temporalAddress(cfg)} namespace ${cfg.temporal.namespace}` };
+        const { runHealthProbe } = await import('./temporal/healthProbe');
+        const client = new Client({ connection, namespace: cfg.temporal.namespace });
+        const probe = await runHealthProbe(client, cfg.temporal.taskQueue, Number(opts.timeout) * 1000);
+        checks.worker = { ok: true, detail: `task queue ${cfg.temporal.taskQueue}: round trip ok, database time ${probe.databaseTime}` };
+      } catch (err) {
+        checks.worker = { ok: false, detail: `no worker completed a health probe on task queue ${cfg.temporal.taskQueue}: ${(err as Error).message}` };
+      } finally {
+        await connection.close();
+      }
+    } catch (err) {
+      checks.temporal = { ok: false, detail: `${temporalAddress(cfg)}: ${(err as Error).message}` };
+    }
+    const ok = Object.values(checks).every((c) => c.ok);
+    print({ ok, checks }, !!opts.json, (r) =>
+      Object.entries(r.checks as typeof checks).map(([k, c]) => `${c.ok ? 'ok  ' : 'FAIL'} ${k}: ${c.detail}`).join('\n'),
+    );
+    if (!ok) process.exitCode = 1;
+  });
+
+// --- staff verbs -----------------------------------------------------------
+
+const accounts = program.command('accounts').description('customer accounts');
+staffCommand(accounts, 'create', 'create an account')
+  .requiredOption('--name <name>', 'organization name')
+  .option('--plan <plan>', 'prepaid | postpaid', 'prepaid')
+  .option('--country <cc>', 'ISO 3166-1 alpha-2 country code')
+  .option('--vat-id <id>', 'VAT id')
+  .option('--billing-email <email>', 'where invoices go')
+  .option('--credit-limit <amount>', 'credit limit in USD for postpaid accounts, as a decimal', '0')
+  .action(async (o) =>
+    print(
+      await withStaff((ops) =>
+        ops.createAccount(defined({ name: o.name, plan: o.plan, country: o.country, vatId: o.vatId, billingEmail: o.billingEmail, creditLimit: o.creditLimit })),
+      ),
+      !!o.json,
+    ),
+  );
+staffCommand(accounts, 'list', 'list accounts')
+  .option('--limit <n>', 'page size', '100')
+  .option('--after <id>', 'the last id of the previous page')
+  .action(async (o) => print(await withStaff((ops) => ops.listAccounts(defined({ limit: o.limit, after: o.after }))), !!o.json));
+staffCommand(accounts, 'show', 'show one account')
+  .argument('<id>', 'account id')
+  .action(async (id: string, o) => print(await withStaff((ops) => ops.getAccount({ id })), !!o.json));
+
+const users = program.command('users').description('people of an account');
+staffCommand(users, 'create', 'add a person to an account')
+  .requiredOption('--account <id>', 'account id')
+  .requiredOption('--name <name>', 'full name')
+  .requiredOption('--email <email>', 'email address')
+  .option('--phone <phone>', 'phone number')
+  .option('--job-title <title>', 'job title')
+  .action(async (o) =>
+    print(await withStaff((ops) => ops.createUser(defined({ accountId: o.account, name: o.name, email: o.email, phone: o.phone, jobTitle: o.jobTitle }))), !!o.json),
+  );
+
+const keys = program.command('keys').description('API keys');
+staffCommand(keys, 'create', 'create an API key; the key is printed once and only its hash is stored')
+  .requiredOption('--account <id>', 'account id')
+  .option('--user <id>', 'user the key belongs to')
+  .option('--name <name>', 'label')
+  .option('--rate-limit-rpm <n>', 'requests per minute for this key')
+  .action(async (o) =>
+    print(
+      await withStaff((ops) => ops.createKey(defined({ accountId: o.account, userId: o.user, name: o.name, rateLimitRpm: o.rateLimitRpm }))),
+      !!o.json,
+      (r) => `${humanize({ ...r, key: undefined })}\n\nkey: ${r.key}\n(store it now: it is not shown again)`,
+    ),
+  );
+staffCommand(keys, 'list', "list an account's keys (metadata only)")
+  .requiredOption('--account <id>', 'account id')
+  .action(async (o) => print(await withStaff((ops) => ops.listKeys({ id: o.account })), !!o.json));
+staffCommand(keys, 'revoke', 'revoke an API key (idempotent)')
+  .argument('<id>', 'key id')
+  .action(async (id: string, o) => print(await withStaff((ops) => ops.revokeKey({ id })), !!o.json));
+
+const providers = program.command('providers').description('upstream model providers');
+staffCommand(providers, 'add', 'add a provider')
+  .requiredOption('--name <name>', 'short name, e.g. openai')
+  .requiredOption('--base-url <url>', 'API base URL, e.g. https://api.openai.com/v1')
+  .option('--api-key-env <var>', 'NAME of the environment variable holding its API key')
+  .option('--kind <kind>', 'openai | anthropic', 'openai')
+  .action(async (o) =>
+    print(await withStaff((ops) => ops.addProvider(defined({ name: o.name, baseUrl: o.baseUrl, apiKeyEnv: o.apiKeyEnv, kind: o.kind }))), !!o.json),
+  );
+staffCommand(providers, 'list', 'list providers').action(async (o) => print(await withStaff((ops) => ops.listProviders()), !!o.json));
+
+const models = program.command('models').description('models and their prices');
+staffCommand(models, 'add', 'add a model with its price, or a new price version (USD per million tokens)')
+  .requiredOption('--name <public>', 'public model name clients send')
+  .requiredOption('--provider <name>', 'provider name')
+  .requiredOption('--upstream-model <model>', "the provider's model name")
+  .requiredOption('--input-per-mtok <amount>', 'USD per million input tokens')
+  .requiredOption('--output-per-mtok <amount>', 'USD per million output tokens')
+  .option('--cached-input-per-mtok <amount>', 'USD per million cached input tokens')
+  .option('--effective-from <iso>', 'when the price takes effect (default now)')
+  .action(async (o) =>
+    print(
+      await withStaff((ops) =>
+        ops.addModel(
+          defined({
+            name: o.name,
+            provider: o.provider,
+            upstreamModel: o.upstreamModel,
+            inputPerMtok: o.inputPerMtok,
+            outputPerMtok: o.outputPerMtok,
+            cachedInputPerMtok: o.cachedInputPerMtok,
+            effectiveFrom: o.effectiveFrom,
+          }),
+        ),
+      ),
+      !!o.json,
+    ),
+  );
+staffCommand(models, 'list', 'list models with the price in force').action(async (o) => print(await withStaff((ops) => ops.listModels()), !!o.json));
+
+const staffTokens = program.command('staff-tokens').description('tokens for the admin API');
+staffCommand(staffTokens, 'create', 'create a staff token; printed once, only its hash is stored')
+  .requiredOption('--role <role>', 'billing | compliance | admin')
+  .option('--name <name>', 'who or what holds it')
+  .action(async (o) =>
+    print(await withStaff((ops) => ops.createStaffToken(defined({ role: o.role, name: o.name }))), !!o.json, (r) =>
+      `${humanize({ ...r, token: undefined })}\n\ntoken: ${r.token}\n(store it now: it is not shown again)`,
+    ),
+  );
+staffCommand(staffTokens, 'revoke', 'revoke a staff token (idempotent)')
+  .argument('<id>', 'token id')
+  .action(async (id: string, o) => print(await withStaff((ops) => ops.revokeStaffToken({ id })), !!o.json));
+
+// Every verb gets --help from commander; make usage errors one line too.
+program.configureOutput({
+  writeErr: (str) => process.stderr.write(str),
+});
+
+async function main(argv: string[]): Promise<void> {
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    process.exitCode = reportError(err);
+  }
+}
+
+function reportError(err: unknown): number {
+  if (err instanceof CommanderError) {
+    // Help and version are "errors" to commander; they already printed.
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.help' || err.code === 'commander.version') return 0;
+    return err.exitCode === 0 ? 0 : 2;
+  }
+  if (err instanceof ConfigError) {
+    process.stderr.write(`error: ${err.message}\n`);
+    return 2;
+  }
+  if (err instanceof ValidationError || err instanceof UsageError) {
+    process.stderr.write(`error: ${err.message}\n`);
+    return 2;
+  }
+  if (err instanceof AppError) {
+    process.stderr.write(`error: ${err.message}\n`);
+    return 1;
+  }
+  const message = err instanceof Error ? err.message.split('\n')[0] : String(err);
+  process.stderr.write(`error: ${message}\n`);
+  return 1;
+}
+
+// Unexpected async failures also end as one line, never a stack trace.
+process.on('unhandledRejection', (err) => {
+  process.exitCode = reportError(err);
+  process.exit();
+});
+
+await main(process.argv);

@@ -8,6 +8,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     pool: 'forks',
+    // Two cores: two files at a time keeps the dev server and PostgreSQL responsive.
+    maxWorkers: 2,
     reporters: ['default', ['json', { outputFile: '.data/test-report.json' }]],
     projects: [
       {
@@ -25,8 +27,6 @@ export default defineConfig({
           globalSetup: ['test/global-setup.ts'],
           testTimeout: 120_000,
           hookTimeout: 180_000,
-          // Two cores: two files at a time keeps the dev server and PostgreSQL responsive.
-          maxWorkers: 2,
         },
       },
     ],

@@ -82,18 +82,18 @@ program
     const logger = createLogger(cfg, 'dev');
     const { runDev } = await import('./dev');
     const say = (line: string) => process.stdout.write(`[dev] ${line}\n`);
-    let dev: Awaited<ReturnType<typeof runDev>> | undefined;
-    let interrupted = false;
+    // Ctrl-C during start-up is remembered and acted on once everything is up to be stopped.
+    const state: { dev?: Awaited<ReturnType<typeof runDev>>; interrupted: boolean } = { interrupted: false };
     const onSignal = () => {
-      if (interrupted) process.exit(130);
-      interrupted = true;
-      if (dev) void dev.stop();
+      if (state.interrupted) process.exit(130);
+      state.interrupted = true;
+      if (state.dev) void state.dev.stop();
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
-    dev = await runDev(cfg, logger, say);
-    if (interrupted) void dev.stop();
-    process.exitCode = await dev.done;
+    state.dev = await runDev(cfg, logger, say);
+    if (state.interrupted) void state.dev.stop();
+    process.exitCode = await state.dev.done;
   });
 
 for (const [role, description] of [

@@ -93,7 +93,7 @@ export function temporalAddress(config: Config): string {
   return config.temporal.address ?? `127.0.0.1:${config.temporal.devServerPort}`;
 }
 
-/** The same config with some environment overrides, for child processes and tests. */
-export function configEnv(overrides: Env): Env {
+/** This process's environment with overrides: what `mixroute dev` hands its child processes. */
+export function childProcessEnv(overrides: Env): Env {
   return { ...process.env, ...overrides };
 }

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Connection, Client } from '@temporalio/client';
-import type { Config } from './config';
+import { childProcessEnv, type Config } from './config';
 import { ensureDatabase } from './db/database';
 import { createDb, redactDatabaseUrl } from './db/knex';
 import { migrateLatest } from './db/migrate';
@@ -64,7 +64,7 @@ export async function runDev(config: Config, logger: Logger, print: (line: strin
   const schedules = await ensureSchedules(client, PRODUCTION_SCHEDULES, config.temporal.taskQueue);
   print(`schedules: ${PRODUCTION_SCHEDULES.length} declared (${schedules.created.length} created, ${schedules.updated.length} updated)`);
 
-  const childEnv = { ...process.env, TEMPORAL_ADDRESS: address };
+  const childEnv = childProcessEnv({ TEMPORAL_ADDRESS: address });
   const children = new Map<Role, ChildProcess>();
   const restarts = new Map<Role, number[]>();
   let stopping = false;

@@ -1,8 +1,11 @@
 import type { Connection } from '@temporalio/client';
-import { temporal } from '@temporalio/proto';
+// A CommonJS module whose namespaces Node's ESM loader cannot name-import.
+import protos, { type temporal as TemporalProto } from '@temporalio/proto';
 import { SEARCH_ATTRIBUTES, type SearchAttributeKind } from './searchAttributes';
 
-const KIND_TO_PROTO: Record<SearchAttributeKind, temporal.api.enums.v1.IndexedValueType> = {
+const { temporal } = protos;
+
+const KIND_TO_PROTO: Record<SearchAttributeKind, TemporalProto.api.enums.v1.IndexedValueType> = {
   Keyword: temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
   Text: temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_TEXT,
   Int: temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_INT,

@@ -1,3 +1,4 @@
+import { DefaultLogger, Runtime, type LogLevel } from '@temporalio/worker';
 import { systemClock } from '../clock';
 import { temporalAddress, type Config } from '../config';
 import { createDb } from '../db/knex';
@@ -7,6 +8,7 @@ import { createWorker } from './worker';
 /** Starts polling; `stop()` drains in-flight tasks and closes connections. */
 export async function startWorker(config: Config) {
   const logger = createLogger(config, 'worker');
+  installSdkLogger(logger, config.logLevel === 'debug' || config.logLevel === 'trace' ? 'DEBUG' : 'WARN');
   const db = createDb({ databaseUrl: config.databaseUrl, poolMax: config.databasePoolMax, applicationName: 'mixroute-worker' });
   const { worker, connection } = await createWorker(config, { db, clock: systemClock, logger });
   const running = worker.run();
@@ -24,4 +26,21 @@ export async function startWorker(config: Config) {
       await db.destroy();
     },
   };
+}
+
+/**
+ * Routes the SDK's own logs (bundler output, worker state, core warnings) into
+ * our pino logger, at WARN by default so a worker's output is our log lines.
+ */
+function installSdkLogger(logger: ReturnType<typeof createLogger>, level: LogLevel): void {
+  const levels: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
+    TRACE: 'trace',
+    DEBUG: 'debug',
+    INFO: 'info',
+    WARN: 'warn',
+    ERROR: 'error',
+  };
+  Runtime.install({
+    logger: new DefaultLogger(level, (entry) => logger[levels[entry.level]]({ sdk: entry.meta }, entry.message)),
+  });
 }

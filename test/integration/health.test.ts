@@ -57,10 +57,10 @@ describe.each(['admin', 'gateway'] as const)('%s health', (kind) => {
     expect((await fetch(`${url}/healthz`)).status).toBe(200);
     const ready = await fetch(`${url}/readyz`);
     expect(ready.status).toBe(503);
-    const body = await ready.json();
+    const body = (await ready.json()) as { status: string; checks: Record<string, { status: string }> };
     expect(body.status).toBe('not_ready');
-    expect(body.checks.postgres.status).toBe('failing');
-    expect(body.checks.temporal.status).toBe('failing');
+    expect(body.checks.postgres!.status).toBe('failing');
+    expect(body.checks.temporal!.status).toBe('failing');
   });
 
   it('serves Prometheus metrics', async () => {

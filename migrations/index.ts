@@ -3,6 +3,9 @@ import * as m20261126120000 from './20261126120000_accounts_and_users';
 import * as m20261126120100 from './20261126120100_api_keys';
 import * as m20261126120200 from './20261126120200_routing_and_prices';
 import * as m20261126120300 from './20261126120300_staff_tokens';
+import * as m20261126130000 from './20261126130000_usage_events';
+import * as m20261126130100 from './20261126130100_security_events';
+import * as m20261126130200 from './20261126130200_model_fallbacks';
 
 /**
  * Every migration, in order, imported statically. knex's directory loader would
@@ -16,4 +19,7 @@ export const migrations: ReadonlyArray<readonly [name: string, migration: Knex.M
   ['20261126120100_api_keys.ts', m20261126120100],
   ['20261126120200_routing_and_prices.ts', m20261126120200],
   ['20261126120300_staff_tokens.ts', m20261126120300],
+  ['20261126130000_usage_events.ts', m20261126130000],
+  ['20261126130100_security_events.ts', m20261126130100],
+  ['20261126130200_model_fallbacks.ts', m20261126130200],
 ];

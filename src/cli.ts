@@ -1,7 +1,7 @@
 import { Command, CommanderError, Option } from 'commander';
 
 import { systemClock } from './clock';
-import { ConfigError, loadConfig, temporalAddress, type Config } from './config';
+import { ConfigError, loadConfig, providerCredentialEnv, temporalAddress, type Config } from './config';
 import { checkPostgresReachable, ensureDatabase } from './db/database';
 import { createDb, redactDatabaseUrl, type Db } from './db/knex';
 import { migrateLatest, migrationStatus } from './db/migrate';
@@ -108,7 +108,7 @@ for (const [role, description] of [
       const cfg = getConfig();
       const started =
         role === 'gateway'
-          ? await (await import('./gateway/server')).startGatewayServer(cfg)
+          ? await (await import('./gateway/server')).startGatewayServer(cfg, providerCredentialEnv())
           : role === 'admin'
             ? await (await import('./admin/server')).startAdminServer(cfg)
             : await (await import('./temporal/runWorker')).startWorker(cfg);
@@ -335,8 +335,16 @@ function reportError(err: unknown): number {
   return 1;
 }
 
-// Unexpected async failures also end as one line, never a stack trace.
+// A one-shot verb that fails asynchronously still ends as one line, never a
+// stack trace. The servers and the worker must not die of a stray rejection
+// (say, during a database outage): they log it, without its message, and go on.
+const LONG_RUNNING = new Set(['dev', 'gateway', 'admin', 'worker']);
 process.on('unhandledRejection', (err) => {
+  if (LONG_RUNNING.has(process.argv[2] ?? '')) {
+    const e = err as { name?: string; code?: string };
+    process.stderr.write(`${JSON.stringify({ level: 40, msg: 'unhandled rejection', errType: e?.name, code: e?.code })}\n`);
+    return;
+  }
   process.exitCode = reportError(err);
   process.exit();
 });

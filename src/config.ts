@@ -31,6 +31,25 @@ export const configSchema = z.object({
   DATA_DIR: z.string().min(1).default('.data'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   READY_CHECK_TIMEOUT_MS: z.coerce.number().int().min(50).max(60_000).default(2_000),
+  GATEWAY_INSTANCE_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, ".", "_" or "-"')
+    .default('gateway'),
+  GATEWAY_MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(10 * 1024 * 1024),
+  // Revocation must reach every instance within 5 s, so a cached key lives at most that long.
+  GATEWAY_KEY_CACHE_MS: z.coerce.number().int().min(0).max(5_000).default(2_000),
+  GATEWAY_ROUTING_REFRESH_MS: z.coerce.number().int().min(100).max(300_000).default(5_000),
+  GATEWAY_DEFAULT_RPM: z.coerce.number().int().min(0).default(0),
+  GATEWAY_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
+  TRUSTED_PROXIES: z
+    .string()
+    .default('')
+    .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean)),
+  UPSTREAM_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(10).default(5_000),
+  UPSTREAM_FIRST_BYTE_TIMEOUT_MS: z.coerce.number().int().min(10).default(60_000),
+  UPSTREAM_IDLE_TIMEOUT_MS: z.coerce.number().int().min(10).default(60_000),
+  UPSTREAM_MAX_CONNECTIONS: z.coerce.number().int().min(1).default(256),
+  METERING_BATCH_MS: z.coerce.number().int().min(10).max(60_000).default(200),
 });
 
 export type Env = Record<string, string | undefined>;
@@ -53,6 +72,26 @@ export interface Config {
   readonly dataDir: string;
   readonly logLevel: z.infer<typeof configSchema>['LOG_LEVEL'];
   readonly readyCheckTimeoutMs: number;
+  readonly gateway: {
+    readonly instanceId: string;
+    readonly maxBodyBytes: number;
+    readonly keyCacheMs: number;
+    readonly routingRefreshMs: number;
+    readonly defaultRpm: number;
+    readonly shutdownGraceMs: number;
+    readonly trustedProxies: readonly string[];
+  };
+  readonly upstream: {
+    readonly connectTimeoutMs: number;
+    readonly firstByteTimeoutMs: number;
+    readonly idleTimeoutMs: number;
+    readonly maxConnections: number;
+  };
+  readonly metering: {
+    readonly batchMs: number;
+    /** The gateway instance's journal directory. */
+    readonly journalDir: string;
+  };
 }
 
 export class ConfigError extends Error {
@@ -85,6 +124,25 @@ export function loadConfig(env: Env = process.env): Config {
     dataDir: path.resolve(e.DATA_DIR),
     logLevel: e.LOG_LEVEL,
     readyCheckTimeoutMs: e.READY_CHECK_TIMEOUT_MS,
+    gateway: Object.freeze({
+      instanceId: e.GATEWAY_INSTANCE_ID,
+      maxBodyBytes: e.GATEWAY_MAX_BODY_BYTES,
+      keyCacheMs: e.GATEWAY_KEY_CACHE_MS,
+      routingRefreshMs: e.GATEWAY_ROUTING_REFRESH_MS,
+      defaultRpm: e.GATEWAY_DEFAULT_RPM,
+      shutdownGraceMs: e.GATEWAY_SHUTDOWN_GRACE_MS,
+      trustedProxies: Object.freeze([...e.TRUSTED_PROXIES]),
+    }),
+    upstream: Object.freeze({
+      connectTimeoutMs: e.UPSTREAM_CONNECT_TIMEOUT_MS,
+      firstByteTimeoutMs: e.UPSTREAM_FIRST_BYTE_TIMEOUT_MS,
+      idleTimeoutMs: e.UPSTREAM_IDLE_TIMEOUT_MS,
+      maxConnections: e.UPSTREAM_MAX_CONNECTIONS,
+    }),
+    metering: Object.freeze({
+      batchMs: e.METERING_BATCH_MS,
+      journalDir: path.join(path.resolve(e.DATA_DIR), 'metering', e.GATEWAY_INSTANCE_ID),
+    }),
   });
 }
 
@@ -96,4 +154,13 @@ export function temporalAddress(config: Config): string {
 /** This process's environment with overrides: what `mixroute dev` hands its child processes. */
 export function childProcessEnv(overrides: Env): Env {
   return { ...process.env, ...overrides };
+}
+
+/**
+ * Provider credentials are named per provider in the database (`api_key_env`)
+ * and read from the environment at call time, so a rotated key needs no
+ * restart. They never enter the Config object, which may be logged.
+ */
+export function providerCredentialEnv(): Readonly<Record<string, string | undefined>> {
+  return process.env;
 }

@@ -1,1 +1,2 @@
+export { accountMetering } from './accountMetering';
 export { healthProbe } from './healthProbe';

@@ -8,7 +8,7 @@ import { createAdminApp } from './app';
 
 export async function startAdminServer(config: Config) {
   const logger = createLogger(config, 'admin');
-  const db = createDb({ databaseUrl: config.databaseUrl, poolMax: config.databasePoolMax, applicationName: 'mixroute-admin' });
+  const db = createDb({ databaseUrl: config.databaseUrl, poolMax: config.databasePoolMax, applicationName: 'mixroute-admin', onWarning: (m) => logger.warn({ db: m }, 'database warning') });
   const temporal = createTemporalClient(config);
   const app = createAdminApp({
     db,

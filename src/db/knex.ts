@@ -24,14 +24,19 @@ export interface DbOptions {
   databaseUrl: string;
   poolMax?: number;
   applicationName?: string;
+  /** Where knex's own warnings go (connection errors during an outage); default: nowhere. */
+  onWarning?: (message: string) => void;
 }
 
-export function createDb({ databaseUrl, poolMax = 10, applicationName = 'mixroute' }: DbOptions): Db {
+export function createDb({ databaseUrl, poolMax = 10, applicationName = 'mixroute', onWarning }: DbOptions): Db {
+  // knex logs warnings to the console by default; they carry only connection errors and stacks.
+  const warn = (message: unknown) => onWarning?.(String(message).split('\n')[0]!);
   return knexFactory({
     client: 'pg',
     connection: { connectionString: databaseUrl, application_name: applicationName },
     pool: { min: 0, max: poolMax },
     acquireConnectionTimeout: 10_000,
+    log: { warn, error: warn, deprecate: warn, debug: () => undefined },
   });
 }
 

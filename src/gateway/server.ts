@@ -1,29 +1,103 @@
 import type { Config } from '../config';
 import { createDb } from '../db/knex';
 import { closeServer, listen } from '../http/listen';
+import { createMetricsRegistry } from '../http/metrics';
 import { createLogger } from '../logger';
+import { MeteringBatcher } from '../metering/batcher';
+import { MeteringJournal } from '../metering/journal';
+import { accountMeteringSignaler } from '../metering/signaler';
 import { checkTemporal, createTemporalClient } from '../temporal/client';
 import { createGatewayApp } from './app';
+import { Forwarder } from './forwarder';
+import { KeyCache } from './keyCache';
+import { RateLimiter } from './rateLimit';
+import { RoutingTable } from './routingTable';
+import { SecurityEventSink } from './securityEvents';
+import { createUpstreamAgent } from './upstream';
 
-export async function startGatewayServer(config: Config) {
+/**
+ * The gateway process. Start: replay the metering journal left by the last
+ * run, load the routing table, listen. Stop (SIGTERM): stop accepting, let
+ * in-flight requests and streams finish up to the grace period, then flush
+ * the journal to PostgreSQL (what cannot be flushed stays for the next start).
+ */
+export async function startGatewayServer(config: Config, env: Record<string, string | undefined> = {}) {
   const logger = createLogger(config, 'gateway');
-  const db = createDb({ databaseUrl: config.databaseUrl, poolMax: config.databasePoolMax, applicationName: 'mixroute-gateway' });
+  const db = createDb({ databaseUrl: config.databaseUrl, poolMax: config.databasePoolMax, applicationName: 'mixroute-gateway', onWarning: (m) => logger.warn({ db: m }, 'database warning') });
   const temporal = createTemporalClient(config);
-  const app = createGatewayApp({
+  const registry = createMetricsRegistry('gateway');
+
+  const journal = new MeteringJournal(config.metering.journalDir);
+  journal.open();
+  const routing = new RoutingTable(db, config.gateway.routingRefreshMs, logger);
+  await routing.start();
+  const security = new SecurityEventSink(db, logger);
+  security.start();
+  const agent = createUpstreamAgent(config);
+
+  const { app, metrics } = createGatewayApp({
     logger,
+    registry,
     readyCheckTimeoutMs: config.readyCheckTimeoutMs,
     readiness: {
       postgres: async () => void (await db.raw('SELECT 1')),
       temporal: () => checkTemporal(temporal.connection, config.readyCheckTimeoutMs),
+      routing: async () => {
+        if (!routing.isLoaded()) throw new Error('routing table not loaded yet');
+      },
+    },
+    forwarding: {
+      keys: new KeyCache(db, config.gateway.keyCacheMs),
+      limiter: new RateLimiter(),
+      routing,
+      forwarder: new Forwarder({ routing, agent, logger, env }),
+      security,
+      record: (record) => {
+        journal.append(record);
+      },
+      instanceId: config.gateway.instanceId,
+      defaultRpm: config.gateway.defaultRpm,
+      maxBodyBytes: config.gateway.maxBodyBytes,
+      trustedProxies: config.gateway.trustedProxies,
     },
   });
+
+  const batcher = new MeteringBatcher({
+    journal,
+    db,
+    signal: accountMeteringSignaler(temporal.client, config.temporal.taskQueue),
+    logger,
+    intervalMs: config.metering.batchMs,
+    onRecorded: (records) => {
+      const now = Date.now();
+      for (const r of records) metrics.meteringLag.observe(Math.max(0, now - Date.parse(r.finishedAt)) / 1000);
+    },
+  });
+  // Records left by a previous run (even one killed with SIGKILL) go first.
+  batcher.start();
+  const journalGauge = setInterval(() => metrics.journalBytes.set(journal.pendingBytes()), 1_000);
+  journalGauge.unref();
+
   const { server, url } = await listen(app, config.gatewayPort, config.host);
-  logger.info({ url }, `gateway listening on ${url}`);
+  server.keepAliveTimeout = 65_000;
+  logger.info({ url, instance: config.gateway.instanceId }, `gateway listening on ${url}`);
   return {
     url,
     logger,
+    journal,
+    batcher,
+    routing,
     async stop() {
-      await closeServer(server);
+      const closing = closeServer(server);
+      const grace = new Promise<void>((r) => setTimeout(r, config.gateway.shutdownGraceMs).unref());
+      await Promise.race([closing, grace]);
+      server.closeAllConnections();
+      clearInterval(journalGauge);
+      routing.stop();
+      await batcher.stop();
+      journal.close();
+      await security.stop();
+      await agent.close();
       await temporal.close();
       await db.destroy();
     },

@@ -13,9 +13,18 @@ export async function listen(app: Express, port: number, host: string): Promise<
   });
 }
 
+/**
+ * Stops accepting and resolves once every connection is gone. Connections that
+ * finish their request while we wait become idle keep-alive connections; they
+ * are closed as they appear, so a stop waits for in-flight work only.
+ */
 export async function closeServer(server: Server): Promise<void> {
   await new Promise<void>((resolve) => {
-    server.close(() => resolve());
+    const sweep = setInterval(() => server.closeIdleConnections(), 100);
+    server.close(() => {
+      clearInterval(sweep);
+      resolve();
+    });
     server.closeIdleConnections();
   });
 }

@@ -8,6 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities';
 import { systemClock } from '../../src/clock';
 import { workflowIds } from '../../src/temporal/conventions';
+import { accountMetering } from '../../workflows/accountMetering';
+import { meteringStatusQuery, usageRecordedSignal } from '../../workflows/messages';
 import { runHealthProbe } from '../../src/temporal/healthProbe';
 import { WORKFLOWS_PATH } from '../../src/temporal/worker';
 import { silentLogger, testConfig, testDb } from '../helpers/env';
@@ -64,6 +66,36 @@ describe('healthProbe workflow', () => {
       fs.mkdirSync(HISTORIES, { recursive: true });
       fs.writeFileSync(path.join(HISTORIES, 'healthProbe.json'), historyToJSON(history));
     }
+  });
+});
+
+describe('accountMetering workflow', () => {
+  it('folds signals into its state and continues as new with it before the history grows long', async () => {
+    const accountId = `acct-${Date.now()}`;
+    const handle = await env.client.workflow.start(accountMetering, {
+      taskQueue: config.temporal.taskQueue,
+      workflowId: workflowIds.metering(accountId),
+      args: [{ accountId, maxHistoryEvents: 30 }],
+    });
+    const firstRunId = handle.firstExecutionRunId;
+    await withWorker(async () => {
+      // One signal per workflow task, so the history grows past the cap of 30 events.
+      let state = await handle.query(meteringStatusQuery);
+      for (let i = 0; i < 12; i++) {
+        await handle.signal(usageRecordedSignal, { events: 2, cost: '0.0000125', lastOccurredAt: `2026-11-26T10:00:${String(i).padStart(2, '0')}.000Z` });
+        while (state.signals < i + 1) state = await handle.query(meteringStatusQuery);
+      }
+      expect(state).toMatchObject({ signals: 12, eventsSignalled: 24, costSignalled: '0.00015', lastOccurredAt: '2026-11-26T10:00:11.000Z' });
+      expect(state.generation).toBeGreaterThan(0);
+    });
+    const first = env.client.workflow.getHandle(handle.workflowId, firstRunId);
+    const history = await first.fetchHistory();
+    expect(history.events?.at(-1)?.workflowExecutionContinuedAsNewEventAttributes).toBeTruthy();
+    await Worker.runReplayHistory({ workflowBundle: bundle }, history, handle.workflowId);
+    if (process.env.UPDATE_REPLAY_FIXTURES) {
+      fs.writeFileSync(path.join(HISTORIES, 'accountMetering.json'), historyToJSON(history));
+    }
+    await handle.terminate('test done');
   });
 });
 

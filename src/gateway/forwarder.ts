@@ -1,0 +1,302 @@
+import type { Request, Response } from 'express';
+import type { Agent } from 'undici';
+import { computeCost, costString } from '../billing/cost';
+import { normalizeUsage, ZERO_USAGE, type NormalizedUsage } from '../billing/usage';
+import type { Logger } from '../logger';
+import type { Endpoint } from '../metering/record';
+import type { Meter } from './meter';
+import { sendOpenAIError } from './openaiError';
+import { ASKS_FOR_STREAM_USAGE, endpointPaths, endpointSchemas, firstIssue } from './requests';
+import { RoutingTable, type ModelEntry, type PriceVersion, type Route } from './routingTable';
+import { SseSplitter } from './sse';
+import { inspectEvent } from './streamInspector';
+import { countTextTokens, estimatePromptTokens } from './tokenEstimate';
+import { callUpstream, isBodyTimeout, type UpstreamCall } from './upstream';
+
+/**
+ * Forwards one request: validate, resolve the model, call the provider (with
+ * fallback while nothing has reached the client), relay the answer as it
+ * arrives, and hand the meter its outcome. Request and response bodies live
+ * only in this function's memory; nothing from them is logged or recorded
+ * except token counts.
+ */
+export interface ForwarderDeps {
+  routing: RoutingTable;
+  agent: Agent;
+  logger: Logger;
+  env: Record<string, string | undefined>;
+}
+
+const ESTIMATE_ENDPOINT: Record<Endpoint, 'chat' | 'completions' | 'embeddings' | 'responses'> = {
+  'chat.completions': 'chat',
+  completions: 'completions',
+  embeddings: 'embeddings',
+  responses: 'responses',
+};
+const MAX_ERROR_BODY = 64 * 1024;
+
+export class Forwarder {
+  constructor(private readonly deps: ForwarderDeps) {}
+
+  async handle(endpoint: Endpoint, req: Request, res: Response, meter: Meter): Promise<void> {
+    const raw = req.body as Buffer | undefined;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(raw && raw.length ? raw.toString('utf8') : '');
+    } catch {
+      return this.refuse(res, meter, 400, 'invalid_request_error', 'We could not parse the JSON body of your request.', 'invalid_json');
+    }
+    const check = endpointSchemas[endpoint].safeParse(parsed);
+    if (!check.success) {
+      const { param, message } = firstIssue(check.error);
+      return this.refuse(res, meter, 400, 'invalid_request_error', message, 'invalid_value', param);
+    }
+    const body = check.data;
+    meter.stream = body.stream === true;
+
+    const entry = this.deps.routing.get(body.model);
+    if (!entry) {
+      return this.refuse(res, meter, 404, 'invalid_request_error', `The model \`${body.model}\` does not exist or you do not have access to it.`, 'model_not_found', 'model');
+    }
+    meter.model = entry.name;
+    const price = RoutingTable.priceAt(entry, meter.startedWall.getTime());
+    if (price) {
+      meter.priceId = price.id;
+      meter.currency = price.currency;
+    }
+
+    // Ask for usage in the stream's last chunk; remember whether the client wanted to see it.
+    const clientWantsStreamUsage = (body.stream_options as { include_usage?: boolean } | null | undefined)?.include_usage === true;
+    const upstreamBody: Record<string, unknown> = { ...body };
+    if (meter.stream && ASKS_FOR_STREAM_USAGE.has(endpoint)) {
+      upstreamBody.stream_options = { ...(body.stream_options ?? {}), include_usage: true };
+    }
+
+    const abort = new AbortController();
+    let clientGone = false;
+    res.on('close', () => {
+      if (!res.writableFinished) {
+        clientGone = true;
+        abort.abort();
+      }
+    });
+
+    const promptEstimate = () => estimatePromptTokens(ESTIMATE_ENDPOINT[endpoint], body);
+    const call = await this.callWithFallback(entry, endpoint, upstreamBody, abort.signal, meter);
+    if (clientGone) {
+      meter.finish(this.outcome(499, 'client_closed', undefined, promptEstimate(), 0, price));
+      return;
+    }
+    if ('failure' in call) {
+      const [status, message] =
+        call.failure === 'timeout'
+          ? [504, 'The upstream provider did not answer in time.']
+          : call.failure === 'upstream_5xx'
+            ? [502, `The upstream provider failed (status ${call.upstreamStatus}).`]
+            : [502, 'The upstream provider could not be reached.'];
+      return this.refuse(res, meter, status, 'upstream_error', message, call.code);
+    }
+
+    const { response } = call.call;
+    const status = response.statusCode;
+    const contentType = String(response.headers['content-type'] ?? '');
+    if (status >= 400) {
+      // Pass the provider's 4xx through (its status, its OpenAI-shaped error); never its text into our records.
+      const text = await readLimited(response.body, MAX_ERROR_BODY).catch(() => '');
+      meter.upstreamMs = performance.now() - call.call.startedAt;
+      const code = providerErrorCode(text);
+      meter.finish(this.outcome(status, code ?? `upstream_${status}`, undefined, 0, 0, price));
+      if (contentType.includes('application/json') && isOpenAIError(text)) {
+        res.status(status).type('application/json').send(text);
+      } else {
+        sendOpenAIError(res, status, 'upstream_error', `The upstream provider refused the request (status ${status}).`, code);
+      }
+      return;
+    }
+
+    if (contentType.includes('text/event-stream')) {
+      await this.relayStream(endpoint, response, call.call.startedAt, res, meter, clientWantsStreamUsage, price, promptEstimate, () => clientGone);
+    } else {
+      await this.relayJson(response, call.call.startedAt, res, meter, price, promptEstimate, () => clientGone);
+    }
+  }
+
+  private async callWithFallback(
+    entry: ModelEntry,
+    endpoint: Endpoint,
+    upstreamBody: Record<string, unknown>,
+    signal: AbortSignal,
+    meter: Meter,
+  ): Promise<{ call: UpstreamCall } | { failure: 'unreachable' | 'timeout' | 'upstream_5xx'; code: string; upstreamStatus?: number }> {
+    let last: { failure: 'unreachable' | 'timeout' | 'upstream_5xx'; code: string; upstreamStatus?: number } = {
+      failure: 'unreachable',
+      code: 'no_route',
+    };
+    const routes: Route[] = entry.routes;
+    for (let i = 0; i < routes.length; i++) {
+      const route = routes[i]!;
+      meter.provider = route.provider;
+      meter.upstreamModel = route.upstreamModel;
+      const body = JSON.stringify({ ...upstreamBody, model: route.upstreamModel });
+      const attemptStart = performance.now();
+      const result = await callUpstream(this.deps.agent, route, endpointPaths[endpoint], body, signal, this.deps.env);
+      if (signal.aborted) {
+        if ('response' in result) result.response.body.destroy();
+        return { failure: 'unreachable', code: 'client_closed' };
+      }
+      const isLast = i === routes.length - 1;
+      if ('kind' in result) {
+        meter.upstreamMs = (meter.upstreamMs ?? 0) + (performance.now() - attemptStart);
+        last = { failure: result.kind, code: result.code };
+        // A timeout waiting for headers is not retried elsewhere: it already cost the client the timeout.
+        if (result.kind === 'timeout' || isLast) return last;
+        this.deps.logger.warn({ requestId: meter.requestId, provider: route.provider, code: result.code }, 'upstream unreachable; trying the next route');
+        continue;
+      }
+      const status = result.response.statusCode;
+      if ((status >= 500 || status === 429) && !isLast) {
+        result.response.body.destroy();
+        meter.upstreamMs = (meter.upstreamMs ?? 0) + (performance.now() - attemptStart);
+        this.deps.logger.warn({ requestId: meter.requestId, provider: route.provider, status }, 'upstream failed; trying the next route');
+        continue;
+      }
+      if (status >= 500) {
+        result.response.body.destroy();
+        meter.upstreamMs = (meter.upstreamMs ?? 0) + (performance.now() - attemptStart);
+        return { failure: 'upstream_5xx', code: `upstream_${status}`, upstreamStatus: status };
+      }
+      return { call: result };
+    }
+    return last;
+  }
+
+  private async relayJson(
+    response: UpstreamCall['response'],
+    startedAt: number,
+    res: Response,
+    meter: Meter,
+    price: PriceVersion | undefined,
+    promptEstimate: () => number,
+    clientGone: () => boolean,
+  ): Promise<void> {
+    let buf: Buffer;
+    try {
+      buf = Buffer.from(await response.body.arrayBuffer());
+    } catch (err) {
+      meter.upstreamMs = performance.now() - startedAt;
+      if (clientGone()) return meter.finish(this.outcome(499, 'client_closed', undefined, promptEstimate(), 0, price));
+      const timeout = isBodyTimeout(err);
+      return this.refuse(res, meter, timeout ? 504 : 502, 'upstream_error', timeout ? 'The upstream provider stopped answering.' : 'The upstream provider dropped the connection.', timeout ? 'upstream_idle_timeout' : 'upstream_dropped');
+    }
+    meter.upstreamMs = performance.now() - startedAt;
+    let usageRaw: unknown;
+    try {
+      usageRaw = (JSON.parse(buf.toString('utf8')) as { usage?: unknown })?.usage;
+    } catch {
+      usageRaw = undefined;
+    }
+    meter.finish(this.outcome(response.statusCode, null, usageRaw, promptEstimate(), 0, price));
+    res.status(response.statusCode).type(String(response.headers['content-type'] ?? 'application/json')).send(buf);
+  }
+
+  private async relayStream(
+    endpoint: Endpoint,
+    response: UpstreamCall['response'],
+    startedAt: number,
+    res: Response,
+    meter: Meter,
+    clientWantsUsage: boolean,
+    price: PriceVersion | undefined,
+    promptEstimate: () => number,
+    clientGone: () => boolean,
+  ): Promise<void> {
+    res.status(response.statusCode);
+    res.setHeader('content-type', 'text/event-stream; charset=utf-8');
+    res.setHeader('cache-control', 'no-cache');
+    res.setHeader('x-accel-buffering', 'no');
+    res.flushHeaders();
+    const splitter = new SseSplitter();
+    const delivered: string[] = [];
+    let usageRaw: unknown;
+    let failure: string | null = null;
+    try {
+      for await (const chunk of response.body) {
+        let out = '';
+        for (const event of splitter.push(chunk as Uint8Array)) {
+          const seen = inspectEvent(endpoint, event);
+          if (seen.usage) usageRaw = seen.usage;
+          if (seen.usageOnly && !clientWantsUsage) continue;
+          if (seen.text) delivered.push(seen.text);
+          out += event;
+        }
+        if (out) res.write(out);
+      }
+      const rest = splitter.rest();
+      if (rest.trim()) res.write(rest);
+    } catch (err) {
+      failure = clientGone() ? 'client_closed' : isBodyTimeout(err) ? 'upstream_idle_timeout' : 'upstream_dropped';
+    }
+    meter.upstreamMs = performance.now() - startedAt;
+    const deliveredTokens = usageRaw ? 0 : countTextTokens(delivered.join(''));
+    const status = failure === 'client_closed' ? 499 : failure ? 502 : response.statusCode;
+    meter.finish(this.outcome(status, failure, usageRaw, promptEstimate(), deliveredTokens, price));
+    // A stream cut by the provider ends without [DONE]; the client sees it as an incomplete stream.
+    if (!clientGone()) res.end();
+  }
+
+  /** Builds the meter outcome: provider usage when given, else a local estimate marked as such. */
+  private outcome(
+    statusCode: number,
+    errorType: string | null,
+    usageRaw: unknown,
+    estimatedPromptTokens: number,
+    estimatedOutputTokens: number,
+    price: PriceVersion | undefined,
+  ) {
+    const reported = usageRaw === undefined ? undefined : normalizeUsage(usageRaw);
+    const estimated = reported === undefined && (estimatedPromptTokens > 0 || estimatedOutputTokens > 0);
+    const usage: NormalizedUsage = reported ?? (estimated ? { ...ZERO_USAGE, inputTokens: estimatedPromptTokens, outputTokens: estimatedOutputTokens } : ZERO_USAGE);
+    const cost = price ? costString(computeCost(usage, price).total) : '0';
+    return { statusCode, errorType, usage, usageEstimated: estimated, cost };
+  }
+
+  /** Records, then answers: a client that saw the answer can rely on the record being in the journal. */
+  private refuse(res: Response, meter: Meter, status: number, type: string, message: string, code: string, param: string | null = null): void {
+    meter.finish({ statusCode: status, errorType: code, usage: ZERO_USAGE, usageEstimated: false, cost: '0' });
+    if (!res.headersSent) sendOpenAIError(res, status, type, message, code, param);
+  }
+}
+
+async function readLimited(body: AsyncIterable<Uint8Array> & { destroy(): void }, limit: number): Promise<string> {
+  const parts: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    parts.push(Buffer.from(chunk));
+    size += chunk.length;
+    if (size >= limit) {
+      body.destroy();
+      break;
+    }
+  }
+  return Buffer.concat(parts).toString('utf8').slice(0, limit);
+}
+
+function isOpenAIError(text: string): boolean {
+  try {
+    const j = JSON.parse(text) as { error?: { message?: unknown } };
+    return typeof j?.error === 'object' && j.error !== null;
+  } catch {
+    return false;
+  }
+}
+
+/** The provider's error code or type, if it is an identifier; its message is never kept. */
+function providerErrorCode(text: string): string | null {
+  try {
+    const e = (JSON.parse(text) as { error?: { code?: unknown; type?: unknown } })?.error;
+    for (const v of [e?.code, e?.type]) if (typeof v === 'string' && /^[A-Za-z0-9_.:-]{1,64}$/.test(v)) return v;
+  } catch {
+    // not JSON
+  }
+  return null;
+}

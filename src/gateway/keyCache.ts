@@ -1,0 +1,80 @@
+import { hashSecret, looksLike } from '../auth/secrets';
+import type { Db } from '../db/knex';
+
+/** What the gateway knows about a caller after authentication: ids and limits only. */
+export interface Caller {
+  apiKeyId: string;
+  accountId: string;
+  userId: string | null;
+  rateLimitRpm: number | null;
+}
+
+export type AuthResult =
+  | { ok: true; caller: Caller }
+  | { ok: false; reason: 'missing_key' | 'malformed_key' | 'invalid_key' }
+  | { ok: false; reason: 'unavailable' };
+
+/**
+ * API keys by hash, cached for at most `ttlMs` (config caps it at 5 s, the
+ * promise for revocation). Unknown keys are cached too, so a flood of bad keys
+ * costs one query per key per TTL. Concurrent lookups of one key share a query.
+ * While PostgreSQL is unreachable, known keys keep working from the cache, so
+ * the gateway keeps serving (and journaling) through a database outage.
+ */
+export class KeyCache {
+  private readonly entries = new Map<string, { caller: Caller | null; expires: number }>();
+  private readonly inflight = new Map<string, Promise<Caller | null>>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly ttlMs: number,
+    private readonly now: () => number = Date.now,
+    private readonly maxEntries = 100_000,
+  ) {}
+
+  async authenticate(authorization: string | undefined): Promise<AuthResult> {
+    if (!authorization) return { ok: false, reason: 'missing_key' };
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
+    if (!match || !looksLike(match[1]!, 'api_key')) return { ok: false, reason: 'malformed_key' };
+    try {
+      const caller = await this.lookup(hashSecret(match[1]!));
+      return caller ? { ok: true, caller } : { ok: false, reason: 'invalid_key' };
+    } catch {
+      return { ok: false, reason: 'unavailable' };
+    }
+  }
+
+  private async lookup(hash: string): Promise<Caller | null> {
+    const hit = this.entries.get(hash);
+    if (hit && hit.expires > this.now()) return hit.caller;
+    const pending = this.inflight.get(hash);
+    if (pending) return pending;
+    const query = this.load(hash).finally(() => this.inflight.delete(hash));
+    this.inflight.set(hash, query);
+    let caller: Caller | null;
+    try {
+      caller = await query;
+    } catch (err) {
+      // Database away: keep serving keys we knew (stale-if-error). Revocations
+      // cannot propagate while it is away anyway; unknown keys cannot be checked.
+      if (hit) return hit.caller;
+      throw err;
+    }
+    if (this.ttlMs > 0) {
+      if (this.entries.size >= this.maxEntries) this.entries.clear();
+      this.entries.set(hash, { caller, expires: this.now() + this.ttlMs });
+    }
+    return caller;
+  }
+
+  private async load(hash: string): Promise<Caller | null> {
+    const row = await this.db('api_keys')
+      .join('accounts', 'accounts.id', 'api_keys.account_id')
+      .where('api_keys.key_hash', hash)
+      .whereNull('api_keys.revoked_at')
+      .where('accounts.status', 'active')
+      .first('api_keys.id', 'api_keys.account_id', 'api_keys.user_id', 'api_keys.rate_limit_rpm');
+    if (!row) return null;
+    return { apiKeyId: row.id, accountId: row.account_id, userId: row.user_id, rateLimitRpm: row.rate_limit_rpm };
+  }
+}

@@ -1,0 +1,126 @@
+import type { Db } from '../db/knex';
+import type { Logger } from '../logger';
+
+/** One way to serve a public model: a provider and the provider's name for the model. */
+export interface Route {
+  provider: string;
+  baseUrl: string;
+  /** Name of the env var holding the provider's credential; read at call time, never stored or logged. */
+  apiKeyEnv: string | null;
+  kind: 'openai' | 'anthropic';
+  upstreamModel: string;
+}
+
+export interface PriceVersion {
+  id: string;
+  effectiveFrom: number;
+  currency: string;
+  inputPerMtok: string;
+  cachedInputPerMtok: string | null;
+  outputPerMtok: string;
+}
+
+export interface ModelEntry {
+  name: string;
+  createdAt: number;
+  /** Primary route first, then the fallbacks in order. */
+  routes: Route[];
+  /** Oldest first. */
+  prices: PriceVersion[];
+}
+
+/**
+ * The routing table: public model name -> routes and price history, loaded
+ * from PostgreSQL and refreshed in the background. A failed refresh keeps the
+ * last good table, so a database blip does not stop forwarding.
+ */
+export class RoutingTable {
+  private models = new Map<string, ModelEntry>();
+  private timer: NodeJS.Timeout | undefined;
+  private loaded = false;
+
+  constructor(
+    private readonly db: Db,
+    private readonly refreshMs: number,
+    private readonly logger: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    try {
+      await this.refresh();
+    } catch (err) {
+      this.logger.warn({ err }, 'routing table not loaded yet; retrying in the background');
+    }
+    this.timer = setInterval(() => {
+      this.refresh().catch((err: unknown) => this.logger.warn({ err }, 'routing table refresh failed; keeping the last one'));
+    }, this.refreshMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  isLoaded(): boolean {
+    return this.loaded;
+  }
+
+  get(name: string): ModelEntry | undefined {
+    return this.models.get(name);
+  }
+
+  list(): ModelEntry[] {
+    return [...this.models.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** The price in force at `at` (ms), or undefined when the model had none yet. */
+  static priceAt(entry: ModelEntry, at: number): PriceVersion | undefined {
+    let found: PriceVersion | undefined;
+    for (const p of entry.prices) {
+      if (p.effectiveFrom <= at) found = p;
+      else break;
+    }
+    return found;
+  }
+
+  async refresh(): Promise<void> {
+    const [models, fallbacks, prices] = await Promise.all([
+      this.db('models')
+        .join('providers', 'providers.id', 'models.provider_id')
+        .where('models.active', true)
+        .select('models.id', 'models.public_name', 'models.upstream_model', 'models.created_at', 'providers.name as provider', 'providers.base_url', 'providers.api_key_env', 'providers.kind'),
+      this.db('model_fallbacks')
+        .join('providers', 'providers.id', 'model_fallbacks.provider_id')
+        .orderBy(['model_fallbacks.model_id', 'model_fallbacks.position'])
+        .select('model_fallbacks.model_id', 'model_fallbacks.upstream_model', 'providers.name as provider', 'providers.base_url', 'providers.api_key_env', 'providers.kind'),
+      this.db('prices').orderBy(['model_id', 'effective_from']).select('*'),
+    ]);
+    const next = new Map<string, ModelEntry>();
+    const byId = new Map<string, ModelEntry>();
+    for (const m of models) {
+      const entry: ModelEntry = {
+        name: m.public_name,
+        createdAt: new Date(m.created_at).getTime(),
+        routes: [{ provider: m.provider, baseUrl: m.base_url, apiKeyEnv: m.api_key_env, kind: m.kind, upstreamModel: m.upstream_model }],
+        prices: [],
+      };
+      next.set(entry.name, entry);
+      byId.set(m.id, entry);
+    }
+    for (const f of fallbacks) {
+      byId.get(f.model_id)?.routes.push({ provider: f.provider, baseUrl: f.base_url, apiKeyEnv: f.api_key_env, kind: f.kind, upstreamModel: f.upstream_model });
+    }
+    for (const p of prices) {
+      byId.get(p.model_id)?.prices.push({
+        id: p.id,
+        effectiveFrom: new Date(p.effective_from).getTime(),
+        currency: p.currency,
+        inputPerMtok: p.input_per_mtok,
+        cachedInputPerMtok: p.cached_input_per_mtok,
+        outputPerMtok: p.output_per_mtok,
+      });
+    }
+    this.models = next;
+    this.loaded = true;
+  }
+}

@@ -1,0 +1,137 @@
+import type { Db } from '../db/knex';
+import type { Logger } from '../logger';
+import { Money, toAmountString } from '../billing/money';
+import type { UsageRecordedSignal } from '../../workflows/messages';
+import type { MeteringJournal } from './journal';
+import { usageEventRow, type UsageRecord } from './record';
+
+/**
+ * Moves closed journal segments into usage_events, then wakes each affected
+ * account's metering workflow, then deletes the segment. Every step is
+ * idempotent (ON CONFLICT DO NOTHING on the record's key; signals are
+ * wake-ups), so a crash or an outage at any point only means the segment is
+ * processed again later. While PostgreSQL or Temporal is away, segments pile up
+ * on disk and the gateway keeps serving.
+ */
+export type AccountSignaler = (accountId: string, summary: UsageRecordedSignal) => Promise<void>;
+
+export interface BatcherOptions {
+  journal: MeteringJournal;
+  db: Db;
+  signal: AccountSignaler;
+  logger: Logger;
+  intervalMs: number;
+  /** Called after each segment reached the database, with the records' finish times (for the lag metric). */
+  onRecorded?: (records: UsageRecord[]) => void;
+}
+
+const INSERT_CHUNK = 500;
+const MAX_BACKOFF_MS = 5_000;
+
+export class MeteringBatcher {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = false;
+  private failures = 0;
+  private readonly partitions = new Set<string>();
+
+  constructor(private readonly opts: BatcherOptions) {}
+
+  start(): void {
+    this.schedule(0);
+  }
+
+  /** Rotates the journal and moves every closed segment; throws if a step fails. */
+  async flush(): Promise<number> {
+    // One flush at a time: the timer and stop() may both ask.
+    while (this.running) await this.running;
+    const run = this.flushSegments();
+    // The marker settles either way; the caller gets the outcome from `run`.
+    this.running = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    try {
+      return await run;
+    } finally {
+      this.running = undefined;
+    }
+  }
+
+  /** Stops the timer and makes a last attempt to flush; what fails stays in the journal for next start. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    try {
+      await this.flush();
+    } catch (err) {
+      this.opts.logger.warn({ err, pendingBytes: this.opts.journal.pendingBytes() }, 'metering flush at stop failed; the journal keeps the records for the next start');
+    }
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => void this.tick(), delayMs);
+    this.timer.unref();
+  }
+
+  private async tick(): Promise<void> {
+    try {
+      await this.flush();
+      this.failures = 0;
+      this.schedule(this.opts.intervalMs);
+    } catch (err) {
+      this.failures += 1;
+      const backoff = Math.min(MAX_BACKOFF_MS, this.opts.intervalMs * 2 ** this.failures);
+      this.opts.logger.warn(
+        { err, failures: this.failures, retryInMs: backoff, pendingBytes: this.opts.journal.pendingBytes() },
+        'metering batch failed; records stay in the journal',
+      );
+      this.schedule(backoff);
+    }
+  }
+
+  private async flushSegments(): Promise<number> {
+    const { journal, logger } = this.opts;
+    journal.rotate();
+    let moved = 0;
+    for (const segment of journal.closedSegments()) {
+      const { records, unreadable } = journal.readSegment(segment.path);
+      if (unreadable > 0) logger.error({ segment: segment.path, unreadable }, 'unreadable metering journal lines');
+      if (records.length > 0) {
+        await this.insert(records);
+        await this.signalAccounts(records);
+        this.opts.onRecorded?.(records);
+      }
+      journal.removeSegment(segment.path);
+      moved += records.length;
+    }
+    return moved;
+  }
+
+  private async insert(records: UsageRecord[]): Promise<void> {
+    const { db } = this.opts;
+    const days = new Set(records.map((r) => r.occurredAt.slice(0, 10)));
+    for (const day of days) {
+      if (this.partitions.has(day)) continue;
+      await db.raw('SELECT ensure_usage_events_partition(?::date)', [day]);
+      this.partitions.add(day);
+    }
+    for (let i = 0; i < records.length; i += INSERT_CHUNK) {
+      const rows = records.slice(i, i + INSERT_CHUNK).map(usageEventRow);
+      await db('usage_events').insert(rows).onConflict(['request_id', 'occurred_at']).ignore();
+    }
+  }
+
+  private async signalAccounts(records: UsageRecord[]): Promise<void> {
+    const byAccount = new Map<string, UsageRecordedSignal>();
+    for (const r of records) {
+      const s = byAccount.get(r.accountId) ?? { events: 0, cost: '0', lastOccurredAt: r.occurredAt };
+      s.events += 1;
+      s.cost = toAmountString(new Money(s.cost).plus(r.cost));
+      if (r.occurredAt > s.lastOccurredAt) s.lastOccurredAt = r.occurredAt;
+      byAccount.set(r.accountId, s);
+    }
+    await Promise.all([...byAccount].map(([accountId, summary]) => this.opts.signal(accountId, summary)));
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * The metering record: everything MixRoute keeps about one forwarded request.
+ * It is built field by field from an allowlist (`usageRecord`), and no field
+ * can hold request or response content: ids, names, counts, codes, times,
+ * and the two network facts the privacy policy names (source IP, User-Agent).
+ */
+export interface UsageRecord {
+  /** Record format version, so a journal written by an older gateway still replays. */
+  v: 1;
+  requestId: string;
+  occurredAt: string; // ISO, request start
+  finishedAt: string; // ISO
+  accountId: string;
+  apiKeyId: string;
+  userId: string | null;
+  endpoint: Endpoint;
+  model: string | null; // public model name, null when it was unknown
+  provider: string | null;
+  upstreamModel: string | null;
+  priceId: string | null;
+  statusCode: number;
+  errorType: string | null; // our error type or the provider's error code, never its message
+  stream: boolean;
+  inputTokens: number;
+  cacheReadTokens: number;
+  cacheWriteTokens: number;
+  outputTokens: number;
+  reasoningTokens: number;
+  usageEstimated: boolean;
+  cost: string; // decimal string, unrounded (12 dp)
+  currency: string;
+  latencyMs: number;
+  upstreamLatencyMs: number | null;
+  sourceIp: string | null;
+  userAgent: string | null;
+  gatewayInstance: string;
+}
+
+export type Endpoint = 'chat.completions' | 'completions' | 'embeddings' | 'responses';
+
+const MAX_USER_AGENT = 512;
+const MAX_ERROR_TYPE = 64;
+
+/** Copies exactly the allowed fields, clipping the free-text metadata to sane lengths. */
+export function usageRecord(fields: Omit<UsageRecord, 'v'>): UsageRecord {
+  const int = (n: number) => (Number.isFinite(n) && n > 0 ? Math.round(n) : 0);
+  return {
+    v: 1,
+    requestId: fields.requestId,
+    occurredAt: fields.occurredAt,
+    finishedAt: fields.finishedAt,
+    accountId: fields.accountId,
+    apiKeyId: fields.apiKeyId,
+    userId: fields.userId,
+    endpoint: fields.endpoint,
+    model: fields.model,
+    provider: fields.provider,
+    upstreamModel: fields.upstreamModel,
+    priceId: fields.priceId,
+    statusCode: fields.statusCode,
+    errorType: fields.errorType === null ? null : sanitizeCode(fields.errorType).slice(0, MAX_ERROR_TYPE),
+    stream: fields.stream,
+    inputTokens: int(fields.inputTokens),
+    cacheReadTokens: int(fields.cacheReadTokens),
+    cacheWriteTokens: int(fields.cacheWriteTokens),
+    outputTokens: int(fields.outputTokens),
+    reasoningTokens: int(fields.reasoningTokens),
+    usageEstimated: fields.usageEstimated,
+    cost: fields.cost,
+    currency: fields.currency,
+    latencyMs: int(fields.latencyMs),
+    upstreamLatencyMs: fields.upstreamLatencyMs === null ? null : int(fields.upstreamLatencyMs),
+    sourceIp: fields.sourceIp,
+    userAgent: fields.userAgent === null ? null : fields.userAgent.slice(0, MAX_USER_AGENT),
+    gatewayInstance: fields.gatewayInstance,
+  };
+}
+
+/** Error codes are identifiers; anything else (a provider echoing text) is reduced to "upstream_error". */
+function sanitizeCode(code: string): string {
+  return /^[A-Za-z0-9_.:-]{1,64}$/.test(code) ? code : 'upstream_error';
+}
+
+/** The row for usage_events. */
+export function usageEventRow(r: UsageRecord) {
+  return {
+    request_id: r.requestId,
+    occurred_at: r.occurredAt,
+    finished_at: r.finishedAt,
+    account_id: r.accountId,
+    api_key_id: r.apiKeyId,
+    user_id: r.userId,
+    endpoint: r.endpoint,
+    model: r.model,
+    provider: r.provider,
+    upstream_model: r.upstreamModel,
+    price_id: r.priceId,
+    status_code: r.statusCode,
+    error_type: r.errorType,
+    stream: r.stream,
+    input_tokens: r.inputTokens,
+    cache_read_tokens: r.cacheReadTokens,
+    cache_write_tokens: r.cacheWriteTokens,
+    output_tokens: r.outputTokens,
+    reasoning_tokens: r.reasoningTokens,
+    usage_estimated: r.usageEstimated,
+    cost: r.cost,
+    currency: r.currency,
+    latency_ms: r.latencyMs,
+    upstream_latency_ms: r.upstreamLatencyMs,
+    source_ip: r.sourceIp,
+    user_agent: r.userAgent,
+    gateway_instance: r.gatewayInstance,
+  };
+}

@@ -1,0 +1,69 @@
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Config } from '../../src/config';
+import { systemClock } from '../../src/clock';
+import type { Db } from '../../src/db/knex';
+import { startGatewayServer } from '../../src/gateway/server';
+import { staffOperations } from '../../src/staff/operations';
+import { testConfig } from './env';
+
+export const UPSTREAM_KEY_ENV = 'FAKE_UPSTREAM_KEY';
+export const UPSTREAM_KEY = 'sk-fake-upstream';
+
+/** A real gateway in this process, on a free port, with its own data dir (journal) and short batch interval. */
+export async function startTestGateway(overrides: Record<string, string> = {}, base?: Config) {
+  const dataDir = overrides.DATA_DIR ?? fs.mkdtempSync(path.join(os.tmpdir(), 'mixroute-gw-'));
+  const config = testConfig({
+    GATEWAY_PORT: '0',
+    DATA_DIR: dataDir,
+    METERING_BATCH_MS: '50',
+    GATEWAY_ROUTING_REFRESH_MS: '200',
+    ...(base ? { TEMPORAL_TASK_QUEUE: base.temporal.taskQueue } : {}),
+    ...overrides,
+  });
+  const gw = await startGatewayServer(config, { [UPSTREAM_KEY_ENV]: UPSTREAM_KEY });
+  return { ...gw, config, dataDir };
+}
+
+export interface Customer {
+  accountId: string;
+  userId: string;
+  key: string;
+  keyId: string;
+  model: string;
+  provider: string;
+}
+
+/** A provider pointing at `upstreamUrl`, a priced model, and an account with a user and a key. */
+export async function createCustomer(
+  db: Db,
+  upstreamUrl: string,
+  opts: { rateLimitRpm?: number; prices?: { input: string; output: string; cached?: string }; fallbackUrls?: string[] } = {},
+): Promise<Customer> {
+  const ops = staffOperations({ db, clock: systemClock });
+  const tag = randomUUID().slice(0, 8);
+  const provider = `fake-${tag}`;
+  await ops.addProvider({ name: provider, baseUrl: upstreamUrl, apiKeyEnv: UPSTREAM_KEY_ENV });
+  const model = `test-model-${tag}`;
+  const prices = opts.prices ?? { input: '2.5', output: '10', cached: '1.25' };
+  const m = await ops.addModel({
+    name: model,
+    provider,
+    upstreamModel: 'fake-model',
+    inputPerMtok: prices.input,
+    outputPerMtok: prices.output,
+    ...(prices.cached ? { cachedInputPerMtok: prices.cached } : {}),
+    effectiveFrom: '2020-01-01T00:00:00Z',
+  });
+  for (const [i, url] of (opts.fallbackUrls ?? []).entries()) {
+    const name = `fake-${tag}-fb${i}`;
+    const p = await ops.addProvider({ name, baseUrl: url, apiKeyEnv: UPSTREAM_KEY_ENV });
+    await db('model_fallbacks').insert({ model_id: m.id, position: i + 1, provider_id: p.id, upstream_model: 'fake-model' });
+  }
+  const account = await ops.createAccount({ name: `Customer ${tag}` });
+  const user = await ops.createUser({ accountId: account.id, name: `User ${tag}`, email: `user-${tag}@example.com` });
+  const key = await ops.createKey({ accountId: account.id, userId: user.id, ...(opts.rateLimitRpm ? { rateLimitRpm: opts.rateLimitRpm } : {}) });
+  return { accountId: account.id, userId: user.id, key: key.key, keyId: key.id, model, provider };
+}

@@ -1,0 +1,31 @@
+import { bundleWorkflowCode, Worker, NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { createActivities } from '../../activities';
+import { systemClock } from '../../src/clock';
+import type { Config } from '../../src/config';
+import type { Db } from '../../src/db/knex';
+import { WORKFLOWS_PATH } from '../../src/temporal/worker';
+import { silentLogger } from './env';
+
+let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
+/** The workflow bundle, built once per test file. */
+export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
+  bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH });
+  return bundle;
+}
+
+/** Runs a real worker on the config's task queue while `fn` runs. */
+export async function withTestWorker<T>(config: Config, db: Db, fn: () => Promise<T>): Promise<T> {
+  const connection = await NativeConnection.connect({ address: config.temporal.address! });
+  try {
+    const worker = await Worker.create({
+      connection,
+      namespace: config.temporal.namespace,
+      taskQueue: config.temporal.taskQueue,
+      workflowBundle: await workflowBundle(),
+      activities: createActivities({ db, clock: systemClock, logger: silentLogger }),
+    });
+    return await worker.runUntil(fn());
+  } finally {
+    await connection.close();
+  }
+}

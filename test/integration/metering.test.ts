@@ -1,0 +1,208 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client, Connection } from '@temporalio/client';
+import { meteringStatusQuery } from '../../workflows/messages';
+import { workflowIds } from '../../src/temporal/conventions';
+import { freePort } from '../../src/util/ports';
+import { BIN } from '../helpers/cli';
+import { testConfig, testDb, testEnv } from '../helpers/env';
+import { startFakeUpstream, type FakeUpstream } from '../helpers/fakeUpstream';
+import { createCustomer, startTestGateway, UPSTREAM_KEY, UPSTREAM_KEY_ENV } from '../helpers/gateway';
+import { startTcpProxy } from '../helpers/tcpProxy';
+import { withTestWorker } from '../helpers/worker';
+
+/**
+ * Metering is the billing truth: every finished request becomes exactly one
+ * usage event, through a database outage, a SIGKILL and a graceful stop.
+ */
+const config = testConfig();
+const db = testDb(config);
+let upstream: FakeUpstream;
+let connection: Connection;
+let client: Client;
+
+beforeAll(async () => {
+  upstream = await startFakeUpstream({ apiKey: UPSTREAM_KEY });
+  connection = await Connection.connect({ address: config.temporal.address! });
+  client = new Client({ connection, namespace: config.temporal.namespace });
+});
+afterAll(async () => {
+  await upstream?.close();
+  await connection?.close();
+  await db.destroy();
+});
+
+const countEvents = async (accountId: string) => Number((await db('usage_events').where({ account_id: accountId }).count('* as n').first())!.n);
+async function until(check: () => Promise<boolean>): Promise<void> {
+  while (!(await check())) await new Promise((r) => setTimeout(r, 100));
+}
+
+function chat(url: string, key: string, model: string, extra: Record<string, unknown> = {}) {
+  return fetch(`${url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model, messages: [{ role: 'user', content: 'meter me' }], ...extra }),
+  });
+}
+
+describe('database outage', () => {
+  it('keeps serving, grows the journal, and after recovery has exactly one event per request', async () => {
+    const customer = await createCustomer(db, upstream.url);
+    const pgUrl = new URL(config.databaseUrl);
+    const proxy = await startTcpProxy(pgUrl.hostname, Number(pgUrl.port || 5432));
+    const viaProxy = new URL(config.databaseUrl);
+    viaProxy.port = String(proxy.port);
+    const gw = await startTestGateway({ DATABASE_URL: viaProxy.toString() }, config);
+    try {
+      const warm = await chat(gw.url, customer.key, customer.model);
+      expect(warm.status).toBe(200);
+      await gw.batcher.flush();
+      expect(await countEvents(customer.accountId)).toBe(1);
+
+      await proxy.cut();
+      const N = 25;
+      const ids: string[] = [];
+      for (let i = 0; i < N; i++) {
+        const res = await chat(gw.url, customer.key, customer.model);
+        expect(res.status).toBe(200);
+        ids.push(res.headers.get('x-request-id')!);
+        await res.text();
+      }
+      await expect(gw.batcher.flush()).rejects.toThrow();
+      expect(gw.journal.pendingBytes()).toBeGreaterThan(0);
+      expect(await countEvents(customer.accountId)).toBe(1);
+
+      await proxy.restore();
+      await until(async () => (await countEvents(customer.accountId)) === N + 1);
+      const rows = await db('usage_events').whereIn('request_id', ids).select('request_id');
+      expect(rows.map((r) => r.request_id).sort()).toEqual([...ids].sort());
+      await until(async () => gw.journal.pendingBytes() === 0);
+    } finally {
+      await gw.stop();
+      await proxy.close();
+    }
+  });
+});
+
+describe('account metering workflow', () => {
+  it('is started by the batcher and told about every event', async () => {
+    const customer = await createCustomer(db, upstream.url);
+    const gw = await startTestGateway({}, config);
+    try {
+      await withTestWorker(config, db, async () => {
+        for (let i = 0; i < 3; i++) await (await chat(gw.url, customer.key, customer.model)).text();
+        await gw.batcher.flush();
+        const handle = client.workflow.getHandle(workflowIds.metering(customer.accountId));
+        let state = await handle.query(meteringStatusQuery);
+        while (state.eventsSignalled < 3) {
+          await new Promise((r) => setTimeout(r, 100));
+          state = await handle.query(meteringStatusQuery);
+        }
+        expect(state.eventsSignalled).toBe(3);
+        // 3 x (11 x 2.5/M + 7 x 10/M)
+        expect(state.costSignalled).toBe('0.0002925');
+        // The history holds ids and amounts only: no account name, no email.
+        const history = JSON.stringify(await handle.fetchHistory());
+        expect(history).not.toContain('@example.com');
+      });
+    } finally {
+      await gw.stop();
+    }
+  });
+});
+
+interface GatewayProcess {
+  child: ChildProcess;
+  url: string;
+  exited: Promise<number | null>;
+}
+
+async function spawnGateway(env: Record<string, string>): Promise<GatewayProcess> {
+  const child = spawn(process.execPath, [BIN, 'gateway'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  const url = `http://127.0.0.1:${env.GATEWAY_PORT}`;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`gateway exited: ${stderr}`);
+    try {
+      if ((await fetch(`${url}/healthz`)).ok) break;
+    } catch {
+      // not up yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { child, url, exited };
+}
+
+describe('gateway process', () => {
+  it('loses and duplicates nothing when killed with SIGKILL under load and restarted', async () => {
+    const customer = await createCustomer(db, upstream.url);
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mixroute-kill-'));
+    const env = testEnv(config, { GATEWAY_PORT: String(await freePort()), DATA_DIR: dataDir, [UPSTREAM_KEY_ENV]: UPSTREAM_KEY, METERING_BATCH_MS: '100' });
+    const first = await spawnGateway(env);
+
+    const completed: string[] = [];
+    let sent = 0;
+    let stop = false;
+    const worker = async () => {
+      while (!stop && sent < 2_000) {
+        sent++;
+        try {
+          const res = await chat(first.url, customer.key, customer.model);
+          const body = await res.text();
+          if (res.status === 200 && body.includes('Hello')) completed.push(res.headers.get('x-request-id')!);
+        } catch {
+          // cut off by the kill
+        }
+      }
+    };
+    const load = Promise.all(Array.from({ length: 8 }, worker));
+    await until(async () => completed.length >= 150);
+    first.child.kill('SIGKILL');
+    await first.exited;
+    stop = true;
+    await load;
+
+    const second = await spawnGateway(env);
+    try {
+      await until(async () => (await db('usage_events').whereIn('request_id', completed).count('* as n').first())!.n === completed.length);
+      await until(async () => fs.readdirSync(path.join(dataDir, 'metering', 'gateway')).filter((f) => f.startsWith('segment-')).every((f) => fs.statSync(path.join(dataDir, 'metering', 'gateway', f)).size === 0));
+      const total = await countEvents(customer.accountId);
+      // Every request a client saw completed is there once; at most the few cut mid-flight add to it.
+      expect(total).toBeGreaterThanOrEqual(completed.length);
+      expect(total).toBeLessThanOrEqual(sent);
+      const dupes = await db('usage_events').where({ account_id: customer.accountId }).groupBy('request_id').havingRaw('count(*) > 1').select('request_id');
+      expect(dupes).toEqual([]);
+    } finally {
+      second.child.kill('SIGTERM');
+      await second.exited;
+    }
+  });
+
+  it('on SIGTERM lets an in-flight stream finish, then flushes its event and exits 0', async () => {
+    const customer = await createCustomer(db, upstream.url);
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mixroute-term-'));
+    const env = testEnv(config, { GATEWAY_PORT: String(await freePort()), DATA_DIR: dataDir, [UPSTREAM_KEY_ENV]: UPSTREAM_KEY, METERING_BATCH_MS: '60000' });
+    const gw = await spawnGateway(env);
+    upstream.enqueue({ kind: 'ok', chunks: 20, chunkDelayMs: 50 });
+    const res = await chat(gw.url, customer.key, customer.model, { stream: true });
+    const requestId = res.headers.get('x-request-id')!;
+    const reader = res.body!.getReader();
+    await reader.read();
+    gw.child.kill('SIGTERM');
+    let text = '';
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += Buffer.from(value).toString();
+    }
+    expect(text).toContain('data: [DONE]');
+    expect(await gw.exited).toBe(0);
+    // The batch interval is a minute: the event is there because stop flushed it.
+    expect(await db('usage_events').where({ request_id: requestId }).first()).toMatchObject({ status_code: 200, stream: true });
+  });
+});

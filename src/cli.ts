@@ -284,6 +284,17 @@ staffCommand(models, 'add', 'add a model with its price, or a new price version 
       !!o.json,
     ),
   );
+staffCommand(models, 'fallbacks', "set a model's ordered fallback routes (replaces the list; none clears it)")
+  .requiredOption('--name <public>', 'public model name')
+  .option('--route <provider:upstream-model>', 'a fallback route; repeat in order', (v: string, acc: string[]) => [...acc, v], [] as string[])
+  .action(async (o) => {
+    const routes = (o.route as string[]).map((r) => {
+      const i = r.indexOf(':');
+      if (i <= 0 || i === r.length - 1) throw new UsageError(`--route ${r}: expected provider:upstream-model`);
+      return { provider: r.slice(0, i), upstreamModel: r.slice(i + 1) };
+    });
+    print(await withStaff((ops) => ops.setModelFallbacks({ name: o.name, routes })), !!o.json);
+  });
 staffCommand(models, 'list', 'list models with the price in force').action(async (o) => print(await withStaff((ops) => ops.listModels()), !!o.json));
 
 const staffTokens = program.command('staff-tokens').description('tokens for the admin API');

@@ -8,6 +8,7 @@ import {
   createStaffTokenInput,
   createUserInput,
   listInput,
+  setFallbacksInput,
 } from '../staff/schemas';
 import type { StaffOperations } from '../staff/operations';
 
@@ -87,6 +88,11 @@ export const adminRoutes: readonly AdminRoute[] = [
     method: 'post', path: '/billing/models', roles: BILLING, tag: 'billing', status: 201,
     summary: 'Add a model with its price, or a new price version of an existing model', body: addModelInput,
     handler: (ops, { body }) => ops.addModel(body),
+  },
+  {
+    method: 'post', path: '/billing/models/fallbacks', roles: BILLING, tag: 'billing',
+    summary: "Replace a model's ordered fallback routes", body: setFallbacksInput,
+    handler: (ops, { body }) => ops.setModelFallbacks(body),
   },
   {
     method: 'get', path: '/billing/models', roles: BILLING, tag: 'billing',

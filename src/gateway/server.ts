@@ -13,6 +13,7 @@ import { KeyCache } from './keyCache';
 import { RateLimiter } from './rateLimit';
 import { RoutingTable } from './routingTable';
 import { SecurityEventSink } from './securityEvents';
+import { countTextTokens } from './tokenEstimate';
 import { createUpstreamAgent } from './upstream';
 
 /**
@@ -78,6 +79,8 @@ export async function startGatewayServer(config: Config, env: Record<string, str
   const journalGauge = setInterval(() => metrics.journalBytes.set(journal.pendingBytes()), 1_000);
   journalGauge.unref();
 
+  // Build the tokenizer now (about half a second) rather than on the first request that needs an estimate.
+  countTextTokens('warm up');
   const { server, url } = await listen(app, config.gatewayPort, config.host);
   server.keepAliveTimeout = 65_000;
   logger.info({ url, instance: config.gateway.instanceId }, `gateway listening on ${url}`);

@@ -17,6 +17,7 @@ import {
   createUserInput,
   idInput,
   listInput,
+  setFallbacksInput,
 } from './schemas';
 import { validate } from './validate';
 import { accountView, apiKeyView, modelView, priceView, providerView, userView } from './views';
@@ -197,6 +198,27 @@ export function staffOperations({ db, clock }: StaffDeps) {
       });
     },
 
+    /**
+     * Replaces a model's ordered fallback routes. The gateway tries them in
+     * order when the primary fails before anything reached the client.
+     */
+    async setModelFallbacks(raw: unknown) {
+      const input = validate(setFallbacksInput, raw);
+      return db.transaction(async (trx) => {
+        const model = await routing.findModelByName(input.name, trx);
+        if (!model) throw new NotFoundError(`model ${input.name} does not exist`);
+        const rows = [];
+        for (const [i, r] of input.routes.entries()) {
+          const provider = await routing.findProviderByName(r.provider, trx);
+          if (!provider) throw new NotFoundError(`provider ${r.provider} does not exist`);
+          rows.push({ model_id: model.id, position: i + 1, provider_id: provider.id, upstream_model: r.upstreamModel });
+        }
+        await trx('model_fallbacks').where({ model_id: model.id }).delete();
+        if (rows.length) await trx('model_fallbacks').insert(rows);
+        return { name: model.public_name, fallbacks: input.routes };
+      });
+    },
+
     async listModels() {
       const now = clock.now();
       const models = await routing.listModels();
@@ -204,7 +226,12 @@ export function staffOperations({ db, clock }: StaffDeps) {
         models.map(async (m) => {
           const price = await routing.priceInForce(m.id, now);
           const history = await routing.pricesForModel(m.id);
-          return { ...modelView(m, m.provider_name, price), priceHistory: history.map(priceView) };
+          const fallbacks = await db('model_fallbacks')
+            .join('providers', 'providers.id', 'model_fallbacks.provider_id')
+            .where('model_fallbacks.model_id', m.id)
+            .orderBy('position')
+            .select('providers.name as provider', 'model_fallbacks.upstream_model as upstreamModel');
+          return { ...modelView(m, m.provider_name, price), fallbacks, priceHistory: history.map(priceView) };
         }),
       );
     },

@@ -83,6 +83,14 @@ export const addModelInput = z.strictObject({
 });
 export type AddModelInput = z.input<typeof addModelInput>;
 
+export const setFallbacksInput = z.strictObject({
+  name: text('name', 120),
+  routes: z
+    .array(z.strictObject({ provider: text('provider', 63), upstreamModel: text('upstreamModel', 200) }))
+    .max(5, 'at most 5 fallback routes'),
+});
+export type SetFallbacksInput = z.input<typeof setFallbacksInput>;
+
 export const createStaffTokenInput = z.strictObject({
   role: z.enum(STAFF_ROLES as [string, ...string[]]),
   name: text('name').optional(),

@@ -106,3 +106,24 @@ describe('mixroute staff verbs', () => {
     }
   });
 });
+
+describe('model fallbacks', () => {
+  it('sets, lists and clears the ordered fallback routes', async () => {
+    const a = `prov-${unique()}`;
+    const b = `prov-${unique()}`;
+    await runCliJson(['providers', 'add', '--name', a, '--base-url', 'http://127.0.0.1:9/v1'], env);
+    await runCliJson(['providers', 'add', '--name', b, '--base-url', 'http://127.0.0.1:10/v1'], env);
+    const model = `fb-${unique()}`;
+    await runCliJson(['models', 'add', '--name', model, '--provider', a, '--upstream-model', 'm1', '--input-per-mtok', '1', '--output-per-mtok', '2'], env);
+    await runCliJson(['models', 'fallbacks', '--name', model, '--route', `${b}:m2`, '--route', `${a}:m3`], env);
+    let listed = (await runCliJson<any[]>(['models', 'list'], env)).find((m) => m.name === model);
+    expect(listed.fallbacks).toEqual([{ provider: b, upstreamModel: 'm2' }, { provider: a, upstreamModel: 'm3' }]);
+    await runCliJson(['models', 'fallbacks', '--name', model], env);
+    listed = (await runCliJson<any[]>(['models', 'list'], env)).find((m) => m.name === model);
+    expect(listed.fallbacks).toEqual([]);
+
+    const bad = await runCli(['models', 'fallbacks', '--name', model, '--route', 'nocolon'], env);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.trim()).toBe('error: --route nocolon: expected provider:upstream-model');
+  });
+});

@@ -1,6 +1,8 @@
 import type { Clock } from '../src/clock';
+import type { Config } from '../src/config';
 import type { Db } from '../src/db/knex';
 import type { Logger } from '../src/logger';
+import { billingActivities } from './billing';
 import { healthActivities } from './health';
 
 /** What activities may use; the worker passes production ones, tests pass a test database. */
@@ -8,11 +10,13 @@ export interface ActivityDeps {
   db: Db;
   clock: Clock;
   logger: Logger;
+  billing: Config['billing'];
 }
 
 export function createActivities(deps: ActivityDeps) {
   return {
     ...healthActivities(deps),
+    ...billingActivities(deps),
   };
 }
 

@@ -50,6 +50,14 @@ export const configSchema = z.object({
   UPSTREAM_IDLE_TIMEOUT_MS: z.coerce.number().int().min(10).default(60_000),
   UPSTREAM_MAX_CONNECTIONS: z.coerce.number().int().min(1).default(256),
   METERING_BATCH_MS: z.coerce.number().int().min(10).max(60_000).default(200),
+  PREPAID_OVERDRAFT_ALLOWANCE: z.string().refine((v) => /^\d+(\.\d+)?$/.test(v), 'a non-negative decimal such as "0.50"').default('0'),
+  GATEWAY_HOLD_SLICE: z.string().refine((v) => /^\d+(\.\d+)?$/.test(v) && Number(v) > 0, 'a positive decimal such as "1.00"').default('1.00'),
+  GATEWAY_HOLD_TTL_MS: z.coerce.number().int().min(1_000).max(3_600_000).default(60_000),
+  GATEWAY_DEFAULT_MAX_OUTPUT_TOKENS: z.coerce.number().int().min(1).default(4_096),
+  PAYMENT_WEBHOOK_SECRET: optionalString,
+  PAYMENT_WEBHOOK_TOLERANCE_S: z.coerce.number().int().min(1).max(3_600).default(300),
+  SETTLE_MIN_INTERVAL_MS: z.coerce.number().int().min(0).max(60_000).default(500),
+  SETTLE_SWEEP_MS: z.coerce.number().int().min(1_000).max(86_400_000).default(60_000),
 });
 
 export type Env = Record<string, string | undefined>;
@@ -86,6 +94,20 @@ export interface Config {
     readonly firstByteTimeoutMs: number;
     readonly idleTimeoutMs: number;
     readonly maxConnections: number;
+  };
+  readonly billing: {
+    /** How far below zero a prepaid account may go (decimal string, USD). */
+    readonly overdraftAllowance: string;
+    /** How much spendable balance a gateway instance reserves at a time per account. */
+    readonly holdSlice: string;
+    readonly holdTtlMs: number;
+    /** Output tokens assumed for the balance hold when a request sets no max_tokens. */
+    readonly defaultMaxOutputTokens: number;
+    readonly webhookSecret: string | undefined;
+    readonly webhookToleranceS: number;
+    /** accountMetering: least time between two settlements, and the idle sweep period. */
+    readonly settleMinIntervalMs: number;
+    readonly settleSweepMs: number;
   };
   readonly metering: {
     readonly batchMs: number;
@@ -138,6 +160,16 @@ export function loadConfig(env: Env = process.env): Config {
       firstByteTimeoutMs: e.UPSTREAM_FIRST_BYTE_TIMEOUT_MS,
       idleTimeoutMs: e.UPSTREAM_IDLE_TIMEOUT_MS,
       maxConnections: e.UPSTREAM_MAX_CONNECTIONS,
+    }),
+    billing: Object.freeze({
+      overdraftAllowance: e.PREPAID_OVERDRAFT_ALLOWANCE,
+      holdSlice: e.GATEWAY_HOLD_SLICE,
+      holdTtlMs: e.GATEWAY_HOLD_TTL_MS,
+      defaultMaxOutputTokens: e.GATEWAY_DEFAULT_MAX_OUTPUT_TOKENS,
+      webhookSecret: e.PAYMENT_WEBHOOK_SECRET,
+      webhookToleranceS: e.PAYMENT_WEBHOOK_TOLERANCE_S,
+      settleMinIntervalMs: e.SETTLE_MIN_INTERVAL_MS,
+      settleSweepMs: e.SETTLE_SWEEP_MS,
     }),
     metering: Object.freeze({
       batchMs: e.METERING_BATCH_MS,

@@ -30,6 +30,12 @@ export class ConflictError extends AppError {
   override readonly code = 'conflict';
 }
 
+/** A debit the account cannot cover (staff refunds and adjustments). */
+export class InsufficientFundsError extends AppError {
+  override readonly status = 409;
+  override readonly code = 'insufficient_funds';
+}
+
 export class UnauthorizedError extends AppError {
   override readonly status = 401;
   override readonly code = 'unauthorized';

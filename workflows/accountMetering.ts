@@ -1,4 +1,5 @@
-import { allHandlersFinished, condition, continueAsNew, setHandler, workflowInfo } from '@temporalio/workflow';
+import { allHandlersFinished, condition, continueAsNew, proxyActivities, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
+import type { Activities } from '../activities';
 import { Money, toAmountString } from '../src/billing/money';
 import {
   meteringStatusQuery,
@@ -10,23 +11,37 @@ import {
 /** A hard cap below Temporal's own limits, in case the SDK's suggestion comes late. */
 export const DEFAULT_MAX_HISTORY_EVENTS = 5_000;
 
+const { settleUsage } = proxyActivities<Activities>({
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
+});
+
 /**
  * The account's metering entity (`metering:{accountId}`), started by
- * signal-with-start from the gateway's metering batcher. Signals are wake-ups
- * with a summary; usage_events in PostgreSQL stays the truth, so a duplicated
- * signal can inflate these counters but never what is billed. Settlement of
- * usage into the ledger runs from this loop (prepaid-credits issue).
+ * signal-with-start from the gateway's metering batcher. A signal wakes it;
+ * it settles the account's unsettled usage (usage_hourly, one ledger entry,
+ * holds released, events marked) through one activity, then waits at least
+ * `settleMinIntervalMs` so frequent signals share a settlement. Without
+ * signals it still settles every `sweepMs`. usage_events in PostgreSQL is the
+ * truth: signals are wake-ups, so a lost or duplicated one changes nothing
+ * that is billed.
  */
 export async function accountMetering(input: AccountMeteringInput): Promise<void> {
-  const state: AccountMeteringState = input.state ?? {
+  const state: AccountMeteringState = {
     signals: 0,
     eventsSignalled: 0,
     costSignalled: '0',
     lastOccurredAt: null,
+    eventsSettled: 0,
+    costSettled: '0',
+    settlements: 0,
     generation: 0,
+    ...input.state,
   };
   const maxHistory = input.maxHistoryEvents ?? DEFAULT_MAX_HISTORY_EVENTS;
-  let woken = false;
+  const minInterval = input.settleMinIntervalMs ?? 500;
+  const sweep = input.sweepMs ?? 60_000;
+  let woken = input.state !== undefined; // a new generation settles what the last one was woken for
 
   setHandler(usageRecordedSignal, (s) => {
     state.signals += 1;
@@ -39,11 +54,21 @@ export async function accountMetering(input: AccountMeteringInput): Promise<void
 
   const historyIsLong = () => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength >= maxHistory;
   for (;;) {
-    await condition(() => woken || historyIsLong());
-    woken = false;
+    await condition(() => woken || historyIsLong(), sweep);
     if (historyIsLong()) {
       await condition(allHandlersFinished);
       await continueAsNew<typeof accountMetering>({ ...input, state: { ...state, generation: state.generation + 1 } });
     }
+    woken = false;
+    for (;;) {
+      const r = await settleUsage({ accountId: input.accountId });
+      if (r.events > 0) {
+        state.settlements += 1;
+        state.eventsSettled += r.events;
+        state.costSettled = toAmountString(new Money(state.costSettled).plus(r.cost));
+      }
+      if (!r.more || historyIsLong()) break;
+    }
+    if (minInterval > 0) await sleep(minInterval);
   }
 }

@@ -1,2 +1,3 @@
 export { accountMetering } from './accountMetering';
 export { healthProbe } from './healthProbe';
+export { topUp } from './topUp';

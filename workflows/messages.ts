@@ -31,6 +31,10 @@ export interface AccountMeteringState {
   eventsSignalled: number;
   costSignalled: string;
   lastOccurredAt: string | null;
+  /** Settled through the ledger by this entity (all generations). */
+  eventsSettled: number;
+  costSettled: string;
+  settlements: number;
   /** How many times the workflow has continued as new. */
   generation: number;
 }
@@ -40,6 +44,31 @@ export interface AccountMeteringInput {
   state?: AccountMeteringState;
   /** Continue as new at this history length even if the SDK does not suggest it yet. */
   maxHistoryEvents?: number;
+  /** Least time between two settlements (batches frequent signals). */
+  settleMinIntervalMs?: number;
+  /** Settle even without a signal this often (a lost signal delays settlement, never loses it). */
+  sweepMs?: number;
+}
+
+/** A top-up or grant to credit once: ids and amounts only. */
+export interface TopUpInput {
+  /** The payment provider's id (webhooks) or the staff reference. */
+  paymentId: string;
+  /** 'stripe' for webhook payments, 'manual' for staff entries. */
+  provider: string;
+  accountId: string;
+  amount: string;
+  currency: string;
+  kind: 'topup' | 'grant';
+  /** Who caused it: 'webhook:stripe', 'staff:<token id>', 'cli:<user>'. */
+  actor: string;
+}
+
+export interface TopUpResult {
+  entryId: number;
+  /** False when this payment had been credited before. */
+  applied: boolean;
+  balanceAfter: string;
 }
 
 export const usageRecordedSignal = defineSignal<[UsageRecordedSignal]>('usageRecorded');

@@ -6,13 +6,20 @@ import { createMetricsRegistry, metricsRouter } from '../http/metrics';
 import { requestIdMiddleware } from '../http/requestId';
 import type { Logger } from '../logger';
 import { staffOperations } from '../staff/operations';
-import { requireRoles } from './auth';
+import { requireRoles, type StaffPrincipal } from './auth';
+import { ledgerOperations } from '../staff/ledgerOperations';
+import type { Config } from '../config';
+import type { Client } from '@temporalio/client';
+import { paymentWebhookRouter } from './webhooks';
 import { openApiDocument } from './openapi';
 import { problemErrorHandler, sendProblem } from './problem';
-import { adminRoutes } from './routes';
+import { adminRoutes, type AdminOperations } from './routes';
 
 export interface AdminAppDeps {
   db: Db;
+  billing: Config['billing'];
+  /** Temporal for top-ups and payment webhooks; absent, those answer 503. */
+  temporal?: { client: Client; taskQueue: string };
   clock: Clock;
   logger: Logger;
   readiness: Record<string, ReadinessCheck>;
@@ -23,7 +30,7 @@ export function createAdminApp(deps: AdminAppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  const ops = staffOperations(deps);
+  const ops: AdminOperations = { ...staffOperations(deps), ...ledgerOperations(deps) };
   const registry = createMetricsRegistry('admin');
 
   app.use(requestIdMiddleware('adm-'));
@@ -34,6 +41,15 @@ export function createAdminApp(deps: AdminAppDeps): Express {
     res.json(openApi);
   });
 
+  app.use(
+    paymentWebhookRouter({
+      db: deps.db,
+      logger: deps.logger,
+      secret: deps.billing.webhookSecret,
+      toleranceS: deps.billing.webhookToleranceS,
+      temporal: deps.temporal,
+    }),
+  );
   app.use(express.json({ limit: '1mb', strict: true }));
   for (const route of adminRoutes) {
     app[route.method](route.path, requireRoles(deps.db, route.roles), async (req, res) => {
@@ -42,6 +58,7 @@ export function createAdminApp(deps: AdminAppDeps): Express {
         query: req.query as Record<string, unknown>,
         // No body and no content-type: validate an empty object, so the error names the missing fields.
         body: req.body ?? {},
+        actor: `staff:${(res.locals.staff as StaffPrincipal).tokenId}`,
       });
       res.status(route.status ?? 200).json(result);
     });

@@ -9,8 +9,14 @@ import {
   createUserInput,
   listInput,
   setFallbacksInput,
+  createTopUpInput,
+  refundInput,
+  adjustmentInput,
 } from '../staff/schemas';
 import type { StaffOperations } from '../staff/operations';
+import type { LedgerOperations } from '../staff/ledgerOperations';
+
+export type AdminOperations = StaffOperations & LedgerOperations;
 
 /**
  * Every admin route, declared once with the roles it admits. The app mounts
@@ -21,6 +27,8 @@ export interface RouteContext {
   params: Record<string, string>;
   query: Record<string, unknown>;
   body: unknown;
+  /** Who is acting: 'staff:<token id>'; recorded on ledger entries. */
+  actor: string;
 }
 
 export interface AdminRoute {
@@ -32,7 +40,7 @@ export interface AdminRoute {
   body?: z.ZodType;
   query?: z.ZodType;
   status?: number;
-  handler: (ops: StaffOperations, ctx: RouteContext) => Promise<unknown>;
+  handler: (ops: AdminOperations, ctx: RouteContext) => Promise<unknown>;
 }
 
 const BILLING: readonly StaffRole[] = ['billing', 'admin'];
@@ -98,6 +106,31 @@ export const adminRoutes: readonly AdminRoute[] = [
     method: 'get', path: '/billing/models', roles: BILLING, tag: 'billing',
     summary: 'List models with the price in force and the price history',
     handler: (ops) => ops.listModels(),
+  },
+  {
+    method: 'post', path: '/billing/topups', roles: BILLING, tag: 'billing', status: 201,
+    summary: 'Record a top-up or grant with a reference (credited once per reference)', body: createTopUpInput,
+    handler: (ops, { body, actor }) => ops.createTopUp(body, actor),
+  },
+  {
+    method: 'post', path: '/billing/refunds', roles: BILLING, tag: 'billing', status: 201,
+    summary: 'Refund credit to the customer (needs a reason; once per reference)', body: refundInput,
+    handler: (ops, { body, actor }) => ops.refund(body, actor),
+  },
+  {
+    method: 'post', path: '/billing/adjustments', roles: BILLING, tag: 'billing', status: 201,
+    summary: 'Post a manual adjustment, either sign (needs a reason; once per reference)', body: adjustmentInput,
+    handler: (ops, { body, actor }) => ops.adjust(body, actor),
+  },
+  {
+    method: 'post', path: '/billing/ledger/:id/reverse', roles: BILLING, tag: 'billing', status: 201,
+    summary: 'Reverse a ledger entry (needs a reason; an entry is reversed at most once)',
+    handler: (ops, { params, body, actor }) => ops.reverse({ entryId: params.id, reason: (body as { reason?: unknown })?.reason }, actor),
+  },
+  {
+    method: 'get', path: '/billing/accounts/:id/balance', roles: BILLING, tag: 'billing',
+    summary: 'Balance, holds, spendable credit, recent ledger entries (page with ?before=<entry id>) and unsettled usage',
+    handler: (ops, { params, query }) => ops.balance({ accountId: params.id, ...query }),
   },
   {
     method: 'post', path: '/billing/staff-tokens', roles: ADMIN_ONLY, tag: 'admin', status: 201,

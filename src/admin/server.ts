@@ -12,6 +12,8 @@ export async function startAdminServer(config: Config) {
   const temporal = createTemporalClient(config);
   const app = createAdminApp({
     db,
+    billing: config.billing,
+    temporal: { client: temporal.client, taskQueue: config.temporal.taskQueue },
     clock: systemClock,
     logger,
     readyCheckTimeoutMs: config.readyCheckTimeoutMs,

@@ -5,6 +5,7 @@ import { createMetricsRegistry, metricsRouter } from '../http/metrics';
 import { requestIdMiddleware } from '../http/requestId';
 import type { Logger } from '../logger';
 import type { Endpoint, UsageRecord } from '../metering/record';
+import type { BalanceGate, Reservation } from './balanceGate';
 import type { Forwarder } from './forwarder';
 import type { KeyCache } from './keyCache';
 import { Meter } from './meter';
@@ -24,6 +25,7 @@ export interface GatewayAppDeps {
     limiter: RateLimiter;
     routing: RoutingTable;
     forwarder: Forwarder;
+    gate: BalanceGate;
     security: SecurityEventSink;
     /** Receives each finished request's record; the server appends it to the metering journal. */
     record: (record: UsageRecord) => void;
@@ -64,8 +66,9 @@ export function createGatewayApp(deps: GatewayAppDeps): { app: Express; metrics:
 
   if (fw) {
     const access = deps.logger.child({ log: 'access' });
-    const emit = (record: UsageRecord, overheadMs: number) => {
+    const emit = (record: UsageRecord, overheadMs: number, reservation: Reservation | null) => {
       fw.record(record);
+      fw.gate.commit(reservation, record.cost);
       const labels = { model: record.model ?? 'unknown', provider: record.provider ?? 'none', status: String(record.statusCode) };
       metrics.requests.inc(labels);
       metrics.duration.observe(labels, record.latencyMs / 1000);

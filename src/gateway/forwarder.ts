@@ -4,6 +4,7 @@ import { computeCost, costString } from '../billing/cost';
 import { normalizeUsage, ZERO_USAGE, type NormalizedUsage } from '../billing/usage';
 import type { Logger } from '../logger';
 import type { Endpoint } from '../metering/record';
+import type { BalanceGate } from './balanceGate';
 import type { Meter } from './meter';
 import { sendOpenAIError } from './openaiError';
 import { ASKS_FOR_STREAM_USAGE, endpointPaths, endpointSchemas, firstIssue } from './requests';
@@ -22,6 +23,9 @@ import { callUpstream, isBodyTimeout, type UpstreamCall } from './upstream';
  */
 export interface ForwarderDeps {
   routing: RoutingTable;
+  gate: BalanceGate;
+  /** Output tokens assumed for the reservation when a request sets no limit. */
+  defaultMaxOutputTokens: number;
   agent: Agent;
   logger: Logger;
   env: Record<string, string | undefined>;
@@ -65,6 +69,21 @@ export class Forwarder {
       meter.currency = price.currency;
     }
 
+    const promptEstimate = memo(() => estimatePromptTokens(ESTIMATE_ENDPOINT[endpoint], body));
+
+    // Reserve the request's maximum cost before anything is forwarded.
+    if (price) {
+      const maxOutput = endpoint === 'embeddings' ? 0 : firstLimit(body.max_tokens, body.max_completion_tokens, body.max_output_tokens) ?? this.deps.defaultMaxOutputTokens;
+      const maxCost = computeCost({ ...ZERO_USAGE, inputTokens: promptEstimate(), outputTokens: maxOutput }, price).total;
+      const held = await this.deps.gate.reserve(meter.caller.accountId, maxCost);
+      if (!held.ok) {
+        return held.reason === 'insufficient'
+          ? this.refuse(res, meter, 402, 'insufficient_quota', 'You exceeded your current quota: add credit to your account or raise its credit limit.', 'insufficient_quota')
+          : this.refuse(res, meter, 503, 'server_error', 'The service is temporarily unable to check your balance. Please retry.', 'service_unavailable');
+      }
+      meter.reservation = held.reservation;
+    }
+
     // Ask for usage in the stream's last chunk; remember whether the client wanted to see it.
     const clientWantsStreamUsage = (body.stream_options as { include_usage?: boolean } | null | undefined)?.include_usage === true;
     const upstreamBody: Record<string, unknown> = { ...body };
@@ -81,7 +100,6 @@ export class Forwarder {
       }
     });
 
-    const promptEstimate = () => estimatePromptTokens(ESTIMATE_ENDPOINT[endpoint], body);
     const call = await this.callWithFallback(entry, endpoint, upstreamBody, abort.signal, meter);
     if (clientGone) {
       meter.finish(this.outcome(499, 'client_closed', undefined, promptEstimate(), 0, price));
@@ -299,4 +317,21 @@ function providerErrorCode(text: string): string | null {
     // not JSON
   }
   return null;
+}
+
+function memo<T>(fn: () => T): () => T {
+  let done = false;
+  let value: T;
+  return () => {
+    if (!done) {
+      value = fn();
+      done = true;
+    }
+    return value;
+  };
+}
+
+function firstLimit(...values: unknown[]): number | undefined {
+  for (const v of values) if (typeof v === 'number' && Number.isInteger(v) && v > 0) return v;
+  return undefined;
 }

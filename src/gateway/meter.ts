@@ -1,6 +1,7 @@
 import type { NormalizedUsage } from '../billing/usage';
 import type { Endpoint } from '../metering/record';
 import { usageRecord, type UsageRecord } from '../metering/record';
+import type { Reservation } from './balanceGate';
 import type { Caller } from './keyCache';
 
 /**
@@ -25,6 +26,7 @@ export class Meter {
   currency = 'USD';
   stream = false;
   upstreamMs: number | null = null;
+  reservation: Reservation | null = null;
   private finished = false;
 
   constructor(
@@ -35,7 +37,7 @@ export class Meter {
     readonly sourceIp: string | null,
     readonly userAgent: string | null,
     private readonly instance: string,
-    private readonly emit: (record: UsageRecord, overheadMs: number) => void,
+    private readonly emit: (record: UsageRecord, overheadMs: number, reservation: Reservation | null) => void,
   ) {}
 
   get isFinished(): boolean {
@@ -58,6 +60,7 @@ export class Meter {
       provider: this.provider,
       upstreamModel: this.upstreamModel,
       priceId: this.priceId,
+      holdId: this.reservation?.holdId ?? null,
       statusCode: outcome.statusCode,
       errorType: outcome.errorType,
       stream: this.stream,
@@ -75,6 +78,6 @@ export class Meter {
       userAgent: this.userAgent,
       gatewayInstance: this.instance,
     });
-    this.emit(record, latencyMs - (this.upstreamMs ?? 0));
+    this.emit(record, latencyMs - (this.upstreamMs ?? 0), this.reservation);
   }
 }

@@ -15,6 +15,8 @@ import { RoutingTable } from './routingTable';
 import { SecurityEventSink } from './securityEvents';
 import { countTextTokens } from './tokenEstimate';
 import { createUpstreamAgent } from './upstream';
+import { BalanceGate } from './balanceGate';
+import { Money } from '../billing/money';
 
 /**
  * The gateway process. Start: replay the metering journal left by the last
@@ -35,6 +37,17 @@ export async function startGatewayServer(config: Config, env: Record<string, str
   const security = new SecurityEventSink(db, logger);
   security.start();
   const agent = createUpstreamAgent(config);
+  const gate = new BalanceGate(
+    db,
+    {
+      holder: config.gateway.instanceId,
+      slice: new Money(config.billing.holdSlice),
+      ttlMs: config.billing.holdTtlMs,
+      overdraftAllowance: new Money(config.billing.overdraftAllowance),
+    },
+    logger,
+  );
+  gate.start();
 
   const { app, metrics } = createGatewayApp({
     logger,
@@ -51,7 +64,8 @@ export async function startGatewayServer(config: Config, env: Record<string, str
       keys: new KeyCache(db, config.gateway.keyCacheMs),
       limiter: new RateLimiter(),
       routing,
-      forwarder: new Forwarder({ routing, agent, logger, env }),
+      forwarder: new Forwarder({ routing, agent, logger, env, gate, defaultMaxOutputTokens: config.billing.defaultMaxOutputTokens }),
+      gate,
       security,
       record: (record) => {
         journal.append(record);
@@ -66,7 +80,10 @@ export async function startGatewayServer(config: Config, env: Record<string, str
   const batcher = new MeteringBatcher({
     journal,
     db,
-    signal: accountMeteringSignaler(temporal.client, config.temporal.taskQueue),
+    signal: accountMeteringSignaler(temporal.client, config.temporal.taskQueue, {
+      settleMinIntervalMs: config.billing.settleMinIntervalMs,
+      sweepMs: config.billing.settleSweepMs,
+    }),
     logger,
     intervalMs: config.metering.batchMs,
     onRecorded: (records) => {
@@ -99,6 +116,7 @@ export async function startGatewayServer(config: Config, env: Record<string, str
       routing.stop();
       await batcher.stop();
       journal.close();
+      await gate.stop();
       await security.stop();
       await agent.close();
       await temporal.close();

@@ -18,6 +18,8 @@ export interface UsageRecord {
   provider: string | null;
   upstreamModel: string | null;
   priceId: string | null;
+  /** The balance hold the request was reserved against, if any. */
+  holdId: string | null;
   statusCode: number;
   errorType: string | null; // our error type or the provider's error code, never its message
   stream: boolean;
@@ -42,7 +44,7 @@ const MAX_USER_AGENT = 512;
 const MAX_ERROR_TYPE = 64;
 
 /** Copies exactly the allowed fields, clipping the free-text metadata to sane lengths. */
-export function usageRecord(fields: Omit<UsageRecord, 'v'>): UsageRecord {
+export function usageRecord(fields: Omit<UsageRecord, 'v' | 'holdId'> & { holdId?: string | null }): UsageRecord {
   const int = (n: number) => (Number.isFinite(n) && n > 0 ? Math.round(n) : 0);
   return {
     v: 1,
@@ -57,6 +59,7 @@ export function usageRecord(fields: Omit<UsageRecord, 'v'>): UsageRecord {
     provider: fields.provider,
     upstreamModel: fields.upstreamModel,
     priceId: fields.priceId,
+    holdId: fields.holdId ?? null,
     statusCode: fields.statusCode,
     errorType: fields.errorType === null ? null : sanitizeCode(fields.errorType).slice(0, MAX_ERROR_TYPE),
     stream: fields.stream,
@@ -95,6 +98,7 @@ export function usageEventRow(r: UsageRecord) {
     provider: r.provider,
     upstream_model: r.upstreamModel,
     price_id: r.priceId,
+    hold_id: r.holdId ?? null,
     status_code: r.statusCode,
     error_type: r.errorType,
     stream: r.stream,

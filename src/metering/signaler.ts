@@ -4,12 +4,16 @@ import { workflowIds } from '../temporal/conventions';
 import type { AccountSignaler } from './batcher';
 
 /** Signal-with-start: wakes the account's metering workflow, starting it if it is not running. */
-export function accountMeteringSignaler(client: Client, taskQueue: string): AccountSignaler {
+export function accountMeteringSignaler(
+  client: Client,
+  taskQueue: string,
+  timing: { settleMinIntervalMs: number; sweepMs: number },
+): AccountSignaler {
   return async (accountId, summary) => {
     await client.workflow.signalWithStart('accountMetering', {
       workflowId: workflowIds.metering(accountId),
       taskQueue,
-      args: [{ accountId }],
+      args: [{ accountId, ...timing }],
       signal: usageRecordedSignal,
       signalArgs: [summary],
     });

@@ -101,3 +101,29 @@ export const listInput = z.strictObject({
   limit: z.coerce.number().int().min(1).max(500).default(100),
   after: uuid('after').optional(),
 });
+
+const positiveDecimal = (what: string) =>
+  decimalString(what).refine((v) => !v.startsWith('-') && Number(v) > 0, `${what} must be positive`);
+const signedNonZeroDecimal = (what: string) => decimalString(what).refine((v) => Number(v) !== 0, `${what} must not be zero`);
+const reference = z
+  .string()
+  .trim()
+  .regex(/^[A-Za-z0-9_.:/-]{1,120}$/, 'reference must be 1-120 letters, digits or ._:/- (it is the idempotency key: the same reference credits once)');
+const reason = z.string().trim().min(3, 'reason must say why (at least 3 characters)').max(500);
+
+export const createTopUpInput = z.strictObject({
+  accountId: uuid('accountId'),
+  amount: positiveDecimal('amount'),
+  reference,
+  kind: z.enum(['topup', 'grant']).default('topup'),
+});
+
+export const refundInput = z.strictObject({ accountId: uuid('accountId'), amount: positiveDecimal('amount'), reference, reason });
+export const adjustmentInput = z.strictObject({ accountId: uuid('accountId'), amount: signedNonZeroDecimal('amount'), reference, reason });
+export const reversalInput = z.strictObject({ entryId: z.coerce.number().int().positive(), reason });
+
+export const balanceInput = z.strictObject({
+  accountId: uuid('accountId'),
+  limit: z.coerce.number().int().min(1).max(500).default(20),
+  before: z.coerce.number().int().positive().optional(),
+});

@@ -7,6 +7,8 @@ import { systemClock } from '../../src/clock';
 import type { Db } from '../../src/db/knex';
 import { startGatewayServer } from '../../src/gateway/server';
 import { staffOperations } from '../../src/staff/operations';
+import { postEntry } from '../../src/db/ledger';
+import { Money } from '../../src/billing/money';
 import { testConfig } from './env';
 
 export const UPSTREAM_KEY_ENV = 'FAKE_UPSTREAM_KEY';
@@ -40,7 +42,15 @@ export interface Customer {
 export async function createCustomer(
   db: Db,
   upstreamUrl: string,
-  opts: { rateLimitRpm?: number; prices?: { input: string; output: string; cached?: string }; fallbackUrls?: string[] } = {},
+  opts: {
+    rateLimitRpm?: number;
+    prices?: { input: string; output: string; cached?: string };
+    fallbackUrls?: string[];
+    /** Credit granted to the account (default 100; '0' for none). */
+    credit?: string;
+    plan?: 'prepaid' | 'postpaid';
+    creditLimit?: string;
+  } = {},
 ): Promise<Customer> {
   const ops = staffOperations({ db, clock: systemClock });
   const tag = randomUUID().slice(0, 8);
@@ -62,7 +72,28 @@ export async function createCustomer(
     const p = await ops.addProvider({ name, baseUrl: url, apiKeyEnv: UPSTREAM_KEY_ENV });
     await db('model_fallbacks').insert({ model_id: m.id, position: i + 1, provider_id: p.id, upstream_model: 'fake-model' });
   }
-  const account = await ops.createAccount({ name: `Customer ${tag}` });
+  const account = await ops.createAccount({
+    name: `Customer ${tag}`,
+    ...(opts.plan ? { plan: opts.plan } : {}),
+    ...(opts.creditLimit ? { creditLimit: opts.creditLimit } : {}),
+  });
+  const credit = opts.credit ?? '100';
+  if (credit !== '0') {
+    await postEntry(
+      db,
+      {
+        accountId: account.id,
+        kind: 'grant',
+        contra: 'promotions',
+        amount: new Money(credit),
+        idempotencyKey: `test-grant:${account.id}`,
+        referenceType: 'test',
+        referenceId: tag,
+        actor: 'test',
+      },
+      { overdraftAllowance: new Money(0) },
+    );
+  }
   const user = await ops.createUser({ accountId: account.id, name: `User ${tag}`, email: `user-${tag}@example.com` });
   const key = await ops.createKey({ accountId: account.id, userId: user.id, ...(opts.rateLimitRpm ? { rateLimitRpm: opts.rateLimitRpm } : {}) });
   return { accountId: account.id, userId: user.id, key: key.key, keyId: key.id, model, provider };

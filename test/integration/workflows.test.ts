@@ -46,7 +46,7 @@ async function withWorker<T>(fn: () => Promise<T>): Promise<T> {
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     workflowBundle: bundle,
-    activities: createActivities({ db, clock: systemClock, logger: silentLogger }),
+    activities: createActivities({ db, clock: systemClock, logger: silentLogger, billing: config.billing }),
   });
   return worker.runUntil(fn());
 }

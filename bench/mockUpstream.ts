@@ -1,0 +1,101 @@
+/**
+ * The benchmark's model provider: a minimal, fast OpenAI-shaped upstream on
+ * 127.0.0.1 (plain node:http, no per-request bookkeeping). Run as its own child
+ * process by bench/gateway.bench.ts so that it never shares an event loop with
+ * the load generator.
+ *
+ *   POST /v1/chat/completions                  -> chat.completion JSON, usage 11 + 7 tokens
+ *   POST /v1/chat/completions {"stream":true}  -> 50 chat.completion.chunk events written
+ *        back to back, then (stream_options.include_usage) a usage chunk with
+ *        `choices: []`, then `data: [DONE]`
+ *
+ * Listens on MOCK_PORT (default 0 = any free port) and reports
+ * `{ ready: true, port }` over the IPC channel when there is one (else prints it).
+ * Exits when the parent goes away.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pathToFileURL } from 'node:url';
+
+export const MOCK_STREAM_CHUNKS = 50;
+export const MOCK_PROMPT_TOKENS = 11;
+export const MOCK_COMPLETION_TOKENS = 7;
+
+const id = 'chatcmpl-bench';
+const created = 1_700_000_000;
+const model = 'bench-model';
+const usage = { prompt_tokens: MOCK_PROMPT_TOKENS, completion_tokens: MOCK_COMPLETION_TOKENS, total_tokens: MOCK_PROMPT_TOKENS + MOCK_COMPLETION_TOKENS };
+
+const completion = Buffer.from(
+  JSON.stringify({
+    id,
+    object: 'chat.completion',
+    created,
+    model,
+    choices: [{ index: 0, message: { role: 'assistant', content: 'Hello from the benchmark mock.' }, logprobs: null, finish_reason: 'stop' }],
+    usage,
+  }),
+);
+
+const chunk = (delta: Record<string, string>, finish: string | null) =>
+  `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] })}\n\n`;
+
+/** 50 events: the first opens the assistant message, the last closes it. */
+const streamEvents: string[] = Array.from({ length: MOCK_STREAM_CHUNKS }, (_, i) =>
+  i === 0 ? chunk({ role: 'assistant', content: 'tok' }, null) : i === MOCK_STREAM_CHUNKS - 1 ? chunk({}, 'stop') : chunk({ content: ' tok' }, null),
+);
+const usageEvent = `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model, choices: [], usage })}\n\n`;
+const done = 'data: [DONE]\n\n';
+const notFound = Buffer.from(JSON.stringify({ error: { message: 'not found', type: 'invalid_request_error', code: 'unknown_url' } }));
+const badJson = Buffer.from(JSON.stringify({ error: { message: 'invalid JSON', type: 'invalid_request_error', code: 'invalid_json' } }));
+
+function answer(res: http.ServerResponse, raw: Buffer): void {
+  let body: { stream?: unknown; stream_options?: { include_usage?: unknown } | null };
+  try {
+    body = JSON.parse(raw.toString('utf8')) as typeof body;
+  } catch {
+    res.writeHead(400, { 'content-type': 'application/json', 'content-length': badJson.length }).end(badJson);
+    return;
+  }
+  if (body?.stream !== true) {
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': completion.length }).end(completion);
+    return;
+  }
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+  // One write per event, as a provider does; corked so they leave in one go (end() uncorks).
+  res.cork();
+  for (const event of streamEvents) res.write(event);
+  if (body.stream_options?.include_usage === true) res.write(usageEvent);
+  res.end(done);
+}
+
+export function createMockUpstream(): http.Server {
+  const server = http.createServer((req, res) => {
+    if (req.method !== 'POST' || req.url !== '/v1/chat/completions') {
+      req.resume();
+      res.writeHead(404, { 'content-type': 'application/json', 'content-length': notFound.length }).end(notFound);
+      return;
+    }
+    const parts: Buffer[] = [];
+    req.on('data', (c: Buffer) => parts.push(c));
+    req.on('end', () => answer(res, parts.length === 1 ? parts[0]! : Buffer.concat(parts)));
+  });
+  // Keep connections from the gateway's pool and the load generator open for the whole run.
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
+  return server;
+}
+
+const isMain = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
+if (isMain) {
+  const server = createMockUpstream();
+  server.listen(Number(process.env.MOCK_PORT ?? 0), '127.0.0.1', () => {
+    const { port } = server.address() as AddressInfo;
+    if (process.send) process.send({ ready: true, port });
+    else console.log(JSON.stringify({ ready: true, port }));
+  });
+  const exit = () => process.exit(0);
+  process.once('SIGTERM', exit);
+  process.once('SIGINT', exit);
+  process.once('disconnect', exit);
+}

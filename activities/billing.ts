@@ -1,6 +1,6 @@
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import { CONTRA } from '../src/billing/ledger';
-import { Money, isDecimalString } from '../src/billing/money';
+import { Money, isDecimalString, toAmountString } from '../src/billing/money';
 import type { Config } from '../src/config';
 import type { Db } from '../src/db/knex';
 import { NotFoundError } from '../src/errors';
@@ -15,11 +15,17 @@ export function billingActivities({ db, billing }: { db: Db; billing: Config['bi
   const overdraftAllowance = new Money(billing.overdraftAllowance);
   return {
     async settleUsage(input: { accountId: string }): Promise<SettlementResult> {
+      // Heartbeats let Temporal notice a dead worker within the heartbeat
+      // timeout instead of the whole start-to-close timeout.
+      const beat = setInterval(() => Context.current().heartbeat(), 1_000);
       try {
+        Context.current().heartbeat();
         return await settleAccountUsage(db, input.accountId, { limit: SETTLEMENT_BATCH_LIMIT, overdraftAllowance });
       } catch (err) {
         if (err instanceof NotFoundError) throw ApplicationFailure.nonRetryable(err.message, 'UnknownAccount');
         throw err;
+      } finally {
+        clearInterval(beat);
       }
     },
 
@@ -68,7 +74,7 @@ export function billingActivities({ db, billing }: { db: Db; billing: Config['bi
           ],
           { overdraftAllowance },
         );
-        return { entryId: r!.entry.id, applied: r!.applied, balanceAfter: r!.entry.balance_after };
+        return { entryId: r!.entry.id, applied: r!.applied, balanceAfter: toAmountString(new Money(r!.entry.balance_after)) };
       });
     },
   };

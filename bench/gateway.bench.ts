@@ -49,10 +49,11 @@ import {
   gaugeValue,
   histogramBuckets,
   histogramDeltaPercentile,
-  newestCpuProfile,
+  mainThreadCpuProfile,
   paced,
   REPO_ROOT,
   round,
+  seriesByLabel,
   spawnNode,
   stopCurrentRun,
   summarizeCpuProfile,
@@ -284,10 +285,19 @@ async function main(): Promise<number> {
         const upstream99 = delta('gateway_upstream_duration_seconds', 99);
         const lagP99Ms = round(gaugeValue(textAfter, 'nodejs_eventloop_lag_p99_seconds') * 1000);
         const lagMaxMs = round(gaugeValue(textAfter, 'nodejs_eventloop_lag_max_seconds') * 1000);
+        const gcBefore = seriesByLabel(textBefore, 'nodejs_gc_duration_seconds_sum', 'kind');
+        const gcAfter = seriesByLabel(textAfter, 'nodejs_gc_duration_seconds_sum', 'kind');
+        const gcCountBefore = seriesByLabel(textBefore, 'nodejs_gc_duration_seconds_count', 'kind');
+        const gcCountAfter = seriesByLabel(textAfter, 'nodejs_gc_duration_seconds_count', 'kind');
+        const gc = Object.fromEntries(
+          [...gcAfter.keys()].map((k) => [k, { ms: round(((gcAfter.get(k) ?? 0) - (gcBefore.get(k) ?? 0)) * 1000, 1), count: (gcCountAfter.get(k) ?? 0) - (gcCountBefore.get(k) ?? 0) }]),
+        );
+        const heapUsedMiB = round(gaugeValue(textAfter, 'nodejs_heap_size_used_bytes') / 2 ** 20, 1);
         record(`${RATE}/s ${gen}`, 'gateway', c, r);
         log(
           `${''.padEnd(18)} gateway_overhead_seconds over ${p99.samples} samples: p50 <= ${fmtLe(p50.value)} ms, p99 <= ${fmtLe(p99.value)} ms; ` +
-            `request p99 <= ${fmtLe(total99.value)} ms, upstream p99 <= ${fmtLe(upstream99.value)} ms; event-loop delay p99 ${fmt(lagP99Ms)} ms, max ${fmt(lagMaxMs)} ms`,
+            `request p99 <= ${fmtLe(total99.value)} ms, upstream p99 <= ${fmtLe(upstream99.value)} ms; event-loop delay p99 ${fmt(lagP99Ms)} ms, max ${fmt(lagMaxMs)} ms; ` +
+            `GC ${Object.entries(gc).map(([k, v]) => `${k} ${v.count}x ${fmt(v.ms, 1)} ms`).join(', ')}; heap used ${fmt(heapUsedMiB, 1)} MiB`,
         );
         return {
           generator: gen,
@@ -301,6 +311,8 @@ async function main(): Promise<number> {
           gatewayUpstreamP99Ms: leMs(upstream99.value),
           eventLoopDelayP99Ms: lagP99Ms,
           eventLoopDelayMaxMs: lagMaxMs,
+          gc,
+          heapUsedMiB,
         };
       };
       rate[c] = { autocannon: await measure('autocannon'), paced: await measure('paced') };
@@ -353,7 +365,7 @@ async function main(): Promise<number> {
     if (profDir) {
       log('stopping the gateway (SIGTERM) so that it writes its CPU profile...');
       await gateway.stop(30_000);
-      const file = newestCpuProfile(profDir);
+      const file = mainThreadCpuProfile(profDir);
       if (!file) throw new Error(`the gateway wrote no CPU profile into ${profDir} (exit ${JSON.stringify(gateway.exit)})`);
       cpuProfile = { ...summarizeCpuProfile(file), note: 'whole gateway process lifetime, start-up included; self time = hitCount x sampling interval' };
     }
@@ -489,6 +501,9 @@ type RateRun = RunResult &
   /** perf_hooks.monitorEventLoopDelay over the run (prom-client default metrics). */
   eventLoopDelayP99Ms: number;
   eventLoopDelayMaxMs: number;
+  /** GC pauses during the run by kind (prom-client's nodejs_gc_duration_seconds). */
+  gc: Record<string, { ms: number; count: number }>;
+  heapUsedMiB: number;
 };
 
 const leMs = (seconds: number) => (Number.isFinite(seconds) ? round(seconds * 1000, 4) : seconds);

@@ -312,6 +312,18 @@ export function histogramDeltaPercentile(before: Map<string, number>, after: Map
   return { value: Infinity, samples: total, buckets };
 }
 
+/** Values of one metric keyed by one label's value (`nodejs_gc_duration_seconds_sum` by `kind`, say). */
+export function seriesByLabel(metricsText: string, name: string, label: string): Map<string, number> {
+  const out = new Map<string, number>();
+  const re = new RegExp(`${label}="([^"]*)"`);
+  for (const line of metricsText.split('\n')) {
+    if (!line.startsWith(`${name}{`)) continue;
+    const key = re.exec(line)?.[1];
+    if (key !== undefined) out.set(key, (out.get(key) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
+  }
+  return out;
+}
+
 /** The value of an unlabelled (or single-series) gauge, NaN when absent. */
 export function gaugeValue(metricsText: string, name: string): number {
   for (const line of metricsText.split('\n')) {
@@ -391,7 +403,8 @@ export function summarizeCpuProfile(file: string, topN = 15): ProfileSummary {
       continue;
     }
     const name = functionName || '(anonymous)';
-    const where = url ? `${shortUrl(url)}:${lineNumber + 1}` : '';
+    // tsx-compiled TypeScript reports line 0 for every function: the file is the useful part there.
+    const where = url ? `${shortUrl(url)}${lineNumber > 0 ? `:${lineNumber + 1}` : ''}` : '';
     const key = `${name}\u0000${where}`;
     const e = byFn.get(key) ?? { name, where, hits: 0 };
     e.hits += hits;
@@ -419,14 +432,16 @@ export function summarizeCpuProfile(file: string, topN = 15): ProfileSummary {
   };
 }
 
-/** The newest .cpuprofile in `dir`, or undefined. */
-export function newestCpuProfile(dir: string): string | undefined {
+/**
+ * The main thread's .cpuprofile in `dir` (CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile,
+ * thread 0; tsx's loader worker writes its own), else the largest one, else undefined.
+ */
+export function mainThreadCpuProfile(dir: string): string | undefined {
   if (!fs.existsSync(dir)) return undefined;
-  return fs
-    .readdirSync(dir)
-    .filter((f) => f.endsWith('.cpuprofile'))
-    .map((f) => path.join(dir, f))
-    .sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs)[0];
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
+  const main = files.find((f) => /^CPU\.\d+\.\d+\.\d+\.0\.\d+\.cpuprofile$/.test(f));
+  if (main) return path.join(dir, main);
+  return files.map((f) => path.join(dir, f)).sort((a, b) => fs.statSync(b).size - fs.statSync(a).size)[0];
 }
 
 // ---------------------------------------------------------------- output

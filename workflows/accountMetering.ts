@@ -11,10 +11,13 @@ import {
 /** A hard cap below Temporal's own limits, in case the SDK's suggestion comes late. */
 export const DEFAULT_MAX_HISTORY_EVENTS = 5_000;
 
-const { settleUsage } = proxyActivities<Activities>({
+/** One settlement transaction; heartbeats so a killed worker's attempt is retried within seconds. */
+const settlement = {
   startToCloseTimeout: '2 minutes',
+  heartbeatTimeout: '5 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
-});
+} as const;
+const { settleUsage } = proxyActivities<Activities>(settlement);
 
 /**
  * The account's metering entity (`metering:{accountId}`), started by

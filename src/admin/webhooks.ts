@@ -78,9 +78,9 @@ export function paymentWebhookRouter(deps: WebhookDeps): Router {
       sendProblem(res, 503, 'dependency_unavailable', 'Temporal is not reachable; the provider will retry');
       return;
     }
-    let handle;
+    let started;
     try {
-      handle = await startTopUpWorkflow(deps.temporal.client, deps.temporal.taskQueue, {
+      started = await startTopUpWorkflow(deps.temporal.client, deps.temporal.taskQueue, {
         paymentId: intent.id,
         provider: 'stripe',
         accountId,
@@ -96,8 +96,13 @@ export function paymentWebhookRouter(deps: WebhookDeps): Router {
       return;
     }
     // Durable from here. Waiting briefly lets the answer say whether it was applied.
-    const result = await awaitTopUp(handle, 10_000).catch(() => undefined);
-    res.json({ received: true, paymentId: intent.id, workflowId: handle.workflowId, ...(result ? { applied: result.applied, entryId: result.entryId } : { pending: true }) });
+    const result = await awaitTopUp(started.handle, 10_000).catch(() => undefined);
+    res.json({
+      received: true,
+      paymentId: intent.id,
+      workflowId: started.handle.workflowId,
+      ...(result ? { applied: result.applied && !started.existing, entryId: result.entryId } : { pending: true }),
+    });
   });
   return router;
 }

@@ -16,6 +16,8 @@ export interface SettlementResult {
 interface EventRow {
   request_id: string;
   occurred_at: Date;
+  /** PostgreSQL's own text of occurred_at: exact to the microsecond, unlike a JS Date. */
+  occurred_at_exact: string;
   model: string | null;
   provider: string | null;
   price_id: string | null;
@@ -48,13 +50,13 @@ export async function settleAccountUsage(
       .whereNull('settled_at')
       .orderBy([{ column: 'occurred_at' }, { column: 'request_id' }])
       .limit(opts.limit)
-      .select('request_id', 'occurred_at', 'model', 'provider', 'price_id', 'hold_id', 'input_tokens', 'cache_read_tokens', 'cache_write_tokens', 'output_tokens', 'reasoning_tokens', 'cost');
+      .select(trx.raw(`occurred_at::text AS occurred_at_exact`), 'request_id', 'occurred_at', 'model', 'provider', 'price_id', 'hold_id', 'input_tokens', 'cache_read_tokens', 'cache_write_tokens', 'output_tokens', 'reasoning_tokens', 'cost');
     if (opts.before) q.where('occurred_at', '<', opts.before);
     const events: EventRow[] = await q;
     if (events.length === 0) return { events: 0, cost: '0', settlementKey: null, more: false };
 
     const key = `usage:${accountId}:${createHash('sha256')
-      .update(events.map((e) => `${e.request_id}@${e.occurred_at.toISOString()}`).join('\n'))
+      .update(events.map((e) => `${e.request_id}@${e.occurred_at_exact}`).join('\n'))
       .digest('hex')
       .slice(0, 32)}`;
 
@@ -122,12 +124,16 @@ export async function settleAccountUsage(
       await trx.raw(`UPDATE account_balances SET held = held - ?::numeric, updated_at = now() WHERE account_id = ?`, [toAmountString(released), accountId]);
     }
 
-    await trx.raw(
+    const marked = await trx.raw(
       `UPDATE usage_events SET settled_at = now(), settlement_key = ?
         WHERE account_id = ? AND settled_at IS NULL
           AND (request_id, occurred_at) IN (SELECT * FROM unnest(?::text[], ?::timestamptz[]))`,
-      [key, accountId, events.map((e) => e.request_id), events.map((e) => e.occurred_at.toISOString())],
+      [key, accountId, events.map((e) => e.request_id), events.map((e) => e.occurred_at_exact)],
     );
+    // Every selected event must be marked in this transaction, or the batch is not settled at all.
+    if (marked.rowCount !== events.length) {
+      throw new Error(`settlement marked ${marked.rowCount} of ${events.length} events; rolled back`);
+    }
     return { events: events.length, cost: toAmountString(total), settlementKey: key, more: events.length === opts.limit };
   });
 }

@@ -37,21 +37,26 @@ export const entryView = (e: LedgerEntryRow) => ({
   createdAt: e.created_at.toISOString(),
 });
 
-/** Starts the top-up workflow, or finds the one already started for this payment. */
-export async function startTopUpWorkflow(client: Client, taskQueue: string, input: TopUpInput): Promise<WorkflowHandle> {
+/** Starts the top-up workflow, or finds the one already started for this payment (`existing`). */
+export async function startTopUpWorkflow(
+  client: Client,
+  taskQueue: string,
+  input: TopUpInput,
+): Promise<{ handle: WorkflowHandle; existing: boolean }> {
   const workflowId = workflowIds.topUp(`${input.provider}:${input.paymentId}`);
   try {
     // A finished top-up is found, not run again; one that failed (say, an unknown account) may be retried.
-    return await client.workflow.start('topUp', {
+    const handle = await client.workflow.start('topUp', {
       taskQueue,
       workflowId,
       args: [input],
       workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
     });
+    return { handle, existing: false };
   } catch (err) {
     // Delivered before: the same workflow, credited once.
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-    return client.workflow.getHandle(workflowId);
+    return { handle: client.workflow.getHandle(workflowId), existing: true };
   }
 }
 
@@ -72,14 +77,15 @@ export async function awaitTopUp(handle: WorkflowHandle, timeoutMs: number): Pro
 
 /** Starts (or finds) the top-up and waits for it; an error when no worker finished it in time. */
 export async function startTopUp(client: Client, taskQueue: string, input: TopUpInput, timeoutMs = 30_000): Promise<TopUpResult> {
-  const handle = await startTopUpWorkflow(client, taskQueue, input);
+  const { handle, existing } = await startTopUpWorkflow(client, taskQueue, input);
   const result = await awaitTopUp(handle, timeoutMs);
   if (!result) {
     throw new DependencyUnavailableError(
       `top-up accepted as workflow ${handle.workflowId}, but no worker finished it within ${timeoutMs / 1000}s; it will be credited once a worker runs`,
     );
   }
-  return result;
+  // `applied` says whether this call credited: a repeat finds the earlier run's entry.
+  return existing ? { ...result, applied: false } : result;
 }
 
 export function ledgerOperations({ db, billing, temporal }: LedgerOpsDeps) {

@@ -9,6 +9,8 @@ import { createActivities } from '../../activities';
 import { systemClock } from '../../src/clock';
 import { workflowIds } from '../../src/temporal/conventions';
 import { accountMetering } from '../../workflows/accountMetering';
+import { topUp } from '../../workflows/topUp';
+import { staffOperations } from '../../src/staff/operations';
 import { meteringStatusQuery, usageRecordedSignal } from '../../workflows/messages';
 import { runHealthProbe } from '../../src/temporal/healthProbe';
 import { WORKFLOWS_PATH } from '../../src/temporal/worker';
@@ -71,11 +73,11 @@ describe('healthProbe workflow', () => {
 
 describe('accountMetering workflow', () => {
   it('folds signals into its state and continues as new with it before the history grows long', async () => {
-    const accountId = `acct-${Date.now()}`;
+    const accountId = (await staffOperations({ db, clock: systemClock }).createAccount({ name: 'Metering WF' })).id;
     const handle = await env.client.workflow.start(accountMetering, {
       taskQueue: config.temporal.taskQueue,
       workflowId: workflowIds.metering(accountId),
-      args: [{ accountId, maxHistoryEvents: 30 }],
+      args: [{ accountId, maxHistoryEvents: 40, settleMinIntervalMs: 0 }],
     });
     const firstRunId = handle.firstExecutionRunId;
     await withWorker(async () => {
@@ -86,6 +88,8 @@ describe('accountMetering workflow', () => {
         while (state.signals < i + 1) state = await handle.query(meteringStatusQuery);
       }
       expect(state).toMatchObject({ signals: 12, eventsSignalled: 24, costSignalled: '0.00015', lastOccurredAt: '2026-11-26T10:00:11.000Z' });
+      // No usage events exist for this account: settlement ran and found nothing.
+      expect(state.eventsSettled).toBe(0);
       expect(state.generation).toBeGreaterThan(0);
     });
     const first = env.client.workflow.getHandle(handle.workflowId, firstRunId);
@@ -96,6 +100,33 @@ describe('accountMetering workflow', () => {
       fs.writeFileSync(path.join(HISTORIES, 'accountMetering.json'), historyToJSON(history));
     }
     await handle.terminate('test done');
+  });
+});
+
+describe('topUp workflow', () => {
+  it('credits once however often it is started', async () => {
+    const accountId = (await staffOperations({ db, clock: systemClock }).createAccount({ name: 'TopUp WF' })).id;
+    const paymentId = `pi_${Date.now()}`;
+    const input = { paymentId, provider: 'stripe', accountId, amount: '12.34', currency: 'USD', kind: 'topup' as const, actor: 'test' };
+    const result = await withWorker(async () => {
+      const first = await env.client.workflow.execute(topUp, { taskQueue: config.temporal.taskQueue, workflowId: workflowIds.topUp(`stripe:${paymentId}`), args: [input] });
+      const second = await env.client.workflow.execute(topUp, { taskQueue: config.temporal.taskQueue, workflowId: `${workflowIds.topUp(`stripe:${paymentId}`)}:again`, args: [input] });
+      return { first, second };
+    });
+    expect(result.first.applied).toBe(true);
+    expect(result.second).toMatchObject({ applied: false, entryId: result.first.entryId, balanceAfter: '12.34' });
+    const handle = env.client.workflow.getHandle(workflowIds.topUp(`stripe:${paymentId}`));
+    const history = await handle.fetchHistory();
+    await Worker.runReplayHistory({ workflowBundle: bundle }, history, handle.workflowId);
+    if (process.env.UPDATE_REPLAY_FIXTURES) fs.writeFileSync(path.join(HISTORIES, 'topUp.json'), historyToJSON(history));
+  });
+
+  it('fails at once, without retrying, for an account that does not exist', async () => {
+    const input = { paymentId: `pi_${Date.now()}`, provider: 'stripe', accountId: '00000000-0000-4000-8000-000000000000', amount: '1', currency: 'USD', kind: 'topup' as const, actor: 'test' };
+    const err = await withWorker(() =>
+      env.client.workflow.execute(topUp, { taskQueue: config.temporal.taskQueue, workflowId: workflowIds.topUp(`stripe:${input.paymentId}`), args: [input] }).catch((e: unknown) => e),
+    );
+    expect(String((err as { cause?: { cause?: unknown } }).cause?.cause ?? err)).toMatch(/does not exist/);
   });
 });
 

@@ -4,6 +4,7 @@ import type { Db } from '../src/db/knex';
 import type { Logger } from '../src/logger';
 import { billingActivities } from './billing';
 import { healthActivities } from './health';
+import { invoicingActivities } from './invoicing';
 
 /** What activities may use; the worker passes production ones, tests pass a test database. */
 export interface ActivityDeps {
@@ -11,12 +12,14 @@ export interface ActivityDeps {
   clock: Clock;
   logger: Logger;
   billing: Config['billing'];
+  invoicing: Config['invoicing'];
 }
 
 export function createActivities(deps: ActivityDeps) {
   return {
     ...healthActivities(deps),
     ...billingActivities(deps),
+    ...invoicingActivities(deps),
   };
 }
 

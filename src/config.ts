@@ -58,6 +58,16 @@ export const configSchema = z.object({
   PAYMENT_WEBHOOK_TOLERANCE_S: z.coerce.number().int().min(1).max(3_600).default(300),
   SETTLE_MIN_INTERVAL_MS: z.coerce.number().int().min(0).max(60_000).default(500),
   SETTLE_SWEEP_MS: z.coerce.number().int().min(1_000).max(86_400_000).default(60_000),
+  INVOICE_ISSUER_NAME: z.string().min(1).default('MixRoute GmbH'),
+  INVOICE_ISSUER_ADDRESS: z.string().min(1).default('Musterstraße 1, 10115 Berlin, Germany'),
+  INVOICE_ISSUER_COUNTRY: z.string().regex(/^[A-Z]{2}$/, 'an ISO 3166-1 alpha-2 code such as DE').default('DE'),
+  INVOICE_ISSUER_VAT_ID: z.string().min(1).default('DE000000000'),
+  INVOICE_ISSUER_EMAIL: z.string().min(3).default('billing@mixroute.example'),
+  INVOICE_SERIES_PREFIX: z.string().regex(/^[A-Z]{1,8}$/, 'upper-case letters').default('MR'),
+  INVOICE_PAYMENT_TERMS_DAYS: z.coerce.number().int().min(0).max(365).default(14),
+  INVOICE_GRACE_HOURS: z.coerce.number().min(0).max(24 * 31).default(6),
+  INVOICE_RUN_CONCURRENCY: z.coerce.number().int().min(1).max(500).default(20),
+  INVOICE_RUN_PAGE_SIZE: z.coerce.number().int().min(1).max(5_000).default(200),
 });
 
 export type Env = Record<string, string | undefined>;
@@ -108,6 +118,15 @@ export interface Config {
     /** accountMetering: least time between two settlements, and the idle sweep period. */
     readonly settleMinIntervalMs: number;
     readonly settleSweepMs: number;
+  };
+  readonly invoicing: {
+    readonly issuer: { readonly name: string; readonly address: string; readonly country: string; readonly vatId: string; readonly email: string };
+    readonly seriesPrefix: string;
+    readonly paymentTermsDays: number;
+    /** A period may be invoiced this long after it ends (late events), unless forced. */
+    readonly graceHours: number;
+    readonly runConcurrency: number;
+    readonly runPageSize: number;
   };
   readonly metering: {
     readonly batchMs: number;
@@ -170,6 +189,20 @@ export function loadConfig(env: Env = process.env): Config {
       webhookToleranceS: e.PAYMENT_WEBHOOK_TOLERANCE_S,
       settleMinIntervalMs: e.SETTLE_MIN_INTERVAL_MS,
       settleSweepMs: e.SETTLE_SWEEP_MS,
+    }),
+    invoicing: Object.freeze({
+      issuer: Object.freeze({
+        name: e.INVOICE_ISSUER_NAME,
+        address: e.INVOICE_ISSUER_ADDRESS,
+        country: e.INVOICE_ISSUER_COUNTRY,
+        vatId: e.INVOICE_ISSUER_VAT_ID,
+        email: e.INVOICE_ISSUER_EMAIL,
+      }),
+      seriesPrefix: e.INVOICE_SERIES_PREFIX,
+      paymentTermsDays: e.INVOICE_PAYMENT_TERMS_DAYS,
+      graceHours: e.INVOICE_GRACE_HOURS,
+      runConcurrency: e.INVOICE_RUN_CONCURRENCY,
+      runPageSize: e.INVOICE_RUN_PAGE_SIZE,
     }),
     metering: Object.freeze({
       batchMs: e.METERING_BATCH_MS,

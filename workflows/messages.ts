@@ -73,3 +73,57 @@ export interface TopUpResult {
 
 export const usageRecordedSignal = defineSignal<[UsageRecordedSignal]>('usageRecorded');
 export const meteringStatusQuery = defineQuery<AccountMeteringState>('meteringStatus');
+
+// --- invoicing -----------------------------------------------------------------
+
+export interface InvoiceAccountInput {
+  accountId: string;
+  period: string; // YYYY-MM
+  dryRun: boolean;
+}
+
+export type InvoiceAccountResult =
+  | { status: 'invoiced' | 'existing'; invoiceId: string; number: string; total: string; currency: string }
+  | { status: 'dry-run'; total: string; currency: string; lines: number }
+  | { status: 'skipped'; reason: string };
+
+export interface InvoiceRunInput {
+  period: string;
+  dryRun: boolean;
+  /** Only these accounts (staff re-runs); otherwise every account with billable activity. */
+  accountIds?: string[];
+  concurrency: number;
+  pageSize: number;
+  /** Carried across continue-as-new. */
+  state?: InvoiceRunState;
+}
+
+export interface InvoiceRunFailure {
+  accountId: string;
+  reason: string;
+}
+
+export interface InvoiceRunState {
+  period: string;
+  dryRun: boolean;
+  status: 'running' | 'completed' | 'completed_with_failures';
+  /** Accounts seen so far (the run pages through them; the final total is known at the end). */
+  total: number;
+  done: number;
+  failed: number;
+  skipped: number;
+  /** Invoices written by this run (a re-run finds existing ones and counts them as `existing`). */
+  invoiced: number;
+  existing: number;
+  /** Sum of invoice totals per currency, decimal strings. */
+  totals: Record<string, string>;
+  /** The first failures with their reasons (bounded; `failed` has the count). */
+  failures: InvoiceRunFailure[];
+  /** Keyset cursor: the last account id listed. */
+  cursor: string | null;
+  listingDone: boolean;
+  startedAt: string;
+  finishedAt: string | null;
+}
+
+export const invoiceRunStatusQuery = defineQuery<InvoiceRunState>('invoiceRunStatus');

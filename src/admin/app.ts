@@ -13,11 +13,16 @@ import type { Client } from '@temporalio/client';
 import { paymentWebhookRouter } from './webhooks';
 import { openApiDocument } from './openapi';
 import { problemErrorHandler, sendProblem } from './problem';
-import { adminRoutes, type AdminOperations } from './routes';
+import { adminRoutes, type AdminOperations, type RawResult } from './routes';
+import { invoiceQueries } from '../invoicing/invoices';
+import { invoiceRuns } from '../invoicing/runs';
+import { taxRates } from '../invoicing/taxRates';
+import { renderInvoiceHtml, renderInvoicePdf } from '../billing/invoiceRender';
 
 export interface AdminAppDeps {
   db: Db;
   billing: Config['billing'];
+  config: Config;
   /** Temporal for top-ups and payment webhooks; absent, those answer 503. */
   temporal?: { client: Client; taskQueue: string };
   clock: Clock;
@@ -30,7 +35,18 @@ export function createAdminApp(deps: AdminAppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  const ops: AdminOperations = { ...staffOperations(deps), ...ledgerOperations(deps) };
+  const invoices = invoiceQueries({ db: deps.db, clock: deps.clock, config: deps.config });
+  const ops: AdminOperations = {
+    ...staffOperations(deps),
+    ...ledgerOperations(deps),
+    invoices,
+    runs: deps.temporal ? invoiceRuns({ client: deps.temporal.client, taskQueue: deps.temporal.taskQueue, config: deps.config, clock: deps.clock }) : undefined,
+    taxRates: taxRates(deps.db),
+    render: {
+      pdf: async (id) => renderInvoicePdf(await invoices.document(id)),
+      html: async (id) => renderInvoiceHtml(await invoices.document(id)),
+    },
+  };
   const registry = createMetricsRegistry('admin');
 
   app.use(requestIdMiddleware('adm-'));
@@ -60,6 +76,13 @@ export function createAdminApp(deps: AdminAppDeps): Express {
         body: req.body ?? {},
         actor: `staff:${(res.locals.staff as StaffPrincipal).tokenId}`,
       });
+      if (result && typeof result === 'object' && (result as RawResult).raw === true) {
+        const r = result as RawResult;
+        res.status(route.status ?? 200).type(r.contentType);
+        if (r.filename) res.setHeader('content-disposition', `attachment; filename="${r.filename}"`);
+        res.send(r.body);
+        return;
+      }
       res.status(route.status ?? 200).json(result);
     });
   }

@@ -16,7 +16,33 @@ import {
 import type { StaffOperations } from '../staff/operations';
 import type { LedgerOperations } from '../staff/ledgerOperations';
 
-export type AdminOperations = StaffOperations & LedgerOperations;
+import type { invoiceQueries } from '../invoicing/invoices';
+import type { invoiceRuns } from '../invoicing/runs';
+import type { taxRates } from '../invoicing/taxRates';
+import { startRunInput } from '../invoicing/runs';
+import { setTaxRateInput } from '../invoicing/taxRates';
+import { DependencyUnavailableError } from '../errors';
+
+export type AdminOperations = StaffOperations &
+  LedgerOperations & {
+    invoices: ReturnType<typeof invoiceQueries>;
+    runs: ReturnType<typeof invoiceRuns> | undefined;
+    taxRates: ReturnType<typeof taxRates>;
+    render: { pdf: (id: string) => Promise<Buffer>; html: (id: string) => Promise<string> };
+  };
+
+const needRuns = (ops: AdminOperations) => {
+  if (!ops.runs) throw new DependencyUnavailableError('invoice runs need Temporal');
+  return ops.runs;
+};
+
+/** A route result that is sent as is (a PDF or an HTML page), not as JSON. */
+export interface RawResult {
+  raw: true;
+  contentType: string;
+  body: Buffer | string;
+  filename?: string;
+}
 
 /**
  * Every admin route, declared once with the roles it admits. The app mounts
@@ -131,6 +157,51 @@ export const adminRoutes: readonly AdminRoute[] = [
     method: 'get', path: '/billing/accounts/:id/balance', roles: BILLING, tag: 'billing',
     summary: 'Balance, holds, spendable credit, recent ledger entries (page with ?before=<entry id>) and unsettled usage',
     handler: (ops, { params, query }) => ops.balance({ accountId: params.id, ...query }),
+  },
+  {
+    method: 'post', path: '/billing/tax-rates', roles: BILLING, tag: 'billing', status: 201,
+    summary: 'Set a tax rate for a country from a date (replaces the rate with the same start)', body: setTaxRateInput,
+    handler: (ops, { body }) => ops.taxRates.set(body),
+  },
+  {
+    method: 'get', path: '/billing/tax-rates', roles: BILLING, tag: 'billing',
+    summary: 'List tax rates',
+    handler: (ops) => ops.taxRates.list(),
+  },
+  {
+    method: 'post', path: '/billing/invoice-runs', roles: BILLING, tag: 'billing', status: 202,
+    summary: 'Start the invoice run of a period (or get the one that exists); dryRun computes without writing', body: startRunInput,
+    handler: (ops, { body }) => needRuns(ops).start(body),
+  },
+  {
+    method: 'get', path: '/billing/invoice-runs/:period', roles: BILLING, tag: 'billing',
+    summary: "An invoice run's live progress: total, done, failed with reasons, skipped, totals",
+    handler: (ops, { params }) => needRuns(ops).status({ period: params.period }),
+  },
+  {
+    method: 'get', path: '/billing/invoices', roles: BILLING, tag: 'billing',
+    summary: 'List invoices and credit notes (?period=YYYY-MM&accountId=...)',
+    handler: (ops, { query }) => ops.invoices.list(query),
+  },
+  {
+    method: 'get', path: '/billing/invoices/:id.pdf', roles: BILLING, tag: 'billing',
+    summary: 'Download an invoice as PDF',
+    handler: async (ops, { params }) => ({ raw: true, contentType: 'application/pdf', body: await ops.render.pdf(params.id!), filename: `${params.id}.pdf` }) satisfies RawResult,
+  },
+  {
+    method: 'get', path: '/billing/invoices/:id.html', roles: BILLING, tag: 'billing',
+    summary: 'An invoice as an HTML page',
+    handler: async (ops, { params }) => ({ raw: true, contentType: 'text/html; charset=utf-8', body: await ops.render.html(params.id!) }) satisfies RawResult,
+  },
+  {
+    method: 'get', path: '/billing/invoices/:id', roles: BILLING, tag: 'billing',
+    summary: 'An invoice or credit note with its lines',
+    handler: (ops, { params }) => ops.invoices.get(params.id!),
+  },
+  {
+    method: 'post', path: '/billing/invoices/:id/void', roles: BILLING, tag: 'billing', status: 201,
+    summary: 'Void a finalized invoice with a credit note (needs a reason)',
+    handler: (ops, { params, body, actor }) => ops.invoices.void({ id: params.id, reason: (body as { reason?: unknown })?.reason }, actor),
   },
   {
     method: 'post', path: '/billing/staff-tokens', roles: ADMIN_ONLY, tag: 'admin', status: 201,

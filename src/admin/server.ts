@@ -13,6 +13,7 @@ export async function startAdminServer(config: Config) {
   const app = createAdminApp({
     db,
     billing: config.billing,
+    config,
     temporal: { client: temporal.client, taskQueue: config.temporal.taskQueue },
     clock: systemClock,
     logger,

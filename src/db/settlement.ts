@@ -79,7 +79,7 @@ export async function settleAccountUsage(
       await trx.raw(
         `INSERT INTO usage_hourly AS u (account_id, hour, model, provider, price_id, requests, input_tokens, cache_read_tokens, cache_write_tokens, output_tokens, reasoning_tokens, cost)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (account_id, hour, model, provider, price_id) DO UPDATE SET
+         ON CONFLICT (account_id, hour, model, provider, price_id) WHERE invoiced_by IS NULL DO UPDATE SET
            requests = u.requests + EXCLUDED.requests,
            input_tokens = u.input_tokens + EXCLUDED.input_tokens,
            cache_read_tokens = u.cache_read_tokens + EXCLUDED.cache_read_tokens,
@@ -125,7 +125,7 @@ export async function settleAccountUsage(
     }
 
     const marked = await trx.raw(
-      `UPDATE usage_events SET settled_at = now(), settlement_key = ?
+      `UPDATE usage_events SET settled_at = clock_timestamp(), settlement_key = ?
         WHERE account_id = ? AND settled_at IS NULL
           AND (request_id, occurred_at) IN (SELECT * FROM unnest(?::text[], ?::timestamptz[]))`,
       [key, accountId, events.map((e) => e.request_id), events.map((e) => e.occurred_at_exact)],

@@ -10,7 +10,7 @@ export async function startWorker(config: Config) {
   const logger = createLogger(config, 'worker');
   installSdkLogger(logger, config.logLevel === 'debug' || config.logLevel === 'trace' ? 'DEBUG' : 'WARN');
   const db = createDb({ databaseUrl: config.databaseUrl, poolMax: config.databasePoolMax, applicationName: 'mixroute-worker', onWarning: (m) => logger.warn({ db: m }, 'database warning') });
-  const { worker, connection } = await createWorker(config, { db, clock: systemClock, logger, billing: config.billing });
+  const { worker, connection } = await createWorker(config, { db, clock: systemClock, logger, billing: config.billing, invoicing: config.invoicing });
   const running = worker.run();
   logger.info(
     { address: temporalAddress(config), namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue },

@@ -15,7 +15,7 @@ let close: () => Promise<void>;
 const tokens = {} as Record<StaffRole, string>;
 
 beforeAll(async () => {
-  const app = createAdminApp({ db, billing: config.billing, clock: systemClock, logger: silentLogger, readiness: {}, readyCheckTimeoutMs: 1000 });
+  const app = createAdminApp({ db, billing: config.billing, config, clock: systemClock, logger: silentLogger, readiness: {}, readyCheckTimeoutMs: 1000 });
   ({ url: base, close } = await serve(app));
   for (const role of STAFF_ROLES) tokens[role] = (await ops.createStaffToken({ role })).token;
 });

@@ -27,7 +27,7 @@ const realChecks = {
 async function start(kind: 'admin' | 'gateway', readiness: typeof realChecks) {
   const app =
     kind === 'admin'
-      ? createAdminApp({ db, billing: config.billing, clock: systemClock, logger: silentLogger, readiness, readyCheckTimeoutMs: 2_000 })
+      ? createAdminApp({ db, billing: config.billing, config, clock: systemClock, logger: silentLogger, readiness, readyCheckTimeoutMs: 2_000 })
       : createGatewayApp({ logger: silentLogger, readiness, readyCheckTimeoutMs: 2_000 }).app;
   const s = await serve(app);
   cleanups.push(s.close);

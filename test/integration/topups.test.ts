@@ -26,7 +26,7 @@ beforeAll(async () => {
   const client = new Client({ connection, namespace: config.temporal.namespace });
   const app = createAdminApp({
     db,
-    billing: config.billing,
+    billing: config.billing, config,
     temporal: { client, taskQueue: config.temporal.taskQueue },
     clock: systemClock,
     logger: silentLogger,

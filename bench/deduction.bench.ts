@@ -1,0 +1,196 @@
+/**
+ * Deduction lag: request finished -> balance reduced, at 500 requests per
+ * second spread over 100 accounts (issue 4's target: p99 under 2 s).
+ *
+ * Real parts: a gateway process, a worker process, a headless Temporal dev
+ * server, a fresh PostgreSQL database; the provider is bench/mockUpstream.ts.
+ * The lag of each request is measured in PostgreSQL as settled_at (the moment
+ * the settlement transaction marked it, clock_timestamp(), just before it
+ * commits the balance change) minus finished_at (when the gateway finished
+ * it). Both clocks are this machine's.
+ *
+ *   npm run bench -- deduction        (BENCH_QUICK=1 for a short run)
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { Pool } from 'undici';
+import { Money } from '../src/billing/money';
+import { systemClock } from '../src/clock';
+import { configSchema } from '../src/config';
+import { dropDatabase, ensureDatabase } from '../src/db/database';
+import { createDb, type Db } from '../src/db/knex';
+import { postEntry } from '../src/db/ledger';
+import { migrateLatest } from '../src/db/migrate';
+import { staffOperations } from '../src/staff/operations';
+import { findTemporalCli, startDevServer, type DevServer } from '../src/temporal/devServer';
+import { freePort } from '../src/util/ports';
+import { REPO_ROOT, round, sleep, spawnNode, waitForHttpOk, waitForReadyMessage, type Child } from './lib';
+
+const QUICK = process.env.BENCH_QUICK === '1';
+const RATE = 500;
+const ACCOUNTS = 100;
+const SECONDS = QUICK ? 6 : 20;
+const CREDIT = '1000';
+const UPSTREAM_KEY_ENV = 'BENCH_UPSTREAM_KEY';
+const RESULTS_FILE = path.join(REPO_ROOT, 'bench/results/deduction.json');
+const log = (line: string) => process.stdout.write(`[deduction] ${line}\n`);
+
+function cleanEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const k of Object.keys(configSchema.shape)) delete env[k];
+  return env;
+}
+
+async function main(): Promise<number> {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mixroute-deduction-'));
+  const u = new URL(process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres');
+  u.pathname = `/mixroute_bench_deduction_${Date.now()}`;
+  const databaseUrl = u.toString();
+  const children: Child[] = [];
+  let db: Db | undefined;
+  let temporal: DevServer | undefined;
+  try {
+    await ensureDatabase(databaseUrl);
+    db = createDb({ databaseUrl, poolMax: 4, applicationName: 'mixroute-bench' });
+    await migrateLatest(db);
+    temporal = await startDevServer({ cliPath: findTemporalCli(undefined), port: await freePort(), logFile: path.join(tmp, 'temporal.log') });
+
+    const mock = spawnNode('mock upstream', ['--import', 'tsx', 'bench/mockUpstream.ts'], cleanEnv());
+    children.push(mock);
+    const mockUrl = `http://127.0.0.1:${await waitForReadyMessage(mock)}`;
+
+    const ops = staffOperations({ db, clock: systemClock });
+    const tag = randomUUID().slice(0, 8);
+    await ops.addProvider({ name: `bench-${tag}`, baseUrl: `${mockUrl}/v1`, apiKeyEnv: UPSTREAM_KEY_ENV });
+    const model = `bench-model-${tag}`;
+    await ops.addModel({ name: model, provider: `bench-${tag}`, upstreamModel: 'bench-model', inputPerMtok: '2.5', outputPerMtok: '10', effectiveFrom: '2020-01-01T00:00:00Z' });
+    const accounts: { id: string; key: string }[] = [];
+    for (let i = 0; i < ACCOUNTS; i++) {
+      const a = await ops.createAccount({ name: `Deduction ${tag} ${i}` });
+      await postEntry(
+        db,
+        { accountId: a.id, kind: 'grant', contra: 'promotions', amount: new Money(CREDIT), idempotencyKey: `bench:${a.id}`, referenceType: 'bench', referenceId: tag, actor: 'bench' },
+        { overdraftAllowance: new Money(0) },
+      );
+      const k = await ops.createKey({ accountId: a.id, rateLimitRpm: 1_000_000 });
+      accounts.push({ id: a.id, key: k.key });
+    }
+    log(`${ACCOUNTS} accounts with ${CREDIT} each`);
+
+    const env = {
+      ...cleanEnv(),
+      DATABASE_URL: databaseUrl,
+      TEMPORAL_ADDRESS: temporal.address,
+      TEMPORAL_TASK_QUEUE: `bench-${tag}`,
+      LOG_LEVEL: 'warn',
+      [UPSTREAM_KEY_ENV]: 'sk-bench',
+    };
+    const worker = spawnNode('worker', ['bin/mixroute.js', 'worker'], env);
+    children.push(worker);
+    const gatewayPort = await freePort();
+    const gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
+    const gateway = spawnNode('gateway', ['bin/mixroute.js', 'gateway'], { ...env, GATEWAY_PORT: String(gatewayPort), DATA_DIR: path.join(tmp, 'data') });
+    children.push(gateway);
+    await waitForHttpOk(gateway, `${gatewayUrl}/readyz`);
+
+    const pool = new Pool(gatewayUrl, { connections: 64, pipelining: 1, keepAliveTimeout: 60_000 });
+    const body = JSON.stringify({ model, max_tokens: 16, messages: [{ role: 'user', content: 'Say something short.' }] });
+    let completed = 0;
+    let failed = 0;
+    const send = async (i: number) => {
+      const a = accounts[i % ACCOUNTS]!;
+      try {
+        const r = await pool.request({ path: '/v1/chat/completions', method: 'POST', headers: { authorization: `Bearer ${a.key}`, 'content-type': 'application/json' }, body });
+        await r.body.arrayBuffer();
+        if (r.statusCode === 200) completed++;
+        else failed++;
+      } catch {
+        failed++;
+      }
+    };
+
+    // Warm-up: one request per account starts every metering workflow.
+    await Promise.all(accounts.map((_, i) => send(i)));
+    const warm = completed;
+    await sleep(3_000);
+    const loadStart = new Date();
+    log(`load: ${RATE} requests/s for ${SECONDS} s over ${ACCOUNTS} accounts`);
+    const total = RATE * SECONDS;
+    const pending: Promise<void>[] = [];
+    const t0 = performance.now();
+    await new Promise<void>((resolve) => {
+      const timer = setInterval(() => {
+        const due = Math.min(total, Math.floor(((performance.now() - t0) * RATE) / 1000) + 1);
+        while (pending.length < due) pending.push(send(pending.length));
+        if (pending.length >= total) {
+          clearInterval(timer);
+          resolve();
+        }
+      }, 1);
+    });
+    await Promise.all(pending);
+    const sendSeconds = (performance.now() - t0) / 1000;
+    await pool.close();
+    log(`sent ${total} in ${round(sendSeconds, 1)} s: ${completed - warm} completed, ${failed} failed`);
+
+    // Wait (bounded) for every event of the run to be settled.
+    const deadline = Date.now() + 60_000;
+    let unsettled = -1;
+    while (Date.now() < deadline) {
+      const row = await db('usage_events').whereNull('settled_at').count('* as n').first();
+      unsettled = Number(row!.n);
+      if (unsettled === 0) break;
+      await sleep(250);
+    }
+    const lag = await db.raw(
+      `SELECT count(*)::int AS n,
+              percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM settled_at - finished_at)) AS p50,
+              percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM settled_at - finished_at)) AS p95,
+              percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM settled_at - finished_at)) AS p99,
+              max(extract(epoch FROM settled_at - finished_at)) AS max
+         FROM usage_events WHERE occurred_at >= ? AND settled_at IS NOT NULL`,
+      [loadStart],
+    );
+    const l = lag.rows[0];
+    const events = Number((await db('usage_events').count('* as n').first())!.n);
+    const books = await db.raw(
+      `SELECT count(*)::int AS wrong FROM account_balances b
+        WHERE b.balance <> (SELECT coalesce(sum(amount), 0) FROM ledger_entries e WHERE e.account_id = b.account_id)
+           OR b.balance <> ?::numeric - (SELECT coalesce(sum(cost), 0) FROM usage_events u WHERE u.account_id = b.account_id AND u.settled_at IS NOT NULL)`,
+      [CREDIT],
+    );
+    const result = {
+      benchmark: 'deduction',
+      at: new Date().toISOString(),
+      machine: { cpus: os.cpus().length, node: process.version },
+      setup: { rate: RATE, accounts: ACCOUNTS, seconds: SECONDS, quick: QUICK, settleMinIntervalMs: 500, meteringBatchMs: 200 },
+      requests: { sent: total + ACCOUNTS, completed, failed, sendSeconds: round(sendSeconds, 2) },
+      events: { recorded: events, unsettledAtEnd: unsettled, measured: l.n },
+      lagSeconds: { p50: round(Number(l.p50)), p95: round(Number(l.p95)), p99: round(Number(l.p99)), max: round(Number(l.max)) },
+      booksAgree: Number(books.rows[0].wrong) === 0,
+      targets: { p99UnderTwoSeconds: Number(l.p99) < 2, everyRequestMetered: events === completed, everyEventSettled: unsettled === 0 },
+    };
+    fs.mkdirSync(path.dirname(RESULTS_FILE), { recursive: true });
+    fs.writeFileSync(RESULTS_FILE, `${JSON.stringify(result, null, 2)}\n`);
+    log(`events ${events} for ${completed} completed requests; unsettled at end ${unsettled}`);
+    log(`deduction lag p50 ${result.lagSeconds.p50} s, p95 ${result.lagSeconds.p95} s, p99 ${result.lagSeconds.p99} s, max ${result.lagSeconds.max} s (target p99 < 2 s: ${result.targets.p99UnderTwoSeconds ? 'met' : 'MISSED'})`);
+    log(`books agree: ${result.booksAgree}; written to ${path.relative(REPO_ROOT, RESULTS_FILE)}`);
+    return result.booksAgree && result.targets.everyRequestMetered && result.targets.everyEventSettled ? 0 : 1;
+  } finally {
+    for (const c of children.reverse()) await c.stop();
+    await temporal?.stop();
+    await db?.destroy();
+    await dropDatabase(databaseUrl).catch(() => undefined);
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(`[deduction] failed: ${(err as Error).message}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,185 @@
+import type Decimal from 'decimal.js';
+import { billingPeriod, buildInvoice, dueDate, InvoiceDataError, type LinePrice, type UsageAggregate } from '../billing/invoice';
+import { Money, toAmountString } from '../billing/money';
+import { taxTreatment, type TaxRate } from '../billing/tax';
+import type { Config } from '../config';
+import type { InvoiceAccountResult } from '../../workflows/messages';
+import type { Db } from './knex';
+import { lockBalances } from './ledger';
+import { settleAccountUsage } from './settlement';
+
+/**
+ * Accounts to invoice for a period, in id order from `after` (keyset paging):
+ * those with usage not yet invoiced from before the period's end (settled or
+ * not), and those that already have this period's invoice (a re-run reports
+ * them as existing).
+ */
+export async function listBillableAccounts(
+  db: Db,
+  input: { period: string; after: string | null; limit: number; accountIds?: string[] },
+): Promise<string[]> {
+  const { end } = billingPeriod(input.period);
+  const q = db('accounts as a')
+    .where((w) =>
+      w
+        .whereExists(db('usage_hourly as u').whereRaw('u.account_id = a.id').whereNull('u.invoiced_by').where('u.hour', '<', end).select(db.raw('1')))
+        .orWhereExists(db('usage_events as e').whereRaw('e.account_id = a.id').whereNull('e.settled_at').where('e.occurred_at', '<', end).select(db.raw('1')))
+        .orWhereExists(db('invoices as i').whereRaw('i.account_id = a.id').where({ 'i.period': input.period, 'i.kind': 'invoice' }).select(db.raw('1'))),
+    )
+    .orderBy('a.id')
+    .limit(input.limit)
+    .pluck('a.id');
+  if (input.after) q.where('a.id', '>', input.after);
+  if (input.accountIds?.length) q.whereIn('a.id', input.accountIds);
+  return q;
+}
+
+interface UsageRow {
+  id: number;
+  hour: Date;
+  model: string;
+  price_id: string;
+  input_tokens: number;
+  cache_read_tokens: number;
+  cache_write_tokens: number;
+  output_tokens: number;
+  cost: string;
+}
+
+/**
+ * Settles what is left of the account's usage, then, in one transaction
+ * under the account's balance lock: returns the period's invoice if it
+ * exists; otherwise builds it from the usage not yet invoiced (earlier
+ * periods' late usage included, labelled), allocates the next number of the
+ * series, finalizes it and marks the usage invoiced. A crash anywhere rolls
+ * the whole thing back, number included, so numbers stay gapless.
+ */
+export async function invoiceAccountForPeriod(
+  db: Db,
+  input: { accountId: string; period: string; dryRun: boolean; now: Date },
+  cfg: { invoicing: Config['invoicing']; overdraftAllowance: Decimal; onProgress?: () => void },
+): Promise<InvoiceAccountResult> {
+  const { start, end } = billingPeriod(input.period);
+  for (;;) {
+    const r = await settleAccountUsage(db, input.accountId, { limit: 5_000, overdraftAllowance: cfg.overdraftAllowance });
+    cfg.onProgress?.();
+    if (!r.more) break;
+  }
+
+  return db.transaction(async (trx) => {
+    await lockBalances(trx, [input.accountId]);
+    const existing = await trx('invoices').where({ account_id: input.accountId, period: input.period, kind: 'invoice' }).first();
+    if (existing && !input.dryRun) {
+      return { status: 'existing' as const, invoiceId: existing.id, number: existing.number, total: toAmountString(new Money(existing.total)), currency: existing.currency };
+    }
+    const account = await trx('accounts').where({ id: input.accountId }).first();
+    const rows: UsageRow[] = await trx('usage_hourly')
+      .where({ account_id: input.accountId })
+      .whereNull('invoiced_by')
+      .where('hour', '<', end)
+      .select('id', 'hour', 'model', 'price_id', 'input_tokens', 'cache_read_tokens', 'cache_write_tokens', 'output_tokens', 'cost');
+    const billable = rows.filter((r) => new Money(r.cost).gt(0) && r.price_id !== '');
+    if (billable.length === 0) return { status: 'skipped' as const, reason: 'no billable usage in or before the period' };
+
+    const groups = new Map<string, UsageAggregate>();
+    for (const r of billable) {
+      const late = r.hour.toISOString() < start;
+      const usagePeriod = r.hour.toISOString().slice(0, 7);
+      const key = `${r.model}|${r.price_id}|${late}|${usagePeriod}`;
+      const g = groups.get(key) ?? { model: r.model, priceId: r.price_id, inputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, outputTokens: 0, late, usagePeriod };
+      g.inputTokens += Number(r.input_tokens);
+      g.cacheReadTokens += Number(r.cache_read_tokens);
+      g.cacheWriteTokens += Number(r.cache_write_tokens);
+      g.outputTokens += Number(r.output_tokens);
+      groups.set(key, g);
+    }
+    const priceRows = await trx('prices').whereIn('id', [...new Set(billable.map((r) => r.price_id))]);
+    const prices = new Map<string, LinePrice>(
+      priceRows.map((p) => [p.id, { inputPerMtok: p.input_per_mtok, cachedInputPerMtok: p.cached_input_per_mtok, outputPerMtok: p.output_per_mtok, effectiveFrom: new Date(p.effective_from).toISOString() }]),
+    );
+    const rates: TaxRate[] = (await trx('tax_rates').select('*')).map((r) => ({
+      country: r.country,
+      rate: toAmountString(new Money(r.rate)),
+      effectiveFrom: isoDate(r.effective_from),
+      effectiveTo: r.effective_to ? isoDate(r.effective_to) : null,
+    }));
+    const taxedAt = new Date(new Date(end).getTime() - 1).toISOString().slice(0, 10);
+    const tax = taxTreatment({ country: account.country, vatId: account.vat_id, taxStatus: account.tax_status }, { country: cfg.invoicing.issuer.country }, rates, taxedAt);
+    const balance = await trx('account_balances').where({ account_id: input.accountId }).first('balance');
+    const built = buildInvoice({
+      currency: account.currency,
+      usage: [...groups.values()],
+      prices,
+      tax,
+      plan: account.plan,
+      closingBalance: toAmountString(new Money(balance?.balance ?? '0')),
+    });
+    if (input.dryRun) return { status: 'dry-run' as const, total: built.totals.total, currency: built.currency, lines: built.lines.length };
+
+    const issuedAt = input.now;
+    const series = `${cfg.invoicing.seriesPrefix}-${issuedAt.getUTCFullYear()}`;
+    const [invoice] = await trx('invoices')
+      .insert({
+        kind: 'invoice',
+        account_id: input.accountId,
+        period: input.period,
+        status: 'draft',
+        series,
+        plan: account.plan,
+        currency: built.currency,
+        subtotal: built.totals.subtotal,
+        tax_rate: built.totals.taxRate,
+        tax_amount: built.totals.taxAmount,
+        total: built.totals.total,
+        credits_applied: built.totals.creditsApplied,
+        amount_due: built.totals.amountDue,
+        tax_kind: tax.kind,
+        tax_note: built.taxNote,
+        customer: JSON.stringify({ name: account.name, country: account.country, vatId: account.vat_id, billingEmail: account.billing_email, accountId: account.id }),
+        issuer: JSON.stringify(cfg.invoicing.issuer),
+      })
+      .returning('id');
+    await trx('invoice_lines').insert(
+      built.lines.map((l) => ({
+        invoice_id: invoice.id,
+        position: l.position,
+        description: l.description,
+        model: l.model,
+        kind: l.kind,
+        quantity: l.quantity,
+        unit_price_per_mtok: l.unitPricePerMtok,
+        amount: l.amount,
+        late: l.late,
+        usage_period: l.usagePeriod,
+      })),
+    );
+    const number = await allocateNumber(trx, series);
+    await trx('invoices')
+      .where({ id: invoice.id })
+      .update({
+        status: 'finalized',
+        number,
+        issued_at: issuedAt,
+        due_date: account.plan === 'postpaid' ? dueDate(issuedAt.toISOString(), cfg.invoicing.paymentTermsDays) : null,
+      });
+    await trx('usage_hourly').whereIn('id', billable.map((r) => r.id)).update({ invoiced_by: invoice.id });
+    return { status: 'invoiced' as const, invoiceId: invoice.id, number, total: built.totals.total, currency: built.currency };
+  });
+}
+
+/**
+ * The next number of a series, from a row locked until this transaction
+ * ends: finalizations of one series take turns, and a rollback returns the
+ * number, so the sequence has no gaps and no duplicates.
+ */
+export async function allocateNumber(trx: Db, series: string): Promise<string> {
+  await trx.raw(`INSERT INTO invoice_sequences (series) VALUES (?) ON CONFLICT DO NOTHING`, [series]);
+  const { rows } = await trx.raw(`UPDATE invoice_sequences SET next_number = next_number + 1 WHERE series = ? RETURNING next_number - 1 AS n`, [series]);
+  return `${series}-${String(rows[0].n).padStart(6, '0')}`;
+}
+
+function isoDate(v: Date | string): string {
+  return typeof v === 'string' ? v.slice(0, 10) : new Date(Date.UTC(v.getFullYear(), v.getMonth(), v.getDate())).toISOString().slice(0, 10);
+}
+
+export { InvoiceDataError };

@@ -1,0 +1,33 @@
+import { z } from 'zod';
+import type { Db } from '../db/knex';
+import { validate } from '../staff/validate';
+
+export const setTaxRateInput = z.strictObject({
+  country: z.string().trim().toUpperCase().regex(/^[A-Z]{2}$/, 'country must be an ISO 3166-1 alpha-2 code'),
+  rate: z.string().regex(/^0(\.\d{1,6})?$/, 'rate must be a decimal fraction below 1, such as "0.19"'),
+  effectiveFrom: z.iso.date({ error: 'effectiveFrom must be a date such as 2026-01-01' }),
+  effectiveTo: z.iso.date({ error: 'effectiveTo must be a date such as 2026-12-31' }).optional(),
+});
+
+/** Tax rates by country and effective dates; a repeated (country, from) replaces its rate. */
+export function taxRates(db: Db) {
+  return {
+    async set(raw: unknown) {
+      const i = validate(setTaxRateInput, raw);
+      await db('tax_rates')
+        .insert({ country: i.country, rate: i.rate, effective_from: i.effectiveFrom, effective_to: i.effectiveTo ?? null })
+        .onConflict(['country', 'effective_from'])
+        .merge();
+      return { country: i.country, rate: i.rate, effectiveFrom: i.effectiveFrom, effectiveTo: i.effectiveTo ?? null };
+    },
+    async list() {
+      const rows = await db('tax_rates').orderBy(['country', 'effective_from']);
+      return rows.map((r) => ({
+        country: r.country,
+        rate: String(Number(r.rate)),
+        effectiveFrom: new Date(Date.UTC(r.effective_from.getFullYear(), r.effective_from.getMonth(), r.effective_from.getDate())).toISOString().slice(0, 10),
+        effectiveTo: r.effective_to ? new Date(Date.UTC(r.effective_to.getFullYear(), r.effective_to.getMonth(), r.effective_to.getDate())).toISOString().slice(0, 10) : null,
+      }));
+    },
+  };
+}

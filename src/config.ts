@@ -50,13 +50,14 @@ export const configSchema = z.object({
   UPSTREAM_IDLE_TIMEOUT_MS: z.coerce.number().int().min(10).default(60_000),
   UPSTREAM_MAX_CONNECTIONS: z.coerce.number().int().min(1).default(256),
   METERING_BATCH_MS: z.coerce.number().int().min(10).max(60_000).default(200),
+  METERING_SIGNAL_THROTTLE_MS: z.coerce.number().int().min(0).max(60_000).default(500),
   PREPAID_OVERDRAFT_ALLOWANCE: z.string().refine((v) => /^\d+(\.\d+)?$/.test(v), 'a non-negative decimal such as "0.50"').default('0'),
   GATEWAY_HOLD_SLICE: z.string().refine((v) => /^\d+(\.\d+)?$/.test(v) && Number(v) > 0, 'a positive decimal such as "1.00"').default('1.00'),
   GATEWAY_HOLD_TTL_MS: z.coerce.number().int().min(1_000).max(3_600_000).default(60_000),
   GATEWAY_DEFAULT_MAX_OUTPUT_TOKENS: z.coerce.number().int().min(1).default(4_096),
   PAYMENT_WEBHOOK_SECRET: optionalString,
   PAYMENT_WEBHOOK_TOLERANCE_S: z.coerce.number().int().min(1).max(3_600).default(300),
-  SETTLE_MIN_INTERVAL_MS: z.coerce.number().int().min(0).max(60_000).default(500),
+  SETTLE_MIN_INTERVAL_MS: z.coerce.number().int().min(0).max(60_000).default(0),
   SETTLE_SWEEP_MS: z.coerce.number().int().min(1_000).max(86_400_000).default(60_000),
   INVOICE_ISSUER_NAME: z.string().min(1).default('MixRoute GmbH'),
   INVOICE_ISSUER_ADDRESS: z.string().min(1).default('Musterstraße 1, 10115 Berlin, Germany'),
@@ -130,6 +131,7 @@ export interface Config {
   };
   readonly metering: {
     readonly batchMs: number;
+    readonly signalThrottleMs: number;
     /** The gateway instance's journal directory. */
     readonly journalDir: string;
   };
@@ -206,6 +208,7 @@ export function loadConfig(env: Env = process.env): Config {
     }),
     metering: Object.freeze({
       batchMs: e.METERING_BATCH_MS,
+      signalThrottleMs: e.METERING_SIGNAL_THROTTLE_MS,
       journalDir: path.join(path.resolve(e.DATA_DIR), 'metering', e.GATEWAY_INSTANCE_ID),
     }),
   });

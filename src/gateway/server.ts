@@ -86,6 +86,7 @@ export async function startGatewayServer(config: Config, env: Record<string, str
     }),
     logger,
     intervalMs: config.metering.batchMs,
+    signalThrottleMs: config.metering.signalThrottleMs,
     onRecorded: (records) => {
       const now = Date.now();
       for (const r of records) metrics.meteringLag.observe(Math.max(0, now - Date.parse(r.finishedAt)) / 1000);

@@ -23,6 +23,12 @@ export interface BatcherOptions {
   intervalMs: number;
   /** Called after each segment reached the database, with the records' finish times (for the lag metric). */
   onRecorded?: (records: UsageRecord[]) => void;
+  /**
+   * At most one signal per account per this many ms (the last one always
+   * follows): at hundreds of requests per second, signalling every account
+   * on every batch would make Temporal's work, not settlement, the limit.
+   */
+  signalThrottleMs?: number;
 }
 
 const INSERT_CHUNK = 500;
@@ -34,6 +40,8 @@ export class MeteringBatcher {
   private stopped = false;
   private failures = 0;
   private readonly partitions = new Set<string>();
+  private readonly pendingSignals = new Map<string, UsageRecordedSignal>();
+  private readonly lastSignalAt = new Map<string, number>();
 
   constructor(private readonly opts: BatcherOptions) {}
 
@@ -64,6 +72,8 @@ export class MeteringBatcher {
     clearTimeout(this.timer);
     try {
       await this.flush();
+      await this.signalling;
+      await this.flushSignals(true);
     } catch (err) {
       this.opts.logger.warn({ err, pendingBytes: this.opts.journal.pendingBytes() }, 'metering flush at stop failed; the journal keeps the records for the next start');
     }
@@ -106,7 +116,34 @@ export class MeteringBatcher {
       journal.removeSegment(segment.path);
       moved += records.length;
     }
+    // Signals go out beside the next batches instead of holding them up.
+    if (!this.signalling) {
+      this.signalling = this.flushSignals(false)
+        .catch((err: unknown) => logger.warn({ err }, 'metering signals not sent yet; retrying'))
+        .finally(() => (this.signalling = undefined));
+    }
     return moved;
+  }
+
+  private signalling: Promise<void> | undefined;
+
+  /**
+   * Sends the signals that are due. Deferred ones wait in memory: if the
+   * process dies first, the events are already in PostgreSQL and the
+   * workflow's sweep settles them; a signal only makes that sooner.
+   */
+  private async flushSignals(all: boolean): Promise<void> {
+    const now = Date.now();
+    const throttle = this.opts.signalThrottleMs ?? 0;
+    const due = [...this.pendingSignals].filter(([accountId]) => all || now - (this.lastSignalAt.get(accountId) ?? 0) >= throttle);
+    await Promise.all(
+      due.map(async ([accountId, summary]) => {
+        await this.opts.signal(accountId, summary);
+        this.pendingSignals.delete(accountId);
+        this.lastSignalAt.set(accountId, Date.now());
+      }),
+    );
+    if (this.lastSignalAt.size > 100_000) this.lastSignalAt.clear();
   }
 
   private async insert(records: UsageRecord[]): Promise<void> {
@@ -123,15 +160,14 @@ export class MeteringBatcher {
     }
   }
 
+  /** Folds the batch into the per-account summaries waiting to be signalled. */
   private async signalAccounts(records: UsageRecord[]): Promise<void> {
-    const byAccount = new Map<string, UsageRecordedSignal>();
     for (const r of records) {
-      const s = byAccount.get(r.accountId) ?? { events: 0, cost: '0', lastOccurredAt: r.occurredAt };
+      const s = this.pendingSignals.get(r.accountId) ?? { events: 0, cost: '0', lastOccurredAt: r.occurredAt };
       s.events += 1;
       s.cost = toAmountString(new Money(s.cost).plus(r.cost));
       if (r.occurredAt > s.lastOccurredAt) s.lastOccurredAt = r.occurredAt;
-      byAccount.set(r.accountId, s);
+      this.pendingSignals.set(r.accountId, s);
     }
-    await Promise.all([...byAccount].map(([accountId, summary]) => this.opts.signal(accountId, summary)));
   }
 }

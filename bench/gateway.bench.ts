@@ -79,7 +79,11 @@ const LOAD_SECONDS = QUICK ? 2 : 10;
 const GATEWAY_PROBE = QUICK ? 500 : 2_000;
 const RATE = 1_000;
 const RATE_SECONDS = QUICK ? 2 : 10;
-/** autocannon paces per connection and per second (see the report): few connections keep the bursts small. */
+/**
+ * autocannon's overallRate is not a steady pace: each connection sends its share
+ * (rate / connections) back to back at the top of every second, then waits. Few
+ * connections keep those bursts shallow; the paced generator gives the steady figure.
+ */
 const RATE_CANNON_CONNECTIONS = 8;
 const RATE_PACED_CONNECTIONS = 64;
 const METERING_DRAIN_MS = 30_000;

@@ -74,7 +74,9 @@ export class Forwarder {
     // Reserve the request's maximum cost before anything is forwarded.
     if (price) {
       const maxOutput = endpoint === 'embeddings' ? 0 : firstLimit(body.max_tokens, body.max_completion_tokens, body.max_output_tokens) ?? this.deps.defaultMaxOutputTokens;
-      const maxCost = computeCost({ ...ZERO_USAGE, inputTokens: promptEstimate(), outputTokens: maxOutput }, price).total;
+      // The body's byte count bounds its token count from above (a token is at least one byte):
+      // a safe reservation that costs nothing to compute, unlike tokenizing every prompt.
+      const maxCost = computeCost({ ...ZERO_USAGE, inputTokens: raw?.length ?? 0, outputTokens: maxOutput }, price).total;
       const held = await this.deps.gate.reserve(meter.caller.accountId, maxCost);
       if (!held.ok) {
         return held.reason === 'insufficient'
@@ -102,7 +104,7 @@ export class Forwarder {
 
     const call = await this.callWithFallback(entry, endpoint, upstreamBody, abort.signal, meter);
     if (clientGone) {
-      meter.finish(this.outcome(499, 'client_closed', undefined, promptEstimate(), 0, price));
+      meter.finish(this.outcome(499, 'client_closed', undefined, promptEstimate, 0, price));
       return;
     }
     if ('failure' in call) {
@@ -123,7 +125,7 @@ export class Forwarder {
       const text = await readLimited(response.body, MAX_ERROR_BODY).catch(() => '');
       meter.upstreamMs = performance.now() - call.call.startedAt;
       const code = providerErrorCode(text);
-      meter.finish(this.outcome(status, code ?? `upstream_${status}`, undefined, 0, 0, price));
+      meter.finish(this.outcome(status, code ?? `upstream_${status}`, undefined, () => 0, 0, price));
       if (contentType.includes('application/json') && isOpenAIError(text)) {
         res.status(status).type('application/json').send(text);
       } else {
@@ -202,7 +204,7 @@ export class Forwarder {
       buf = Buffer.from(await response.body.arrayBuffer());
     } catch (err) {
       meter.upstreamMs = performance.now() - startedAt;
-      if (clientGone()) return meter.finish(this.outcome(499, 'client_closed', undefined, promptEstimate(), 0, price));
+      if (clientGone()) return meter.finish(this.outcome(499, 'client_closed', undefined, promptEstimate, 0, price));
       const timeout = isBodyTimeout(err);
       return this.refuse(res, meter, timeout ? 504 : 502, 'upstream_error', timeout ? 'The upstream provider stopped answering.' : 'The upstream provider dropped the connection.', timeout ? 'upstream_idle_timeout' : 'upstream_dropped');
     }
@@ -213,7 +215,7 @@ export class Forwarder {
     } catch {
       usageRaw = undefined;
     }
-    meter.finish(this.outcome(response.statusCode, null, usageRaw, promptEstimate(), 0, price));
+    meter.finish(this.outcome(response.statusCode, null, usageRaw, promptEstimate, 0, price));
     res.status(response.statusCode).type(String(response.headers['content-type'] ?? 'application/json')).send(buf);
   }
 
@@ -234,17 +236,21 @@ export class Forwarder {
     res.setHeader('x-accel-buffering', 'no');
     res.flushHeaders();
     const splitter = new SseSplitter();
-    const delivered: string[] = [];
+    // Events are kept (in memory only) and parsed for their text only if the
+    // stream ends without a usage report; otherwise only the usage event is parsed.
+    const relayed: string[] = [];
     let usageRaw: unknown;
     let failure: string | null = null;
     try {
       for await (const chunk of response.body) {
         let out = '';
         for (const event of splitter.push(chunk as Uint8Array)) {
-          const seen = inspectEvent(endpoint, event);
-          if (seen.usage) usageRaw = seen.usage;
-          if (seen.usageOnly && !clientWantsUsage) continue;
-          if (seen.text) delivered.push(seen.text);
+          if (mayCarryUsage(event)) {
+            const seen = inspectEvent(endpoint, event);
+            if (seen.usage) usageRaw = seen.usage;
+            if (seen.usageOnly && !clientWantsUsage) continue;
+          }
+          relayed.push(event);
           out += event;
         }
         if (out) res.write(out);
@@ -255,9 +261,9 @@ export class Forwarder {
       failure = clientGone() ? 'client_closed' : isBodyTimeout(err) ? 'upstream_idle_timeout' : 'upstream_dropped';
     }
     meter.upstreamMs = performance.now() - startedAt;
-    const deliveredTokens = usageRaw ? 0 : countTextTokens(delivered.join(''));
+    const deliveredTokens = usageRaw ? 0 : countTextTokens(relayed.map((e) => inspectEvent(endpoint, e).text ?? '').join(''));
     const status = failure === 'client_closed' ? 499 : failure ? 502 : response.statusCode;
-    meter.finish(this.outcome(status, failure, usageRaw, promptEstimate(), deliveredTokens, price));
+    meter.finish(this.outcome(status, failure, usageRaw, promptEstimate, deliveredTokens, price));
     // A stream cut by the provider ends without [DONE]; the client sees it as an incomplete stream.
     if (!clientGone()) res.end();
   }
@@ -267,11 +273,13 @@ export class Forwarder {
     statusCode: number,
     errorType: string | null,
     usageRaw: unknown,
-    estimatedPromptTokens: number,
+    estimatePromptTokens: () => number,
     estimatedOutputTokens: number,
     price: PriceVersion | undefined,
   ) {
     const reported = usageRaw === undefined ? undefined : normalizeUsage(usageRaw);
+    // Counting the prompt locally is only needed when the provider reported nothing.
+    const estimatedPromptTokens = reported === undefined ? estimatePromptTokens() : 0;
     const estimated = reported === undefined && (estimatedPromptTokens > 0 || estimatedOutputTokens > 0);
     const usage: NormalizedUsage = reported ?? (estimated ? { ...ZERO_USAGE, inputTokens: estimatedPromptTokens, outputTokens: estimatedOutputTokens } : ZERO_USAGE);
     const cost = price ? costString(computeCost(usage, price).total) : '0';
@@ -334,4 +342,11 @@ function memo<T>(fn: () => T): () => T {
 function firstLimit(...values: unknown[]): number | undefined {
   for (const v of values) if (typeof v === 'number' && Number.isInteger(v) && v > 0) return v;
   return undefined;
+}
+
+/** Cheap pre-check before parsing an SSE event: only a non-null usage object needs a look. */
+function mayCarryUsage(event: string): boolean {
+  const i = event.indexOf('"usage"');
+  if (i === -1) return false;
+  return !/^"usage"\s*:\s*null/.test(event.slice(i, i + 20)) || event.indexOf('"usage"', i + 7) !== -1;
 }

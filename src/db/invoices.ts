@@ -34,17 +34,6 @@ export async function listBillableAccounts(
   return q;
 }
 
-interface UsageRow {
-  id: number;
-  hour: Date;
-  model: string;
-  price_id: string;
-  input_tokens: number;
-  cache_read_tokens: number;
-  cache_write_tokens: number;
-  output_tokens: number;
-  cost: string;
-}
 
 /**
  * Settles what is left of the account's usage, then, in one transaction
@@ -73,27 +62,36 @@ export async function invoiceAccountForPeriod(
       return { status: 'existing' as const, invoiceId: existing.id, number: existing.number, total: toAmountString(new Money(existing.total)), currency: existing.currency };
     }
     const account = await trx('accounts').where({ id: input.accountId }).first();
-    const rows: UsageRow[] = await trx('usage_hourly')
-      .where({ account_id: input.accountId })
-      .whereNull('invoiced_by')
-      .where('hour', '<', end)
-      .select('id', 'hour', 'model', 'price_id', 'input_tokens', 'cache_read_tokens', 'cache_write_tokens', 'output_tokens', 'cost');
-    const billable = rows.filter((r) => new Money(r.cost).gt(0) && r.price_id !== '');
-    if (billable.length === 0) return { status: 'skipped' as const, reason: 'no billable usage in or before the period' };
-
-    const groups = new Map<string, UsageAggregate>();
-    for (const r of billable) {
-      const late = r.hour.toISOString() < start;
-      const usagePeriod = r.hour.toISOString().slice(0, 7);
-      const key = `${r.model}|${r.price_id}|${late}|${usagePeriod}`;
-      const g = groups.get(key) ?? { model: r.model, priceId: r.price_id, inputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, outputTokens: 0, late, usagePeriod };
-      g.inputTokens += Number(r.input_tokens);
-      g.cacheReadTokens += Number(r.cache_read_tokens);
-      g.cacheWriteTokens += Number(r.cache_write_tokens);
-      g.outputTokens += Number(r.output_tokens);
-      groups.set(key, g);
-    }
-    const priceRows = await trx('prices').whereIn('id', [...new Set(billable.map((r) => r.price_id))]);
+    // Aggregated in PostgreSQL: a month of hourly rows per model becomes a few line groups.
+    const grouped: { model: string; price_id: string; usage_period: string; late: boolean; input: string; cached: string; cache_write: string; output: string }[] = (
+      await trx.raw(
+        `SELECT model, price_id, to_char(hour AT TIME ZONE 'UTC', 'YYYY-MM') AS usage_period, hour < ?::timestamptz AS late,
+                sum(input_tokens)::text AS input, sum(cache_read_tokens)::text AS cached,
+                sum(cache_write_tokens)::text AS cache_write, sum(output_tokens)::text AS output
+           FROM usage_hourly
+          WHERE account_id = ? AND invoiced_by IS NULL AND hour < ?::timestamptz AND cost > 0 AND price_id <> ''
+          GROUP BY 1, 2, 3, 4`,
+        [start, input.accountId, end],
+      )
+    ).rows;
+    if (grouped.length === 0) return { status: 'skipped' as const, reason: 'no billable usage in or before the period' };
+    const groups = new Map<string, UsageAggregate>(
+      grouped.map((g) => [
+        `${g.model}|${g.price_id}|${g.late}|${g.usage_period}`,
+        {
+          model: g.model,
+          priceId: g.price_id,
+          inputTokens: Number(g.input),
+          cacheReadTokens: Number(g.cached),
+          cacheWriteTokens: Number(g.cache_write),
+          outputTokens: Number(g.output),
+          late: g.late,
+          usagePeriod: g.usage_period,
+        },
+      ]),
+    );
+    const billable = grouped;
+    const priceRows = await trx('prices').whereIn('id', [...new Set(billable.map((g) => g.price_id))]);
     const prices = new Map<string, LinePrice>(
       priceRows.map((p) => [p.id, { inputPerMtok: p.input_per_mtok, cachedInputPerMtok: p.cached_input_per_mtok, outputPerMtok: p.output_per_mtok, effectiveFrom: new Date(p.effective_from).toISOString() }]),
     );
@@ -153,6 +151,9 @@ export async function invoiceAccountForPeriod(
         usage_period: l.usagePeriod,
       })),
     );
+    // Everything the invoice covered (zero-cost rows included) is now invoiced; the balance lock keeps settlement out meanwhile.
+    await trx('usage_hourly').where({ account_id: input.accountId }).whereNull('invoiced_by').where('hour', '<', end).update({ invoiced_by: invoice.id });
+    // Last, so the series row (which every finalization waits for) is held as briefly as possible.
     const number = await allocateNumber(trx, series);
     await trx('invoices')
       .where({ id: invoice.id })
@@ -162,7 +163,6 @@ export async function invoiceAccountForPeriod(
         issued_at: issuedAt,
         due_date: account.plan === 'postpaid' ? dueDate(issuedAt.toISOString(), cfg.invoicing.paymentTermsDays) : null,
       });
-    await trx('usage_hourly').whereIn('id', billable.map((r) => r.id)).update({ invoiced_by: invoice.id });
     return { status: 'invoiced' as const, invoiceId: invoice.id, number, total: built.totals.total, currency: built.currency };
   });
 }

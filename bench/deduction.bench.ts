@@ -18,7 +18,6 @@ import { randomUUID } from 'node:crypto';
 import { Pool } from 'undici';
 import { Money } from '../src/billing/money';
 import { systemClock } from '../src/clock';
-import { configSchema } from '../src/config';
 import { dropDatabase, ensureDatabase } from '../src/db/database';
 import { createDb, type Db } from '../src/db/knex';
 import { postEntry } from '../src/db/ledger';
@@ -26,7 +25,7 @@ import { migrateLatest } from '../src/db/migrate';
 import { staffOperations } from '../src/staff/operations';
 import { findTemporalCli, startDevServer, type DevServer } from '../src/temporal/devServer';
 import { freePort } from '../src/util/ports';
-import { REPO_ROOT, round, sleep, spawnNode, waitForHttpOk, waitForReadyMessage, type Child } from './lib';
+import { cleanEnv, REPO_ROOT, round, sleep, spawnNode, waitForHttpOk, waitForReadyMessage, type Child } from './lib';
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const RATE = 500;
@@ -37,11 +36,6 @@ const UPSTREAM_KEY_ENV = 'BENCH_UPSTREAM_KEY';
 const RESULTS_FILE = path.join(REPO_ROOT, 'bench/results/deduction.json');
 const log = (line: string) => process.stdout.write(`[deduction] ${line}\n`);
 
-function cleanEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  for (const k of Object.keys(configSchema.shape)) delete env[k];
-  return env;
-}
 
 async function main(): Promise<number> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mixroute-deduction-'));

@@ -35,7 +35,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { Money } from '../src/billing/money';
 import { systemClock } from '../src/clock';
-import { configSchema } from '../src/config';
 import { dropDatabase, ensureDatabase } from '../src/db/database';
 import { createDb, type Db } from '../src/db/knex';
 import { postEntry } from '../src/db/ledger';
@@ -65,6 +64,7 @@ import {
   type ProfileSummary,
   type RequestSpec,
   type RunResult,
+  cleanEnv,
 } from './lib';
 import { MOCK_COMPLETION_TOKENS, MOCK_PROMPT_TOKENS, MOCK_STREAM_CHUNKS } from './mockUpstream';
 
@@ -117,12 +117,6 @@ function benchDatabaseUrl(): string {
   return u.toString();
 }
 
-/** This process's environment without any MixRoute setting, so the gateway sees only what the benchmark sets. */
-function cleanEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  for (const k of Object.keys(configSchema.shape)) delete env[k];
-  return env;
-}
 
 async function scrape(url: string): Promise<string> {
   const r = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5_000) });

@@ -12,7 +12,6 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { systemClock } from '../src/clock';
-import { configSchema } from '../src/config';
 import { dropDatabase, ensureDatabase } from '../src/db/database';
 import { createDb, type Db } from '../src/db/knex';
 import { migrateLatest } from '../src/db/migrate';
@@ -20,7 +19,7 @@ import { staffOperations } from '../src/staff/operations';
 import { findTemporalCli, startDevServer, type DevServer } from '../src/temporal/devServer';
 import { freePort } from '../src/util/ports';
 import type { InvoiceRunState } from '../workflows/messages';
-import { REPO_ROOT, round, sleep, spawnNode, type Child } from './lib';
+import { cleanEnv, REPO_ROOT, round, sleep, spawnNode, type Child } from './lib';
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const SIZES = QUICK ? [200, 1_000] : [1_000, 10_000];
@@ -30,11 +29,6 @@ const MODELS = 3;
 const RESULTS_FILE = path.join(REPO_ROOT, 'bench/results/invoices.json');
 const log = (line: string) => process.stdout.write(`[invoices] ${line}\n`);
 
-function cleanEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  for (const k of Object.keys(configSchema.shape)) delete env[k];
-  return env;
-}
 
 function peakRssMiB(pid: number | undefined): number | null {
   if (!pid) return null;

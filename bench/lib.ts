@@ -11,7 +11,16 @@ import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { Pool } from 'undici';
 
+import { configSchema } from '../src/config';
+
 export const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
+
+/** This process's environment without any MixRoute setting, so a child sees only what a benchmark sets. */
+export function cleanEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const k of Object.keys(configSchema.shape)) delete env[k];
+  return env;
+}
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 

@@ -96,6 +96,17 @@ export function ledgerOperations({ db, billing, temporal }: LedgerOpsDeps) {
     return a;
   };
 
+  /** A refund or adjustment: once per staff reference, with its reason and actor. */
+  const postStaffEntry = async (kind: 'refund' | 'adjustment', accountId: string, amount: Money, reference: string, reason: string, actor: string) => {
+    await requireAccount(accountId);
+    const r = await postEntry(
+      db,
+      { accountId, kind, contra: CONTRA[kind], amount, idempotencyKey: `${kind}:${reference}`, referenceType: 'staff_reference', referenceId: reference, actor, reason },
+      opts,
+    );
+    return { applied: r.applied, entry: entryView(r.entry) };
+  };
+
   return {
     async createTopUp(raw: unknown, actor: string) {
       const input = validate(createTopUpInput, raw);
@@ -115,44 +126,12 @@ export function ledgerOperations({ db, billing, temporal }: LedgerOpsDeps) {
 
     async refund(raw: unknown, actor: string) {
       const input = validate(refundInput, raw);
-      await requireAccount(input.accountId);
-      const r = await postEntry(
-        db,
-        {
-          accountId: input.accountId,
-          kind: 'refund',
-          contra: CONTRA.refund,
-          amount: new Money(input.amount).neg(),
-          idempotencyKey: `refund:${input.reference}`,
-          referenceType: 'staff_reference',
-          referenceId: input.reference,
-          actor,
-          reason: input.reason,
-        },
-        opts,
-      );
-      return { applied: r.applied, entry: entryView(r.entry) };
+      return postStaffEntry('refund', input.accountId, new Money(input.amount).neg(), input.reference, input.reason, actor);
     },
 
     async adjust(raw: unknown, actor: string) {
       const input = validate(adjustmentInput, raw);
-      await requireAccount(input.accountId);
-      const r = await postEntry(
-        db,
-        {
-          accountId: input.accountId,
-          kind: 'adjustment',
-          contra: CONTRA.adjustment,
-          amount: new Money(input.amount),
-          idempotencyKey: `adjustment:${input.reference}`,
-          referenceType: 'staff_reference',
-          referenceId: input.reference,
-          actor,
-          reason: input.reason,
-        },
-        opts,
-      );
-      return { applied: r.applied, entry: entryView(r.entry) };
+      return postStaffEntry('adjustment', input.accountId, new Money(input.amount), input.reference, input.reason, actor);
     },
 
     async reverse(raw: unknown, actor: string) {

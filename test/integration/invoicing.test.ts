@@ -111,6 +111,14 @@ describe('invoice run', () => {
       expect(run.state).toMatchObject({ status: 'completed_with_failures', total: 4, done: 3, failed: 1, invoiced: 3, skipped: 0 });
       expect(run.state.failures).toEqual([{ accountId: broken, reason: expect.stringMatching(/country/i) }]);
 
+      // Findable in the Web UI by its search attributes.
+      let found: string[] = [];
+      while (!found.includes(run.workflowId)) {
+        found = [];
+        for await (const wf of client.workflow.list({ query: `MixrouteKind = 'invoice-run' AND BillingPeriod = '${period}' AND ProcessStatus = 'completed_with_failures'` })) found.push(wf.workflowId);
+        if (!found.includes(run.workflowId)) await new Promise((r) => setTimeout(r, 200));
+      }
+
       const again = await runCliJson(['invoice-run', 'start', '--period', period, ...accounts.flatMap((a) => ['--account', a])], env);
       expect(again.started).toBe(false);
       expect(again.workflowId).toBe(run.workflowId);

@@ -243,7 +243,7 @@ describe('invoice run under faults', () => {
       ids.push(a);
     }
     const startWorker = () => {
-      const child = spawn(process.execPath, [BIN, 'worker'], { env, stdio: 'ignore' });
+      const child = spawn(process.execPath, [BIN, 'worker'], { env, stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });
       return { child, exited: new Promise((r) => child.once('exit', r)) };
     };
     let worker = startWorker();

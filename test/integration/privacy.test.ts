@@ -43,7 +43,7 @@ beforeAll(async () => {
     METERING_BATCH_MS: '50',
     [UPSTREAM_KEY_ENV]: UPSTREAM_KEY,
   });
-  gateway = spawn(process.execPath, [BIN, 'gateway'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  gateway = spawn(process.execPath, [BIN, 'gateway'], { env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
   gateway.stdout!.on('data', (d: Buffer) => (logs += d.toString()));
   gateway.stderr!.on('data', (d: Buffer) => (logs += d.toString()));
   exited = new Promise((r) => gateway.once('exit', (code) => r(code)));

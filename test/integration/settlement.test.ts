@@ -86,7 +86,7 @@ describe('usage settlement', () => {
     );
     const env = testEnv(config, { SETTLE_MIN_INTERVAL_MS: '0' });
     const startWorker = () => {
-      const child = spawn(process.execPath, [BIN, 'worker'], { env, stdio: 'ignore' });
+      const child = spawn(process.execPath, [BIN, 'worker'], { env, stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });
       return { child, exited: new Promise((r) => child.once('exit', r)) };
     };
     let worker = startWorker();

@@ -66,6 +66,20 @@ async function seed(db: Db, accounts: number, tag: string): Promise<void> {
   );
 }
 
+/** What is running now, so Ctrl-C can clean it up instead of leaving a dev server and a database behind. */
+const live: { children: Child[]; temporal?: DevServer; databaseUrl?: string } = { children: [] };
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    log(`${signal}: cleaning up`);
+    void (async () => {
+      for (const c of live.children) await c.stop(5_000);
+      await live.temporal?.stop();
+      if (live.databaseUrl) await dropDatabase(live.databaseUrl).catch(() => undefined);
+      process.exit(130);
+    })();
+  });
+}
+
 async function main(): Promise<number> {
   const results: Record<string, unknown>[] = [];
   for (const size of SIZES) {
@@ -77,6 +91,8 @@ async function main(): Promise<number> {
     let db: Db | undefined;
     let temporal: DevServer | undefined;
     let connection: Connection | undefined;
+    live.children = children;
+    live.databaseUrl = databaseUrl;
     try {
       await ensureDatabase(databaseUrl);
       db = createDb({ databaseUrl, poolMax: 2 });
@@ -88,6 +104,7 @@ async function main(): Promise<number> {
       log(`${size} accounts: seeded ${rows} usage_hourly rows in ${round((performance.now() - t0) / 1000, 1)} s`);
 
       temporal = await startDevServer({ cliPath: findTemporalCli(undefined), port: await freePort(), logFile: path.join(tmp, 'temporal.log') });
+      live.temporal = temporal;
       const env = { ...cleanEnv(), DATABASE_URL: databaseUrl, TEMPORAL_ADDRESS: temporal.address, TEMPORAL_TASK_QUEUE: `bench-${tag}`, LOG_LEVEL: 'warn', DATABASE_POOL_MAX: '20' };
       const worker = spawnNode('worker', ['bin/mixroute.js', 'worker'], env);
       children.push(worker);

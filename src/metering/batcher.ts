@@ -136,13 +136,23 @@ export class MeteringBatcher {
     const now = Date.now();
     const throttle = this.opts.signalThrottleMs ?? 0;
     const due = [...this.pendingSignals].filter(([accountId]) => all || now - (this.lastSignalAt.get(accountId) ?? 0) >= throttle);
-    await Promise.all(
+    // Take each summary out before sending, so records folded in meanwhile start a new one.
+    for (const [accountId] of due) this.pendingSignals.delete(accountId);
+    const results = await Promise.allSettled(
       due.map(async ([accountId, summary]) => {
         await this.opts.signal(accountId, summary);
-        this.pendingSignals.delete(accountId);
         this.lastSignalAt.set(accountId, Date.now());
       }),
     );
+    // A failed signal goes back, merged with anything newer, for the next attempt.
+    results.forEach((r, i) => {
+      if (r.status === 'fulfilled') return;
+      const [accountId, summary] = due[i]!;
+      const newer = this.pendingSignals.get(accountId);
+      this.pendingSignals.set(accountId, newer ? mergeSummaries(summary, newer) : summary);
+    });
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
     if (this.lastSignalAt.size > 100_000) this.lastSignalAt.clear();
   }
 
@@ -170,4 +180,12 @@ export class MeteringBatcher {
       this.pendingSignals.set(r.accountId, s);
     }
   }
+}
+
+function mergeSummaries(a: UsageRecordedSignal, b: UsageRecordedSignal): UsageRecordedSignal {
+  return {
+    events: a.events + b.events,
+    cost: toAmountString(new Money(a.cost).plus(b.cost)),
+    lastOccurredAt: a.lastOccurredAt > b.lastOccurredAt ? a.lastOccurredAt : b.lastOccurredAt,
+  };
 }

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import { meteringStatusQuery } from '../../workflows/messages';
 import { workflowIds } from '../../src/temporal/conventions';
 import { freePort } from '../../src/util/ports';
@@ -95,11 +95,16 @@ describe('account metering workflow', () => {
       await withTestWorker(config, db, async () => {
         for (let i = 0; i < 3; i++) await (await chat(gw.url, customer.key, customer.model)).text();
         await gw.batcher.flush();
+        // Signals go out beside the batches (throttled per account), so the workflow appears shortly after.
         const handle = client.workflow.getHandle(workflowIds.metering(customer.accountId));
-        let state = await handle.query(meteringStatusQuery);
-        while (state.eventsSignalled < 3) {
+        const status = () => handle.query(meteringStatusQuery).catch((err: unknown) => {
+          if (err instanceof WorkflowNotFoundError) return undefined;
+          throw err;
+        });
+        let state = await status();
+        while (!state || state.eventsSignalled < 3) {
           await new Promise((r) => setTimeout(r, 100));
-          state = await handle.query(meteringStatusQuery);
+          state = await status();
         }
         expect(state.eventsSignalled).toBe(3);
         // 3 x (11 x 2.5/M + 7 x 10/M)

@@ -8,6 +8,7 @@ import * as m20261126130100 from './20261126130100_security_events';
 import * as m20261126130200 from './20261126130200_model_fallbacks';
 import * as m20261126140000 from './20261126140000_ledger';
 import * as m20261126150000 from './20261126150000_invoices';
+import * as m20261126160000 from './20261126160000_security_events_idempotent';
 
 /**
  * Every migration, in order, imported statically. knex's directory loader would
@@ -26,4 +27,5 @@ export const migrations: ReadonlyArray<readonly [name: string, migration: Knex.M
   ['20261126130200_model_fallbacks.ts', m20261126130200],
   ['20261126140000_ledger.ts', m20261126140000],
   ['20261126150000_invoices.ts', m20261126150000],
+  ['20261126160000_security_events_idempotent.ts', m20261126160000],
 ];

@@ -50,7 +50,8 @@ export class SecurityEventSink {
     const batch = this.queue;
     this.queue = [];
     try {
-      await this.db('security_events').insert(
+      const db = this.db;
+      await db('security_events').insert(
         batch.map((e) => ({
           occurred_at: e.occurredAt,
           kind: e.kind,
@@ -62,7 +63,10 @@ export class SecurityEventSink {
           user_agent: e.userAgent?.slice(0, 512) ?? null,
           source: 'gateway',
         })),
-      );
+      )
+        // A retried batch may have been written before its answer was lost.
+        .onConflict(db.raw('(request_id, kind) WHERE request_id IS NOT NULL'))
+        .ignore();
     } catch (err) {
       // Put them back (bounded) so a database blip does not lose them.
       this.queue = [...batch, ...this.queue].slice(0, this.maxQueue);

@@ -61,8 +61,6 @@ export function createGatewayApp(deps: GatewayAppDeps): { app: Express; metrics:
   app.set('trust proxy', fw && fw.trustedProxies.length ? [...fw.trustedProxies] : false);
 
   app.use(requestIdMiddleware('req-'));
-  app.use(healthRouter(deps.readiness, deps.readyCheckTimeoutMs));
-  app.use(metricsRouter(registry));
 
   if (fw) {
     const access = deps.logger.child({ log: 'access' });
@@ -153,6 +151,10 @@ export function createGatewayApp(deps: GatewayAppDeps): { app: Express; metrics:
       });
     }
   }
+
+  // After the /v1 routes, so client requests do not walk these routers first.
+  app.use(healthRouter(deps.readiness, deps.readyCheckTimeoutMs));
+  app.use(metricsRouter(registry));
 
   app.use((req, res) => {
     sendOpenAIError(res, 404, 'invalid_request_error', `Unknown request URL: ${req.method} ${req.path}.`, 'unknown_url');

@@ -56,16 +56,33 @@ function humanize(value: unknown): string {
   return String(value);
 }
 
-async function withStaff<T>(fn: (ops: StaffOperations, db: Db) => Promise<T>): Promise<T> {
+/** The one way CLI verbs open the database: a clear line if it is unreachable, always closed after. */
+async function withDb<T>(fn: (db: Db, cfg: Config) => Promise<T>): Promise<T> {
   const cfg = getConfig();
   await checkPostgresReachable(cfg.databaseUrl);
   const db = createDb({ databaseUrl: cfg.databaseUrl, poolMax: 2, applicationName: 'mixroute-cli' });
   try {
-    return await fn(staffOperations({ db, clock: systemClock }), db);
+    return await fn(db, cfg);
   } finally {
     await db.destroy();
   }
 }
+
+/** The one way CLI verbs reach Temporal: a clear line if it is unreachable, always closed after. */
+async function withTemporal<T>(fn: (client: Client, cfg: Config) => Promise<T>): Promise<T> {
+  const cfg = getConfig();
+  const connection = await Connection.connect({ address: temporalAddress(cfg), connectTimeout: 5_000 }).catch((err: unknown) => {
+    throw new DependencyUnavailableError(`Temporal is unreachable at ${temporalAddress(cfg)}: ${(err as Error).message}`);
+  });
+  try {
+    return await fn(new Client({ connection, namespace: cfg.temporal.namespace }), cfg);
+  } finally {
+    await connection.close();
+  }
+}
+
+const withStaff = <T>(fn: (ops: StaffOperations, db: Db) => Promise<T>): Promise<T> =>
+  withDb((db) => fn(staffOperations({ db, clock: systemClock }), db));
 
 /** Drops undefined values so zod sees only the flags that were given. */
 function defined(obj: Record<string, unknown>): Record<string, unknown> {
@@ -324,19 +341,12 @@ staffCommand(staffTokens, 'revoke', 'revoke a staff token (idempotent)')
 /** Who is acting, for the ledger's audit columns. */
 const cliActor = () => `cli:${os.userInfo().username}`;
 
-async function withLedger<T>(fn: (ops: LedgerOperations) => Promise<T>, needsTemporal = false): Promise<T> {
-  const cfg = getConfig();
-  await checkPostgresReachable(cfg.databaseUrl);
-  const db = createDb({ databaseUrl: cfg.databaseUrl, poolMax: 2, applicationName: 'mixroute-cli' });
-  let connection: Connection | undefined;
-  try {
-    if (needsTemporal) connection = await Connection.connect({ address: temporalAddress(cfg), connectTimeout: 5_000 });
-    const temporal = connection ? { client: new Client({ connection, namespace: cfg.temporal.namespace }), taskQueue: cfg.temporal.taskQueue } : undefined;
-    return await fn(ledgerOperations({ db, billing: cfg.billing, temporal }));
-  } finally {
-    await connection?.close();
-    await db.destroy();
-  }
+function withLedger<T>(fn: (ops: LedgerOperations) => Promise<T>, needsTemporal = false): Promise<T> {
+  return withDb((db, cfg) =>
+    needsTemporal
+      ? withTemporal((client) => fn(ledgerOperations({ db, billing: cfg.billing, temporal: { client, taskQueue: cfg.temporal.taskQueue } })))
+      : fn(ledgerOperations({ db, billing: cfg.billing })),
+  );
 }
 
 const topups = program.command('topups').description('prepaid credit');
@@ -394,18 +404,6 @@ staffCommand(program, 'balance', 'balance, holds, spendable credit, recent entri
 
 // --- invoicing ---------------------------------------------------------------
 
-async function withTemporal<T>(fn: (client: Client, cfg: Config) => Promise<T>): Promise<T> {
-  const cfg = getConfig();
-  const connection = await Connection.connect({ address: temporalAddress(cfg), connectTimeout: 5_000 }).catch((err: unknown) => {
-    throw new DependencyUnavailableError(`Temporal is unreachable at ${temporalAddress(cfg)}: ${(err as Error).message}`);
-  });
-  try {
-    return await fn(new Client({ connection, namespace: cfg.temporal.namespace }), cfg);
-  } finally {
-    await connection.close();
-  }
-}
-
 const runHuman = (r: any) => {
   const s = r.state;
   const head = `${r.workflowId} (${r.started ? 'started' : 'existing'})`;
@@ -451,16 +449,8 @@ staffCommand(invoiceRun, 'status', "an invoice run's progress")
     ),
   );
 
-async function withInvoices<T>(fn: (q: ReturnType<typeof invoiceQueries>) => Promise<T>): Promise<T> {
-  const cfg = getConfig();
-  await checkPostgresReachable(cfg.databaseUrl);
-  const db = createDb({ databaseUrl: cfg.databaseUrl, poolMax: 2, applicationName: 'mixroute-cli' });
-  try {
-    return await fn(invoiceQueries({ db, clock: systemClock, config: cfg }));
-  } finally {
-    await db.destroy();
-  }
-}
+const withInvoices = <T>(fn: (q: ReturnType<typeof invoiceQueries>) => Promise<T>): Promise<T> =>
+  withDb((db, cfg) => fn(invoiceQueries({ db, clock: systemClock, config: cfg })));
 
 const invoices = program.command('invoices').description('invoices and credit notes');
 staffCommand(invoices, 'list', 'list invoices')

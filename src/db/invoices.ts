@@ -98,8 +98,8 @@ export async function invoiceAccountForPeriod(
     const rates: TaxRate[] = (await trx('tax_rates').select('*')).map((r) => ({
       country: r.country,
       rate: toAmountString(new Money(r.rate)),
-      effectiveFrom: isoDate(r.effective_from),
-      effectiveTo: r.effective_to ? isoDate(r.effective_to) : null,
+      effectiveFrom: r.effective_from,
+      effectiveTo: r.effective_to ?? null,
     }));
     const taxedAt = new Date(new Date(end).getTime() - 1).toISOString().slice(0, 10);
     const tax = taxTreatment({ country: account.country, vatId: account.vat_id, taxStatus: account.tax_status }, { country: cfg.invoicing.issuer.country }, rates, taxedAt);
@@ -176,10 +176,6 @@ export async function allocateNumber(trx: Db, series: string): Promise<string> {
   await trx.raw(`INSERT INTO invoice_sequences (series) VALUES (?) ON CONFLICT DO NOTHING`, [series]);
   const { rows } = await trx.raw(`UPDATE invoice_sequences SET next_number = next_number + 1 WHERE series = ? RETURNING next_number - 1 AS n`, [series]);
   return `${series}-${String(rows[0].n).padStart(6, '0')}`;
-}
-
-function isoDate(v: Date | string): string {
-  return typeof v === 'string' ? v.slice(0, 10) : new Date(Date.UTC(v.getFullYear(), v.getMonth(), v.getDate())).toISOString().slice(0, 10);
 }
 
 export { InvoiceDataError };

@@ -5,10 +5,14 @@ import pg from 'pg';
  * NUMERIC (oid 1700) stays a string at the driver edge; repositories turn it
  * into Decimal. A JS number would silently lose cents on large balances.
  * BIGINT (oid 20) becomes a number only while it is exactly representable.
+ * DATE (oid 1082) stays its 'YYYY-MM-DD' text.
  */
 const NUMERIC_OID = 1700;
 const INT8_OID = 20;
+const DATE_OID = 1082;
 pg.types.setTypeParser(NUMERIC_OID, (value: string) => value);
+// A DATE is a calendar day ('2026-11-26'); a JS Date would shift it by the process's time zone.
+pg.types.setTypeParser(DATE_OID, (value: string) => value);
 pg.types.setTypeParser(INT8_OID, (value: string) => {
   const n = Number(value);
   if (!Number.isSafeInteger(n)) throw new Error(`bigint ${value} exceeds the safe integer range`);

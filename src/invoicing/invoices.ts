@@ -39,7 +39,7 @@ export function invoiceQueries({ db, clock, config }: { db: Db; clock: Clock; co
       plan: inv.plan,
       currency: inv.currency,
       issuedAt: inv.issued_at?.toISOString() ?? null,
-      dueDate: inv.due_date ? toDateString(inv.due_date) : null,
+      dueDate: (inv.due_date as string | null) ?? null,
       customer: inv.customer,
       issuer: inv.issuer,
       lines: lines.map((l) => ({
@@ -156,8 +156,4 @@ export function invoiceQueries({ db, clock, config }: { db: Db; clock: Clock; co
       });
     },
   };
-}
-
-function toDateString(v: Date | string): string {
-  return typeof v === 'string' ? v.slice(0, 10) : new Date(Date.UTC(v.getFullYear(), v.getMonth(), v.getDate())).toISOString().slice(0, 10);
 }

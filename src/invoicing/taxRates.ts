@@ -25,8 +25,8 @@ export function taxRates(db: Db) {
       return rows.map((r) => ({
         country: r.country,
         rate: String(Number(r.rate)),
-        effectiveFrom: new Date(Date.UTC(r.effective_from.getFullYear(), r.effective_from.getMonth(), r.effective_from.getDate())).toISOString().slice(0, 10),
-        effectiveTo: r.effective_to ? new Date(Date.UTC(r.effective_to.getFullYear(), r.effective_to.getMonth(), r.effective_to.getDate())).toISOString().slice(0, 10) : null,
+        effectiveFrom: r.effective_from as string,
+        effectiveTo: (r.effective_to as string | null) ?? null,
       }));
     },
   };

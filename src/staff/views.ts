@@ -1,3 +1,4 @@
+import { Money, toAmountString } from '../billing/money';
 import type { AccountRow } from '../db/accounts';
 import type { ApiKeyRow } from '../db/apiKeys';
 import type { ModelRow, PriceRow, ProviderRow } from '../db/routing';
@@ -6,8 +7,8 @@ import type { UserRow } from '../db/users';
 /** What staff see of each record: camelCase, amounts as decimal strings, times as ISO strings. */
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
-/** NUMERIC comes back as "10.000000000000"; show it without the storage padding. */
-const amount = (v: string) => (v.includes('.') ? v.replace(/0+$/, '').replace(/\.$/, '') : v);
+/** NUMERIC comes back as "10.000000000000"; show it without the storage padding (money.ts's canonical form). */
+const amount = (v: string) => toAmountString(new Money(v));
 const optionalAmount = (v: string | null) => (v === null ? null : amount(v));
 
 export const accountView = (a: AccountRow) => ({

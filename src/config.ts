@@ -69,6 +69,12 @@ export const configSchema = z.object({
   INVOICE_GRACE_HOURS: z.coerce.number().min(0).max(24 * 31).default(6),
   INVOICE_RUN_CONCURRENCY: z.coerce.number().int().min(1).max(500).default(20),
   INVOICE_RUN_PAGE_SIZE: z.coerce.number().int().min(1).max(5_000).default(200),
+  RECONCILE_SETTLEMENT_LAG_S: z.coerce.number().int().min(0).max(86_400).default(900),
+  RECONCILE_PAYMENT_GRACE_S: z.coerce.number().int().min(0).max(86_400).default(900),
+  RECONCILE_DAILY_AT: z
+    .string()
+    .regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'HH:MM (UTC)')
+    .default('02:30'),
 });
 
 export type Env = Record<string, string | undefined>;
@@ -128,6 +134,14 @@ export interface Config {
     readonly graceHours: number;
     readonly runConcurrency: number;
     readonly runPageSize: number;
+  };
+  readonly reconcile: {
+    /** Unsettled usage older than this (by finish time) is overdue: reconciliation settles it. */
+    readonly settlementLagS: number;
+    /** Payments younger than this may still be crediting: not yet a discrepancy. */
+    readonly paymentGraceS: number;
+    /** When the daily run over the previous UTC day starts (UTC). */
+    readonly dailyAt: { readonly hour: number; readonly minute: number };
   };
   readonly metering: {
     readonly batchMs: number;
@@ -205,6 +219,11 @@ export function loadConfig(env: Env = process.env): Config {
       graceHours: e.INVOICE_GRACE_HOURS,
       runConcurrency: e.INVOICE_RUN_CONCURRENCY,
       runPageSize: e.INVOICE_RUN_PAGE_SIZE,
+    }),
+    reconcile: Object.freeze({
+      settlementLagS: e.RECONCILE_SETTLEMENT_LAG_S,
+      paymentGraceS: e.RECONCILE_PAYMENT_GRACE_S,
+      dailyAt: Object.freeze({ hour: Number(e.RECONCILE_DAILY_AT.slice(0, 2)), minute: Number(e.RECONCILE_DAILY_AT.slice(3)) }),
     }),
     metering: Object.freeze({
       batchMs: e.METERING_BATCH_MS,

@@ -41,7 +41,7 @@ interface EventRow {
 export async function settleAccountUsage(
   db: Db,
   accountId: string,
-  opts: { limit: number; overdraftAllowance: Decimal; before?: Date },
+  opts: { limit: number; overdraftAllowance: Decimal; before?: Date; actor?: string; reason?: string },
 ): Promise<SettlementResult> {
   return db.transaction(async (trx) => {
     await lockBalances(trx, [accountId]);
@@ -112,7 +112,8 @@ export async function settleAccountUsage(
             idempotencyKey: key,
             referenceType: 'usage_batch',
             referenceId: key,
-            actor: 'system:metering',
+            actor: opts.actor ?? 'system:metering',
+            reason: opts.reason ?? null,
           },
         ],
         { overdraftAllowance: opts.overdraftAllowance },

@@ -5,6 +5,7 @@ import type { Logger } from '../src/logger';
 import { billingActivities } from './billing';
 import { healthActivities } from './health';
 import { invoicingActivities } from './invoicing';
+import { reconciliationActivities } from './reconciliation';
 
 /** What activities may use; the worker passes production ones, tests pass a test database. */
 export interface ActivityDeps {
@@ -13,6 +14,7 @@ export interface ActivityDeps {
   logger: Logger;
   billing: Config['billing'];
   invoicing: Config['invoicing'];
+  reconcile: Config['reconcile'];
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -20,6 +22,7 @@ export function createActivities(deps: ActivityDeps) {
     ...healthActivities(deps),
     ...billingActivities(deps),
     ...invoicingActivities(deps),
+    ...reconciliationActivities(deps),
   };
 }
 

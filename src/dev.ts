@@ -10,7 +10,7 @@ import { migrateLatest } from './db/migrate';
 import type { Logger } from './logger';
 import { findTemporalCli, startDevServer, type DevServer } from './temporal/devServer';
 import { ensureSearchAttributes } from './temporal/namespace';
-import { ensureSchedules, PRODUCTION_SCHEDULES } from './temporal/schedules';
+import { ensureSchedules, productionSchedules } from './temporal/schedules';
 import { runHealthProbe } from './temporal/healthProbe';
 
 const BIN = fileURLToPath(new URL('../bin/mixroute.js', import.meta.url));
@@ -61,8 +61,9 @@ export async function runDev(config: Config, logger: Logger, print: (line: strin
   const client = new Client({ connection, namespace: config.temporal.namespace });
   const addedAttributes = await ensureSearchAttributes(connection, config.temporal.namespace);
   if (addedAttributes.length) print(`registered search attributes: ${addedAttributes.join(', ')}`);
-  const schedules = await ensureSchedules(client, PRODUCTION_SCHEDULES, config.temporal.taskQueue);
-  print(`schedules: ${PRODUCTION_SCHEDULES.length} declared (${schedules.created.length} created, ${schedules.updated.length} updated)`);
+  const declared = productionSchedules(config);
+  const schedules = await ensureSchedules(client, declared, config.temporal.taskQueue);
+  print(`schedules: ${declared.map((d) => d.scheduleId).join(', ')} (${schedules.created.length} created, ${schedules.updated.length} updated)`);
 
   const childEnv = childProcessEnv({ TEMPORAL_ADDRESS: address });
   const children = new Map<Role, ChildProcess>();

@@ -2,4 +2,5 @@ export { accountMetering } from './accountMetering';
 export { healthProbe } from './healthProbe';
 export { invoiceAccount } from './invoiceAccount';
 export { invoiceRun } from './invoiceRun';
+export { reconcile } from './reconcile';
 export { topUp } from './topUp';

@@ -127,3 +127,40 @@ export interface InvoiceRunState {
 }
 
 export const invoiceRunStatusQuery = defineQuery<InvoiceRunState>('invoiceRunStatus');
+
+/**
+ * `reconcile`: a day or a month (label), or, from the daily schedule, the UTC
+ * day before the run started. `requestedBy` is a staff token id or
+ * 'system:schedule': an id, never a name.
+ */
+export interface ReconcileInput {
+  scope: 'day' | 'period' | 'previous-day';
+  label?: string;
+  requestedBy: string;
+}
+
+export interface ReconcileCheckCounts {
+  found: number;
+  repaired: number;
+  needsAttention: number;
+  new: number;
+}
+
+export interface ReconcileResult extends ReconcileCheckCounts {
+  reportId: string;
+  scope: 'day' | 'period';
+  label: string;
+  verdict: 'clean' | 'repaired' | 'needs_attention';
+  checks: Record<string, ReconcileCheckCounts>;
+}
+
+export interface ReconcileState {
+  reportId: string;
+  label: string | null;
+  status: 'running' | 'finished';
+  /** The check running now, or null. */
+  current: string | null;
+  checks: Record<string, ReconcileCheckCounts>;
+}
+
+export const reconcileStatusQuery = defineQuery<ReconcileState>('reconcileStatus');

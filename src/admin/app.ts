@@ -17,6 +17,7 @@ import { adminRoutes, type AdminOperations, type RawResult } from './routes';
 import { invoiceQueries } from '../invoicing/invoices';
 import { invoiceRuns } from '../invoicing/runs';
 import { taxRates } from '../invoicing/taxRates';
+import { reconciliationService } from '../reconciliation/service';
 import { renderInvoiceHtml, renderInvoicePdf } from '../billing/invoiceRender';
 
 export interface AdminAppDeps {
@@ -46,6 +47,7 @@ export function createAdminApp(deps: AdminAppDeps): Express {
       pdf: async (id) => renderInvoicePdf(await invoices.document(id)),
       html: async (id) => renderInvoiceHtml(await invoices.document(id)),
     },
+    reconciliation: reconciliationService({ db: deps.db, clock: deps.clock, client: deps.temporal?.client, taskQueue: deps.temporal?.taskQueue }),
   };
   const registry = createMetricsRegistry('admin');
 
@@ -67,6 +69,8 @@ export function createAdminApp(deps: AdminAppDeps): Express {
     }),
   );
   app.use(express.json({ limit: '1mb', strict: true }));
+  // Provider usage statements are CSV files.
+  app.use(express.text({ type: 'text/csv', limit: '20mb' }));
   for (const route of adminRoutes) {
     app[route.method](route.path, requireRoles(deps.db, route.roles), async (req, res) => {
       const result = await route.handler(ops, {

@@ -22,6 +22,7 @@ import type { taxRates } from '../invoicing/taxRates';
 import { startRunInput } from '../invoicing/runs';
 import { setTaxRateInput } from '../invoicing/taxRates';
 import { DependencyUnavailableError } from '../errors';
+import { startReconcileInput, type ReconciliationService } from '../reconciliation/service';
 
 export type AdminOperations = StaffOperations &
   LedgerOperations & {
@@ -29,6 +30,7 @@ export type AdminOperations = StaffOperations &
     runs: ReturnType<typeof invoiceRuns> | undefined;
     taxRates: ReturnType<typeof taxRates>;
     render: { pdf: (id: string) => Promise<Buffer>; html: (id: string) => Promise<string> };
+    reconciliation: ReconciliationService;
   };
 
 const needRuns = (ops: AdminOperations) => {
@@ -202,6 +204,27 @@ export const adminRoutes: readonly AdminRoute[] = [
     method: 'post', path: '/billing/invoices/:id/void', roles: BILLING, tag: 'billing', status: 201,
     summary: 'Void a finalized invoice with a credit note (needs a reason)',
     handler: (ops, { params, body, actor }) => ops.invoices.void({ id: params.id, reason: (body as { reason?: unknown })?.reason }, actor),
+  },
+  {
+    method: 'post', path: '/billing/reconciliations', roles: BILLING, tag: 'billing', status: 202,
+    summary: 'Reconcile a UTC day ({"day":"YYYY-MM-DD"}) or a month ({"period":"YYYY-MM"}); returns the report id at once (or the run already going)',
+    body: startReconcileInput,
+    handler: (ops, { body, actor }) => ops.reconciliation.start(body, actor),
+  },
+  {
+    method: 'get', path: '/billing/reconciliation-reports', roles: BILLING, tag: 'billing',
+    summary: 'List reconciliation reports, newest first (?day=&period=&verdict=&limit=&before=)',
+    handler: (ops, { query }) => ops.reconciliation.list(query),
+  },
+  {
+    method: 'get', path: '/billing/reconciliation-reports/:id', roles: BILLING, tag: 'billing',
+    summary: 'A reconciliation report with its discrepancies (?resolution=needs_attention|repaired&limit=&after=)',
+    handler: (ops, { params, query }) => ops.reconciliation.get({ ...query, id: params.id }),
+  },
+  {
+    method: 'post', path: '/billing/provider-statements', roles: BILLING, tag: 'billing', status: 201,
+    summary: "Import a provider's usage statement (?provider=NAME, body text/csv: day,model,input_tokens,cached_tokens,output_tokens,cost[,currency])",
+    handler: (ops, { query, body, actor }) => ops.reconciliation.importProviderStatement({ provider: query.provider, csv: typeof body === 'string' ? body : '' }, actor),
   },
   {
     method: 'post', path: '/billing/staff-tokens', roles: ADMIN_ONLY, tag: 'admin', status: 201,

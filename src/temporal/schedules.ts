@@ -1,13 +1,13 @@
 import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
+import type { Config } from '../config';
+import type { ReconcileInput } from '../../workflows/messages';
 
 /**
  * Temporal Schedules owned by MixRoute. Registration is idempotent: the
  * schedule id is the business key, an existing schedule is updated to the
  * declared spec, so starting the system twice never creates a second one.
  *
- * The daily reconciliation and metadata-expiry schedules join this list with
- * their workflows (issues 6 and 8); until then it is empty on purpose rather
- * than pointing at workflow types no worker registers.
+ * Registered by `mixroute dev` and by every worker at start-up.
  */
 export interface ScheduleDefinition {
   scheduleId: string;
@@ -19,7 +19,20 @@ export interface ScheduleDefinition {
   note: string;
 }
 
-export const PRODUCTION_SCHEDULES: readonly ScheduleDefinition[] = [];
+export function productionSchedules(config: Pick<Config, 'reconcile'>): ScheduleDefinition[] {
+  const reconcileDaily: ReconcileInput = { scope: 'previous-day', requestedBy: 'system:schedule' };
+  return [
+    {
+      scheduleId: 'reconcile-daily',
+      workflowType: 'reconcile',
+      // Temporal appends the scheduled time: reconcile:daily-2026-11-26T02:30:00Z.
+      workflowId: 'reconcile:daily',
+      args: [reconcileDaily],
+      at: config.reconcile.dailyAt,
+      note: 'Reconciles the previous UTC day: payments, usage, ledger, balances, invoices, provider statements',
+    },
+  ];
+}
 
 function toScheduleOptions(def: ScheduleDefinition, taskQueue: string): ScheduleOptions {
   return {

@@ -1,3 +1,4 @@
+import { Client, Connection } from '@temporalio/client';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -113,6 +114,15 @@ describe('mixroute dev', () => {
     const page = await fetch(`http://127.0.0.1:${uiPort}/namespaces/default/workflows`);
     expect(page.status).toBe(200);
     expect(fs.existsSync(path.join(dataDir, 'temporal.db'))).toBe(true);
+    // The daily reconciliation is scheduled on the server dev started.
+    expect(run.output()).toContain('schedules: reconcile-daily (1 created');
+    const connection = await Connection.connect({ address: `127.0.0.1:${temporalPort}` });
+    try {
+      const schedule = await new Client({ connection }).schedule.getHandle('reconcile-daily').describe();
+      expect(schedule.action).toMatchObject({ type: 'startWorkflow', workflowType: 'reconcile' });
+    } finally {
+      await connection.close();
+    }
 
     run.child.kill('SIGINT');
     expect(await run.exited).toBe(0);

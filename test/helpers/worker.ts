@@ -22,7 +22,7 @@ export async function withTestWorker<T>(config: Config, db: Db, fn: () => Promis
       namespace: config.temporal.namespace,
       taskQueue: config.temporal.taskQueue,
       workflowBundle: await workflowBundle(),
-      activities: createActivities({ db, clock: systemClock, logger: silentLogger, billing: config.billing, invoicing: config.invoicing }),
+      activities: createActivities({ db, clock: systemClock, logger: silentLogger, billing: config.billing, invoicing: config.invoicing, reconcile: config.reconcile }),
     });
     return await worker.runUntil(fn());
   } finally {

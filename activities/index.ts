@@ -6,6 +6,7 @@ import { billingActivities } from './billing';
 import { healthActivities } from './health';
 import { invoicingActivities } from './invoicing';
 import { reconciliationActivities } from './reconciliation';
+import { dsrActivities, type PrivacyDeps } from './dsr';
 
 /** What activities may use; the worker passes production ones, tests pass a test database. */
 export interface ActivityDeps {
@@ -15,6 +16,7 @@ export interface ActivityDeps {
   billing: Config['billing'];
   invoicing: Config['invoicing'];
   reconcile: Config['reconcile'];
+  privacy: PrivacyDeps;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -23,6 +25,7 @@ export function createActivities(deps: ActivityDeps) {
     ...billingActivities(deps),
     ...invoicingActivities(deps),
     ...reconciliationActivities(deps),
+    ...dsrActivities(deps),
   };
 }
 

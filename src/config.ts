@@ -75,6 +75,25 @@ export const configSchema = z.object({
     .string()
     .regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'HH:MM (UTC)')
     .default('02:30'),
+  DSR_PACKAGE_KEY: optionalString,
+  DSR_VERIFICATION_WAIT_S: z.coerce.number().int().min(1).default(14 * 86_400),
+  DSR_CODE_TTL_S: z.coerce.number().int().min(1).default(3 * 86_400),
+  DSR_REMINDER_BEFORE_S: z
+    .string()
+    .default('604800,172800')
+    .transform((v, ctx) => {
+      const list = v.split(',').map((x) => x.trim()).filter(Boolean).map(Number);
+      if (list.some((n) => !Number.isInteger(n) || n <= 0)) ctx.addIssue({ code: 'custom', message: 'comma-separated positive whole seconds, e.g. 604800,172800' });
+      return list;
+    }),
+  DSR_DEADLINE_OVERRIDE_S: z.coerce.number().int().min(1).optional(),
+  DSR_PACKAGE_TTL_S: z.coerce.number().int().min(60).default(7 * 86_400),
+  DSR_PACKAGE_MAX_DOWNLOADS: z.coerce.number().int().min(1).max(100).default(3),
+  DSR_COMPLIANCE_EMAIL: z.string().min(3).default('privacy@mixroute.example'),
+  DSR_INTAKE_RPM: z.coerce.number().int().min(1).default(10),
+  PUBLIC_BASE_URL: optionalString,
+  SMTP_URL: optionalString,
+  MAIL_FROM: z.string().min(3).default('MixRoute Privacy <privacy@mixroute.example>'),
 });
 
 export type Env = Record<string, string | undefined>;
@@ -142,6 +161,26 @@ export interface Config {
     readonly paymentGraceS: number;
     /** When the daily run over the previous UTC day starts (UTC). */
     readonly dailyAt: { readonly hour: number; readonly minute: number };
+  };
+  readonly dsr: {
+    readonly packageKey: string | undefined;
+    readonly verificationWaitS: number;
+    readonly codeTtlS: number;
+    readonly reminderBeforeS: readonly number[];
+    /** Tests and demos: every answer deadline is this many seconds after receipt. */
+    readonly deadlineOverrideS: number | undefined;
+    readonly packageTtlS: number;
+    readonly packageMaxDownloads: number;
+    readonly complianceEmail: string;
+    readonly intakeRpm: number;
+    /** Where subjects reach the admin server's public /privacy routes (links in emails). */
+    readonly publicBaseUrl: string;
+  };
+  readonly mail: {
+    /** SMTP in production; unset, messages go to files under DATA_DIR/mailbox. */
+    readonly smtpUrl: string | undefined;
+    readonly from: string;
+    readonly mailboxDir: string;
   };
   readonly metering: {
     readonly batchMs: number;
@@ -224,6 +263,23 @@ export function loadConfig(env: Env = process.env): Config {
       settlementLagS: e.RECONCILE_SETTLEMENT_LAG_S,
       paymentGraceS: e.RECONCILE_PAYMENT_GRACE_S,
       dailyAt: Object.freeze({ hour: Number(e.RECONCILE_DAILY_AT.slice(0, 2)), minute: Number(e.RECONCILE_DAILY_AT.slice(3)) }),
+    }),
+    dsr: Object.freeze({
+      packageKey: e.DSR_PACKAGE_KEY,
+      verificationWaitS: e.DSR_VERIFICATION_WAIT_S,
+      codeTtlS: e.DSR_CODE_TTL_S,
+      reminderBeforeS: Object.freeze([...e.DSR_REMINDER_BEFORE_S]),
+      deadlineOverrideS: e.DSR_DEADLINE_OVERRIDE_S,
+      packageTtlS: e.DSR_PACKAGE_TTL_S,
+      packageMaxDownloads: e.DSR_PACKAGE_MAX_DOWNLOADS,
+      complianceEmail: e.DSR_COMPLIANCE_EMAIL,
+      intakeRpm: e.DSR_INTAKE_RPM,
+      publicBaseUrl: (e.PUBLIC_BASE_URL ?? `http://${e.HOST}:${e.ADMIN_PORT}`).replace(/\/$/, ''),
+    }),
+    mail: Object.freeze({
+      smtpUrl: e.SMTP_URL,
+      from: e.MAIL_FROM,
+      mailboxDir: path.join(path.resolve(e.DATA_DIR), 'mailbox'),
     }),
     metering: Object.freeze({
       batchMs: e.METERING_BATCH_MS,

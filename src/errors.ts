@@ -51,3 +51,9 @@ export class DependencyUnavailableError extends AppError {
   override readonly status = 503;
   override readonly code = 'dependency_unavailable';
 }
+
+/** Something that existed and is no longer available (an expired or used-up download link). */
+export class GoneError extends AppError {
+  override readonly status = 410;
+  override readonly code = 'gone';
+}

@@ -1,4 +1,5 @@
 export { accountMetering } from './accountMetering';
+export { dataSubjectRequest } from './dataSubjectRequest';
 export { healthProbe } from './healthProbe';
 export { invoiceAccount } from './invoiceAccount';
 export { invoiceRun } from './invoiceRun';

@@ -164,3 +164,53 @@ export interface ReconcileState {
 }
 
 export const reconcileStatusQuery = defineQuery<ReconcileState>('reconcileStatus');
+
+// --- data-subject requests ------------------------------------------------------
+
+export interface DsrDeadlineView {
+  dueDate: string;
+  dueAt: string;
+  extensionNoticeBy: string;
+}
+
+/** `dsr:{requestId}`: ids, codes and instants only; the subject's email stays in PostgreSQL. */
+export interface DsrInput {
+  requestId: string;
+  type: 'access' | 'portability' | 'correction' | 'deletion' | 'restriction' | 'objection' | 'consent_withdrawal' | 'payload';
+  jurisdiction: 'gdpr' | 'uk_gdpr' | 'ccpa' | 'unknown';
+  receivedAt: string;
+  timers: { verificationWaitMs: number; reminderBeforeMs: number[]; deadlineOverrideS?: number };
+}
+
+export interface DsrRefusalItem {
+  item: string;
+  ground: 'identity_not_verified' | 'security' | 'trade_secrets' | 'third_party_rights' | 'technical_feasibility' | 'law' | 'manifestly_unfounded_or_excessive';
+}
+
+export interface DsrState {
+  requestId: string;
+  type: DsrInput['type'];
+  status: 'received' | 'verifying' | 'in_progress' | 'awaiting_approval' | 'completed' | 'partially_completed' | 'refused' | 'withdrawn';
+  jurisdiction: DsrInput['jurisdiction'];
+  dueDate: string;
+  dueAt: string;
+  extended: boolean;
+  overdue: boolean;
+  verified: boolean;
+  refusals: DsrRefusalItem[];
+  remindersSent: number;
+}
+
+export interface DsrFulfilment {
+  /** Rows affected or included, per category; never values. */
+  counts: Record<string, number>;
+  exportId: string | null;
+  fieldsChanged: string[];
+}
+
+export const dsrStatusQuery = defineQuery<DsrState>('dsrStatus');
+export const dsrVerifiedSignal = defineSignal<[{ method: 'email_code' | 'manual'; actor: string }]>('dsrVerified');
+export const dsrExtendSignal = defineSignal<[{ actor: string }]>('dsrExtend');
+export const dsrRefuseSignal = defineSignal<[{ items: DsrRefusalItem[]; actor: string }]>('dsrRefuse');
+export const dsrWithdrawSignal = defineSignal<[{ actor: string }]>('dsrWithdraw');
+export const dsrApproveSignal = defineSignal<[{ actor: string }]>('dsrApprove');

@@ -18,6 +18,8 @@ import { invoiceQueries } from '../invoicing/invoices';
 import { invoiceRuns } from '../invoicing/runs';
 import { taxRates } from '../invoicing/taxRates';
 import { reconciliationService } from '../reconciliation/service';
+import { dsrService } from '../privacy/service';
+import { publicPrivacyRouter } from './publicPrivacy';
 import { renderInvoiceHtml, renderInvoicePdf } from '../billing/invoiceRender';
 
 export interface AdminAppDeps {
@@ -48,6 +50,7 @@ export function createAdminApp(deps: AdminAppDeps): Express {
       html: async (id) => renderInvoiceHtml(await invoices.document(id)),
     },
     reconciliation: reconciliationService({ db: deps.db, clock: deps.clock, client: deps.temporal?.client, taskQueue: deps.temporal?.taskQueue }),
+    dsr: dsrService({ db: deps.db, clock: deps.clock, config: deps.config, client: deps.temporal?.client, taskQueue: deps.temporal?.taskQueue }),
   };
   const registry = createMetricsRegistry('admin');
 
@@ -68,6 +71,7 @@ export function createAdminApp(deps: AdminAppDeps): Express {
       temporal: deps.temporal,
     }),
   );
+  app.use(publicPrivacyRouter({ dsr: ops.dsr, rpm: deps.config.dsr.intakeRpm }));
   app.use(express.json({ limit: '1mb', strict: true }));
   // Provider usage statements are CSV files.
   app.use(express.text({ type: 'text/csv', limit: '20mb' }));

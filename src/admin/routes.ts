@@ -23,6 +23,7 @@ import { startRunInput } from '../invoicing/runs';
 import { setTaxRateInput } from '../invoicing/taxRates';
 import { DependencyUnavailableError } from '../errors';
 import { startReconcileInput, type ReconciliationService } from '../reconciliation/service';
+import { createDsrInput, extendInput, refuseInput, verifyInput, type DsrService } from '../privacy/service';
 
 export type AdminOperations = StaffOperations &
   LedgerOperations & {
@@ -31,6 +32,7 @@ export type AdminOperations = StaffOperations &
     taxRates: ReturnType<typeof taxRates>;
     render: { pdf: (id: string) => Promise<Buffer>; html: (id: string) => Promise<string> };
     reconciliation: ReconciliationService;
+    dsr: DsrService;
   };
 
 const needRuns = (ops: AdminOperations) => {
@@ -73,6 +75,7 @@ export interface AdminRoute {
 
 const BILLING: readonly StaffRole[] = ['billing', 'admin'];
 const ADMIN_ONLY: readonly StaffRole[] = ['admin'];
+const COMPLIANCE: readonly StaffRole[] = ['compliance', 'admin'];
 
 export const adminRoutes: readonly AdminRoute[] = [
   {
@@ -225,6 +228,46 @@ export const adminRoutes: readonly AdminRoute[] = [
     method: 'post', path: '/billing/provider-statements', roles: BILLING, tag: 'billing', status: 201,
     summary: "Import a provider's usage statement (?provider=NAME, body text/csv: day,model,input_tokens,cached_tokens,output_tokens,cost[,currency])",
     handler: (ops, { query, body, actor }) => ops.reconciliation.importProviderStatement({ provider: query.provider, csv: typeof body === 'string' ? body : '' }, actor),
+  },
+  {
+    method: 'post', path: '/privacy/dsr', roles: COMPLIANCE, tag: 'compliance', status: 201,
+    summary: 'Take a data-subject request (type, email, optional accountId, jurisdiction, changes for a correction); starts dsr:{id}', body: createDsrInput,
+    handler: (ops, { body, actor }) => ops.dsr.create(body, actor),
+  },
+  {
+    method: 'get', path: '/privacy/dsr', roles: COMPLIANCE, tag: 'compliance',
+    summary: 'List requests by due date (?status=open|<status>&overdue=true&type=&limit=)',
+    handler: (ops, { query }) => ops.dsr.list(query),
+  },
+  {
+    method: 'get', path: '/privacy/dsr/:id', roles: COMPLIANCE, tag: 'compliance',
+    summary: 'A request: status, deadline, live workflow state, the trail of events, erasure evidence, the answer sent',
+    handler: (ops, { params }) => ops.dsr.get(params.id!),
+  },
+  {
+    method: 'post', path: '/privacy/dsr/:id/verify', roles: COMPLIANCE, tag: 'compliance',
+    summary: "Record a compliance officer's verification of identity (method, note)", body: verifyInput,
+    handler: (ops, { params, body, actor }) => ops.dsr.verify(params.id!, body, actor),
+  },
+  {
+    method: 'post', path: '/privacy/dsr/:id/extend', roles: COMPLIANCE, tag: 'compliance',
+    summary: 'Extend the deadline once, within the first period, with the reason the subject is told', body: extendInput,
+    handler: (ops, { params, body, actor }) => ops.dsr.extend(params.id!, body, actor),
+  },
+  {
+    method: 'post', path: '/privacy/dsr/:id/refuse', roles: COMPLIANCE, tag: 'compliance',
+    summary: 'Refuse the request, or some items of it, on a ground of the policy with an explanation for the subject', body: refuseInput,
+    handler: (ops, { params, body, actor }) => ops.dsr.refuse(params.id!, body, actor),
+  },
+  {
+    method: 'post', path: '/privacy/dsr/:id/withdraw', roles: COMPLIANCE, tag: 'compliance',
+    summary: 'The subject withdrew the request',
+    handler: (ops, { params, actor }) => ops.dsr.withdraw(params.id!, actor),
+  },
+  {
+    method: 'post', path: '/privacy/dsr/:id/approve', roles: COMPLIANCE, tag: 'compliance',
+    summary: 'Approve the changes of a correction request',
+    handler: (ops, { params, actor }) => ops.dsr.approve(params.id!, actor),
   },
   {
     method: 'post', path: '/billing/staff-tokens', roles: ADMIN_ONLY, tag: 'admin', status: 201,

@@ -12,6 +12,7 @@ export const SEARCH_ATTRIBUTES: ReadonlyArray<{ name: string; kind: SearchAttrib
   { name: 'ProcessStatus', kind: 'Keyword' }, // the process's own status (running, done, failed, ...)
   { name: 'DsrType', kind: 'Keyword' },
   { name: 'DsrDeadline', kind: 'Datetime' },
+  { name: 'DsrOverdue', kind: 'Bool' }, // one filter for compliance staff: DsrOverdue = true
 ];
 
 /** The CLI flags that register them on a dev server. */

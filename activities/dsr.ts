@@ -1,0 +1,243 @@
+import { createHash, randomInt } from 'node:crypto';
+import { ApplicationFailure } from '@temporalio/activity';
+import type { Clock } from '../src/clock';
+import type { Config } from '../src/config';
+import {
+  appendDsrEvent,
+  applyCorrection,
+  collectSubjectData,
+  enqueueNotification,
+  eraseSubject,
+  findSubject,
+  packageArchive,
+  providersUsed,
+  setProcessingFlags,
+  type Correction,
+} from '../src/db/dsr';
+import type { Db } from '../src/db/knex';
+import { createMailer } from '../src/notify/mailer';
+import { packageKey, seal, signLink } from '../src/privacy/packages';
+import {
+  COMPLAINT_NOTICE,
+  DSR_TYPE_LABEL,
+  PAYLOAD_NOTICE,
+  REFUSAL_GROUND_LABEL,
+  RETAINED_BY_LAW,
+  type DsrType,
+  type RefusalGround,
+} from '../src/privacy/rights';
+import type { DsrFulfilment, DsrRefusalItem } from '../workflows/messages';
+
+export interface PrivacyDeps {
+  dsr: Config['dsr'];
+  mail: Config['mail'];
+  dataDir: string;
+}
+
+export const codeHash = (requestId: string, code: string) => createHash('sha256').update(`${requestId}:${code}`).digest('hex');
+
+/**
+ * Activities of `dsr:{requestId}`. They read the subject's email from
+ * PostgreSQL and return ids and counts only, so nothing personal reaches the
+ * workflow history. Every write is idempotent: events and messages by key,
+ * packages by request, effects by their nature (a flag set twice is set).
+ */
+export function dsrActivities({ db, clock, privacy }: { db: Db; clock: Clock; privacy: PrivacyDeps }) {
+  const mailer = createMailer(privacy.mail);
+  const { dsr } = privacy;
+
+  async function load(requestId: string) {
+    const r = await db('dsr_requests').where({ id: requestId }).first();
+    if (!r) throw ApplicationFailure.nonRetryable(`no data-subject request ${requestId}`, 'UnknownRequest');
+    return r;
+  }
+  async function notify(key: string, recipient: string, subject: string, body: string) {
+    await enqueueNotification(db, { key, recipient, subject, body });
+    await mailer.deliver(db, [key]);
+  }
+  const ref = (id: string) => `request ${id.slice(0, 8)}`;
+
+  return {
+    /** Acknowledges receipt to the subject and sends the one-time code to the email on record. */
+    async dsrOpened(input: { requestId: string }): Promise<void> {
+      const r = await load(input.requestId);
+      await appendDsrEvent(db, r.id, 'system:workflow', 'verification_started', { channel: r.channel }, 'verification_started');
+      if (r.verified_at || !r.subject_email) return;
+      // A new code only if none was sent yet: a retried activity must not invalidate the one in the mailbox.
+      if (!r.verification_code_hash) {
+        const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
+        await db('dsr_requests')
+          .where({ id: r.id })
+          .whereNull('verification_code_hash')
+          .update({ verification_code_hash: codeHash(r.id, code), verification_code_expires_at: new Date(clock.now().getTime() + dsr.codeTtlS * 1000), status: 'verifying' });
+        const due = new Date(r.due_at).toISOString().slice(0, 10);
+        await notify(
+          `dsr:${r.id}:code`,
+          r.subject_email,
+          `Your privacy request (${ref(r.id)}): confirm it is you`,
+          [
+            `We received your request for ${DSR_TYPE_LABEL[r.type as DsrType]} on ${new Date(r.received_at).toISOString().slice(0, 10)}.`,
+            `We will answer by ${due} at the latest.`,
+            '',
+            `To confirm that the request comes from you, enter this code: ${code}`,
+            `or send it to ${privacy.dsr.publicBaseUrl}/privacy/requests/${r.id}/verify as {"code": "${code}"}.`,
+            `The code is valid for ${Math.round(dsr.codeTtlS / 3600)} hours. If you did not make this request, ignore this message.`,
+          ].join('\n'),
+        );
+        await appendDsrEvent(db, r.id, 'system:workflow', 'verification_code_sent', {}, 'verification_code_sent');
+      }
+    },
+
+    async dsrDeadlineChanged(input: { requestId: string; dueDate: string; dueAt: string; reason: 'extended' | 'verification_pause' }): Promise<void> {
+      const r = await load(input.requestId);
+      await db('dsr_requests').where({ id: r.id }).update({ due_date: input.dueDate, due_at: input.dueAt, ...(input.reason === 'extended' ? { extended: true } : {}) });
+      await appendDsrEvent(db, r.id, 'system:workflow', 'deadline_changed', { reason: input.reason, dueDate: input.dueDate }, `deadline:${input.reason}:${input.dueAt}`);
+      if (input.reason === 'extended' && r.subject_email) {
+        await notify(
+          `dsr:${r.id}:extended`,
+          r.subject_email,
+          `Your privacy request (${ref(r.id)}): we need more time`,
+          `We are extending the time to answer your request to ${input.dueDate}.\nReason: ${r.extension_reason ?? 'the complexity and number of requests'}.\n\n${COMPLAINT_NOTICE}`,
+        );
+      }
+    },
+
+    /** A reminder to compliance staff before the deadline, or the overdue flag at it. */
+    async dsrDeadlineEvent(input: { requestId: string; kind: 'reminder' | 'overdue'; key: string; dueAt: string }): Promise<void> {
+      const r = await load(input.requestId);
+      if (input.kind === 'overdue') await db('dsr_requests').where({ id: r.id }).update({ overdue: true });
+      await appendDsrEvent(db, r.id, 'system:workflow', input.kind === 'overdue' ? 'overdue' : 'reminder_sent', { dueAt: input.dueAt }, input.key);
+      await notify(
+        `dsr:${r.id}:${input.key}`,
+        dsr.complianceEmail,
+        input.kind === 'overdue' ? `OVERDUE: privacy request ${r.id} (${r.type}) was due ${input.dueAt}` : `Reminder: privacy request ${r.id} (${r.type}) is due ${input.dueAt}`,
+        `Status: ${r.status}. See: mixroute dsr show ${r.id}`,
+      );
+    },
+
+    /** The right's effect on the data. */
+    async dsrFulfil(input: { requestId: string; refusedItems: string[] }): Promise<DsrFulfilment> {
+      const r = await load(input.requestId);
+      await db('dsr_requests').where({ id: r.id }).update({ status: 'in_progress' });
+      const subject = await findSubject(db, r.subject_email ?? '', r.account_id);
+      await db('dsr_requests').where({ id: r.id }).update({ user_ids: subject.userIds });
+      const type = r.type as DsrType;
+      const refused = new Set(input.refusedItems);
+      let result: DsrFulfilment = { counts: {}, exportId: null, fieldsChanged: [] };
+
+      if (type === 'access' || type === 'portability') {
+        const tables = await collectSubjectData(db, subject, r.subject_email_hash, { portable: type === 'portability' });
+        for (const item of refused) delete tables[item];
+        const providers = await providersUsed(db, subject);
+        const document = {
+          request: { id: r.id, type, receivedAt: new Date(r.received_at).toISOString() },
+          generatedAt: clock.now().toISOString(),
+          payloadContent: { retained: false, notice: PAYLOAD_NOTICE, providers },
+          ...(refused.size ? { withheld: [...refused] } : {}),
+          data: tables,
+        };
+        const archive = packageArchive(document, tables);
+        const sealed = seal(packageKey({ dsr, dataDir: privacy.dataDir }), archive, r.id);
+        const [row] = await db('dsr_exports')
+          .insert({
+            request_id: r.id,
+            format: 'zip',
+            ciphertext: sealed.ciphertext,
+            iv: sealed.iv,
+            auth_tag: sealed.authTag,
+            bytes: archive.length,
+            max_downloads: dsr.packageMaxDownloads,
+            expires_at: new Date(clock.now().getTime() + dsr.packageTtlS * 1000),
+          })
+          .onConflict('request_id')
+          .merge(['ciphertext', 'iv', 'auth_tag', 'bytes', 'expires_at'])
+          .returning('id');
+        result = { counts: Object.fromEntries(Object.entries(tables).map(([k, v]) => [k, v.length])), exportId: row.id, fieldsChanged: [] };
+      } else if (type === 'deletion') {
+        const counts = await eraseSubject(db, r.id, subject);
+        result.counts = Object.fromEntries(counts.map((c) => [`${c.category}:${c.action}`, c.rows]));
+      } else if (type === 'restriction' || type === 'objection' || type === 'consent_withdrawal') {
+        result.counts = { users: await setProcessingFlags(db, r.id, type, subject) };
+      } else if (type === 'correction') {
+        const changes = (r.requested_changes ?? {}) as Correction;
+        for (const item of refused) {
+          const [rec, field] = item.split('.');
+          if (rec === 'user' || rec === 'account') delete (changes[rec] as Record<string, unknown> | undefined)?.[field!];
+        }
+        result.fieldsChanged = await applyCorrection(db, subject, r.account_id, changes);
+      } else if (type === 'payload') {
+        result.counts = { providers: (await providersUsed(db, subject)).length };
+      }
+      await appendDsrEvent(db, r.id, 'system:workflow', 'fulfilled', { counts: result.counts, fieldsChanged: result.fieldsChanged }, 'fulfilled');
+      return result;
+    },
+
+    /** The answer to the subject, the final status, and (after a deletion) forgetting the address. */
+    async dsrClose(input: { requestId: string; status: 'completed' | 'partially_completed' | 'refused' | 'withdrawn'; refusals: DsrRefusalItem[]; fulfilment: DsrFulfilment | null }): Promise<void> {
+      const r = await load(input.requestId);
+      const type = r.type as DsrType;
+      const explanations = new Map<string, string>((r.refusals as { item: string; explanation?: string }[]).map((x) => [x.item, x.explanation ?? '']));
+      const lines: string[] = [];
+      const response: Record<string, unknown> = { status: input.status, type, closedAt: clock.now().toISOString() };
+      if (input.status === 'withdrawn') lines.push('Your request was withdrawn. We have not acted on it.');
+      if (input.refusals.length) {
+        response.refusals = input.refusals.map((x) => ({ item: x.item, ground: x.ground, explanation: explanations.get(x.item) ?? '' }));
+        lines.push(input.status === 'refused' ? 'We cannot fulfil your request:' : 'We fulfilled your request except for the following:');
+        for (const x of input.refusals) {
+          const why = x.ground === 'identity_not_verified' ? 'we did not receive the confirmation code in time' : explanations.get(x.item);
+          lines.push(`- ${x.item === '*' ? 'the whole request' : x.item}: ${REFUSAL_GROUND_LABEL[x.ground as RefusalGround]}${why ? ` (${why})` : ''}.`);
+        }
+        lines.push('', COMPLAINT_NOTICE);
+      }
+      const f = input.fulfilment;
+      if (f && (input.status === 'completed' || input.status === 'partially_completed')) {
+        response.effects = f.counts;
+        if (f.exportId) {
+          const exp = await db('dsr_exports').where({ id: f.exportId }).first('expires_at', 'max_downloads');
+          const link = signLink(packageKey({ dsr, dataDir: privacy.dataDir }), f.exportId, new Date(exp.expires_at));
+          lines.push(
+            `Your data is ready: ${dsr.publicBaseUrl}/privacy/packages/${f.exportId}?expires=${link.expires}&sig=${link.sig}`,
+            `The link works ${exp.max_downloads} time(s) until ${new Date(exp.expires_at).toISOString()}. The archive holds data.json and one CSV file per table.`,
+          );
+          response.package = { exportId: f.exportId, expiresAt: new Date(exp.expires_at).toISOString() };
+        }
+        if (type === 'deletion') {
+          lines.push(
+            'We erased or anonymized your personal data, revoked your API keys, deleted your login records and removed IP addresses and browser identifiers from your usage records.',
+            'The law requires us to keep the following records; they are restricted (used for no other purpose) and erased when the period ends:',
+            ...RETAINED_BY_LAW.map((k) => `- ${k.category}: ${k.years} years (${k.basis})`),
+            'Usage that has not been invoiced yet is erased as soon as its period is invoiced and reconciled.',
+          );
+          response.retained = RETAINED_BY_LAW;
+        }
+        if (type === 'restriction') lines.push('We restricted the processing of your data: it is stored and used only for billing and legal obligations.');
+        if (type === 'objection') lines.push('We recorded your objection: your data is no longer used for analytics or other processing based on legitimate interests.');
+        if (type === 'consent_withdrawal') lines.push('We recorded the withdrawal of your consent; it applies from now on.');
+        if (type === 'correction') {
+          lines.push(f.fieldsChanged.length ? `We corrected: ${f.fieldsChanged.join(', ')}.` : 'There was nothing to correct.');
+          response.fieldsChanged = f.fieldsChanged;
+        }
+        if (type === 'payload' || type === 'access') {
+          const providers = await providersUsed(db, await findSubject(db, r.subject_email ?? '', r.account_id));
+          lines.push('', PAYLOAD_NOTICE, `Providers: ${providers.length ? providers.join(', ') : 'none (no usage recorded)'}.`);
+          response.payload = { retained: false, providers };
+        }
+      }
+      await db.transaction(async (trx) => {
+        await trx('dsr_requests').where({ id: r.id }).update({ status: input.status, response: JSON.stringify(response), closed_at: trx.raw('COALESCE(closed_at, now())') });
+        await appendDsrEvent(trx, r.id, 'system:workflow', 'closed', { status: input.status, refusals: input.refusals }, 'closed');
+      });
+      if (r.subject_email) {
+        await notify(`dsr:${r.id}:answer`, r.subject_email, `Your privacy request (${ref(r.id)}): ${input.status.replace('_', ' ')}`, lines.join('\n'));
+      }
+      if (type === 'deletion' && input.status !== 'withdrawn' && input.status !== 'refused') {
+        // The answer is out: the request no longer needs the address, nor do the messages we sent.
+        await db.transaction(async (trx) => {
+          if (r.subject_email) await trx('notification_outbox').whereRaw('lower(recipient) = lower(?)', [r.subject_email]).whereNotNull('sent_at').delete();
+          await trx('dsr_requests').where({ id: r.id }).update({ subject_email: null });
+          await appendDsrEvent(trx, r.id, 'system:workflow', 'subject_email_erased', {}, 'subject_email_erased');
+        });
+      }
+    },
+  };
+}

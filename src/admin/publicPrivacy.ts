@@ -1,0 +1,40 @@
+import express, { Router } from 'express';
+import { RateLimiter } from '../gateway/rateLimit';
+import type { DsrService } from '../privacy/service';
+import { sendProblem } from './problem';
+
+/**
+ * The public side of data-subject requests: no account and no token. A
+ * subject files a request, proves it is theirs with the code sent to the
+ * email on record, and downloads their package through the signed link.
+ * Rate limited per source address; errors are problem JSON like the rest of
+ * the admin server. Nothing here is logged beyond the access metadata.
+ */
+export function publicPrivacyRouter(deps: { dsr: DsrService; rpm: number }): Router {
+  const router = Router();
+  const limiter = new RateLimiter();
+  const limit: express.RequestHandler = (req, res, next) => {
+    const taken = limiter.take(`privacy:${req.ip ?? 'unknown'}`, deps.rpm);
+    if (!taken.allowed) {
+      res.setHeader('retry-after', String(taken.retryAfterSeconds));
+      sendProblem(res, 429, 'rate_limited', `too many requests: try again in ${taken.retryAfterSeconds} s`);
+      return;
+    }
+    next();
+  };
+  const json = express.json({ limit: '64kb', strict: true });
+
+  router.post('/privacy/requests', limit, json, async (req, res) => {
+    res.status(202).json(await deps.dsr.submit(req.body ?? {}));
+  });
+  router.post('/privacy/requests/:id/verify', limit, json, async (req, res) => {
+    res.json(await deps.dsr.submitCode(String(req.params.id), req.body ?? {}));
+  });
+  router.get('/privacy/packages/:id', limit, async (req, res) => {
+    const zip = await deps.dsr.download(String(req.params.id), req.query as Record<string, unknown>);
+    res.status(200).type('application/zip').setHeader('content-disposition', 'attachment; filename="mixroute-data.zip"');
+    res.setHeader('cache-control', 'no-store');
+    res.send(zip);
+  });
+  return router;
+}

@@ -7,6 +7,7 @@ import { healthActivities } from './health';
 import { invoicingActivities } from './invoicing';
 import { reconciliationActivities } from './reconciliation';
 import { dsrActivities, type PrivacyDeps } from './dsr';
+import { retentionActivities } from './retention';
 
 /** What activities may use; the worker passes production ones, tests pass a test database. */
 export interface ActivityDeps {
@@ -26,6 +27,7 @@ export function createActivities(deps: ActivityDeps) {
     ...invoicingActivities(deps),
     ...reconciliationActivities(deps),
     ...dsrActivities(deps),
+    ...retentionActivities(deps),
   };
 }
 

@@ -21,6 +21,7 @@ import { renderInvoiceHtml, renderInvoicePdf } from './billing/invoiceRender';
 import { reconciliationService } from './reconciliation/service';
 import { dsrService, type DsrService } from './privacy/service';
 import { usageAnalytics } from './db/analytics';
+import { retentionService, type RetentionService } from './privacy/retention';
 
 /**
  * `mixroute <verb>`: the servers, the worker, dev mode, migrations and every
@@ -662,6 +663,59 @@ staffCommand(program.command('analytics').description('usage analytics (honours 
     if (!/^\d{4}-\d{2}-\d{2}$/.test(o.day) || !Number.isFinite(t)) throw new ValidationError('--day must be a date YYYY-MM-DD');
     print(await withDb((db) => usageAnalytics(db, { from: new Date(t).toISOString(), to: new Date(t + 86_400_000).toISOString() })), !!o.json);
   });
+
+// --- retention -----------------------------------------------------------------
+
+const withRetention = <T>(fn: (svc: RetentionService) => Promise<T>, needsTemporal = false): Promise<T> =>
+  withDb((db, cfg) =>
+    needsTemporal
+      ? withTemporal((client) => fn(retentionService({ db, clock: systemClock, config: cfg, client, taskQueue: cfg.temporal.taskQueue })))
+      : fn(retentionService({ db, clock: systemClock, config: cfg })),
+  );
+const runHumanRetention = (r: any) =>
+  r.categories
+    ? [
+        `run ${r.id}  ${r.status}  started ${r.startedAt}${r.finishedAt ? `  finished ${r.finishedAt}` : ''}  (${r.requestedBy})`,
+        ...r.categories.map(
+          (c: any) =>
+            `  ${c.category.padEnd(22)} cutoff ${c.cutoff.slice(0, 10)}  expired ${c.expiredRows}${c.expiredPartitions ? ` (${c.expiredPartitions} day partitions)` : ''}  kept: hold ${c.keptHold}, unbilled ${c.keptUnbilled}${c.keptOther ? `, other ${c.keptOther}` : ''}${c.note ? `  (${c.note})` : ''}`,
+        ),
+      ].join('\n')
+    : `started ${r.workflowId} (run ${r.runId})`;
+
+const retention = program.command('retention').description('metadata expiry: policies, runs');
+staffCommand(retention, 'run', 'expire data past its retention period now (waits and prints what was expired)')
+  .option('--no-wait', 'start and print the run id')
+  .action(async (o) => print(await withRetention((svc) => svc.run(cliActor(), { wait: o.wait }), true), !!o.json, runHumanRetention));
+staffCommand(retention, 'runs', 'expiry runs, newest first')
+  .option('--limit <n>', 'how many', '20')
+  .action(async (o) => print(await withRetention((svc) => svc.listRuns({ limit: o.limit })), !!o.json, (rows) => rows.map(runHumanRetention).join('\n\n') || '(no runs)'));
+staffCommand(retention, 'show', 'one expiry run')
+  .argument('<id>', 'run id')
+  .action(async (id: string, o) => print(await withRetention((svc) => svc.getRun(id)), !!o.json, runHumanRetention));
+staffCommand(retention, 'policies', 'retention policies').action(async (o) =>
+  print(await withRetention((svc) => svc.policies()), !!o.json, (rows) =>
+    rows.map((p: any) => `${p.category.padEnd(22)} ${String(p.period).padStart(4)} ${p.unit.padEnd(20)} ${p.action.padEnd(13)} ${p.legalBasis}`).join('\n'),
+  ),
+);
+staffCommand(retention, 'set', "change a category's period (admins; recorded with the reason)")
+  .requiredOption('--category <c>', 'category')
+  .requiredOption('--period <n>', 'days, or years after the end of the year for billing records')
+  .requiredOption('--reason <text>', 'why')
+  .action(async (o) => print(await withRetention((svc) => svc.setPolicy({ category: o.category, period: o.period, reason: o.reason }, cliActor())), !!o.json));
+
+const holds = program.command('legal-holds').description('legal holds: expiry skips the data of held accounts');
+staffCommand(holds, 'add', 'place an account under legal hold')
+  .requiredOption('--account <id>', 'account id')
+  .requiredOption('--reason <text>', 'why (case, authority request)')
+  .action(async (o) => print(await withRetention((svc) => svc.addHold({ accountId: o.account, reason: o.reason }, cliActor())), !!o.json));
+staffCommand(holds, 'release', 'release a legal hold')
+  .argument('<id>', 'hold id')
+  .requiredOption('--reason <text>', 'why the hold ends')
+  .action(async (id: string, o) => print(await withRetention((svc) => svc.releaseHold(id, { reason: o.reason }, cliActor())), !!o.json));
+staffCommand(holds, 'list', 'legal holds')
+  .option('--active', 'only holds in force')
+  .action(async (o) => print(await withRetention((svc) => svc.holds({ active: o.active ? 'true' : undefined })), !!o.json));
 
 // Every verb gets --help from commander; make usage errors one line too.
 program.configureOutput({

@@ -92,6 +92,11 @@ export const configSchema = z.object({
   DSR_COMPLIANCE_EMAIL: z.string().min(3).default('privacy@mixroute.example'),
   DSR_INTAKE_RPM: z.coerce.number().int().min(1).default(10),
   PUBLIC_BASE_URL: optionalString,
+  RETENTION_DAILY_AT: z
+    .string()
+    .regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'HH:MM (UTC)')
+    .default('03:30'),
+  RETENTION_BATCH_SIZE: z.coerce.number().int().min(100).max(100_000).default(5_000),
   SMTP_URL: optionalString,
   MAIL_FROM: z.string().min(3).default('MixRoute Privacy <privacy@mixroute.example>'),
 });
@@ -175,6 +180,11 @@ export interface Config {
     readonly intakeRpm: number;
     /** Where subjects reach the admin server's public /privacy routes (links in emails). */
     readonly publicBaseUrl: string;
+  };
+  readonly retention: {
+    readonly dailyAt: { readonly hour: number; readonly minute: number };
+    /** Rows per statement in row-by-row expiry (one heartbeat each). */
+    readonly batchSize: number;
   };
   readonly mail: {
     /** SMTP in production; unset, messages go to files under DATA_DIR/mailbox. */
@@ -275,6 +285,10 @@ export function loadConfig(env: Env = process.env): Config {
       complianceEmail: e.DSR_COMPLIANCE_EMAIL,
       intakeRpm: e.DSR_INTAKE_RPM,
       publicBaseUrl: (e.PUBLIC_BASE_URL ?? `http://${e.HOST}:${e.ADMIN_PORT}`).replace(/\/$/, ''),
+    }),
+    retention: Object.freeze({
+      dailyAt: Object.freeze({ hour: Number(e.RETENTION_DAILY_AT.slice(0, 2)), minute: Number(e.RETENTION_DAILY_AT.slice(3)) }),
+      batchSize: e.RETENTION_BATCH_SIZE,
     }),
     mail: Object.freeze({
       smtpUrl: e.SMTP_URL,

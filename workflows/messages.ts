@@ -214,3 +214,24 @@ export const dsrExtendSignal = defineSignal<[{ actor: string }]>('dsrExtend');
 export const dsrRefuseSignal = defineSignal<[{ items: DsrRefusalItem[]; actor: string }]>('dsrRefuse');
 export const dsrWithdrawSignal = defineSignal<[{ actor: string }]>('dsrWithdraw');
 export const dsrApproveSignal = defineSignal<[{ actor: string }]>('dsrApprove');
+
+// --- metadata expiry --------------------------------------------------------------
+
+export interface MetadataExpiryInput {
+  requestedBy: string;
+  batchSize: number;
+}
+
+export interface RetentionCategoryCounts {
+  category: string;
+  expiredRows: number;
+  expiredPartitions: number;
+  keptHold: number;
+  keptUnbilled: number;
+  keptOther: number;
+}
+
+export interface MetadataExpiryResult {
+  runId: string;
+  categories: RetentionCategoryCounts[];
+}

@@ -19,6 +19,7 @@ import { invoiceRuns } from '../invoicing/runs';
 import { taxRates } from '../invoicing/taxRates';
 import { reconciliationService } from '../reconciliation/service';
 import { dsrService } from '../privacy/service';
+import { retentionService } from '../privacy/retention';
 import { publicPrivacyRouter } from './publicPrivacy';
 import { renderInvoiceHtml, renderInvoicePdf } from '../billing/invoiceRender';
 
@@ -51,6 +52,7 @@ export function createAdminApp(deps: AdminAppDeps): Express {
     },
     reconciliation: reconciliationService({ db: deps.db, clock: deps.clock, client: deps.temporal?.client, taskQueue: deps.temporal?.taskQueue }),
     dsr: dsrService({ db: deps.db, clock: deps.clock, config: deps.config, client: deps.temporal?.client, taskQueue: deps.temporal?.taskQueue }),
+    retention: retentionService({ db: deps.db, clock: deps.clock, config: deps.config, client: deps.temporal?.client, taskQueue: deps.temporal?.taskQueue }),
   };
   const registry = createMetricsRegistry('admin');
 

@@ -24,6 +24,7 @@ import { setTaxRateInput } from '../invoicing/taxRates';
 import { DependencyUnavailableError } from '../errors';
 import { startReconcileInput, type ReconciliationService } from '../reconciliation/service';
 import { createDsrInput, extendInput, refuseInput, verifyInput, type DsrService } from '../privacy/service';
+import { addHoldInput, releaseHoldInput, setPolicyInput, type RetentionService } from '../privacy/retention';
 
 export type AdminOperations = StaffOperations &
   LedgerOperations & {
@@ -33,6 +34,7 @@ export type AdminOperations = StaffOperations &
     render: { pdf: (id: string) => Promise<Buffer>; html: (id: string) => Promise<string> };
     reconciliation: ReconciliationService;
     dsr: DsrService;
+    retention: RetentionService;
   };
 
 const needRuns = (ops: AdminOperations) => {
@@ -268,6 +270,46 @@ export const adminRoutes: readonly AdminRoute[] = [
     method: 'post', path: '/privacy/dsr/:id/approve', roles: COMPLIANCE, tag: 'compliance',
     summary: 'Approve the changes of a correction request',
     handler: (ops, { params, actor }) => ops.dsr.approve(params.id!, actor),
+  },
+  {
+    method: 'post', path: '/privacy/retention/runs', roles: COMPLIANCE, tag: 'compliance', status: 202,
+    summary: 'Run metadata expiry now (the same workflow as the daily schedule); returns the run id',
+    handler: (ops, { actor }) => ops.retention.run(actor),
+  },
+  {
+    method: 'get', path: '/privacy/retention/runs', roles: COMPLIANCE, tag: 'compliance',
+    summary: 'Expiry runs, newest first, with per-category counts (?limit=)',
+    handler: (ops, { query }) => ops.retention.listRuns(query),
+  },
+  {
+    method: 'get', path: '/privacy/retention/runs/:id', roles: COMPLIANCE, tag: 'compliance',
+    summary: 'One expiry run: per category the cutoff, rows and partitions expired, rows kept back and why',
+    handler: (ops, { params }) => ops.retention.getRun(params.id!),
+  },
+  {
+    method: 'get', path: '/privacy/retention/policies', roles: COMPLIANCE, tag: 'compliance',
+    summary: 'Retention policies: category, period, unit, action, legal basis',
+    handler: (ops) => ops.retention.policies(),
+  },
+  {
+    method: 'post', path: '/privacy/retention/policies', roles: ADMIN_ONLY, tag: 'admin',
+    summary: "Change a category's period (audited with the reason)", body: setPolicyInput,
+    handler: (ops, { body, actor }) => ops.retention.setPolicy(body, actor),
+  },
+  {
+    method: 'post', path: '/privacy/legal-holds', roles: COMPLIANCE, tag: 'compliance', status: 201,
+    summary: "Place an account's data under legal hold: expiry skips it", body: addHoldInput,
+    handler: (ops, { body, actor }) => ops.retention.addHold(body, actor),
+  },
+  {
+    method: 'get', path: '/privacy/legal-holds', roles: COMPLIANCE, tag: 'compliance',
+    summary: 'Legal holds, newest first (?active=true)',
+    handler: (ops, { query }) => ops.retention.holds(query),
+  },
+  {
+    method: 'post', path: '/privacy/legal-holds/:id/release', roles: COMPLIANCE, tag: 'compliance',
+    summary: 'Release a legal hold (with the reason)', body: releaseHoldInput,
+    handler: (ops, { params, body, actor }) => ops.retention.releaseHold(params.id!, body, actor),
   },
   {
     method: 'post', path: '/billing/staff-tokens', roles: ADMIN_ONLY, tag: 'admin', status: 201,

@@ -1,6 +1,6 @@
 import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
 import type { Config } from '../config';
-import type { ReconcileInput } from '../../workflows/messages';
+import type { MetadataExpiryInput, ReconcileInput } from '../../workflows/messages';
 
 /**
  * Temporal Schedules owned by MixRoute. Registration is idempotent: the
@@ -19,8 +19,9 @@ export interface ScheduleDefinition {
   note: string;
 }
 
-export function productionSchedules(config: Pick<Config, 'reconcile'>): ScheduleDefinition[] {
+export function productionSchedules(config: Pick<Config, 'reconcile' | 'retention'>): ScheduleDefinition[] {
   const reconcileDaily: ReconcileInput = { scope: 'previous-day', requestedBy: 'system:schedule' };
+  const expiryDaily: MetadataExpiryInput = { requestedBy: 'system:schedule', batchSize: config.retention.batchSize };
   return [
     {
       scheduleId: 'reconcile-daily',
@@ -30,6 +31,14 @@ export function productionSchedules(config: Pick<Config, 'reconcile'>): Schedule
       args: [reconcileDaily],
       at: config.reconcile.dailyAt,
       note: 'Reconciles the previous UTC day: payments, usage, ledger, balances, invoices, provider statements',
+    },
+    {
+      scheduleId: 'metadata-expiry-daily',
+      workflowType: 'metadataExpiry',
+      workflowId: 'metadata-expiry:daily',
+      args: [expiryDaily],
+      at: config.retention.dailyAt,
+      note: 'Expires data past its retention period (retention_policies), sparing legal holds and unbilled usage',
     },
   ];
 }

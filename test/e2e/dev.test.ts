@@ -114,12 +114,15 @@ describe('mixroute dev', () => {
     const page = await fetch(`http://127.0.0.1:${uiPort}/namespaces/default/workflows`);
     expect(page.status).toBe(200);
     expect(fs.existsSync(path.join(dataDir, 'temporal.db'))).toBe(true);
-    // The daily reconciliation is scheduled on the server dev started.
-    expect(run.output()).toContain('schedules: reconcile-daily (1 created');
+    // The daily reconciliation and expiry are scheduled on the server dev started (a missed day is caught up, overlaps skipped).
+    expect(run.output()).toContain('schedules: reconcile-daily, metadata-expiry-daily (2 created');
     const connection = await Connection.connect({ address: `127.0.0.1:${temporalPort}` });
     try {
-      const schedule = await new Client({ connection }).schedule.getHandle('reconcile-daily').describe();
-      expect(schedule.action).toMatchObject({ type: 'startWorkflow', workflowType: 'reconcile' });
+      const schedules = new Client({ connection }).schedule;
+      expect((await schedules.getHandle('reconcile-daily').describe()).action).toMatchObject({ type: 'startWorkflow', workflowType: 'reconcile' });
+      const expiry = await schedules.getHandle('metadata-expiry-daily').describe();
+      expect(expiry.action).toMatchObject({ type: 'startWorkflow', workflowType: 'metadataExpiry' });
+      expect(expiry.policies).toMatchObject({ overlap: 'SKIP', catchupWindow: 86_400_000 });
     } finally {
       await connection.close();
     }

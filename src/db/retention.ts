@@ -1,0 +1,280 @@
+import type { Db } from './knex';
+
+/**
+ * Metadata expiry, per category of retention_policies.
+ *
+ * Guards, everywhere: nothing of an account under an open legal hold is
+ * expired; no usage event is expired before it is billed: settled, its
+ * month reconciled (a finished reconciliation of that period), and no
+ * uninvoiced cost of its account from before it. Row-by-row categories go in
+ * bounded batches, so a killed worker resumes where it stopped; whole days of
+ * usage events go by dropping their partition (after moving the rows that
+ * must stay into the default partition); the detach holds its lock for
+ * milliseconds (see detach) so the metering batcher's inserts barely notice.
+ */
+
+export interface Policy {
+  category: string;
+  period: number;
+  unit: 'days' | 'years_after_year_end';
+  action: 'minimise' | 'delete' | 'erase_contact' | 'archive';
+  legal_basis: string;
+}
+
+export interface CategoryOutcome {
+  category: string;
+  cutoff: string;
+  expiredRows: number;
+  expiredPartitions: number;
+  keptHold: number;
+  keptUnbilled: number;
+  keptOther: number;
+  note: string | null;
+}
+
+export interface ExpiryContext {
+  db: Db;
+  now: Date;
+  batchSize: number;
+  onProgress?: () => void;
+}
+
+/** The instant before which data of the category may go. Billing periods count from the end of the calendar year. */
+export function cutoffFor(policy: Pick<Policy, 'period' | 'unit'>, now: Date): Date {
+  if (policy.unit === 'days') return new Date(now.getTime() - policy.period * 86_400_000);
+  // Kept `period` full years after the end of the year the record belongs to:
+  // a record of year Y may go from 1 January of Y + period + 1.
+  return new Date(Date.UTC(now.getUTCFullYear() - policy.period, 0, 1));
+}
+
+const HELD = `SELECT account_id FROM legal_holds WHERE released_at IS NULL`;
+
+/** Usage events that must outlive their period (alias e). */
+const MUST_KEEP = `(
+  e.settled_at IS NULL
+  OR e.account_id IN (${HELD})
+  OR NOT EXISTS (SELECT 1 FROM reconciliation_reports r
+                  WHERE r.scope = 'period' AND r.status = 'finished'
+                    AND r.label = to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM'))
+  OR EXISTS (SELECT 1 FROM usage_hourly u
+              WHERE u.account_id = e.account_id AND u.invoiced_by IS NULL AND u.cost > 0 AND u.hour <= e.occurred_at)
+)`;
+const KEEP_REASON = `CASE WHEN e.account_id IN (${HELD}) THEN 'hold' ELSE 'unbilled' END`;
+
+const rowCount = (r: unknown) => Number((r as { rowCount?: number })?.rowCount ?? 0);
+
+async function deleteInBatches(ctx: ExpiryContext, table: string, idColumn: string, where: string, bindings: (string | number | Date)[]): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const r = await ctx.db.raw(`DELETE FROM ?? WHERE ?? IN (SELECT ?? FROM ?? WHERE ${where} LIMIT ?)`, [table, idColumn, idColumn, table, ...bindings, ctx.batchSize]);
+    const n = rowCount(r);
+    total += n;
+    ctx.onProgress?.();
+    if (n < ctx.batchSize) return total;
+  }
+}
+
+async function monthReconciled(db: Db, month: string): Promise<boolean> {
+  return !!(await db('reconciliation_reports').where({ scope: 'period', label: month, status: 'finished' }).first('id'));
+}
+
+interface PartitionRow {
+  name: string;
+  day: string;
+  detached: boolean;
+  pending: boolean;
+}
+
+/** Day partitions of usage_events, attached or left detached by an interrupted run. */
+async function dayPartitions(db: Db): Promise<PartitionRow[]> {
+  const { rows } = await db.raw(
+    `SELECT c.relname AS name, i.inhrelid IS NULL AS detached, COALESCE(i.inhdetachpending, false) AS pending
+       FROM pg_class c
+       LEFT JOIN pg_inherits i ON i.inhrelid = c.oid AND i.inhparent = 'usage_events'::regclass
+      WHERE c.relkind = 'r' AND c.relname ~ '^usage_events_[0-9]{8}$' AND c.relnamespace = 'public'::regnamespace
+      ORDER BY c.relname`,
+  );
+  return rows.map((r: { name: string; detached: boolean; pending: boolean }) => ({ ...r, day: `${r.name.slice(13, 17)}-${r.name.slice(17, 19)}-${r.name.slice(19, 21)}` }));
+}
+
+/** Raw usage events: whole days by partition, then the kept rows in the default partition as they become billed. */
+export async function expireUsageEvents(ctx: ExpiryContext, cutoff: Date): Promise<CategoryOutcome> {
+  const { db } = ctx;
+  const out: CategoryOutcome = { category: 'usage_events', cutoff: cutoff.toISOString(), expiredRows: 0, expiredPartitions: 0, keptHold: 0, keptUnbilled: 0, keptOther: 0, note: null };
+  for (const p of await dayPartitions(db)) {
+    const dayEnd = new Date(new Date(`${p.day}T00:00:00Z`).getTime() + 86_400_000);
+    if (dayEnd > cutoff && !p.detached) continue; // whole day not old enough
+    if (!p.detached && !(await monthReconciled(db, p.day.slice(0, 7)))) {
+      // The month is not reconciled yet: the whole day waits, counted as unbilled.
+      out.keptUnbilled += Number((await db.raw(`SELECT count(*)::bigint AS n FROM ??`, [p.name])).rows[0].n);
+      continue;
+    }
+    if (!p.detached) {
+      const { rows } = await db.raw(`SELECT count(*)::bigint AS total, count(*) FILTER (WHERE ${MUST_KEEP})::bigint AS kept FROM ?? e`, [p.name]);
+      if (Number(rows[0].total) === Number(rows[0].kept)) {
+        await countKept(db, p.name, out);
+        continue;
+      }
+      await detach(db, p.name);
+    } else if (p.pending) {
+      await db.raw(`ALTER TABLE usage_events DETACH PARTITION ?? FINALIZE`, [p.name]);
+    }
+    ctx.onProgress?.();
+    // Detached: move what must stay into the default partition, then drop the day. A crash in
+    // between leaves the table detached; the next run finds it and finishes (the insert is idempotent).
+    await db.transaction(async (trx) => {
+      const moved = await trx.raw(`INSERT INTO usage_events SELECT e.* FROM ?? e WHERE ${MUST_KEEP} ON CONFLICT (request_id, occurred_at) DO NOTHING`, [p.name]);
+      const total = Number((await trx.raw(`SELECT count(*)::bigint AS n FROM ??`, [p.name])).rows[0].n);
+      out.expiredRows += total - rowCount(moved);
+      await trx.raw(`DROP TABLE ??`, [p.name]);
+    });
+    out.expiredPartitions++;
+    ctx.onProgress?.();
+  }
+  // Rows kept earlier (default partition) that are now billed and past the period.
+  out.expiredRows += await deleteInBatches(
+    ctx,
+    'usage_events_retained',
+    'request_id',
+    `occurred_at < ? AND request_id IN (SELECT e.request_id FROM usage_events_retained e WHERE e.occurred_at < ? AND NOT ${MUST_KEEP})`,
+    [cutoff, cutoff],
+  );
+  const still = (await db.raw(`SELECT ${KEEP_REASON} AS reason, count(*)::bigint AS n FROM usage_events_retained e WHERE e.occurred_at < ? AND ${MUST_KEEP} GROUP BY 1`, [cutoff])).rows;
+  for (const s of still) {
+    if (s.reason === 'hold') out.keptHold += Number(s.n);
+    else out.keptUnbilled += Number(s.n);
+  }
+  return out;
+}
+
+/**
+ * Detaching needs a brief exclusive lock on usage_events (CONCURRENTLY is not
+ * allowed while a default partition exists). It is taken in a transaction of
+ * its own with a short lock_timeout and retried, so the metering batcher's
+ * inserts wait at most that long behind it, and never behind a long query.
+ */
+async function detach(db: Db, table: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await db.transaction(async (trx) => {
+        await trx.raw(`SET LOCAL lock_timeout = '100ms'`);
+        await trx.raw(`ALTER TABLE usage_events DETACH PARTITION ??`, [table]);
+      });
+      return;
+    } catch (err) {
+      if ((err as { code?: string }).code !== '55P03' || attempt >= 50) throw err; // lock_not_available
+      await new Promise((r) => setTimeout(r, Math.min(2_000, 50 * attempt)));
+    }
+  }
+}
+
+async function countKept(db: Db, table: string, out: CategoryOutcome): Promise<void> {
+  const { rows } = await db.raw(`SELECT ${KEEP_REASON} AS reason, count(*)::bigint AS n FROM ?? e WHERE ${MUST_KEEP} GROUP BY 1`, [table]);
+  for (const r of rows) {
+    if (r.reason === 'hold') out.keptHold += Number(r.n);
+    else out.keptUnbilled += Number(r.n);
+  }
+}
+
+/** Source IP truncated (/24, /48) and User-Agent removed, in batches, on events older than the cutoff. */
+export async function minimiseNetworkFields(ctx: ExpiryContext, cutoff: Date): Promise<CategoryOutcome> {
+  const out = blank('usage_events.network', cutoff);
+  for (;;) {
+    const r = await ctx.db.raw(
+      `UPDATE usage_events t
+          SET source_ip = CASE WHEN t.source_ip IS NULL THEN NULL
+                               WHEN family(t.source_ip) = 4 THEN set_masklen(network(set_masklen(t.source_ip, 24)), 24)
+                               ELSE set_masklen(network(set_masklen(t.source_ip, 48)), 48) END,
+              user_agent = NULL,
+              network_minimised = true
+        WHERE (t.request_id, t.occurred_at) IN (
+              SELECT e.request_id, e.occurred_at FROM usage_events e
+               WHERE NOT e.network_minimised AND e.occurred_at < ? AND e.account_id NOT IN (${HELD})
+               LIMIT ?)`,
+      [cutoff, ctx.batchSize],
+    );
+    const n = rowCount(r);
+    out.expiredRows += n;
+    ctx.onProgress?.();
+    if (n < ctx.batchSize) break;
+  }
+  out.keptHold = Number((await ctx.db.raw(`SELECT count(*)::bigint AS n FROM usage_events e WHERE NOT e.network_minimised AND e.occurred_at < ? AND e.account_id IN (${HELD})`, [cutoff])).rows[0].n);
+  return out;
+}
+
+function blank(category: string, cutoff: Date): CategoryOutcome {
+  return { category, cutoff: cutoff.toISOString(), expiredRows: 0, expiredPartitions: 0, keptHold: 0, keptUnbilled: 0, keptOther: 0, note: null };
+}
+
+export async function expireRows(ctx: ExpiryContext, policy: Policy, cutoff: Date): Promise<CategoryOutcome> {
+  const out = blank(policy.category, cutoff);
+  const { db } = ctx;
+  switch (policy.category) {
+    case 'security_events':
+      out.expiredRows = await deleteInBatches(ctx, 'security_events', 'id', `occurred_at < ? AND (account_id IS NULL OR account_id NOT IN (${HELD}))`, [cutoff]);
+      out.keptHold = Number((await db.raw(`SELECT count(*)::bigint AS n FROM security_events WHERE occurred_at < ? AND account_id IN (${HELD})`, [cutoff])).rows[0].n);
+      break;
+    case 'login_records':
+      out.expiredRows = await deleteInBatches(ctx, 'login_records', 'id', `at < ? AND user_id NOT IN (SELECT id FROM users WHERE account_id IN (${HELD}))`, [cutoff]);
+      out.keptHold = Number((await db.raw(`SELECT count(*)::bigint AS n FROM login_records WHERE at < ? AND user_id IN (SELECT id FROM users WHERE account_id IN (${HELD}))`, [cutoff])).rows[0].n);
+      break;
+    case 'notification_outbox':
+      out.expiredRows = await deleteInBatches(ctx, 'notification_outbox', 'id', `sent_at IS NOT NULL AND created_at < ?`, [cutoff]);
+      break;
+    case 'dsr_packages': {
+      // A package goes at its link's expiry or at the policy's age, whichever is first; the row stays as the record that it existed.
+      const r = await db.raw(`UPDATE dsr_exports SET ciphertext = NULL, deleted_at = now() WHERE ciphertext IS NOT NULL AND (expires_at < ? OR created_at < ?)`, [ctx.now, cutoff]);
+      out.expiredRows = rowCount(r);
+      break;
+    }
+    case 'dsr_requests': {
+      const ids: string[] = await db('dsr_requests').whereNotNull('closed_at').where('closed_at', '<', cutoff).pluck('id');
+      for (let i = 0; i < ids.length; i += ctx.batchSize) {
+        const chunk = ids.slice(i, i + ctx.batchSize);
+        await db.transaction(async (trx) => {
+          await trx.raw(`SET LOCAL mixroute.retention = 'on'`);
+          await trx('dsr_events').whereIn('request_id', chunk).delete();
+          await trx('dsr_exports').whereIn('request_id', chunk).delete();
+          await trx('dsr_requests').whereIn('id', chunk).delete();
+        });
+        out.expiredRows += chunk.length;
+        ctx.onProgress?.();
+      }
+      break;
+    }
+    case 'closed_accounts': {
+      const accounts: string[] = (await db.raw(`SELECT id FROM accounts WHERE status = 'closed' AND updated_at < ? AND id NOT IN (${HELD})`, [cutoff])).rows.map((r: { id: string }) => r.id);
+      for (const id of accounts) {
+        const r = await db.raw(
+          `UPDATE users SET name = 'erased', email = 'erased-' || id || '@erased.invalid', phone = NULL, job_title = NULL, erased_at = now(), processing_restricted = true, updated_at = now()
+            WHERE account_id = ? AND erased_at IS NULL`,
+          [id],
+        );
+        await db('accounts').where({ id }).update({ billing_email: null, processing_restricted: true });
+        out.expiredRows += rowCount(r);
+        ctx.onProgress?.();
+      }
+      out.keptHold = Number((await db.raw(`SELECT count(*)::bigint AS n FROM accounts WHERE status = 'closed' AND updated_at < ? AND id IN (${HELD})`, [cutoff])).rows[0].n);
+      break;
+    }
+    case 'invoices':
+    case 'payments':
+    case 'ledger_entries': {
+      // Immutable by design (triggers): past their period they are due for archiving to cold storage, which is a manual, audited step.
+      const col = policy.category === 'invoices' ? 'issued_at' : policy.category === 'payments' ? 'received_at' : 'created_at';
+      out.keptOther = Number((await db(policy.category).where(col, '<', cutoff).count('* as n').first())!.n);
+      out.note = out.keptOther ? 'due for archiving: immutable records are archived by hand, never deleted by the schedule' : null;
+      break;
+    }
+    default:
+      out.note = `no expiry is implemented for category ${policy.category}`;
+  }
+  return out;
+}
+
+export async function runCategory(ctx: ExpiryContext, policy: Policy): Promise<CategoryOutcome> {
+  const cutoff = cutoffFor(policy, ctx.now);
+  if (policy.category === 'usage_events') return expireUsageEvents(ctx, cutoff);
+  if (policy.category === 'usage_events.network') return minimiseNetworkFields(ctx, cutoff);
+  return expireRows(ctx, policy, cutoff);
+}

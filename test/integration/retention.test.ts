@@ -1,0 +1,216 @@
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Client, Connection } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { systemClock } from '../../src/clock';
+import { dropDatabase, ensureDatabase } from '../../src/db/database';
+import type { Db } from '../../src/db/knex';
+import { migrateLatest } from '../../src/db/migrate';
+import { staffOperations } from '../../src/staff/operations';
+import { productionSchedules } from '../../src/temporal/schedules';
+import { runCli, runCliJson } from '../helpers/cli';
+import { testConfig, testDb, testEnv } from '../helpers/env';
+import { withTestWorker } from '../helpers/worker';
+
+/**
+ * Metadata expiry against a database of its own (it drops usage_events
+ * partitions, which would pull other files' data from under them): it
+ * expires exactly what the policies allow, never what is held or unbilled,
+ * and a second run expires nothing.
+ */
+const { historyToJSON } = createRequire(import.meta.url)('@temporalio/common/lib/proto-utils') as typeof import('@temporalio/common/lib/proto-utils');
+const HISTORIES = fileURLToPath(new URL('../replay/histories/', import.meta.url));
+
+const shared = testConfig();
+const url = new URL(shared.databaseUrl);
+url.pathname = `/mixroute_test_retention_${randomUUID().slice(0, 8)}`;
+const config = testConfig({ DATABASE_URL: url.toString(), RETENTION_BATCH_SIZE: '100' });
+const env = testEnv(config, { RETENTION_BATCH_SIZE: '100' });
+let db: Db;
+let connection: Connection;
+let client: Client;
+
+const DAY = 86_400_000;
+const now = Date.now();
+const dayOf = (t: number) => new Date(t).toISOString().slice(0, 10);
+const monthOf = (t: number) => new Date(t).toISOString().slice(0, 7);
+// Old and billed: its month has been reconciled.
+const oldDay = now - 100 * DAY;
+// Old too, but in the month before, which nobody reconciled.
+const unreconciledDay = Date.parse(`${monthOf(oldDay)}-01T12:00:00Z`) - 15 * DAY;
+const tenDaysAgo = now - 10 * DAY;
+const yesterday = now - 1 * DAY;
+
+let accounts: { billed: string; held: string; unbilled: string };
+let seq = 0;
+
+async function event(accountId: string, at: number, extra: Record<string, unknown> = {}) {
+  await db.raw(`SELECT ensure_usage_events_partition(?::date)`, [dayOf(at)]);
+  const id = `req-ret-${++seq}`;
+  await db('usage_events').insert({
+    request_id: id,
+    occurred_at: new Date(at),
+    finished_at: new Date(at + 500),
+    settled_at: new Date(at + 1_000),
+    account_id: accountId,
+    api_key_id: randomUUID(),
+    endpoint: 'chat.completions',
+    model: 'm',
+    provider: 'p',
+    status_code: 200,
+    stream: false,
+    input_tokens: 100,
+    output_tokens: 50,
+    cost: '0.01',
+    latency_ms: 20,
+    source_ip: '198.51.100.77',
+    user_agent: 'curl/8.5',
+    gateway_instance: 'test',
+    ...extra,
+  });
+  return id;
+}
+
+beforeAll(async () => {
+  await ensureDatabase(config.databaseUrl);
+  db = testDb(config);
+  await migrateLatest(db);
+  connection = await Connection.connect({ address: config.temporal.address! });
+  client = new Client({ connection, namespace: config.temporal.namespace });
+
+  const ops = staffOperations({ db, clock: systemClock });
+  accounts = {
+    billed: (await ops.createAccount({ name: 'Billed' })).id,
+    held: (await ops.createAccount({ name: 'Held' })).id,
+    unbilled: (await ops.createAccount({ name: 'Unbilled' })).id,
+  };
+  for (const a of Object.values(accounts)) {
+    await event(a, oldDay);
+    await event(a, oldDay + 60_000);
+    await event(a, unreconciledDay);
+  }
+  // Not settled yet, however old: billing still needs it.
+  await event(accounts.billed, oldDay + 120_000, { settled_at: null });
+  // Unbilled: cost in usage_hourly that no invoice took yet, from before the events.
+  await db('usage_hourly').insert({
+    account_id: accounts.unbilled, hour: new Date(Math.floor((oldDay - 3_600_000) / 3_600_000) * 3_600_000), model: 'm', provider: 'p', price_id: '',
+    requests: 1, input_tokens: 1, cache_read_tokens: 0, cache_write_tokens: 0, output_tokens: 1, reasoning_tokens: 0, cost: '0.5',
+  });
+  await db('reconciliation_reports').insert({
+    id: randomUUID(), workflow_id: 'test', scope: 'period', label: monthOf(oldDay), window_start: new Date(), window_end: new Date(),
+    trigger: 'staff', requested_by: 'test', status: 'finished', verdict: 'clean',
+  });
+  await event(accounts.billed, tenDaysAgo, { source_ip: '2001:db8:abcd:12:1:2:3:4' });
+  await event(accounts.held, tenDaysAgo);
+  await event(accounts.billed, yesterday);
+
+  const user = await ops.createUser({ accountId: accounts.billed, name: 'Ann', email: 'ann@example.com' });
+  const heldUser = await ops.createUser({ accountId: accounts.held, name: 'Hal', email: 'hal@example.com' });
+  await db('security_events').insert([
+    { kind: 'rate_limited', reason: 'old', account_id: accounts.billed, occurred_at: new Date(now - 400 * DAY), source: 'gateway' },
+    { kind: 'rate_limited', reason: 'old-held', account_id: accounts.held, occurred_at: new Date(now - 400 * DAY), source: 'gateway' },
+    { kind: 'rate_limited', reason: 'recent', account_id: accounts.billed, occurred_at: new Date(now - 10 * DAY), source: 'gateway' },
+  ]);
+  await db('login_records').insert([
+    { user_id: user.id, at: new Date(now - 200 * DAY), success: true },
+    { user_id: heldUser.id, at: new Date(now - 200 * DAY), success: true },
+    { user_id: user.id, at: new Date(now - 1 * DAY), success: true },
+  ]);
+  await db('notification_outbox').insert({ idempotency_key: 'old-mail', recipient: 'ann@example.com', subject: 's', body: 'b', created_at: new Date(now - 100 * DAY), sent_at: new Date(now - 100 * DAY) });
+  const [closed] = await db('dsr_requests')
+    .insert({
+      type: 'deletion', channel: 'staff', subject_email: null, subject_email_hash: 'x', jurisdiction: 'gdpr', received_at: new Date(now - 800 * DAY), due_date: dayOf(now - 770 * DAY),
+      due_at: new Date(now - 769 * DAY), extension_notice_by: new Date(now - 769 * DAY), status: 'completed', closed_at: new Date(now - 780 * DAY), created_by: 'test',
+    })
+    .returning('id');
+  await db('dsr_events').insert({ request_id: closed.id, actor: 'test', action: 'closed', idempotency_key: 'closed' });
+  await db('erasure_evidence').insert({ request_id: closed.id, category: 'users', rows: 1, action: 'pseudonymized' });
+}, 120_000);
+
+afterAll(async () => {
+  await connection?.close();
+  await db?.destroy();
+  await dropDatabase(config.databaseUrl);
+});
+
+const eventsOf = async (accountId: string, day: number) =>
+  Number((await db('usage_events').where({ account_id: accountId }).where('occurred_at', '>=', new Date(Date.parse(`${dayOf(day)}T00:00:00Z`))).where('occurred_at', '<', new Date(Date.parse(`${dayOf(day)}T00:00:00Z`) + DAY)).count('* as n').first())!.n);
+const partition = async (day: number) => (await db.raw(`SELECT to_regclass(?) AS t`, [`usage_events_${dayOf(day).replaceAll('-', '')}`])).rows[0].t;
+
+describe('metadata expiry', () => {
+  it('expires exactly what the policies allow, keeps what is held or unbilled, and expires nothing the second time', async () => {
+    const hold = await runCliJson(['legal-holds', 'add', '--account', accounts.held, '--reason', 'court order 4 O 123/26'], env);
+    expect(hold).toMatchObject({ accountId: accounts.held, createdBy: expect.stringMatching(/^cli:/) });
+
+    await withTestWorker(config, db, async () => {
+      const run = await runCliJson(['retention', 'run'], env);
+      if (process.env.UPDATE_REPLAY_FIXTURES) fs.writeFileSync(path.join(HISTORIES, 'metadataExpiry.json'), historyToJSON(await client.workflow.getHandle(run.workflowId, run.id).fetchHistory()));
+      const by = (c: string) => run.categories.find((x: { category: string }) => x.category === c);
+
+      // The billed day's partition is gone; what had to stay lives on in the default partition.
+      expect(await partition(oldDay)).toBeNull();
+      expect(await eventsOf(accounts.billed, oldDay)).toBe(1); // the unsettled one
+      expect(await eventsOf(accounts.held, oldDay)).toBe(2);
+      expect(await eventsOf(accounts.unbilled, oldDay)).toBe(2);
+      // Kept: the held account's two; unbilled: the unbilled account's two, the unsettled one, and the unreconciled month's three.
+      expect(by('usage_events')).toMatchObject({ expiredPartitions: 1, expiredRows: 2, keptHold: 2, keptUnbilled: 2 + 1 + 3 });
+      // The month nobody reconciled: all of it waits.
+      expect(await partition(unreconciledDay)).not.toBeNull();
+      for (const a of Object.values(accounts)) expect(await eventsOf(a, unreconciledDay)).toBe(1);
+
+      // Minimised after a week: addresses truncated, User-Agent gone, tokens and cost kept; held and recent ones untouched.
+      const minimised = await db('usage_events').where({ account_id: accounts.billed }).where('occurred_at', '>=', new Date(tenDaysAgo - 1000)).where('occurred_at', '<', new Date(tenDaysAgo + 1000)).first();
+      expect(minimised).toMatchObject({ source_ip: '2001:db8:abcd::/48', user_agent: null, input_tokens: 100, cost: '0.010000000000' });
+      expect(await db('usage_events').where({ account_id: accounts.held }).where('occurred_at', '>=', new Date(tenDaysAgo - 1000)).where('occurred_at', '<', new Date(tenDaysAgo + 1000)).first()).toMatchObject({ source_ip: '198.51.100.77', user_agent: 'curl/8.5' });
+      expect(await db('usage_events').where('occurred_at', '>=', new Date(yesterday - 1000)).where('occurred_at', '<', new Date(yesterday + 1000)).first()).toMatchObject({ source_ip: '198.51.100.77', user_agent: 'curl/8.5' });
+      const truncatedV4 = await db('usage_events_retained').where({ account_id: accounts.unbilled }).first('source_ip', 'user_agent');
+      expect(truncatedV4).toEqual({ source_ip: '198.51.100.0/24', user_agent: null });
+
+      expect((await db('security_events').orderBy('reason').pluck('reason'))).toEqual(['old-held', 'recent']);
+      expect(await db('login_records').count('* as n').first()).toEqual({ n: 2 });
+      expect(await db('notification_outbox').where({ idempotency_key: 'old-mail' })).toEqual([]);
+      expect(await db('dsr_requests').where({ created_by: 'test' })).toEqual([]);
+      expect(await db('erasure_evidence').where({ category: 'users' }).count('* as n').first()).toEqual({ n: 1 });
+
+      // Recorded per category, and listed.
+      const listed = await runCliJson(['retention', 'runs'], env);
+      expect(listed[0]).toMatchObject({ id: run.id, status: 'finished' });
+      expect(listed[0].categories.map((c: { category: string }) => c.category)).toEqual(expect.arrayContaining(['usage_events', 'usage_events.network', 'security_events', 'login_records', 'invoices']));
+
+      // Again: nothing new to expire.
+      const second = await runCliJson(['retention', 'run'], env);
+      expect(second.id).not.toBe(run.id);
+      for (const c of second.categories) expect([c.category, c.expiredRows, c.expiredPartitions]).toEqual([c.category, 0, 0]);
+
+      // The hold ends: its rows go at the next run (the unbilled ones still wait).
+      const released = await runCliJson(['legal-holds', 'release', hold.id, '--reason', 'case closed'], env);
+      expect(released.releasedAt).not.toBeNull();
+      const third = await runCliJson(['retention', 'run'], env);
+      expect(await eventsOf(accounts.held, oldDay)).toBe(0);
+      expect(await eventsOf(accounts.unbilled, oldDay)).toBe(2);
+      expect(third.categories.find((c: { category: string }) => c.category === 'usage_events').expiredRows).toBe(2);
+      expect((await db('security_events').pluck('reason'))).toEqual(['recent']);
+    });
+  });
+
+  it('policies are listed with their basis; changing one needs a reason and is recorded', async () => {
+    const policies = await runCliJson(['retention', 'policies'], env);
+    expect(policies.map((p: { category: string }) => p.category).sort()).toEqual(
+      ['closed_accounts', 'dsr_packages', 'dsr_requests', 'invoices', 'ledger_entries', 'login_records', 'notification_outbox', 'payments', 'security_events', 'usage_events', 'usage_events.network'].sort(),
+    );
+    expect(policies.find((p: { category: string }) => p.category === 'invoices')).toMatchObject({ period: 8, unit: 'years_after_year_end', legalBasis: expect.stringContaining('§ 257') });
+    const bad = await runCli(['retention', 'set', '--category', 'login_records', '--period', '0', '--reason', 'no'], env);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('period must be at least 1');
+    expect(await runCliJson(['retention', 'set', '--category', 'login_records', '--period', '120', '--reason', 'shorter after DPIA'], env)).toMatchObject({ period: 120, previous: 180 });
+    expect(await db('retention_policy_changes').where({ category: 'login_records' }).first()).toMatchObject({ old_period: 180, new_period: 120, reason: 'shorter after DPIA', changed_by: expect.stringMatching(/^cli:/) });
+  });
+
+  it('is scheduled daily, skipping overlaps', () => {
+    const daily = productionSchedules(config).find((s) => s.scheduleId === 'metadata-expiry-daily');
+    expect(daily).toMatchObject({ workflowType: 'metadataExpiry', at: { hour: 3, minute: 30 } });
+  });
+});

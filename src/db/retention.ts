@@ -61,6 +61,18 @@ const MUST_KEEP = `(
 )`;
 const KEEP_REASON = `CASE WHEN e.account_id IN (${HELD}) THEN 'hold' ELSE 'unbilled' END`;
 
+/**
+ * The same guard for one whole day whose month is known to be reconciled,
+ * with uncorrelated (hashed) subqueries: a million-row partition is one scan.
+ * Uninvoiced cost of the account from before the day's end keeps the whole
+ * day of that account (a little more conservative than per event).
+ */
+const MUST_KEEP_DAY = `(
+  e.settled_at IS NULL
+  OR e.account_id IN (${HELD})
+  OR e.account_id IN (SELECT u.account_id FROM usage_hourly u WHERE u.invoiced_by IS NULL AND u.cost > 0 AND u.hour < ?::timestamptz)
+)`;
+
 const rowCount = (r: unknown) => Number((r as { rowCount?: number })?.rowCount ?? 0);
 
 async function deleteInBatches(ctx: ExpiryContext, table: string, idColumn: string, where: string, bindings: (string | number | Date)[]): Promise<number> {
@@ -110,9 +122,9 @@ export async function expireUsageEvents(ctx: ExpiryContext, cutoff: Date): Promi
       continue;
     }
     if (!p.detached) {
-      const { rows } = await db.raw(`SELECT count(*)::bigint AS total, count(*) FILTER (WHERE ${MUST_KEEP})::bigint AS kept FROM ?? e`, [p.name]);
+      const { rows } = await db.raw(`SELECT count(*)::bigint AS total, count(*) FILTER (WHERE ${MUST_KEEP_DAY})::bigint AS kept FROM ?? e`, [dayEnd, p.name]);
       if (Number(rows[0].total) === Number(rows[0].kept)) {
-        await countKept(db, p.name, out);
+        await countKept(db, p.name, out, dayEnd);
         continue;
       }
       await detach(db, p.name);
@@ -123,7 +135,7 @@ export async function expireUsageEvents(ctx: ExpiryContext, cutoff: Date): Promi
     // Detached: move what must stay into the default partition, then drop the day. A crash in
     // between leaves the table detached; the next run finds it and finishes (the insert is idempotent).
     await db.transaction(async (trx) => {
-      const moved = await trx.raw(`INSERT INTO usage_events SELECT e.* FROM ?? e WHERE ${MUST_KEEP} ON CONFLICT (request_id, occurred_at) DO NOTHING`, [p.name]);
+      const moved = await trx.raw(`INSERT INTO usage_events SELECT e.* FROM ?? e WHERE ${MUST_KEEP_DAY} ON CONFLICT (request_id, occurred_at) DO NOTHING`, [p.name, dayEnd]);
       const total = Number((await trx.raw(`SELECT count(*)::bigint AS n FROM ??`, [p.name])).rows[0].n);
       out.expiredRows += total - rowCount(moved);
       await trx.raw(`DROP TABLE ??`, [p.name]);
@@ -168,8 +180,8 @@ async function detach(db: Db, table: string): Promise<void> {
   }
 }
 
-async function countKept(db: Db, table: string, out: CategoryOutcome): Promise<void> {
-  const { rows } = await db.raw(`SELECT ${KEEP_REASON} AS reason, count(*)::bigint AS n FROM ?? e WHERE ${MUST_KEEP} GROUP BY 1`, [table]);
+async function countKept(db: Db, table: string, out: CategoryOutcome, dayEnd: Date): Promise<void> {
+  const { rows } = await db.raw(`SELECT ${KEEP_REASON} AS reason, count(*)::bigint AS n FROM ?? e WHERE ${MUST_KEEP_DAY} GROUP BY 1`, [table, dayEnd]);
   for (const r of rows) {
     if (r.reason === 'hold') out.keptHold += Number(r.n);
     else out.keptUnbilled += Number(r.n);

@@ -206,7 +206,7 @@ export function dsrActivities({ db, clock, privacy }: { db: Db; clock: Clock; pr
             'We erased or anonymized your personal data, revoked your API keys, deleted your login records and removed IP addresses and browser identifiers from your usage records.',
             'The law requires us to keep the following records; they are restricted (used for no other purpose) and erased when the period ends:',
             ...RETAINED_BY_LAW.map((k) => `- ${k.category}: ${k.years} years (${k.basis})`),
-            'Usage that has not been invoiced yet is erased as soon as its period is invoiced and reconciled.',
+            'Your usage records, no longer linked to your name and without IP address or browser, are deleted by our regular expiry once they have been invoiced and reconciled.',
           );
           response.retained = RETAINED_BY_LAW;
         }

@@ -3,6 +3,11 @@ import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
   { ignores: ['node_modules/**', '.data/**', 'bench/results/**'] },
+  {
+    // The console's one browser script.
+    files: ['src/console/assets/**/*.js'],
+    languageOptions: { globals: { document: 'readonly', Chart: 'readonly' } },
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -12,6 +12,7 @@ import * as m20261126160000 from './20261126160000_security_events_idempotent';
 import * as m20261126170000 from './20261126170000_reconciliation';
 import * as m20261126180000 from './20261126180000_data_subject_requests';
 import * as m20261126190000 from './20261126190000_retention';
+import * as m20261126200000 from './20261126200000_console';
 
 /**
  * Every migration, in order, imported statically. knex's directory loader would
@@ -34,4 +35,5 @@ export const migrations: ReadonlyArray<readonly [name: string, migration: Knex.M
   ['20261126170000_reconciliation.ts', m20261126170000],
   ['20261126180000_data_subject_requests.ts', m20261126180000],
   ['20261126190000_retention.ts', m20261126190000],
+  ['20261126200000_console.ts', m20261126200000],
 ];

@@ -22,6 +22,7 @@ import { reconciliationService } from './reconciliation/service';
 import { dsrService, type DsrService } from './privacy/service';
 import { usageAnalytics } from './db/analytics';
 import { retentionService, type RetentionService } from './privacy/retention';
+import { createStaffUser } from './console/app';
 
 /**
  * `mixroute <verb>`: the servers, the worker, dev mode, migrations and every
@@ -716,6 +717,21 @@ staffCommand(holds, 'release', 'release a legal hold')
 staffCommand(holds, 'list', 'legal holds')
   .option('--active', 'only holds in force')
   .action(async (o) => print(await withRetention((svc) => svc.holds({ active: o.active ? 'true' : undefined })), !!o.json));
+
+staffCommand(program.command('staff-users').description('people who sign in to the staff console'), 'create', 'add a staff member (email and password sign-in to /console)')
+  .requiredOption('--email <email>', 'sign-in email')
+  .requiredOption('--name <name>', 'display name')
+  .requiredOption('--role <role>', 'billing | compliance | admin')
+  .option('--password <password>', 'initial password (at least 12 characters); without it, read from standard input (keeps it out of the shell history)')
+  .action(async (o) => {
+    let password: string = o.password ?? '';
+    if (!o.password) {
+      const chunks: Buffer[] = [];
+      for await (const c of process.stdin) chunks.push(c as Buffer);
+      password = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+    }
+    print(await withDb((db) => createStaffUser(db, { email: o.email, name: o.name, role: o.role, password })), !!o.json);
+  });
 
 // Every verb gets --help from commander; make usage errors one line too.
 program.configureOutput({

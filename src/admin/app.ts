@@ -21,6 +21,7 @@ import { reconciliationService } from '../reconciliation/service';
 import { dsrService } from '../privacy/service';
 import { retentionService } from '../privacy/retention';
 import { publicPrivacyRouter } from './publicPrivacy';
+import { consoleRouter } from '../console/app';
 import { renderInvoiceHtml, renderInvoicePdf } from '../billing/invoiceRender';
 
 export interface AdminAppDeps {
@@ -74,6 +75,7 @@ export function createAdminApp(deps: AdminAppDeps): Express {
     }),
   );
   app.use(publicPrivacyRouter({ dsr: ops.dsr, rpm: deps.config.dsr.intakeRpm }));
+  app.use(consoleRouter({ db: deps.db, ops, temporal: deps.temporal, logger: deps.logger }));
   app.use(express.json({ limit: '1mb', strict: true }));
   // Provider usage statements are CSV files.
   app.use(express.text({ type: 'text/csv', limit: '20mb' }));

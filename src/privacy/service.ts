@@ -266,6 +266,16 @@ export function dsrService(deps: { db: Db; clock: Clock; config: Config; client?
       return (await q).map(view);
     },
 
+    /** Compliance staff download a request's package (to hand it over another way); audited like the subject's downloads. */
+    async staffDownload(id: string, actor: string) {
+      const r = await load(id);
+      const e = await db('dsr_exports').where({ request_id: r.id }).first();
+      if (!e || !e.ciphertext) throw new GoneError('there is no package for this request (none was made, or it expired)');
+      const key = packageKey({ dsr: config.dsr, dataDir: config.dataDir });
+      await appendDsrEvent(db, r.id, actor, 'package_downloaded_by_staff', {}, `staff-download:${actor}:${clock.now().toISOString()}`);
+      return open(key, { ciphertext: e.ciphertext, iv: e.iv, authTag: e.auth_tag }, r.id);
+    },
+
     /** A subject's package through its signed link; every download is audited. */
     async download(exportId: string, query: Record<string, unknown>) {
       const expires = Number(query.expires);

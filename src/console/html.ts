@@ -1,0 +1,72 @@
+/**
+ * Server-rendered HTML with escaping by default: every interpolated value is
+ * escaped unless it is already Html (another template, or raw() for markup we
+ * wrote ourselves).
+ */
+export class Html {
+  constructor(readonly value: string) {}
+  toString(): string {
+    return this.value;
+  }
+}
+
+const ESC: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+export const escape = (s: string) => s.replace(/[&<>"']/g, (c) => ESC[c]!);
+
+function render(v: unknown): string {
+  if (v === null || v === undefined || v === false) return '';
+  if (v instanceof Html) return v.value;
+  if (Array.isArray(v)) return v.map(render).join('');
+  return escape(String(v));
+}
+
+export function html(strings: TemplateStringsArray, ...values: unknown[]): Html {
+  let out = strings[0]!;
+  values.forEach((v, i) => (out += render(v) + strings[i + 1]!));
+  return new Html(out);
+}
+
+export const raw = (s: string) => new Html(s);
+
+export interface NavItem {
+  href: string;
+  label: string;
+}
+
+export function page(opts: { title: string; role: string | null; actor?: string; csrf?: string; nav: NavItem[]; current?: string; flash?: { kind: 'ok' | 'error'; text: string } | null }, body: Html): Html {
+  return html`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="htmx-config" content='{"includeIndicatorStyles": false, "allowScriptTags": false}'>
+<title>${opts.title} · MixRoute console</title>
+<link rel="stylesheet" href="/console/assets/console.css">
+<script src="/console/assets/htmx.min.js" defer></script>
+<script src="/console/assets/console.js" defer></script>
+</head>
+<body${opts.csrf ? raw(` hx-headers='${escape(JSON.stringify({ 'x-csrf-token': opts.csrf }))}'`) : ''}>
+<a class="skip" href="#main">Skip to content</a>
+<header>
+  <strong>MixRoute console</strong>
+  ${opts.role
+    ? html`<nav aria-label="Main"><ul>${opts.nav.map((n) => html`<li><a href="${n.href}"${n.href === opts.current ? raw(' aria-current="page"') : ''}>${n.label}</a></li>`)}</ul></nav>
+  <form method="post" action="/console/logout" class="signout"><input type="hidden" name="_csrf" value="${opts.csrf ?? ''}"><span>${opts.actor} (${opts.role})</span> <button type="submit">Sign out</button></form>`
+    : ''}
+</header>
+<main id="main">
+${opts.flash ? html`<p class="flash ${opts.flash.kind}" role="${opts.flash.kind === 'error' ? 'alert' : 'status'}">${opts.flash.text}</p>` : ''}
+<h1>${opts.title}</h1>
+${body}
+</main>
+</body>
+</html>`;
+}
+
+export function table(headers: string[], rows: Html[][], caption: string): Html {
+  return html`<table><caption>${caption}</caption><thead><tr>${headers.map((h) => html`<th scope="col">${h}</th>`)}</tr></thead><tbody>${
+    rows.length ? rows.map((r) => html`<tr>${r.map((c) => html`<td>${c}</td>`)}</tr>`) : html`<tr><td colspan="${headers.length}">None.</td></tr>`
+  }</tbody></table>`;
+}
+
+export const csrfField = (csrf: string) => html`<input type="hidden" name="_csrf" value="${csrf}">`;

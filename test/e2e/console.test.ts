@@ -9,13 +9,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAdminApp } from '../../src/admin/app';
 import { systemClock } from '../../src/clock';
 import { createStaffUser } from '../../src/console/app';
-import { dropDatabase, ensureDatabase } from '../../src/db/database';
 import type { Db } from '../../src/db/knex';
-import { migrateLatest } from '../../src/db/migrate';
 import { dsrService } from '../../src/privacy/service';
 import { staffOperations } from '../../src/staff/operations';
-import { silentLogger, testConfig, testDb } from '../helpers/env';
+import { silentLogger, testConfig } from '../helpers/env';
 import { serve } from '../helpers/servers';
+import { closeOwnStack, openOwnStack, ownDatabaseUrl } from '../helpers/ownDatabase';
 import { withTestWorker } from '../helpers/worker';
 
 /**
@@ -26,10 +25,7 @@ import { withTestWorker } from '../helpers/worker';
  */
 const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = fileURLToPath(new URL('../../.data/screenshots/', import.meta.url));
-const shared = testConfig();
-const url = new URL(shared.databaseUrl);
-url.pathname = `/mixroute_test_console_${randomUUID().slice(0, 8)}`;
-const config = testConfig({ DATABASE_URL: url.toString(), DATA_DIR: fs.mkdtempSync('/tmp/mixroute-console-') });
+const config = testConfig({ DATABASE_URL: ownDatabaseUrl('console'), DATA_DIR: fs.mkdtempSync('/tmp/mixroute-console-') });
 const PERIOD = '2025-06';
 const PASSWORD = 'correct horse battery staple';
 
@@ -42,11 +38,7 @@ let close: () => Promise<void>;
 let accountId: string;
 
 beforeAll(async () => {
-  await ensureDatabase(config.databaseUrl);
-  db = testDb(config);
-  await migrateLatest(db);
-  connection = await Connection.connect({ address: config.temporal.address! });
-  client = new Client({ connection, namespace: config.temporal.namespace });
+  ({ db, connection, client } = await openOwnStack(config));
   const app = createAdminApp({ db, billing: config.billing, config, clock: systemClock, logger: silentLogger, readiness: {}, readyCheckTimeoutMs: 1000, temporal: { client, taskQueue: config.temporal.taskQueue } });
   ({ url: base, close } = await serve(app));
   await createStaffUser(db, { email: 'bill@mixroute.example', name: 'Billie Billing', role: 'billing', password: PASSWORD });
@@ -73,9 +65,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await close?.();
-  await connection?.close();
-  await db?.destroy();
-  await dropDatabase(config.databaseUrl);
+  await closeOwnStack(config, { db, connection });
 });
 
 async function signIn(email: string): Promise<Page> {

@@ -9,18 +9,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAdminApp } from '../../src/admin/app';
 import { Money } from '../../src/billing/money';
 import { systemClock } from '../../src/clock';
-import { dropDatabase, ensureDatabase } from '../../src/db/database';
 import { invoiceAccountForPeriod } from '../../src/db/invoices';
 import type { Db } from '../../src/db/knex';
 import { postEntry } from '../../src/db/ledger';
-import { migrateLatest } from '../../src/db/migrate';
 import { settleAccountUsage } from '../../src/db/settlement';
 import { reconciliationService } from '../../src/reconciliation/service';
 import { staffOperations } from '../../src/staff/operations';
 import { ensureSchedules, productionSchedules } from '../../src/temporal/schedules';
 import { runCli, runCliJson } from '../helpers/cli';
-import { silentLogger, testConfig, testDb, testEnv } from '../helpers/env';
+import { silentLogger, testConfig, testEnv } from '../helpers/env';
 import { serve } from '../helpers/servers';
+import { closeOwnStack, openOwnStack, ownDatabaseUrl } from '../helpers/ownDatabase';
 import { withTestWorker } from '../helpers/worker';
 
 /**
@@ -35,11 +34,7 @@ import { withTestWorker } from '../helpers/worker';
 const { historyToJSON } = createRequire(import.meta.url)('@temporalio/common/lib/proto-utils') as typeof import('@temporalio/common/lib/proto-utils');
 const HISTORIES = fileURLToPath(new URL('../replay/histories/', import.meta.url));
 
-const shared = testConfig();
-const dbName = `mixroute_test_reconcile_${randomUUID().slice(0, 8)}`;
-const url = new URL(shared.databaseUrl);
-url.pathname = `/${dbName}`;
-const config = testConfig({ DATABASE_URL: url.toString(), RECONCILE_SETTLEMENT_LAG_S: '60', RECONCILE_PAYMENT_GRACE_S: '60' });
+const config = testConfig({ DATABASE_URL: ownDatabaseUrl('reconcile'), RECONCILE_SETTLEMENT_LAG_S: '60', RECONCILE_PAYMENT_GRACE_S: '60' });
 let db: Db;
 let connection: Connection;
 let client: Client;
@@ -62,17 +57,11 @@ interface World {
 let world: World;
 
 beforeAll(async () => {
-  await ensureDatabase(config.databaseUrl);
-  db = testDb(config);
-  await migrateLatest(db);
-  connection = await Connection.connect({ address: config.temporal.address! });
-  client = new Client({ connection, namespace: config.temporal.namespace });
+  ({ db, connection, client } = await openOwnStack(config));
 }, 120_000);
 
 afterAll(async () => {
-  await connection?.close();
-  await db?.destroy();
-  await dropDatabase(config.databaseUrl);
+  await closeOwnStack(config, { db, connection });
 });
 
 let seq = 0;

@@ -6,13 +6,12 @@ import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock';
-import { dropDatabase, ensureDatabase } from '../../src/db/database';
 import type { Db } from '../../src/db/knex';
-import { migrateLatest } from '../../src/db/migrate';
 import { staffOperations } from '../../src/staff/operations';
 import { productionSchedules } from '../../src/temporal/schedules';
 import { runCli, runCliJson } from '../helpers/cli';
-import { testConfig, testDb, testEnv } from '../helpers/env';
+import { testConfig, testEnv } from '../helpers/env';
+import { closeOwnStack, openOwnStack, ownDatabaseUrl } from '../helpers/ownDatabase';
 import { withTestWorker } from '../helpers/worker';
 
 /**
@@ -24,10 +23,7 @@ import { withTestWorker } from '../helpers/worker';
 const { historyToJSON } = createRequire(import.meta.url)('@temporalio/common/lib/proto-utils') as typeof import('@temporalio/common/lib/proto-utils');
 const HISTORIES = fileURLToPath(new URL('../replay/histories/', import.meta.url));
 
-const shared = testConfig();
-const url = new URL(shared.databaseUrl);
-url.pathname = `/mixroute_test_retention_${randomUUID().slice(0, 8)}`;
-const config = testConfig({ DATABASE_URL: url.toString(), RETENTION_BATCH_SIZE: '100' });
+const config = testConfig({ DATABASE_URL: ownDatabaseUrl('retention'), RETENTION_BATCH_SIZE: '100' });
 const env = testEnv(config, { RETENTION_BATCH_SIZE: '100' });
 let db: Db;
 let connection: Connection;
@@ -75,11 +71,7 @@ async function event(accountId: string, at: number, extra: Record<string, unknow
 }
 
 beforeAll(async () => {
-  await ensureDatabase(config.databaseUrl);
-  db = testDb(config);
-  await migrateLatest(db);
-  connection = await Connection.connect({ address: config.temporal.address! });
-  client = new Client({ connection, namespace: config.temporal.namespace });
+  ({ db, connection, client } = await openOwnStack(config));
 
   const ops = staffOperations({ db, clock: systemClock });
   accounts = {
@@ -131,9 +123,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  await connection?.close();
-  await db?.destroy();
-  await dropDatabase(config.databaseUrl);
+  await closeOwnStack(config, { db, connection });
 });
 
 const eventsOf = async (accountId: string, day: number) =>

@@ -192,6 +192,29 @@ describe('staff console', () => {
     });
   });
 
+  it('an admin reaches every page; none has a serious accessibility violation', async () => {
+    await createStaffUser(db, { email: 'ada@mixroute.example', name: 'Ada Admin', role: 'admin', password: PASSWORD });
+    const page = await signIn('ada@mixroute.example');
+    const links = await page.getByRole('navigation', { name: 'Main' }).getByRole('link').all();
+    const hrefs = (await Promise.all(links.map((l) => l.getAttribute('href')))).map(String);
+    expect(hrefs).toEqual(['/console/accounts', '/console/invoice-runs', '/console/invoices', '/console/reconciliation', '/console/dsr', '/console/retention', '/console/staff', '/console/policies']);
+    const invoice = await db('invoices').first('id');
+    const dsr = await db('dsr_requests').first('id');
+    for (const href of [...hrefs, `/console/accounts/${accountId}`, `/console/invoices/${invoice.id}`, `/console/dsr/${dsr.id}`]) {
+      const res = await page.goto(`${base}${href}`);
+      expect(res?.status(), href).toBe(200);
+      await accessible(page);
+      if (href === '/console/staff' || href === '/console/policies' || href === '/console/reconciliation') await shot(page, href.split('/').pop()!);
+    }
+    await page.goto(`${base}/console/staff`);
+    await page.getByLabel('Email').fill('new.billing@mixroute.example');
+    await page.getByLabel('Name', { exact: true }).fill('Nia New');
+    await page.getByLabel('Initial password (at least 12 characters)').fill('another long passphrase');
+    await page.getByRole('button', { name: 'Add' }).click();
+    await expect.poll(() => page.locator('main').textContent()).toContain('new.billing@mixroute.example');
+    expect(await db('staff_users').where({ email: 'new.billing@mixroute.example' }).first('role')).toEqual({ role: 'billing' });
+  });
+
   it('a failed sign-in is a security event; the sign-in page sets no cookie', async () => {
     const context = await browser.newContext();
     const page = await context.newPage();

@@ -63,15 +63,10 @@ const KEEP_REASON = `CASE WHEN e.account_id IN (${HELD}) THEN 'hold' ELSE 'unbil
 
 /**
  * The same guard for one whole day whose month is known to be reconciled,
- * with uncorrelated (hashed) subqueries: a million-row partition is one scan.
- * Uninvoiced cost of the account from before the day's end keeps the whole
- * day of that account (a little more conservative than per event).
+ * given the accounts to keep (held, or with uninvoiced cost from before the
+ * day's end; a little more conservative than per event).
  */
-const MUST_KEEP_DAY = `(
-  e.settled_at IS NULL
-  OR e.account_id IN (${HELD})
-  OR e.account_id IN (SELECT u.account_id FROM usage_hourly u WHERE u.invoiced_by IS NULL AND u.cost > 0 AND u.hour < ?::timestamptz)
-)`;
+const KEEP_SQL = `(e.settled_at IS NULL OR e.account_id = ANY(?::uuid[]))`;
 
 const rowCount = (r: unknown) => Number((r as { rowCount?: number })?.rowCount ?? 0);
 
@@ -113,33 +108,40 @@ async function dayPartitions(db: Db): Promise<PartitionRow[]> {
 export async function expireUsageEvents(ctx: ExpiryContext, cutoff: Date): Promise<CategoryOutcome> {
   const { db } = ctx;
   const out: CategoryOutcome = { category: 'usage_events', cutoff: cutoff.toISOString(), expiredRows: 0, expiredPartitions: 0, keptHold: 0, keptUnbilled: 0, keptOther: 0, note: null };
+  // The accounts whose usage must stay, looked up once: few, so the rows to keep are found
+  // through indexes (unsettled, account and time) and a day costs one count, not three scans.
+  const held: string[] = (await db.raw(HELD)).rows.map((r: { account_id: string }) => r.account_id);
+  const unbilled: { account_id: string; since: Date }[] = (
+    await db.raw(`SELECT account_id, min(hour) AS since FROM usage_hourly WHERE invoiced_by IS NULL AND cost > 0 GROUP BY 1`)
+  ).rows;
+  const keepAccounts = (dayEnd: Date) => [...new Set([...held, ...unbilled.filter((u) => new Date(u.since) < dayEnd).map((u) => u.account_id)])];
+  const count = async (q: string, b: unknown[]) => Number((await db.raw(q, b as never)).rows[0].n);
+
   for (const p of await dayPartitions(db)) {
     const dayEnd = new Date(new Date(`${p.day}T00:00:00Z`).getTime() + 86_400_000);
     if (dayEnd > cutoff && !p.detached) continue; // whole day not old enough
     if (!p.detached && !(await monthReconciled(db, p.day.slice(0, 7)))) {
       // The month is not reconciled yet: the whole day waits, counted as unbilled.
-      out.keptUnbilled += Number((await db.raw(`SELECT count(*)::bigint AS n FROM ??`, [p.name])).rows[0].n);
+      out.keptUnbilled += await count(`SELECT count(*)::bigint AS n FROM ??`, [p.name]);
       continue;
     }
-    if (!p.detached) {
-      const { rows } = await db.raw(`SELECT count(*)::bigint AS total, count(*) FILTER (WHERE ${MUST_KEEP_DAY})::bigint AS kept FROM ?? e`, [dayEnd, p.name]);
-      if (Number(rows[0].total) === Number(rows[0].kept)) {
-        await countKept(db, p.name, out, dayEnd);
-        continue;
-      }
-      await detach(db, p.name);
-    } else if (p.pending) {
-      await db.raw(`ALTER TABLE usage_events DETACH PARTITION ?? FINALIZE`, [p.name]);
+    const keep = keepAccounts(dayEnd);
+    const total = await count(`SELECT count(*)::bigint AS n FROM ??`, [p.name]);
+    const kept = await count(`SELECT count(*)::bigint AS n FROM ?? e WHERE ${KEEP_SQL}`, [p.name, keep]);
+    if (kept === total && !p.detached) {
+      await countKept(db, p.name, out, keep, held);
+      continue;
     }
+    if (!p.detached) await detach(db, p.name);
+    else if (p.pending) await db.raw(`ALTER TABLE usage_events DETACH PARTITION ?? FINALIZE`, [p.name]);
     ctx.onProgress?.();
     // Detached: move what must stay into the default partition, then drop the day. A crash in
     // between leaves the table detached; the next run finds it and finishes (the insert is idempotent).
     await db.transaction(async (trx) => {
-      const moved = await trx.raw(`INSERT INTO usage_events SELECT e.* FROM ?? e WHERE ${MUST_KEEP_DAY} ON CONFLICT (request_id, occurred_at) DO NOTHING`, [p.name, dayEnd]);
-      const total = Number((await trx.raw(`SELECT count(*)::bigint AS n FROM ??`, [p.name])).rows[0].n);
-      out.expiredRows += total - rowCount(moved);
+      await trx.raw(`INSERT INTO usage_events SELECT e.* FROM ?? e WHERE ${KEEP_SQL} ON CONFLICT (request_id, occurred_at) DO NOTHING`, [p.name, keep]);
       await trx.raw(`DROP TABLE ??`, [p.name]);
     });
+    out.expiredRows += total - kept;
     out.expiredPartitions++;
     ctx.onProgress?.();
   }
@@ -180,8 +182,11 @@ async function detach(db: Db, table: string): Promise<void> {
   }
 }
 
-async function countKept(db: Db, table: string, out: CategoryOutcome, dayEnd: Date): Promise<void> {
-  const { rows } = await db.raw(`SELECT ${KEEP_REASON} AS reason, count(*)::bigint AS n FROM ?? e WHERE ${MUST_KEEP_DAY} GROUP BY 1`, [table, dayEnd]);
+async function countKept(db: Db, table: string, out: CategoryOutcome, keep: string[], held: string[]): Promise<void> {
+  const { rows } = await db.raw(
+    `SELECT CASE WHEN e.account_id = ANY(?::uuid[]) THEN 'hold' ELSE 'unbilled' END AS reason, count(*)::bigint AS n FROM ?? e WHERE ${KEEP_SQL} GROUP BY 1`,
+    [held, table, keep],
+  );
   for (const r of rows) {
     if (r.reason === 'hold') out.keptHold += Number(r.n);
     else out.keptUnbilled += Number(r.n);

@@ -3,7 +3,7 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { freePort, portInUse } from '../../src/util/ports';
 import { BIN, runCliJson } from '../helpers/cli';
 import { testConfig, testEnv } from '../helpers/env';
@@ -18,13 +18,27 @@ interface DevRun {
   exited: Promise<number | null>;
 }
 
+const started: DevRun[] = [];
+// A test that fails half-way must not leave `mixroute dev` (and its Temporal server) running:
+// Ctrl-C it as a user would, then kill it if it does not stop.
+afterEach(async () => {
+  for (const run of started.splice(0)) {
+    if (run.child.exitCode !== null || run.child.signalCode !== null) continue;
+    run.child.kill('SIGINT');
+    const stopped = await Promise.race([run.exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 30_000))]);
+    if (!stopped) run.child.kill('SIGKILL');
+  }
+});
+
 function startDev(env: Record<string, string>): DevRun {
   const child = spawn(process.execPath, [BIN, 'dev'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, output: () => out, exited };
+  const run = { child, output: () => out, exited };
+  started.push(run);
+  return run;
 }
 
 async function waitForOutput(run: DevRun, text: string): Promise<void> {

@@ -404,7 +404,7 @@ function statementRecorder(db: Db) {
       last = q.sql;
     } else {
       // A COMMIT is named by the transaction's last statement: committing a DROP TABLE is not committing a DETACH.
-      bare = { t, sql: /^\s*commit/i.test(q.sql) && last ? `COMMIT after ${oneLine(last, 60)}` : q.sql };
+      bare = { t, sql: /^\s*commit/i.test(q.sql) && last ? `COMMIT after ${template(last).slice(0, 70)}` : q.sql };
     }
   });
   const finish = (q: { __knexQueryUid: string }, rows: number | null, error: string | null) => {
@@ -717,6 +717,19 @@ async function main(): Promise<number> {
         .slice(0, n)
         .map(([what, count]) => ({ what, count }));
 
+    // Insert latency by the expiry statement that was running when the INSERT was due.
+    const byConcurrent = new Map<string, number[]>();
+    for (const x of during.samples) {
+      const st = stmts.find((y) => y.start <= x.due && x.due < y.end);
+      const k = st ? template(st.sql) : '(between statements)';
+      const list = byConcurrent.get(k) ?? [];
+      list.push(x.done - x.due);
+      byConcurrent.set(k, list);
+    }
+    const insertsByExpiryStatement = [...byConcurrent.entries()]
+      .map(([sql, l]) => ({ sql, ...summarize(l) }))
+      .sort((a, b) => b.samples - a.samples);
+
     const targets = {
       expiryUnder30s: !expiryError && expiryS < TARGET_EXPIRY_S,
       insertP99AtMostDoubled: Number.isFinite(ratio) && ratio <= TARGET_P99_RATIO,
@@ -791,6 +804,13 @@ async function main(): Promise<number> {
         [`target p99 ratio ≤ ${TARGET_P99_RATIO}`, targets.insertP99AtMostDoubled ? 'met' : 'NOT met'],
       ]),
     );
+    console.log(
+      `\ninserts during the expiry, by the expiry statement running when they were due:\n${table([
+        ['expiry statement', 'inserts', 'p50 ms', 'p99 ms', 'max ms'],
+        ['(baseline, no expiry)', ...lat(baseline.fromDue)],
+        ...insertsByExpiryStatement.slice(0, 8).map((r) => [r.sql.slice(0, 90), r.samples, r.p50Ms, r.p99Ms, r.maxMs]),
+      ])}\n`,
+    );
     if (slow.length) log(`${slow.length} inserts during the expiry took over ${round(slowThreshold, 1)} ms (2 × baseline p99); expiry statements running then: ${top(overlapping, 3).map((o) => `${o.count}× ${o.what}`).join('; ')}`);
     if (insertBlockers.size) log(`inserts seen blocked by: ${top(insertBlockers, 3).map((o) => `${o.count}× ${o.what}`).join('; ')}`);
     const loadAtEnd = loadavg();
@@ -854,6 +874,7 @@ async function main(): Promise<number> {
         rowsInserted: insertedRows,
         rowsFound: liveRows,
         maxInFlight: load.maxInFlight,
+        duringExpiryByExpiryStatement: insertsByExpiryStatement,
         slowDuringExpiry: { thresholdMs: round(slowThreshold, 1), count: slow.length, overlappingExpiryStatements: top(overlapping) },
         monitor: { samples: insertSamples, waits: top(insertWaits), blockedBy: top(insertBlockers) },
         loadRanS: round((loadEnded - t0) / 1000, 1),

@@ -395,7 +395,11 @@ describe('data-subject requests: the clock, refusals and withdrawal', () => {
     await withTestWorker(config, db, async () => {
       const created = await runCliJson(['dsr', 'create', '--type', 'access', '--email', p.email], env);
       await until(async () => (await db('dsr_requests').where({ id: created.id }).first()).overdue);
-      const staffMail = mailbox(config).filter((m) => m.to === config.dsr.complianceEmail && m.subject.includes(created.id));
+      // The flag is set, then staff are told: wait for the second message.
+      const staffMail = await until(async () => {
+        const mail = mailbox(config).filter((m) => m.to === config.dsr.complianceEmail && m.subject.includes(created.id));
+        return mail.length >= 2 ? mail : null;
+      });
       expect(staffMail.map((m) => m.subject.split(':')[0])).toEqual(['Reminder', 'OVERDUE']);
       const overdue = await runCliJson(['dsr', 'list', '--overdue'], env);
       expect(overdue.map((r: { id: string }) => r.id)).toContain(created.id);

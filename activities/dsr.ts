@@ -1,10 +1,11 @@
-import { createHash, randomInt } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Clock } from '../src/clock';
 import type { Config } from '../src/config';
 import {
   appendDsrEvent,
   applyCorrection,
+  codeHash,
   collectSubjectData,
   enqueueNotification,
   eraseSubject,
@@ -33,8 +34,6 @@ export interface PrivacyDeps {
   mail: Config['mail'];
   dataDir: string;
 }
-
-export const codeHash = (requestId: string, code: string) => createHash('sha256').update(`${requestId}:${code}`).digest('hex');
 
 /**
  * Activities of `dsr:{requestId}`. They read the subject's email from

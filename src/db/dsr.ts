@@ -12,6 +12,9 @@ import type { Db, DbOrTrx } from './knex';
 
 export const emailHash = (email: string) => createHash('sha256').update(email.trim().toLowerCase()).digest('hex');
 
+/** The stored form of a request's one-time verification code (the code itself is only in the email). */
+export const codeHash = (requestId: string, code: string) => createHash('sha256').update(`${requestId}:${code}`).digest('hex');
+
 export async function appendDsrEvent(db: DbOrTrx, requestId: string, actor: string, action: string, detail: Record<string, unknown>, idempotencyKey: string): Promise<void> {
   await db('dsr_events').insert({ request_id: requestId, actor, action, detail: JSON.stringify(detail), idempotency_key: idempotencyKey }).onConflict(['request_id', 'idempotency_key']).ignore();
 }

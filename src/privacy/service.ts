@@ -1,10 +1,9 @@
 import { timingSafeEqual } from 'node:crypto';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { z } from 'zod';
-import { codeHash } from '../../activities/dsr';
 import type { Clock } from '../clock';
 import type { Config } from '../config';
-import { appendDsrEvent, emailHash } from '../db/dsr';
+import { appendDsrEvent, codeHash, emailHash } from '../db/dsr';
 import type { Db } from '../db/knex';
 import { ConflictError, DependencyUnavailableError, GoneError, NotFoundError, ValidationError } from '../errors';
 import { validate } from '../staff/validate';

@@ -52,14 +52,47 @@ function atStorageScale(d: Decimal): Decimal {
   return new Money(d).toDecimalPlaces(PRICE_SCALE, Money.ROUND_HALF_UP);
 }
 
+const ZERO = new Money(0);
+
 function part(n: number, field: string, perMtok: Decimal): Decimal {
-  return atStorageScale(tokens(n, field).mul(perMtok).div(TOKENS_PER_PRICE_UNIT));
+  const count = tokens(n, field);
+  return n === 0 ? ZERO : atStorageScale(count.mul(perMtok).div(TOKENS_PER_PRICE_UNIT));
+}
+
+interface ParsedPrice {
+  input: Decimal;
+  cached: Decimal;
+  output: Decimal;
+}
+
+/**
+ * Parsed prices by their three strings. The gateway prices every request twice
+ * (reservation and outcome) against a handful of price versions; parsing and
+ * checking the strings each time was a measurable share of its CPU. Keyed by
+ * value, not by object, so a caller that mutates or rebuilds a price cannot get
+ * a stale one; bounded so that a stream of distinct prices cannot grow it.
+ */
+const parsedPrices = new Map<string, ParsedPrice>();
+const PARSED_PRICES_MAX = 1_000;
+
+function parsePrice(price: TokenPrice): ParsedPrice {
+  const key = `${price.inputPerMtok}|${price.cachedInputPerMtok === null ? 'N' : `V${price.cachedInputPerMtok}`}|${price.outputPerMtok}`;
+  let parsed = parsedPrices.get(key);
+  if (!parsed) {
+    const input = unitPrice(price.inputPerMtok, 'inputPerMtok');
+    parsed = {
+      input,
+      cached: price.cachedInputPerMtok === null ? input : unitPrice(price.cachedInputPerMtok, 'cachedInputPerMtok'),
+      output: unitPrice(price.outputPerMtok, 'outputPerMtok'),
+    };
+    if (parsedPrices.size >= PARSED_PRICES_MAX) parsedPrices.clear();
+    parsedPrices.set(key, parsed);
+  }
+  return parsed;
 }
 
 export function computeCost(usage: NormalizedUsage, price: TokenPrice): CostBreakdown {
-  const input = unitPrice(price.inputPerMtok, 'inputPerMtok');
-  const cached = price.cachedInputPerMtok === null ? input : unitPrice(price.cachedInputPerMtok, 'cachedInputPerMtok');
-  const output = unitPrice(price.outputPerMtok, 'outputPerMtok');
+  const { input, cached, output } = parsePrice(price);
 
   const breakdown = {
     input: part(usage.inputTokens, 'inputTokens', input),

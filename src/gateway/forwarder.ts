@@ -1,4 +1,4 @@
-import type { Request, Response } from 'express';
+import type { ServerResponse } from 'node:http';
 import type { Agent } from 'undici';
 import { computeCost, costString } from '../billing/cost';
 import { normalizeUsage, ZERO_USAGE, type NormalizedUsage } from '../billing/usage';
@@ -42,8 +42,7 @@ const MAX_ERROR_BODY = 64 * 1024;
 export class Forwarder {
   constructor(private readonly deps: ForwarderDeps) {}
 
-  async handle(endpoint: Endpoint, req: Request, res: Response, meter: Meter): Promise<void> {
-    const raw = req.body as Buffer | undefined;
+  async handle(endpoint: Endpoint, raw: Buffer | undefined, res: ServerResponse, meter: Meter): Promise<void> {
     let parsed: unknown;
     try {
       parsed = JSON.parse(raw && raw.length ? raw.toString('utf8') : '');
@@ -127,7 +126,8 @@ export class Forwarder {
       const code = providerErrorCode(text);
       meter.finish(this.outcome(status, code ?? `upstream_${status}`, undefined, () => 0, 0, price));
       if (contentType.includes('application/json') && isOpenAIError(text)) {
-        res.status(status).type('application/json').send(text);
+        res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+        res.end(text);
       } else {
         sendOpenAIError(res, status, 'upstream_error', `The upstream provider refused the request (status ${status}).`, code);
       }
@@ -193,7 +193,7 @@ export class Forwarder {
   private async relayJson(
     response: UpstreamCall['response'],
     startedAt: number,
-    res: Response,
+    res: ServerResponse,
     meter: Meter,
     price: PriceVersion | undefined,
     promptEstimate: () => number,
@@ -216,21 +216,22 @@ export class Forwarder {
       usageRaw = undefined;
     }
     meter.finish(this.outcome(response.statusCode, null, usageRaw, promptEstimate, 0, price));
-    res.status(response.statusCode).type(String(response.headers['content-type'] ?? 'application/json')).send(buf);
+    res.writeHead(response.statusCode, { 'content-type': String(response.headers['content-type'] ?? 'application/json'), 'content-length': buf.length });
+    res.end(buf);
   }
 
   private async relayStream(
     endpoint: Endpoint,
     response: UpstreamCall['response'],
     startedAt: number,
-    res: Response,
+    res: ServerResponse,
     meter: Meter,
     clientWantsUsage: boolean,
     price: PriceVersion | undefined,
     promptEstimate: () => number,
     clientGone: () => boolean,
   ): Promise<void> {
-    res.status(response.statusCode);
+    res.statusCode = response.statusCode;
     res.setHeader('content-type', 'text/event-stream; charset=utf-8');
     res.setHeader('cache-control', 'no-cache');
     res.setHeader('x-accel-buffering', 'no');
@@ -287,7 +288,7 @@ export class Forwarder {
   }
 
   /** Records, then answers: a client that saw the answer can rely on the record being in the journal. */
-  private refuse(res: Response, meter: Meter, status: number, type: string, message: string, code: string, param: string | null = null): void {
+  private refuse(res: ServerResponse, meter: Meter, status: number, type: string, message: string, code: string, param: string | null = null): void {
     meter.finish({ statusCode: status, errorType: code, usage: ZERO_USAGE, usageEstimated: false, cost: '0' });
     if (!res.headersSent) sendOpenAIError(res, status, type, message, code, param);
   }

@@ -1,4 +1,4 @@
-import type { Response } from 'express';
+import type { ServerResponse } from 'node:http';
 
 /**
  * Errors on /v1 use OpenAI's shape so that OpenAI clients surface them
@@ -9,7 +9,7 @@ export interface OpenAIErrorBody {
 }
 
 export function sendOpenAIError(
-  res: Response,
+  res: ServerResponse,
   status: number,
   type: string,
   message: string,
@@ -17,5 +17,7 @@ export function sendOpenAIError(
   param: string | null = null,
 ): void {
   const body: OpenAIErrorBody = { error: { message, type, param, code } };
-  res.status(status).json(body);
+  const json = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(json) });
+  res.end(json);
 }

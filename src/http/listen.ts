@@ -1,10 +1,11 @@
-import type { Server } from 'node:http';
+import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Express } from 'express';
 
-export async function listen(app: Express, port: number, host: string): Promise<{ server: Server; url: string }> {
+/** Listens with a request handler: an Express app or a plain node:http listener. */
+export async function listen(app: RequestListener, port: number, host: string): Promise<{ server: Server; url: string }> {
   return new Promise((resolve, reject) => {
-    const server = app.listen(port, host);
+    const server = createServer(app);
+    server.listen(port, host);
     server.once('error', reject);
     server.once('listening', () => {
       const addr = server.address() as AddressInfo;

@@ -181,6 +181,22 @@ describe('errors in OpenAI shape', () => {
     expect(event).toMatchObject({ status_code: 400, error_type: 'invalid_json', cost: '0.000000000000' });
   });
 
+  it('routes /v1 paths as OpenAI clients spell them, and answers unknown ones in OpenAI error JSON', async () => {
+    const headers = { authorization: `Bearer ${customer.key}`, 'content-type': 'application/json' };
+    const body = JSON.stringify({ model: customer.model, messages: [{ role: 'user', content: 'x' }] });
+    // Query string, trailing slash and case are matched as Express matches them.
+    const spelled = await fetch(`${gw.url}/V1/Chat/Completions/?api-version=1`, { method: 'POST', headers, body });
+    expect(spelled.status).toBe(200);
+    expect(await eventFor(spelled.headers.get('x-request-id')!)).toMatchObject({ endpoint: 'chat.completions', status_code: 200 });
+
+    for (const [method, path] of [['POST', '/v1/chat/completion'], ['GET', '/v1/chat/completions'], ['POST', '/v1/models']] as const) {
+      const res = await fetch(`${gw.url}${path}`, { method, headers, body: method === 'POST' ? body : undefined });
+      expect(res.status, `${method} ${path}`).toBe(404);
+      expect(res.headers.get('x-request-id')).toMatch(/^req-/);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('unknown_url');
+    }
+  });
+
   it("passes a provider's 4xx through with its status", async () => {
     upstream.enqueue({ kind: 'error', status: 400, errorBody: { error: { message: 'context too long', type: 'invalid_request_error', code: 'context_length_exceeded', param: null } } });
     const err = await client.chat.completions.create({ model: customer.model, messages: [{ role: 'user', content: 'x' }] }).catch((e: unknown) => e);

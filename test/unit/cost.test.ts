@@ -75,6 +75,18 @@ describe('computeCost', () => {
     expect(() => computeCost(usage({ inputTokens: Number.NaN }), GPT4O)).toThrow(/inputTokens/);
     expect(() => computeCost(usage({ outputTokens: 1.5 }), GPT4O)).toThrow(/outputTokens/);
   });
+
+  it('prices by the price given, not by one parsed earlier (parsed prices are cached by value)', () => {
+    const price: TokenPrice = { inputPerMtok: '1', cachedInputPerMtok: null, outputPerMtok: '2' };
+    const u = usage({ inputTokens: 1_000_000, cacheReadTokens: 1_000_000, outputTokens: 1_000_000 });
+    expect(costString(computeCost(u, price).total)).toBe('4');
+    price.outputPerMtok = '3';
+    expect(costString(computeCost(u, price).total)).toBe('5');
+    // A cached price set later must not be confused with "no cached price".
+    expect(costString(computeCost(u, { ...price, cachedInputPerMtok: '0.5' }).total)).toBe('4.5');
+    expect(() => computeCost(u, { ...price, inputPerMtok: '-1' })).toThrow(/must not be negative/);
+    expect(() => computeCost(u, { ...price, inputPerMtok: '-1' })).toThrow(/must not be negative/);
+  });
 });
 
 describe('costString', () => {

@@ -12,7 +12,7 @@ import { RoutingTable, type ModelEntry, type PriceVersion, type Route } from './
 import { SseSplitter } from './sse';
 import { inspectEvent } from './streamInspector';
 import { countTextTokens, estimatePromptTokens } from './tokenEstimate';
-import { callUpstream, isBodyTimeout, type UpstreamCall } from './upstream';
+import { callUpstream, isBodyTimeout, UpstreamCancel, type UpstreamCall } from './upstream';
 
 /**
  * Forwards one request: validate, resolve the model, call the provider (with
@@ -92,7 +92,7 @@ export class Forwarder {
       upstreamBody.stream_options = { ...(body.stream_options ?? {}), include_usage: true };
     }
 
-    const abort = new AbortController();
+    const abort = new UpstreamCancel();
     let clientGone = false;
     res.on('close', () => {
       if (!res.writableFinished) {
@@ -101,7 +101,7 @@ export class Forwarder {
       }
     });
 
-    const call = await this.callWithFallback(entry, endpoint, upstreamBody, abort.signal, meter);
+    const call = await this.callWithFallback(entry, endpoint, upstreamBody, abort, meter);
     if (clientGone) {
       meter.finish(this.outcome(499, 'client_closed', undefined, promptEstimate, 0, price));
       return;
@@ -145,7 +145,7 @@ export class Forwarder {
     entry: ModelEntry,
     endpoint: Endpoint,
     upstreamBody: Record<string, unknown>,
-    signal: AbortSignal,
+    signal: UpstreamCancel,
     meter: Meter,
   ): Promise<{ call: UpstreamCall } | { failure: 'unreachable' | 'timeout' | 'upstream_5xx'; code: string; upstreamStatus?: number }> {
     let last: { failure: 'unreachable' | 'timeout' | 'upstream_5xx'; code: string; upstreamStatus?: number } = {

@@ -1,4 +1,5 @@
-import { Agent, errors, request, type Dispatcher } from 'undici';
+import { EventEmitter } from 'node:events';
+import { Agent, errors, type Dispatcher } from 'undici';
 import type { Config } from '../config';
 import type { Route } from './routingTable';
 
@@ -31,12 +32,43 @@ function credential(route: Route, env: Record<string, string | undefined>): stri
   return route.apiKeyEnv ? env[route.apiKeyEnv] : undefined;
 }
 
+/**
+ * Cancels an upstream call when the client goes away. undici accepts an
+ * EventEmitter that emits 'abort' in place of an AbortSignal (documented);
+ * Node 20's AbortController/EventTarget pair cost more per request than the
+ * rest of the call set-up in profiles, and nearly every request ends without
+ * being cancelled.
+ */
+export class UpstreamCancel extends EventEmitter {
+  aborted = false;
+
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.emit('abort');
+  }
+}
+
+/** A route's base URL split once into origin and path prefix (parsing it per request showed in profiles). */
+const parsedBases = new Map<string, { origin: string; basePath: string }>();
+
+function baseOf(baseUrl: string): { origin: string; basePath: string } {
+  let parsed = parsedBases.get(baseUrl);
+  if (!parsed) {
+    const url = new URL(baseUrl);
+    parsed = { origin: url.origin, basePath: url.pathname.replace(/\/$/, '') };
+    if (parsedBases.size >= 1_000) parsedBases.clear();
+    parsedBases.set(baseUrl, parsed);
+  }
+  return parsed;
+}
+
 export async function callUpstream(
   agent: Agent,
   route: Route,
   path: string,
   body: string,
-  signal: AbortSignal,
+  signal: UpstreamCancel,
   env: Record<string, string | undefined>,
 ): Promise<UpstreamCall | UpstreamFailure> {
   const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
@@ -44,7 +76,8 @@ export async function callUpstream(
   if (key) headers.authorization = `Bearer ${key}`;
   const startedAt = performance.now();
   try {
-    const response = await request(`${route.baseUrl}${path}`, { method: 'POST', headers, body, signal, dispatcher: agent });
+    const { origin, basePath } = baseOf(route.baseUrl);
+    const response = await agent.request({ origin, path: `${basePath}${path}`, method: 'POST', headers, body, signal });
     // Readers see body errors through iteration; an abort that lands after the
     // reader is gone must not surface as an uncaught stream error.
     response.body.on('error', () => undefined);

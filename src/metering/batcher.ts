@@ -33,6 +33,10 @@ export interface BatcherOptions {
 
 const INSERT_CHUNK = 500;
 const MAX_BACKOFF_MS = 5_000;
+const EVENT_COLUMNS = Object.keys(usageEventRow({} as UsageRecord)).join(', ');
+const INSERT_EVENTS_SQL = `INSERT INTO usage_events (${EVENT_COLUMNS})
+  SELECT ${EVENT_COLUMNS} FROM jsonb_populate_recordset(NULL::usage_events, ?::jsonb)
+  ON CONFLICT (request_id, occurred_at) DO NOTHING`;
 
 export class MeteringBatcher {
   private timer: NodeJS.Timeout | undefined;
@@ -164,9 +168,12 @@ export class MeteringBatcher {
       await db.raw('SELECT ensure_usage_events_partition(?::date)', [day]);
       this.partitions.add(day);
     }
+    // One JSON parameter per chunk, expanded by PostgreSQL: building a multi-row
+    // INSERT with ~28 bindings per row was a visible share of the gateway's own
+    // CPU under load, on the same event loop that serves requests.
     for (let i = 0; i < records.length; i += INSERT_CHUNK) {
       const rows = records.slice(i, i + INSERT_CHUNK).map(usageEventRow);
-      await db('usage_events').insert(rows).onConflict(['request_id', 'occurred_at']).ignore();
+      await db.raw(INSERT_EVENTS_SQL, [JSON.stringify(rows)]);
     }
   }
 

@@ -16,10 +16,13 @@ export function billingActivities({ db, billing }: { db: Db; billing: Config['bi
   return {
     async settleUsage(input: { accountId: string }): Promise<SettlementResult> {
       // Heartbeats let Temporal notice a dead worker within the heartbeat
-      // timeout instead of the whole start-to-close timeout.
-      const beat = setInterval(() => Context.current().heartbeat(), 1_000);
+      // timeout instead of the whole start-to-close timeout. A local activity
+      // (how accountMetering runs it now) has no heartbeat: its workflow task
+      // timing out plays that part.
+      const local = Context.current().info.isLocal;
+      const beat = local ? undefined : setInterval(() => Context.current().heartbeat(), 1_000);
       try {
-        Context.current().heartbeat();
+        if (!local) Context.current().heartbeat();
         return await settleAccountUsage(db, input.accountId, { limit: SETTLEMENT_BATCH_LIMIT, overdraftAllowance });
       } catch (err) {
         if (err instanceof NotFoundError) throw ApplicationFailure.nonRetryable(err.message, 'UnknownAccount');

@@ -15,6 +15,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
 import { Pool } from 'undici';
 import { Money } from '../src/billing/money';
 import { systemClock } from '../src/clock';
@@ -23,6 +24,7 @@ import { createDb, type Db } from '../src/db/knex';
 import { postEntry } from '../src/db/ledger';
 import { migrateLatest } from '../src/db/migrate';
 import { staffOperations } from '../src/staff/operations';
+import { workflowIds } from '../src/temporal/conventions';
 import { findTemporalCli, startDevServer, type DevServer } from '../src/temporal/devServer';
 import { freePort } from '../src/util/ports';
 import { cleanEnv, REPO_ROOT, round, sleep, spawnNode, waitForHttpOk, waitForReadyMessage, type Child } from './lib';
@@ -158,6 +160,7 @@ async function main(): Promise<number> {
            OR b.balance <> ?::numeric - (SELECT coalesce(sum(cost), 0) FROM usage_events u WHERE u.account_id = b.account_id AND u.settled_at IS NOT NULL)`,
       [CREDIT],
     );
+    const stages = await settlementStages(temporal.address, accounts.slice(0, STAGE_SAMPLE).map((a) => a.id), loadStart);
     const result = {
       benchmark: 'deduction',
       at: new Date().toISOString(),
@@ -168,6 +171,8 @@ async function main(): Promise<number> {
       lagSeconds: { p50: round(Number(l.p50)), p95: round(Number(l.p95)), p99: round(Number(l.p99)), max: round(Number(l.max)) },
       // The first leg: request finished -> row in usage_events (journal, batcher).
       recordedLagSeconds: { p50: round(Number(l.rec_p50)), p99: round(Number(l.rec_p99)) },
+      // Where the rest goes, from the histories of a sample of accounts' metering workflows.
+      settlementStagesSeconds: stages,
       booksAgree: Number(books.rows[0].wrong) === 0,
       targets: { p99UnderTwoSeconds: Number(l.p99) < 2, everyRequestMetered: events === completed, everyEventSettled: unsettled === 0 },
     };
@@ -176,6 +181,7 @@ async function main(): Promise<number> {
     log(`events ${events} for ${completed} completed requests; unsettled at end ${unsettled}`);
     log(`deduction lag p50 ${result.lagSeconds.p50} s, p95 ${result.lagSeconds.p95} s, p99 ${result.lagSeconds.p99} s, max ${result.lagSeconds.max} s (target p99 < 2 s: ${result.targets.p99UnderTwoSeconds ? 'met' : 'MISSED'})`);
     log(`of which finished -> in usage_events: p50 ${result.recordedLagSeconds.p50} s, p99 ${result.recordedLagSeconds.p99} s`);
+    for (const [stage, q] of Object.entries(stages)) log(`  ${stage.padEnd(40)} p50 ${q.p50} s, p99 ${q.p99} s, max ${q.max} s (${q.n})`);
     log(`books agree: ${result.booksAgree}; written to ${path.relative(REPO_ROOT, RESULTS_FILE)}`);
     return result.booksAgree && result.targets.everyRequestMetered && result.targets.everyEventSettled ? 0 : 1;
   } finally {
@@ -185,6 +191,71 @@ async function main(): Promise<number> {
     await dropDatabase(databaseUrl).catch(() => undefined);
     fs.rmSync(tmp, { recursive: true, force: true });
   }
+}
+
+/** Accounts whose metering workflow histories are read for the stage breakdown. */
+const STAGE_SAMPLE = 20;
+
+/**
+ * Splits the Temporal part of the lag into stages, from event times in the
+ * histories of some accounts' `metering:{id}` workflows (settlement cycles
+ * that began after `since`): signal -> workflow task started (waiting for a
+ * worker), workflow task run, activity scheduled -> started (waiting for a
+ * worker slot), settlement itself, and activity done -> its workflow task.
+ */
+async function settlementStages(address: string, accountIds: string[], since: Date) {
+  const connection = await Connection.connect({ address });
+  const client = new Client({ connection });
+  const stages: Record<string, number[]> = {
+    'signal -> workflow task started': [],
+    'workflow task started -> completed': [],
+    'activity scheduled -> started': [],
+    'activity started -> completed': [],
+    'activity completed -> workflow task started': [],
+  };
+  const ms = (t: { seconds?: unknown; nanos?: number | null } | null | undefined) => Number(t?.seconds ?? 0) * 1000 + (t?.nanos ?? 0) / 1e6;
+  try {
+    for (const id of accountIds) {
+      const history = await client.workflow.getHandle(workflowIds.metering(id)).fetchHistory();
+      const events = history.events ?? [];
+      let signalAt: number | null = null;
+      let scheduledAt: number | null = null;
+      let completedAt: number | null = null;
+      let wftStartedAt: number | null = null;
+      for (const e of events) {
+        const at = ms(e.eventTime as { seconds?: unknown; nanos?: number });
+        if (at < since.getTime()) continue;
+        if (e.workflowExecutionSignaledEventAttributes) signalAt ??= at;
+        else if (e.workflowTaskStartedEventAttributes) {
+          wftStartedAt = at;
+          if (signalAt !== null) stages['signal -> workflow task started']!.push(at - signalAt);
+          if (completedAt !== null) stages['activity completed -> workflow task started']!.push(at - completedAt);
+          signalAt = null;
+          completedAt = null;
+        } else if (e.workflowTaskCompletedEventAttributes && wftStartedAt !== null) {
+          stages['workflow task started -> completed']!.push(at - wftStartedAt);
+          wftStartedAt = null;
+        } else if (e.activityTaskScheduledEventAttributes) scheduledAt = at;
+        else if (e.activityTaskStartedEventAttributes && scheduledAt !== null) {
+          stages['activity scheduled -> started']!.push(at - scheduledAt);
+          scheduledAt = at;
+        } else if (e.activityTaskCompletedEventAttributes && scheduledAt !== null) {
+          stages['activity started -> completed']!.push(at - scheduledAt);
+          completedAt = at;
+          scheduledAt = null;
+        }
+      }
+    }
+  } finally {
+    await connection.close();
+  }
+  const q = (xs: number[], p: number) => (xs.length ? round(xs[Math.min(xs.length - 1, Math.floor(p * xs.length))]! / 1000) : null);
+  return Object.fromEntries(
+    Object.entries(stages).map(([k, xs]) => {
+      xs.sort((a, b) => a - b);
+      return [k, { n: xs.length, p50: q(xs, 0.5), p99: q(xs, 0.99), max: q(xs, 1) }];
+    }),
+  );
 }
 
 main().then(

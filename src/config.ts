@@ -25,6 +25,8 @@ export const configSchema = z.object({
   TEMPORAL_CLI: optionalString,
   TEMPORAL_PORT: port.default(7233),
   TEMPORAL_UI_PORT: port.default(8233),
+  WORKER_MAX_WORKFLOW_TASKS: z.coerce.number().int().min(2).max(2_000).default(100),
+  WORKER_MAX_WORKFLOW_TASK_POLLS: z.coerce.number().int().min(2).max(200).default(20),
   HOST: z.string().min(1).default('127.0.0.1'),
   GATEWAY_PORT: port.default(8080),
   ADMIN_PORT: port.default(8081),
@@ -114,6 +116,14 @@ export interface Config {
     readonly cliPath: string | undefined;
     readonly devServerPort: number;
     readonly uiPort: number;
+    /**
+     * Workflow task slots and pollers on each worker. Settlement runs as a local
+     * activity inside a workflow task, so a slot is held for the settlement's
+     * transaction; the SDK's defaults (40 and 10) queued metering workflow tasks
+     * for seconds at 500 requests/s over 100 accounts.
+     */
+    readonly maxWorkflowTasks: number;
+    readonly maxWorkflowTaskPolls: number;
   };
   readonly host: string;
   readonly gatewayPort: number;
@@ -223,6 +233,8 @@ export function loadConfig(env: Env = process.env): Config {
       cliPath: e.TEMPORAL_CLI,
       devServerPort: e.TEMPORAL_PORT,
       uiPort: e.TEMPORAL_UI_PORT,
+      maxWorkflowTasks: e.WORKER_MAX_WORKFLOW_TASKS,
+      maxWorkflowTaskPolls: Math.min(e.WORKER_MAX_WORKFLOW_TASK_POLLS, e.WORKER_MAX_WORKFLOW_TASKS),
     }),
     host: e.HOST,
     gatewayPort: e.GATEWAY_PORT,

@@ -49,20 +49,28 @@ export interface BalanceRow {
  */
 export async function lockBalances(trx: Trx, accountIds: string[]): Promise<Map<string, BalanceRow>> {
   const ids = [...new Set(accountIds)].sort();
-  await trx.raw(
-    `INSERT INTO account_balances (account_id) SELECT id FROM accounts WHERE id = ANY(?::uuid[]) ON CONFLICT DO NOTHING`,
-    [ids],
-  );
-  const rows: BalanceRow[] = (
+  const select = async (wanted: string[]): Promise<BalanceRow[]> =>
+    (
+      await trx.raw(
+        `SELECT b.account_id, b.balance, b.held, a.plan, a.credit_limit
+           FROM account_balances b JOIN accounts a ON a.id = b.account_id
+          WHERE b.account_id = ANY(?::uuid[])
+          ORDER BY b.account_id
+            FOR UPDATE OF b`,
+        [wanted],
+      )
+    ).rows;
+  // Balance rows nearly always exist: lock first, create only what is missing
+  // (one round trip fewer on settlement's hot path than creating first).
+  let rows = await select(ids);
+  if (rows.length < ids.length) {
     await trx.raw(
-      `SELECT b.account_id, b.balance, b.held, a.plan, a.credit_limit
-         FROM account_balances b JOIN accounts a ON a.id = b.account_id
-        WHERE b.account_id = ANY(?::uuid[])
-        ORDER BY b.account_id
-          FOR UPDATE OF b`,
+      `INSERT INTO account_balances (account_id) SELECT id FROM accounts WHERE id = ANY(?::uuid[]) ON CONFLICT DO NOTHING`,
       [ids],
-    )
-  ).rows;
+    );
+    // Locks taken above are kept; re-locking them is a no-op, so id order still holds for the new ones.
+    rows = await select(ids);
+  }
   const found = new Map(rows.map((r) => [r.account_id, r]));
   for (const id of ids) if (!found.has(id)) throw new NotFoundError(`account ${id} does not exist`);
   return found;
@@ -82,22 +90,12 @@ export interface PostResult {
 export async function postEntries(
   trx: Trx,
   entries: NewEntry[],
-  opts: { overdraftAllowance: Decimal },
+  opts: { overdraftAllowance: Decimal; /** Balance rows this transaction has already locked with lockBalances. */ locked?: Map<string, BalanceRow> },
 ): Promise<PostResult[]> {
-  const balances = await lockBalances(
-    trx,
-    entries.map((e) => e.accountId),
-  );
+  const accountIds = entries.map((e) => e.accountId);
+  const balances = opts.locked && accountIds.every((id) => opts.locked!.has(id)) ? opts.locked : await lockBalances(trx, accountIds);
   const results: PostResult[] = [];
   for (const e of entries) {
-    const existing = await trx<LedgerEntryRow>('ledger_entries').where({ idempotency_key: e.idempotencyKey }).first();
-    if (existing) {
-      if (existing.account_id !== e.accountId || !new Money(existing.amount).eq(e.amount) || existing.kind !== e.kind) {
-        throw new ConflictError(`idempotency key ${e.idempotencyKey} was already used for a different entry`);
-      }
-      results.push({ entry: existing, applied: false });
-      continue;
-    }
     const b = balances.get(e.accountId)!;
     const state = {
       plan: b.plan,
@@ -106,30 +104,45 @@ export async function postEntries(
       creditLimit: new Money(b.credit_limit),
       overdraftAllowance: opts.overdraftAllowance,
     };
-    if (!debitAllowed(e.kind, e.amount, state)) {
-      throw new InsufficientFundsError(`account ${e.accountId} cannot cover ${toAmountString(e.amount.neg())}`);
-    }
     const balanceAfter = state.balance.plus(e.amount);
-    const [entry] = await trx<LedgerEntryRow>('ledger_entries')
-      .insert({
-        account_id: e.accountId,
-        kind: e.kind,
-        contra: e.contra,
-        amount: toAmountString(e.amount),
-        idempotency_key: e.idempotencyKey,
-        reference_type: e.referenceType,
-        reference_id: e.referenceId,
-        actor: e.actor,
-        reason: e.reason ?? null,
-        reverses_entry_id: e.reversesEntryId ?? null,
-        balance_after: toAmountString(balanceAfter),
-      })
-      .returning('*');
+    // The common case in one round trip: a new key is inserted; a key applied
+    // before inserts nothing, and the earlier entry is returned below. A repeat
+    // is answered from the earlier entry even when the balance could not cover
+    // it now, so the funds check comes after looking for one.
+    let inserted: LedgerEntryRow | undefined;
+    if (debitAllowed(e.kind, e.amount, state)) {
+      [inserted] = await trx<LedgerEntryRow>('ledger_entries')
+        .insert({
+          account_id: e.accountId,
+          kind: e.kind,
+          contra: e.contra,
+          amount: toAmountString(e.amount),
+          idempotency_key: e.idempotencyKey,
+          reference_type: e.referenceType,
+          reference_id: e.referenceId,
+          actor: e.actor,
+          reason: e.reason ?? null,
+          reverses_entry_id: e.reversesEntryId ?? null,
+          balance_after: toAmountString(balanceAfter),
+        })
+        .onConflict('idempotency_key')
+        .ignore()
+        .returning('*');
+    }
+    if (!inserted) {
+      const existing = await trx<LedgerEntryRow>('ledger_entries').where({ idempotency_key: e.idempotencyKey }).first();
+      if (!existing) throw new InsufficientFundsError(`account ${e.accountId} cannot cover ${toAmountString(e.amount.neg())}`);
+      if (existing.account_id !== e.accountId || !new Money(existing.amount).eq(e.amount) || existing.kind !== e.kind) {
+        throw new ConflictError(`idempotency key ${e.idempotencyKey} was already used for a different entry`);
+      }
+      results.push({ entry: existing, applied: false });
+      continue;
+    }
     await trx('account_balances')
       .where({ account_id: e.accountId })
       .update({ balance: toAmountString(balanceAfter), updated_at: trx.fn.now() });
     b.balance = toAmountString(balanceAfter);
-    results.push({ entry: entry!, applied: true });
+    results.push({ entry: inserted, applied: true });
   }
   return results;
 }

@@ -44,7 +44,7 @@ export async function settleAccountUsage(
   opts: { limit: number; overdraftAllowance: Decimal; before?: Date; actor?: string; reason?: string },
 ): Promise<SettlementResult> {
   return db.transaction(async (trx) => {
-    await lockBalances(trx, [accountId]);
+    const locked = await lockBalances(trx, [accountId]);
     const q = trx('usage_events')
       .where('account_id', accountId)
       .whereNull('settled_at')
@@ -116,22 +116,30 @@ export async function settleAccountUsage(
             reason: opts.reason ?? null,
           },
         ],
-        { overdraftAllowance: opts.overdraftAllowance },
+        { overdraftAllowance: opts.overdraftAllowance, locked },
       );
     }
 
-    // The settled usage no longer needs its reservation.
-    let released = new Money(0);
-    for (const [holdId, cost] of [...byHold].sort(([a], [b]) => a.localeCompare(b))) {
-      const hold = await trx('balance_holds').where({ id: holdId }).forUpdate().first();
-      if (!hold) continue;
-      const reduce = Money.min(cost, new Money(hold.amount).minus(hold.settled));
-      if (reduce.lte(0)) continue;
-      await trx('balance_holds').where({ id: holdId }).update({ settled: toAmountString(new Money(hold.settled).plus(reduce)) });
-      released = released.plus(reduce);
-    }
-    if (released.gt(0)) {
-      await trx.raw(`UPDATE account_balances SET held = held - ?::numeric, updated_at = now() WHERE account_id = ?`, [toAmountString(released), accountId]);
+    // The settled usage no longer needs its reservation: each hold gives up what
+    // its usage cost (never more than it still holds), and the account's held
+    // total falls by the sum, in one statement (holds locked in id order).
+    if (byHold.size > 0) {
+      const holds = [...byHold].sort(([a], [b]) => a.localeCompare(b));
+      await trx.raw(
+        `WITH used AS (SELECT * FROM unnest(?::uuid[], ?::numeric[]) AS u(id, cost)),
+              cut AS (SELECT h.id, LEAST(used.cost, h.amount - h.settled) AS reduce
+                        FROM balance_holds h JOIN used ON used.id = h.id
+                       WHERE h.amount > h.settled
+                       ORDER BY h.id
+                         FOR UPDATE OF h),
+              released AS (UPDATE balance_holds h SET settled = h.settled + cut.reduce
+                             FROM cut WHERE h.id = cut.id AND cut.reduce > 0
+                           RETURNING cut.reduce)
+         UPDATE account_balances
+            SET held = held - (SELECT sum(reduce) FROM released), updated_at = now()
+          WHERE account_id = ? AND EXISTS (SELECT 1 FROM released)`,
+        [holds.map(([id]) => id), holds.map(([, cost]) => toAmountString(cost)), accountId],
+      );
     }
 
     const marked = await trx.raw(

@@ -23,6 +23,8 @@ export async function createWorker(
     taskQueue: config.temporal.taskQueue,
     workflowsPath: WORKFLOWS_PATH,
     activities: createActivities(deps),
+    maxConcurrentWorkflowTaskExecutions: config.temporal.maxWorkflowTasks,
+    maxConcurrentWorkflowTaskPolls: config.temporal.maxWorkflowTaskPolls,
     ...overrides,
   });
   return { worker, connection };

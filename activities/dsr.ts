@@ -204,10 +204,10 @@ export function dsrActivities({ db, clock, privacy }: { db: Db; clock: Clock; pr
           lines.push(
             'We erased or anonymized your personal data, revoked your API keys, deleted your login records and removed IP addresses and browser identifiers from your usage records.',
             'The law requires us to keep the following records; they are restricted (used for no other purpose) and erased when the period ends:',
-            ...RETAINED_BY_LAW.map((k) => `- ${k.category}: ${k.years} years (${k.basis})`),
+            ...(await retainedByLaw(db)).map((k) => `- ${k.category}: ${k.years} years after the end of the calendar year they belong to (${k.basis})`),
             'Your usage records, no longer linked to your name and without IP address or browser, are deleted by our regular expiry once they have been invoiced and reconciled.',
           );
-          response.retained = RETAINED_BY_LAW;
+          response.retained = await retainedByLaw(db);
         }
         if (type === 'restriction') lines.push('We restricted the processing of your data: it is stored and used only for billing and legal obligations.');
         if (type === 'objection') lines.push('We recorded your objection: your data is no longer used for analytics or other processing based on legitimate interests.');
@@ -239,4 +239,16 @@ export function dsrActivities({ db, clock, privacy }: { db: Db; clock: Clock; pr
       }
     },
   };
+}
+
+/**
+ * What a deletion must keep, with the periods the retention schedule actually
+ * enforces (retention_policies; tax data lives on the invoices and goes with them),
+ * so that the answer never promises a period the schedule does not keep.
+ */
+async function retainedByLaw(db: Db): Promise<{ category: string; basis: string; years: number }[]> {
+  const periods = new Map<string, number>(
+    (await db('retention_policies').whereIn('category', ['invoices', 'payments', 'ledger_entries']).select('category', 'period')).map((p: { category: string; period: number }) => [p.category, p.period]),
+  );
+  return RETAINED_BY_LAW.map((k) => ({ ...k, years: periods.get(k.category === 'tax_data' ? 'invoices' : k.category) ?? k.years }));
 }

@@ -13,6 +13,7 @@ import * as m20261126170000 from './20261126170000_reconciliation';
 import * as m20261126180000 from './20261126180000_data_subject_requests';
 import * as m20261126190000 from './20261126190000_retention';
 import * as m20261126200000 from './20261126200000_console';
+import * as m20261126210000 from './20261126210000_billing_record_expiry';
 
 /**
  * Every migration, in order, imported statically. knex's directory loader would
@@ -36,4 +37,5 @@ export const migrations: ReadonlyArray<readonly [name: string, migration: Knex.M
   ['20261126180000_data_subject_requests.ts', m20261126180000],
   ['20261126190000_retention.ts', m20261126190000],
   ['20261126200000_console.ts', m20261126200000],
+  ['20261126210000_billing_record_expiry.ts', m20261126210000],
 ];

@@ -163,16 +163,23 @@ export async function eraseSubject(db: Db, requestId: string, subject: Subject):
       action: 'restricted',
       rows: n(await trx('accounts').whereIn('id', billingAccountIds).update({ billing_email: null, processing_restricted: true, updated_at: trx.fn.now() })),
     });
+    // Per account and category, so that the retention schedule can finish each one when its period ends (dsr_kept_records).
     for (const kept of RETAINED_BY_LAW) {
-      const rows =
-        kept.category === 'invoices'
-          ? await trx('invoices').whereIn('account_id', billingAccountIds).count('* as n').first()
-          : kept.category === 'payments'
-            ? await trx('payments').whereIn('account_id', billingAccountIds).count('* as n').first()
-            : kept.category === 'ledger_entries'
-              ? await trx('ledger_entries').whereIn('account_id', billingAccountIds).count('* as n').first()
-              : await trx('accounts').whereIn('id', billingAccountIds).whereNotNull('vat_id').count('* as n').first();
-      counts.push({ category: kept.category, action: 'restricted', rows: Number(rows?.n ?? 0) });
+      let total = 0;
+      for (const accountId of billingAccountIds) {
+        const rows =
+          kept.category === 'invoices'
+            ? await trx('invoices').where('account_id', accountId).count('* as n').first()
+            : kept.category === 'payments'
+              ? await trx('payments').where('account_id', accountId).count('* as n').first()
+              : kept.category === 'ledger_entries'
+                ? await trx('ledger_entries').where('account_id', accountId).count('* as n').first()
+                : await trx('accounts').where('id', accountId).whereNotNull('vat_id').count('* as n').first();
+        const n = Number(rows?.n ?? 0);
+        if (n > 0) await trx('dsr_kept_records').insert({ request_id: requestId, account_id: accountId, category: kept.category, rows: n }).onConflict(['request_id', 'account_id', 'category']).ignore();
+        total += n;
+      }
+      counts.push({ category: kept.category, action: 'restricted', rows: total });
     }
     for (const c of counts) {
       await trx('erasure_evidence').insert({ request_id: requestId, category: c.category, rows: c.rows, action: c.action }).onConflict(['request_id', 'category', 'action']).ignore();

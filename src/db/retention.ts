@@ -17,7 +17,7 @@ export interface Policy {
   category: string;
   period: number;
   unit: 'days' | 'years_after_year_end';
-  action: 'minimise' | 'delete' | 'erase_contact' | 'archive';
+  action: 'minimise' | 'delete' | 'erase_contact';
   legal_basis: string;
 }
 
@@ -275,18 +275,173 @@ export async function expireRows(ctx: ExpiryContext, policy: Policy, cutoff: Dat
       break;
     }
     case 'invoices':
-    case 'payments':
-    case 'ledger_entries': {
-      // Immutable by design (triggers): past their period they are due for archiving to cold storage, which is a manual, audited step.
-      const col = policy.category === 'invoices' ? 'issued_at' : policy.category === 'payments' ? 'received_at' : 'created_at';
-      out.keptOther = Number((await db(policy.category).where(col, '<', cutoff).count('* as n').first())!.n);
-      out.note = out.keptOther ? 'due for archiving: immutable records are archived by hand, never deleted by the schedule' : null;
+      await expireInvoices(ctx, cutoff, out);
+      await finishKeptRecords(ctx, ['invoices', 'tax_data']);
       break;
-    }
+    case 'payments':
+      out.expiredRows = await deleteInBatches(ctx, 'payments', 'id', `received_at < ? AND account_id NOT IN (${HELD})`, [cutoff]);
+      out.keptHold = Number((await db.raw(`SELECT count(*)::bigint AS n FROM payments WHERE received_at < ? AND account_id IN (${HELD})`, [cutoff])).rows[0].n);
+      await finishKeptRecords(ctx, ['payments']);
+      break;
+    case 'ledger_entries':
+      await expireLedgerEntries(ctx, cutoff, out);
+      await finishKeptRecords(ctx, ['ledger_entries']);
+      break;
     default:
       out.note = `no expiry is implemented for category ${policy.category}`;
   }
   return out;
+}
+
+/**
+ * Invoices past their period go with their lines, the usage_hourly rows they
+ * consumed and their credit notes; an invoice whose credit note is still
+ * within its period stays (the note refers to it). Batches, each in one
+ * transaction that the immutability triggers let through (retention flag).
+ */
+async function expireInvoices(ctx: ExpiryContext, cutoff: Date, out: CategoryOutcome): Promise<void> {
+  const { db } = ctx;
+  for (;;) {
+    const n = await db.transaction(async (trx) => {
+      await trx.raw(`SET LOCAL mixroute.retention = 'on'`);
+      const ids: string[] = (
+        await trx.raw(
+          `SELECT i.id FROM invoices i
+            WHERE COALESCE(i.issued_at, i.created_at) < ? AND i.account_id NOT IN (${HELD})
+              AND NOT EXISTS (SELECT 1 FROM invoices c WHERE c.voids_invoice_id = i.id AND COALESCE(c.issued_at, c.created_at) >= ?)
+            ORDER BY i.id LIMIT ? FOR UPDATE`,
+          [cutoff, cutoff, ctx.batchSize],
+        )
+      ).rows.map((r: { id: string }) => r.id);
+      if (!ids.length) return 0;
+      await trx('usage_hourly').whereIn('invoiced_by', ids).delete();
+      await trx('invoice_lines').whereIn('invoice_id', ids).delete();
+      // An invoice and its credit note refer to each other; one statement deletes both (the keys are checked at its end).
+      await trx('invoices').whereIn('id', ids).delete();
+      return ids.length;
+    });
+    out.expiredRows += n;
+    ctx.onProgress?.();
+    if (n < ctx.batchSize) break;
+  }
+  out.keptHold = Number((await db.raw(`SELECT count(*)::bigint AS n FROM invoices WHERE COALESCE(issued_at, created_at) < ? AND account_id IN (${HELD})`, [cutoff])).rows[0].n);
+  out.keptOther = Number(
+    (await db.raw(`SELECT count(*)::bigint AS n FROM invoices i WHERE COALESCE(i.issued_at, i.created_at) < ? AND i.account_id NOT IN (${HELD})`, [cutoff])).rows[0].n,
+  );
+  if (out.keptOther) out.note = 'kept: their credit notes are still within their period';
+}
+
+/**
+ * Ledger entries past their period are replaced, per account and in one
+ * transaction under the balance lock, by one `carried_forward` entry for
+ * their sum, so the balance still equals the sum of the account's entries.
+ * An entry reversed by one still kept stays with it. An account whose only old
+ * entry is an earlier carry-forward is left alone (nothing new to expire).
+ */
+async function expireLedgerEntries(ctx: ExpiryContext, cutoff: Date, out: CategoryOutcome): Promise<void> {
+  const { db } = ctx;
+  const accounts: string[] = (
+    await db.raw(
+      `SELECT DISTINCT account_id FROM ledger_entries
+        WHERE created_at < ? AND kind <> 'carried_forward' AND account_id NOT IN (${HELD})`,
+      [cutoff],
+    )
+  ).rows.map((r: { account_id: string }) => r.account_id);
+  for (const accountId of accounts) {
+    out.expiredRows += await db.transaction(async (trx) => {
+      await trx.raw(`SET LOCAL mixroute.retention = 'on'`);
+      await trx.raw(`SELECT 1 FROM account_balances WHERE account_id = ? FOR UPDATE`, [accountId]);
+      const old = (
+        await trx.raw(
+          `SELECT e.id, e.kind FROM ledger_entries e
+            WHERE e.account_id = ? AND e.created_at < ?
+              AND NOT EXISTS (SELECT 1 FROM ledger_entries r WHERE r.reverses_entry_id = e.id AND r.created_at >= ?)
+            ORDER BY e.id`,
+          [accountId, cutoff, cutoff],
+        )
+      ).rows as { id: string; kind: string }[];
+      if (!old.length) return 0;
+      const ids = old.map((e) => e.id);
+      const { rows } = await trx.raw(`SELECT COALESCE(sum(amount), 0)::text AS total FROM ledger_entries WHERE id = ANY(?::bigint[])`, [ids]);
+      const total = rows[0].total as string;
+      await trx('ledger_entries').whereIn('id', ids).delete();
+      await trx('ledger_entries').insert({
+        account_id: accountId,
+        kind: 'carried_forward',
+        contra: 'carried_forward',
+        amount: total,
+        idempotency_key: `carried_forward:${accountId}:${cutoff.toISOString()}:${ids.at(-1)}`,
+        reference_type: 'retention',
+        reference_id: cutoff.toISOString().slice(0, 10),
+        actor: 'system:retention',
+        reason: `entries before ${cutoff.toISOString().slice(0, 10)} expired after their statutory period; their sum is carried forward`,
+        balance_after: total,
+        // Dated just before the cutoff: it stands for the expired entries, and next year's run folds it in with the next ones.
+        created_at: new Date(cutoff.getTime() - 1),
+      });
+      // An earlier carry-forward folded into this one is not an expired entry of its own.
+      return old.filter((e) => e.kind !== 'carried_forward').length;
+    });
+    ctx.onProgress?.();
+  }
+  out.keptHold = Number((await db.raw(`SELECT count(*)::bigint AS n FROM ledger_entries WHERE created_at < ? AND account_id IN (${HELD})`, [cutoff])).rows[0].n);
+}
+
+/** When a kept record of a category counts as gone for an account: nothing of it from before the request's erasure is left. */
+const KEPT_REMAINING: Record<string, string> = {
+  invoices: `EXISTS (SELECT 1 FROM invoices i WHERE i.account_id = k.account_id AND COALESCE(i.issued_at, i.created_at) <= k.kept_at)`,
+  tax_data: `EXISTS (SELECT 1 FROM invoices i WHERE i.account_id = k.account_id AND COALESCE(i.issued_at, i.created_at) <= k.kept_at)`,
+  payments: `EXISTS (SELECT 1 FROM payments p WHERE p.account_id = k.account_id AND p.received_at <= k.kept_at)`,
+  ledger_entries: `EXISTS (SELECT 1 FROM ledger_entries e WHERE e.account_id = k.account_id AND e.created_at <= k.kept_at AND e.kind <> 'carried_forward')`,
+};
+
+/**
+ * Finishes what deletion requests had to keep: once the records of a category
+ * that an erased subject's account had at the time are all past their period
+ * and gone, the kept record is closed, the evidence gains the count (never a
+ * value), and the request's trail says so (if the request itself has not yet
+ * expired; the evidence outlives it). For tax data, a closed account's VAT id
+ * goes too; an active business account keeps its current VAT id.
+ */
+export async function finishKeptRecords(ctx: ExpiryContext, categories: string[]): Promise<number> {
+  let finished = 0;
+  for (const category of categories) {
+    const due = (
+      await ctx.db.raw(
+        `SELECT k.request_id, k.account_id, k.rows FROM dsr_kept_records k
+          WHERE k.category = ? AND k.erased_at IS NULL AND k.account_id NOT IN (${HELD}) AND NOT ${KEPT_REMAINING[category]}`,
+        [category],
+      )
+    ).rows as { request_id: string; account_id: string; rows: number }[];
+    for (const k of due) {
+      await ctx.db.transaction(async (trx) => {
+        const open = await trx('dsr_kept_records').where({ request_id: k.request_id, account_id: k.account_id, category }).whereNull('erased_at').forUpdate().first();
+        if (!open) return;
+        if (category === 'tax_data') await trx('accounts').where({ id: k.account_id, status: 'closed' }).update({ vat_id: null, updated_at: trx.fn.now() });
+        await trx('dsr_kept_records').where({ request_id: k.request_id, account_id: k.account_id, category }).update({ erased_at: trx.fn.now() });
+        await trx.raw(
+          `INSERT INTO erasure_evidence (request_id, category, rows, action) VALUES (?, ?, ?, 'erased_after_retention')
+           ON CONFLICT (request_id, category, action) DO UPDATE SET rows = erasure_evidence.rows + EXCLUDED.rows, at = now()`,
+          [k.request_id, category, k.rows],
+        );
+        if (await trx('dsr_requests').where({ id: k.request_id }).first('id')) {
+          await trx('dsr_events')
+            .insert({
+              request_id: k.request_id,
+              actor: 'system:retention',
+              action: 'kept_records_erased',
+              detail: JSON.stringify({ category, accountId: k.account_id, rows: k.rows }),
+              idempotency_key: `kept_records_erased:${k.account_id}:${category}`,
+            })
+            .onConflict(['request_id', 'idempotency_key'])
+            .ignore();
+        }
+      });
+      finished++;
+      ctx.onProgress?.();
+    }
+  }
+  return finished;
 }
 
 export async function runCategory(ctx: ExpiryContext, policy: Policy): Promise<CategoryOutcome> {

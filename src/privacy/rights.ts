@@ -46,10 +46,10 @@ export const FINAL_STATUSES: readonly DsrStatus[] = ['completed', 'partially_com
 
 /** Records that a deletion keeps, restricted, because the law requires them; erased when the period ends. */
 export const RETAINED_BY_LAW = [
-  { category: 'invoices', basis: 'German Commercial Code § 257 and Fiscal Code § 147 (accounting records)', years: 10 },
-  { category: 'payments', basis: 'German Fiscal Code § 147 (records of business transactions)', years: 10 },
+  { category: 'invoices', basis: 'German Commercial Code § 257 and Fiscal Code § 147 (accounting vouchers)', years: 8 },
+  { category: 'payments', basis: 'German Fiscal Code § 147 (records of business transactions)', years: 8 },
   { category: 'ledger_entries', basis: 'German Commercial Code § 257 (books of account)', years: 10 },
-  { category: 'tax_data', basis: 'German Fiscal Code § 147; VAT Act § 14b (VAT records, customer VAT id)', years: 10 },
+  { category: 'tax_data', basis: 'German Fiscal Code § 147; VAT Act § 14b (VAT records, customer VAT id; kept with the invoices)', years: 8 },
 ] as const;
 
 /** Fields a correction may change, per record. Anything else is refused as invalid input. */

@@ -275,6 +275,9 @@ describe('data-subject requests: each right and its effect on the data', () => {
     const evidence = await db('erasure_evidence').where({ request_id: request.id });
     expect(evidence).toEqual(expect.arrayContaining([expect.objectContaining({ category: 'login_records', action: 'erased', rows: 1 }), expect.objectContaining({ category: 'usage_metadata', action: 'stripped', rows: 2 })]));
     expect(JSON.stringify(evidence)).not.toContain(p.email);
+    // What was kept is remembered per account, for the retention schedule to finish when the period ends.
+    const kept = await db('dsr_kept_records').where({ request_id: request.id }).select('account_id', 'category', 'erased_at');
+    expect(kept).toEqual(expect.arrayContaining([{ account_id: p.accountId, category: 'invoices', erased_at: null }]));
   });
 
   it('restriction and objection leave the subject out of usage analytics while billing goes on; consent withdrawal is recorded with history', async () => {

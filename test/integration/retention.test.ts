@@ -199,6 +199,105 @@ describe('metadata expiry', () => {
     expect(await db('retention_policy_changes').where({ category: 'login_records' }).first()).toMatchObject({ old_period: 180, new_period: 120, reason: 'shorter after DPIA', changed_by: expect.stringMatching(/^cli:/) });
   });
 
+  it('deletes billing records past their statutory period, carries the ledger forward, and finishes what deletion requests had to keep', async () => {
+    const ops = staffOperations({ db, clock: systemClock });
+    const gone = (await ops.createAccount({ name: 'Gone Customer' })).id; // erased subject's closed account
+    const ongoing = (await ops.createAccount({ name: 'Ongoing' })).id;
+    const held = (await ops.createAccount({ name: 'Held Billing' })).id;
+    await db('accounts').where({ id: gone }).update({ status: 'closed', vat_id: 'DE123456789' });
+    const at = (iso: string) => new Date(iso);
+    let n = 0;
+    const invoice = async (accountId: string, issued: string, extra: Record<string, unknown> = {}) => {
+      const [row] = await db('invoices')
+        .insert({
+          kind: 'invoice', account_id: accountId, period: `${issued.slice(0, 7)}-${++n}`, status: 'finalized', series: 'MR-OLD', number: `MR-OLD-${randomUUID()}`, plan: 'prepaid', currency: 'USD',
+          subtotal: '1', tax_rate: '0', tax_amount: '0', total: '1', credits_applied: '1', amount_due: '0', tax_kind: 'reverse_charge', customer: JSON.stringify({ name: 'Gone Customer', vatId: 'DE123456789' }),
+          issuer: '{}', issued_at: at(issued), created_at: at(issued), ...extra,
+        })
+        .returning('id');
+      await db('invoice_lines').insert({ invoice_id: row.id, position: 1, description: 'm input', model: 'm', kind: 'input', quantity: 1, unit_price_per_mtok: '1', amount: '1', usage_period: issued.slice(0, 7) });
+      return row.id as string;
+    };
+    const creditNote = async (accountId: string, voids: string, issued: string) => invoice(accountId, issued, { kind: 'credit_note', voids_invoice_id: voids, total: '-1' });
+    const entry = async (accountId: string, kind: string, amount: string, created: string, extra: Record<string, unknown> = {}) =>
+      (await db('ledger_entries').insert({ account_id: accountId, kind, contra: kind === 'usage' ? 'revenue' : kind === 'topup' ? 'cash' : 'adjustments', amount, idempotency_key: randomUUID(), reference_type: 'test', reference_id: 'x', actor: 'test', balance_after: '0', created_at: at(created), ...extra }).returning('id'))[0].id as string;
+
+    // The erased subject's closed account: everything from 2014-2015.
+    const inv2014 = await invoice(gone, '2014-03-01T00:00:00Z');
+    await db('usage_hourly').insert({ account_id: gone, hour: at('2014-02-01T10:00:00Z'), model: 'm', provider: 'p', price_id: 'old', requests: 1, input_tokens: 1, cache_read_tokens: 0, cache_write_tokens: 0, output_tokens: 0, reasoning_tokens: 0, cost: '1', invoiced_by: inv2014 });
+    const inv2015 = await invoice(gone, '2015-03-01T00:00:00Z');
+    await creditNote(gone, inv2015, '2015-04-01T00:00:00Z');
+    await db('payments').insert({ provider: 'stripe', provider_payment_id: `pi_old_${randomUUID()}`, account_id: gone, amount: '100', currency: 'USD', status: 'succeeded', received_at: at('2014-01-05T00:00:00Z') });
+    await entry(gone, 'topup', '100', '2014-01-05T00:00:00Z');
+    await entry(gone, 'usage', '-30', '2014-06-01T00:00:00Z');
+    await db('account_balances').insert({ account_id: gone, balance: '70' }).onConflict('account_id').merge();
+    const [request] = await db('dsr_requests')
+      .insert({
+        type: 'deletion', channel: 'staff', subject_email: null, subject_email_hash: 'y', jurisdiction: 'gdpr', received_at: new Date(now - 20 * DAY), due_date: dayOf(now + 10 * DAY),
+        due_at: new Date(now + 10 * DAY), extension_notice_by: new Date(now + 10 * DAY), status: 'completed', closed_at: new Date(now - 10 * DAY), created_by: 'test-kept',
+      })
+      .returning('id');
+    const keptAt = at('2016-06-01T00:00:00Z');
+    await db('dsr_kept_records').insert(
+      [['invoices', 3], ['payments', 1], ['ledger_entries', 2], ['tax_data', 1]].map(([category, rows]) => ({ request_id: request.id, account_id: gone, category, rows, kept_at: keptAt })),
+    );
+
+    // An account still in business: a 2016 invoice whose credit note is recent stays; a reversed 2014 entry stays with its recent reversal.
+    const inv2016 = await invoice(ongoing, '2016-05-01T00:00:00Z');
+    await creditNote(ongoing, inv2016, new Date(now - 30 * DAY).toISOString());
+    await entry(ongoing, 'topup', '10', '2014-01-05T00:00:00Z');
+    const adj = await entry(ongoing, 'adjustment', '7', '2014-02-01T00:00:00Z');
+    await entry(ongoing, 'reversal', '-7', new Date(now - 30 * DAY).toISOString(), { reverses_entry_id: adj });
+    await db('account_balances').insert({ account_id: ongoing, balance: '10' }).onConflict('account_id').merge();
+
+    // Under a legal hold: nothing goes.
+    await invoice(held, '2014-03-01T00:00:00Z');
+    await entry(held, 'topup', '5', '2014-01-05T00:00:00Z');
+    await db('account_balances').insert({ account_id: held, balance: '5' }).onConflict('account_id').merge();
+    const hold = await runCliJson(['legal-holds', 'add', '--account', held, '--reason', 'tax audit 2014'], env);
+
+    const sumsAgree = async (accountId: string) => {
+      const b = await db('account_balances').where({ account_id: accountId }).first('balance');
+      const s = await db('ledger_entries').where({ account_id: accountId }).sum('amount as s').first();
+      return Number(b!.balance) === Number(s!.s);
+    };
+
+    await withTestWorker(config, db, async () => {
+      const run = await runCliJson(['retention', 'run'], env);
+      const by = (c: string) => run.categories.find((x: { category: string }) => x.category === c);
+      // Invoices (8 years from the year's end): 2014, 2015 and its credit note; not 2016's (its note is recent), not the held account's.
+      expect(by('invoices')).toMatchObject({ expiredRows: 3, keptHold: 1, keptOther: 1 });
+      expect(await db('invoices').where({ account_id: gone })).toEqual([]);
+      expect(await db('invoice_lines').whereIn('invoice_id', [inv2014, inv2015])).toEqual([]);
+      expect(await db('usage_hourly').where({ account_id: gone })).toEqual([]);
+      expect(await db('invoices').where({ account_id: ongoing }).count('* as n').first()).toEqual({ n: 2 });
+      expect(by('payments')).toMatchObject({ expiredRows: 1, keptHold: 0 });
+      // Ledger (10 years): 2014's entries go, their sum is carried forward; the reversed one stays with its reversal.
+      expect(by('ledger_entries')).toMatchObject({ expiredRows: 3, keptHold: 1 });
+      expect(await db('ledger_entries').where({ account_id: gone }).select('kind', 'amount')).toEqual([{ kind: 'carried_forward', amount: '70.000000000000' }]);
+      expect((await db('ledger_entries').where({ account_id: ongoing }).orderBy('id').pluck('kind'))).toEqual(['adjustment', 'reversal', 'carried_forward']);
+      for (const a of [gone, ongoing, held]) expect(await sumsAgree(a)).toBe(true);
+      expect(await db('ledger_entries').where({ account_id: held }).count('* as n').first()).toEqual({ n: 1 });
+
+      // The deletion request's kept records are finished: evidence with counts, the trail says so, the closed account's VAT id is gone.
+      expect(await db('dsr_kept_records').where({ request_id: request.id }).whereNull('erased_at')).toEqual([]);
+      expect(await db('erasure_evidence').where({ request_id: request.id, action: 'erased_after_retention' }).orderBy('category').select('category', 'rows')).toEqual([
+        { category: 'invoices', rows: 3 }, { category: 'ledger_entries', rows: 2 }, { category: 'payments', rows: 1 }, { category: 'tax_data', rows: 1 },
+      ]);
+      const trail = await db('dsr_events').where({ request_id: request.id, action: 'kept_records_erased' }).orderBy('id');
+      expect(trail.map((e) => [e.actor, e.detail.category, e.detail.rows])).toEqual(expect.arrayContaining([['system:retention', 'invoices', 3], ['system:retention', 'payments', 1], ['system:retention', 'ledger_entries', 2], ['system:retention', 'tax_data', 1]]));
+      expect(JSON.stringify(trail)).not.toContain('DE123456789');
+      expect((await db('accounts').where({ id: gone }).first('vat_id'))!.vat_id).toBeNull();
+
+      // Again: nothing new (a lone carry-forward is not folded again), and the trail is not repeated.
+      const second = await runCliJson(['retention', 'run'], env);
+      for (const c of second.categories) expect([c.category, c.expiredRows]).toEqual([c.category, 0]);
+      expect(await db('ledger_entries').where({ account_id: gone }).count('* as n').first()).toEqual({ n: 1 });
+      expect(await db('dsr_events').where({ request_id: request.id, action: 'kept_records_erased' }).count('* as n').first()).toEqual({ n: 4 });
+    });
+    await runCliJson(['legal-holds', 'release', hold.id, '--reason', 'audit closed'], env);
+  });
+
   it('is scheduled daily, skipping overlaps', () => {
     const daily = productionSchedules(config).find((s) => s.scheduleId === 'metadata-expiry-daily');
     expect(daily).toMatchObject({ workflowType: 'metadataExpiry', at: { hour: 3, minute: 30 } });

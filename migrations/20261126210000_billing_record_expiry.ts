@@ -1,0 +1,120 @@
+import type { Knex } from 'knex';
+import { checkIn } from '../src/db/ddl';
+
+/**
+ * Billing records leave at the end of their statutory period.
+ *
+ * - Invoices (with their lines, credit notes and the usage_hourly rows they
+ *   consumed), payments and ledger entries may be deleted, and only by the
+ *   retention schedule: the immutability triggers let a DELETE through when
+ *   the transaction has said `SET LOCAL mixroute.retention = 'on'`. Nothing
+ *   else changes: a finalized invoice still cannot be edited, an entry still
+ *   cannot be updated.
+ * - Expired ledger entries are replaced by one `carried_forward` entry per
+ *   account for their sum, so a balance still equals the sum of its entries.
+ * - retention_policies: invoices, payments and ledger entries now `delete`
+ *   (they were `archive`: reported, never removed).
+ * - dsr_kept_records: what a deletion request had to keep because the law
+ *   requires it, per account and category, so that the schedule can finish the
+ *   erasure when the period ends and append it to the request's trail. Ids and
+ *   counts only; no foreign key, because it outlives the request (closed
+ *   requests expire after 24 months, billing records after 8 or 10 years).
+ */
+export async function up(knex: Knex): Promise<void> {
+  await knex.raw(`
+    CREATE OR REPLACE FUNCTION invoices_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF TG_OP = 'DELETE' THEN
+        IF current_setting('mixroute.retention', true) = 'on' THEN RETURN OLD; END IF;
+        IF OLD.status <> 'draft' THEN RAISE EXCEPTION 'invoice % is % and cannot be deleted', OLD.number, OLD.status USING ERRCODE = 'restrict_violation'; END IF;
+        RETURN OLD;
+      END IF;
+      IF OLD.status = 'finalized' AND NOT (
+           NEW.status = 'void'
+           AND (to_jsonb(NEW) - ARRAY['status','voided_by','void_reason']) = (to_jsonb(OLD) - ARRAY['status','voided_by','void_reason'])) THEN
+        RAISE EXCEPTION 'invoice % is finalized and immutable: void it with a credit note', OLD.number USING ERRCODE = 'restrict_violation';
+      END IF;
+      IF OLD.status = 'void' THEN
+        RAISE EXCEPTION 'invoice % is void and immutable', OLD.number USING ERRCODE = 'restrict_violation';
+      END IF;
+      RETURN NEW;
+    END $$`);
+  await knex.raw(`
+    CREATE OR REPLACE FUNCTION invoice_lines_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE st text;
+    BEGIN
+      IF TG_OP = 'DELETE' AND current_setting('mixroute.retention', true) = 'on' THEN RETURN OLD; END IF;
+      SELECT status INTO st FROM invoices WHERE id = COALESCE(OLD.invoice_id, NEW.invoice_id);
+      IF st IS DISTINCT FROM 'draft' THEN
+        RAISE EXCEPTION 'the lines of a % invoice cannot change', st USING ERRCODE = 'restrict_violation';
+      END IF;
+      RETURN COALESCE(NEW, OLD);
+    END $$`);
+  await knex.raw(`
+    CREATE OR REPLACE FUNCTION ledger_entries_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF TG_OP = 'DELETE' AND current_setting('mixroute.retention', true) = 'on' THEN RETURN NULL; END IF;
+      RAISE EXCEPTION 'ledger_entries is append-only: correct an entry with a reversal'
+        USING ERRCODE = 'restrict_violation';
+    END $$`);
+
+  await knex.raw(`ALTER TABLE ledger_entries DROP CONSTRAINT ledger_entries_kind_check`);
+  await knex.raw(checkIn('ledger_entries', 'kind', ['topup', 'grant', 'usage', 'refund', 'adjustment', 'reversal', 'carried_forward']));
+  await knex.raw(`ALTER TABLE ledger_entries DROP CONSTRAINT ledger_entries_contra_check`);
+  await knex.raw(checkIn('ledger_entries', 'contra', ['cash', 'revenue', 'promotions', 'adjustments', 'carried_forward']));
+
+  await knex('retention_policies').whereIn('category', ['invoices', 'payments', 'ledger_entries']).update({ action: 'delete' });
+
+  await knex.schema.createTable('dsr_kept_records', (t) => {
+    t.uuid('request_id').notNullable();
+    t.uuid('account_id').notNullable();
+    t.text('category').notNullable();
+    t.integer('rows').notNullable();
+    t.timestamp('kept_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
+    t.timestamp('erased_at', { useTz: true }).nullable();
+    t.primary(['request_id', 'account_id', 'category']);
+  });
+  await knex.raw(`CREATE INDEX dsr_kept_records_open ON dsr_kept_records (category) WHERE erased_at IS NULL`);
+}
+
+export async function down(knex: Knex): Promise<void> {
+  await knex.schema.dropTable('dsr_kept_records');
+  await knex('retention_policies').whereIn('category', ['invoices', 'payments', 'ledger_entries']).update({ action: 'archive' });
+  await knex.raw(`ALTER TABLE ledger_entries DROP CONSTRAINT ledger_entries_contra_check`);
+  await knex.raw(checkIn('ledger_entries', 'contra', ['cash', 'revenue', 'promotions', 'adjustments']));
+  await knex.raw(`ALTER TABLE ledger_entries DROP CONSTRAINT ledger_entries_kind_check`);
+  await knex.raw(checkIn('ledger_entries', 'kind', ['topup', 'grant', 'usage', 'refund', 'adjustment', 'reversal']));
+  await knex.raw(`
+    CREATE OR REPLACE FUNCTION ledger_entries_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      RAISE EXCEPTION 'ledger_entries is append-only: correct an entry with a reversal'
+        USING ERRCODE = 'restrict_violation';
+    END $$`);
+  await knex.raw(`
+    CREATE OR REPLACE FUNCTION invoice_lines_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE st text;
+    BEGIN
+      SELECT status INTO st FROM invoices WHERE id = COALESCE(OLD.invoice_id, NEW.invoice_id);
+      IF st IS DISTINCT FROM 'draft' THEN
+        RAISE EXCEPTION 'the lines of a % invoice cannot change', st USING ERRCODE = 'restrict_violation';
+      END IF;
+      RETURN COALESCE(NEW, OLD);
+    END $$`);
+  await knex.raw(`
+    CREATE OR REPLACE FUNCTION invoices_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF TG_OP = 'DELETE' THEN
+        IF OLD.status <> 'draft' THEN RAISE EXCEPTION 'invoice % is % and cannot be deleted', OLD.number, OLD.status USING ERRCODE = 'restrict_violation'; END IF;
+        RETURN OLD;
+      END IF;
+      IF OLD.status = 'finalized' AND NOT (
+           NEW.status = 'void'
+           AND (to_jsonb(NEW) - ARRAY['status','voided_by','void_reason']) = (to_jsonb(OLD) - ARRAY['status','voided_by','void_reason'])) THEN
+        RAISE EXCEPTION 'invoice % is finalized and immutable: void it with a credit note', OLD.number USING ERRCODE = 'restrict_violation';
+      END IF;
+      IF OLD.status = 'void' THEN
+        RAISE EXCEPTION 'invoice % is void and immutable', OLD.number USING ERRCODE = 'restrict_violation';
+      END IF;
+      RETURN NEW;
+    END $$`);
+}

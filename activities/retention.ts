@@ -5,7 +5,7 @@ import { runCategory, type Policy } from '../src/db/retention';
 import type { RetentionCategoryCounts } from '../workflows/messages';
 
 /** The order categories run in: minimisation before row expiry, usage first (the largest), billing records last. */
-const ORDER = ['usage_events.network', 'usage_events', 'security_events', 'login_records', 'notification_outbox', 'dsr_packages', 'dsr_requests', 'closed_accounts', 'invoices', 'payments', 'ledger_entries'];
+const ORDER = ['usage_events.network', 'usage_events', 'usage_events.erased_subjects', 'security_events', 'login_records', 'notification_outbox', 'dsr_packages', 'dsr_requests', 'closed_accounts', 'invoices', 'payments', 'ledger_entries'];
 
 export function retentionActivities({ db, clock }: { db: Db; clock: Clock }) {
   return {

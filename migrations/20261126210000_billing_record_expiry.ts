@@ -14,11 +14,15 @@ import { checkIn } from '../src/db/ddl';
  *   account for their sum, so a balance still equals the sum of its entries.
  * - retention_policies: invoices, payments and ledger entries now `delete`
  *   (they were `archive`: reported, never removed).
- * - dsr_kept_records: what a deletion request had to keep because the law
- *   requires it, per account and category, so that the schedule can finish the
- *   erasure when the period ends and append it to the request's trail. Ids and
- *   counts only; no foreign key, because it outlives the request (closed
- *   requests expire after 24 months, billing records after 8 or 10 years).
+ * - dsr_kept_records: what a deletion request had to keep, per account and
+ *   category, so that the schedule can finish the erasure when it may and
+ *   append it to the request's trail: records the law keeps (until their
+ *   period ends) and the subject's usage metadata (until it is invoiced and
+ *   reconciled; subject_user_id says whose). Ids and counts only; no foreign
+ *   key, because it outlives the request (closed requests expire after 24
+ *   months, billing records after 8 or 10 years).
+ * - retention_policies gains `usage_events.erased_subjects`: an erased
+ *   subject's usage events go as soon as they are billed (period 0).
  */
 export async function up(knex: Knex): Promise<void> {
   await knex.raw(`
@@ -70,14 +74,28 @@ export async function up(knex: Knex): Promise<void> {
     t.uuid('account_id').notNullable();
     t.text('category').notNullable();
     t.integer('rows').notNullable();
+    t.uuid('subject_user_id').nullable();
     t.timestamp('kept_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
     t.timestamp('erased_at', { useTz: true }).nullable();
     t.primary(['request_id', 'account_id', 'category']);
   });
   await knex.raw(`CREATE INDEX dsr_kept_records_open ON dsr_kept_records (category) WHERE erased_at IS NULL`);
+  // Period 0 for this one category ("as soon as billed"); staff still set periods of at least 1 (the CLI and API check).
+  await knex.raw(`ALTER TABLE retention_policies DROP CONSTRAINT retention_policies_period_positive`);
+  await knex.raw(`ALTER TABLE retention_policies ADD CONSTRAINT retention_policies_period_positive CHECK (period > 0 OR category = 'usage_events.erased_subjects')`);
+  await knex('retention_policies').insert({
+    category: 'usage_events.erased_subjects',
+    period: 0,
+    unit: 'days',
+    action: 'delete',
+    legal_basis: 'Right to erasure (Art. 17 GDPR): usage metadata of a subject who asked for deletion is kept only until it is invoiced and reconciled (contract and legal obligation, Art. 17(3)(b)), then deleted',
+  });
 }
 
 export async function down(knex: Knex): Promise<void> {
+  await knex('retention_policies').where({ category: 'usage_events.erased_subjects' }).delete();
+  await knex.raw(`ALTER TABLE retention_policies DROP CONSTRAINT retention_policies_period_positive`);
+  await knex.raw(`ALTER TABLE retention_policies ADD CONSTRAINT retention_policies_period_positive CHECK (period > 0)`);
   await knex.schema.dropTable('dsr_kept_records');
   await knex('retention_policies').whereIn('category', ['invoices', 'payments', 'ledger_entries']).update({ action: 'archive' });
   await knex.raw(`ALTER TABLE ledger_entries DROP CONSTRAINT ledger_entries_contra_check`);

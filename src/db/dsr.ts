@@ -181,6 +181,11 @@ export async function eraseSubject(db: Db, requestId: string, subject: Subject):
       }
       counts.push({ category: kept.category, action: 'restricted', rows: total });
     }
+    // Usage metadata (already stripped of IP and browser above) waits only until it is invoiced and reconciled.
+    const usage = (await trx.raw(`SELECT user_id, account_id, count(*)::int AS n FROM usage_events WHERE user_id = ANY(?::uuid[]) GROUP BY 1, 2`, [userIds])).rows as { user_id: string; account_id: string; n: number }[];
+    for (const u of usage) {
+      await trx('dsr_kept_records').insert({ request_id: requestId, account_id: u.account_id, category: 'usage_metadata', subject_user_id: u.user_id, rows: u.n }).onConflict(['request_id', 'account_id', 'category']).ignore();
+    }
     for (const c of counts) {
       await trx('erasure_evidence').insert({ request_id: requestId, category: c.category, rows: c.rows, action: c.action }).onConflict(['request_id', 'category', 'action']).ignore();
     }

@@ -393,12 +393,13 @@ const KEPT_REMAINING: Record<string, string> = {
   tax_data: `EXISTS (SELECT 1 FROM invoices i WHERE i.account_id = k.account_id AND COALESCE(i.issued_at, i.created_at) <= k.kept_at)`,
   payments: `EXISTS (SELECT 1 FROM payments p WHERE p.account_id = k.account_id AND p.received_at <= k.kept_at)`,
   ledger_entries: `EXISTS (SELECT 1 FROM ledger_entries e WHERE e.account_id = k.account_id AND e.created_at <= k.kept_at AND e.kind <> 'carried_forward')`,
+  usage_metadata: `EXISTS (SELECT 1 FROM usage_events e WHERE e.user_id = k.subject_user_id AND e.occurred_at <= k.kept_at)`,
 };
 
 /**
  * Finishes what deletion requests had to keep: once the records of a category
- * that an erased subject's account had at the time are all past their period
- * and gone, the kept record is closed, the evidence gains the count (never a
+ * that an erased subject's account had at the time are all gone (billing
+ * records past their period; usage metadata once billed), the kept record is closed, the evidence gains the count (never a
  * value), and the request's trail says so (if the request itself has not yet
  * expired; the evidence outlives it). For tax data, a closed account's VAT id
  * goes too; an active business account keeps its current VAT id.
@@ -444,8 +445,37 @@ export async function finishKeptRecords(ctx: ExpiryContext, categories: string[]
   return finished;
 }
 
+/**
+ * The usage events of subjects who asked for deletion (their user erased) go
+ * as soon as they are billed, whatever the usage-events period: the same
+ * guards as any expiry (settled, month reconciled, nothing uninvoiced before
+ * them, no legal hold). Row by row in batches: there are few of them.
+ */
+async function expireErasedSubjectsUsage(ctx: ExpiryContext, cutoff: Date): Promise<CategoryOutcome> {
+  const out = blank('usage_events.erased_subjects', cutoff);
+  const ERASED = `e.user_id IN (SELECT id FROM users WHERE erased_at IS NOT NULL) AND e.occurred_at < ?`;
+  for (;;) {
+    const r = await ctx.db.raw(
+      `DELETE FROM usage_events t WHERE (t.request_id, t.occurred_at) IN (
+         SELECT e.request_id, e.occurred_at FROM usage_events e WHERE ${ERASED} AND NOT ${MUST_KEEP} LIMIT ?)`,
+      [cutoff, ctx.batchSize],
+    );
+    const n = rowCount(r);
+    out.expiredRows += n;
+    ctx.onProgress?.();
+    if (n < ctx.batchSize) break;
+  }
+  for (const row of (await ctx.db.raw(`SELECT ${KEEP_REASON} AS reason, count(*)::bigint AS n FROM usage_events e WHERE ${ERASED} AND ${MUST_KEEP} GROUP BY 1`, [cutoff])).rows) {
+    if (row.reason === 'hold') out.keptHold += Number(row.n);
+    else out.keptUnbilled += Number(row.n);
+  }
+  await finishKeptRecords(ctx, ['usage_metadata']);
+  return out;
+}
+
 export async function runCategory(ctx: ExpiryContext, policy: Policy): Promise<CategoryOutcome> {
   const cutoff = cutoffFor(policy, ctx.now);
+  if (policy.category === 'usage_events.erased_subjects') return expireErasedSubjectsUsage(ctx, cutoff);
   if (policy.category === 'usage_events') return expireUsageEvents(ctx, cutoff);
   if (policy.category === 'usage_events.network') return minimiseNetworkFields(ctx, cutoff);
   return expireRows(ctx, policy, cutoff);

@@ -189,7 +189,7 @@ describe('metadata expiry', () => {
   it('policies are listed with their basis; changing one needs a reason and is recorded', async () => {
     const policies = await runCliJson(['retention', 'policies'], env);
     expect(policies.map((p: { category: string }) => p.category).sort()).toEqual(
-      ['closed_accounts', 'dsr_packages', 'dsr_requests', 'invoices', 'ledger_entries', 'login_records', 'notification_outbox', 'payments', 'security_events', 'usage_events', 'usage_events.network'].sort(),
+      ['closed_accounts', 'dsr_packages', 'dsr_requests', 'invoices', 'ledger_entries', 'login_records', 'notification_outbox', 'payments', 'security_events', 'usage_events', 'usage_events.erased_subjects', 'usage_events.network'].sort(),
     );
     expect(policies.find((p: { category: string }) => p.category === 'invoices')).toMatchObject({ period: 8, unit: 'years_after_year_end', legalBasis: expect.stringContaining('§ 257') });
     const bad = await runCli(['retention', 'set', '--category', 'login_records', '--period', '0', '--reason', 'no'], env);
@@ -241,6 +241,17 @@ describe('metadata expiry', () => {
     await db('dsr_kept_records').insert(
       [['invoices', 3], ['payments', 1], ['ledger_entries', 2], ['tax_data', 1]].map(([category, rows]) => ({ request_id: request.id, account_id: gone, category, rows, kept_at: keptAt })),
     );
+    // The erased subject's recent usage: two events billed (settled, month reconciled), one not settled yet.
+    const erased = await ops.createUser({ accountId: gone, name: 'Olga', email: 'olga@example.com' });
+    await db('users').where({ id: erased.id }).update({ name: 'erased', email: `erased-${erased.id}@erased.invalid`, erased_at: new Date() });
+    await db('reconciliation_reports').insert({
+      id: randomUUID(), workflow_id: 'test-erased', scope: 'period', label: monthOf(tenDaysAgo), window_start: new Date(), window_end: new Date(),
+      trigger: 'staff', requested_by: 'test', status: 'finished', verdict: 'clean',
+    });
+    await event(gone, tenDaysAgo + 1_000, { user_id: erased.id });
+    await event(gone, tenDaysAgo + 2_000, { user_id: erased.id });
+    const unsettled = await event(gone, tenDaysAgo + 3_000, { user_id: erased.id, settled_at: null });
+    await db('dsr_kept_records').insert({ request_id: request.id, account_id: gone, category: 'usage_metadata', subject_user_id: erased.id, rows: 3, kept_at: new Date() });
 
     // An account still in business: a 2016 invoice whose credit note is recent stays; a reversed 2014 entry stays with its recent reversal.
     const inv2016 = await invoice(ongoing, '2016-05-01T00:00:00Z');
@@ -280,7 +291,7 @@ describe('metadata expiry', () => {
       expect(await db('ledger_entries').where({ account_id: held }).count('* as n').first()).toEqual({ n: 1 });
 
       // The deletion request's kept records are finished: evidence with counts, the trail says so, the closed account's VAT id is gone.
-      expect(await db('dsr_kept_records').where({ request_id: request.id }).whereNull('erased_at')).toEqual([]);
+      expect(await db('dsr_kept_records').where({ request_id: request.id }).whereNull('erased_at').pluck('category')).toEqual(['usage_metadata']);
       expect(await db('erasure_evidence').where({ request_id: request.id, action: 'erased_after_retention' }).orderBy('category').select('category', 'rows')).toEqual([
         { category: 'invoices', rows: 3 }, { category: 'ledger_entries', rows: 2 }, { category: 'payments', rows: 1 }, { category: 'tax_data', rows: 1 },
       ]);
@@ -288,12 +299,23 @@ describe('metadata expiry', () => {
       expect(trail.map((e) => [e.actor, e.detail.category, e.detail.rows])).toEqual(expect.arrayContaining([['system:retention', 'invoices', 3], ['system:retention', 'payments', 1], ['system:retention', 'ledger_entries', 2], ['system:retention', 'tax_data', 1]]));
       expect(JSON.stringify(trail)).not.toContain('DE123456789');
       expect((await db('accounts').where({ id: gone }).first('vat_id'))!.vat_id).toBeNull();
+      // The erased subject's billed usage is gone at once (not after 90 days); the unsettled event waits, and so does its kept record.
+      expect(by('usage_events.erased_subjects')).toMatchObject({ expiredRows: 2, keptUnbilled: 1 });
+      expect(await db('usage_events').where({ user_id: erased.id }).pluck('request_id')).toEqual([unsettled]);
+      expect(await db('dsr_kept_records').where({ request_id: request.id, category: 'usage_metadata' }).first()).toMatchObject({ erased_at: null });
 
       // Again: nothing new (a lone carry-forward is not folded again), and the trail is not repeated.
       const second = await runCliJson(['retention', 'run'], env);
       for (const c of second.categories) expect([c.category, c.expiredRows]).toEqual([c.category, 0]);
       expect(await db('ledger_entries').where({ account_id: gone }).count('* as n').first()).toEqual({ n: 1 });
       expect(await db('dsr_events').where({ request_id: request.id, action: 'kept_records_erased' }).count('* as n').first()).toEqual({ n: 4 });
+
+      // Once settled it goes too, and the trail says the usage metadata is erased.
+      await db('usage_events').where({ request_id: unsettled }).update({ settled_at: new Date() });
+      const third = await runCliJson(['retention', 'run'], env);
+      expect(third.categories.find((c: { category: string }) => c.category === 'usage_events.erased_subjects')).toMatchObject({ expiredRows: 1, keptUnbilled: 0 });
+      expect(await db('usage_events').where({ user_id: erased.id })).toEqual([]);
+      expect(await db('dsr_events').where({ request_id: request.id, action: 'kept_records_erased' }).orderBy('id').pluck('detail')).toContainEqual({ category: 'usage_metadata', accountId: gone, rows: 3 });
     });
     await runCliJson(['legal-holds', 'release', hold.id, '--reason', 'audit closed'], env);
   });

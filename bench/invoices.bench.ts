@@ -105,7 +105,7 @@ async function main(): Promise<number> {
 
       temporal = await startDevServer({ cliPath: findTemporalCli(undefined), port: await freePort(), logFile: path.join(tmp, 'temporal.log') });
       live.temporal = temporal;
-      const env = { ...cleanEnv(), DATABASE_URL: databaseUrl, TEMPORAL_ADDRESS: temporal.address, TEMPORAL_TASK_QUEUE: `bench-${tag}`, LOG_LEVEL: 'warn', DATABASE_POOL_MAX: '20' };
+      const env = { ...cleanEnv(), DATABASE_URL: databaseUrl, TEMPORAL_ADDRESS: temporal.address, TEMPORAL_TASK_QUEUE: `bench-${tag}`, LOG_LEVEL: 'warn', DATABASE_POOL_MAX: '20', ...(process.env.BENCH_INVOICE_CONCURRENCY ? { INVOICE_RUN_CONCURRENCY: process.env.BENCH_INVOICE_CONCURRENCY } : {}) };
       const worker = spawnNode('worker', ['bin/mixroute.js', 'worker'], env);
       children.push(worker);
       connection = await Connection.connect({ address: temporal.address });

@@ -69,8 +69,8 @@ export const configSchema = z.object({
   INVOICE_SERIES_PREFIX: z.string().regex(/^[A-Z]{1,8}$/, 'upper-case letters').default('MR'),
   INVOICE_PAYMENT_TERMS_DAYS: z.coerce.number().int().min(0).max(365).default(14),
   INVOICE_GRACE_HOURS: z.coerce.number().min(0).max(24 * 31).default(6),
-  INVOICE_RUN_CONCURRENCY: z.coerce.number().int().min(1).max(500).default(20),
-  INVOICE_RUN_PAGE_SIZE: z.coerce.number().int().min(1).max(5_000).default(200),
+  INVOICE_RUN_CONCURRENCY: z.coerce.number().int().min(1).max(500).default(8),
+  INVOICE_RUN_PAGE_SIZE: z.coerce.number().int().min(1).max(5_000).default(500),
   RECONCILE_SETTLEMENT_LAG_S: z.coerce.number().int().min(0).max(86_400).default(900),
   RECONCILE_PAYMENT_GRACE_S: z.coerce.number().int().min(0).max(86_400).default(900),
   RECONCILE_DAILY_AT: z

@@ -4,6 +4,7 @@ import {
   continueAsNew,
   executeChild,
   ParentClosePolicy,
+  patched,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
@@ -13,22 +14,37 @@ import {
 import type { Activities } from '../activities';
 import { Money, toAmountString } from '../src/billing/money';
 import { invoiceAccount } from './invoiceAccount';
-import { invoiceRunStatusQuery, type InvoiceRunInput, type InvoiceRunState } from './messages';
+import { invoiceRunStatusQuery, type InvoiceAccountResult, type InvoiceRunInput, type InvoiceRunState } from './messages';
 
 const { listBillableAccounts } = proxyActivities<Activities>({
   startToCloseTimeout: '2 minutes',
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
 });
 
+const { invoiceAccountBatch } = proxyActivities<Activities>({
+  startToCloseTimeout: '30 minutes',
+  // Heartbeats come after every account (seconds at most), so a killed worker's batch resumes within this.
+  heartbeatTimeout: '10 seconds',
+  retry: { initialInterval: '1 second', maximumInterval: '1 minute', maximumAttempts: 10 },
+});
+
+/** Accounts per batch activity, at most: a batch is invoiced one account after another. */
+const MAX_BATCH = 50;
+
+/** Runs started before batching keep their child workflow per account when replayed or resumed. */
+const BATCHED_PATCH = 'invoice-run-batched';
+
 /** Failures kept with their reason in the state (the count is always exact). */
 const MAX_FAILURES_KEPT = 500;
 
 /**
  * `invoice-run:{period}`: invoices every account with billable activity in
- * the period. It pages through accounts (keyset on account id), runs one
- * child `invoice:{accountId}:{period}` per account with bounded concurrency,
- * and continues as new after every page, so its history stays small for any
- * number of accounts. Progress is a query and search attributes.
+ * the period. It pages through accounts (keyset on account id), invoices each
+ * page in batches (one `invoiceAccountBatch` activity per batch, at most
+ * `concurrency` at a time), and continues as new after every page, so its
+ * history stays small for any number of accounts. Runs started before batching
+ * keep one child `invoice:{accountId}:{period}` per account. Progress is a
+ * query and search attributes.
  */
 export async function invoiceRun(input: InvoiceRunInput): Promise<InvoiceRunState> {
   const state: InvoiceRunState = input.state ?? {
@@ -63,42 +79,79 @@ export async function invoiceRun(input: InvoiceRunInput): Promise<InvoiceRunStat
   state.cursor = page.at(-1) ?? state.cursor;
   state.listingDone = page.length < input.pageSize;
 
-  // Bounded concurrency: at most `concurrency` children at a time.
-  let next = 0;
-  let running = 0;
-  const startNext = async (): Promise<void> => {
-    const accountId = page[next++]!;
-    running++;
-    try {
-      const childId = input.dryRun
-        ? `invoice-dry-run:${accountId}:${input.period}:${workflowInfo().firstExecutionRunId}`
-        : `invoice:${accountId}:${input.period}`;
-      const r = await executeChild(invoiceAccount, {
-        workflowId: childId,
-        args: [{ accountId, period: input.period, dryRun: input.dryRun }],
-        parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
-        workflowIdReusePolicy: 'ALLOW_DUPLICATE',
-      });
-      if (r.status === 'skipped') state.skipped++;
-      else {
-        if (r.status === 'invoiced') state.invoiced++;
-        if (r.status === 'existing') state.existing++;
-        state.totals[r.currency] = toAmountString(new Money(state.totals[r.currency] ?? '0').plus(r.total));
-      }
-      state.done++;
-    } catch (err) {
-      state.failed++;
-      if (state.failures.length < MAX_FAILURES_KEPT) state.failures.push({ accountId, reason: failureReason(err) });
-    } finally {
-      running--;
+  const record = (r: InvoiceAccountResult) => {
+    if (r.status === 'skipped') state.skipped++;
+    else {
+      if (r.status === 'invoiced') state.invoiced++;
+      if (r.status === 'existing') state.existing++;
+      state.totals[r.currency] = toAmountString(new Money(state.totals[r.currency] ?? '0').plus(r.total));
     }
+    state.done++;
   };
-  const inFlight: Promise<void>[] = [];
-  while (next < page.length) {
-    await condition(() => running < input.concurrency);
-    inFlight.push(startNext());
+  const fail = (accountId: string, reason: string) => {
+    state.failed++;
+    if (state.failures.length < MAX_FAILURES_KEPT) state.failures.push({ accountId, reason });
+  };
+
+  if (patched(BATCHED_PATCH)) {
+    // The page in batches, at most `concurrency` batches (accounts being invoiced) at a time:
+    // one activity per batch, so the Temporal work per account is a fraction of a task.
+    const size = Math.min(MAX_BATCH, Math.max(1, Math.ceil(page.length / input.concurrency)));
+    const batches: string[][] = [];
+    for (let i = 0; i < page.length; i += size) batches.push(page.slice(i, i + size));
+    let running = 0;
+    const inFlight: Promise<void>[] = [];
+    for (const batch of batches) {
+      await condition(() => running < input.concurrency);
+      running++;
+      inFlight.push(
+        invoiceAccountBatch({ accountIds: batch, period: input.period, dryRun: input.dryRun, runStartedAt: state.startedAt })
+          .then((items) => {
+            for (const item of items) {
+              if ('error' in item) fail(item.accountId, item.error);
+              else record(item.result);
+            }
+          })
+          .catch((err: unknown) => {
+            for (const accountId of batch) fail(accountId, failureReason(err));
+          })
+          .finally(() => {
+            running--;
+          }),
+      );
+    }
+    await Promise.all(inFlight);
+  } else {
+    // Bounded concurrency: at most `concurrency` children at a time.
+    let next = 0;
+    let running = 0;
+    const startNext = async (): Promise<void> => {
+      const accountId = page[next++]!;
+      running++;
+      try {
+        const childId = input.dryRun
+          ? `invoice-dry-run:${accountId}:${input.period}:${workflowInfo().firstExecutionRunId}`
+          : `invoice:${accountId}:${input.period}`;
+        const r = await executeChild(invoiceAccount, {
+          workflowId: childId,
+          args: [{ accountId, period: input.period, dryRun: input.dryRun }],
+          parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+          workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+        });
+        record(r);
+      } catch (err) {
+        fail(accountId, failureReason(err));
+      } finally {
+        running--;
+      }
+    };
+    const inFlight: Promise<void>[] = [];
+    while (next < page.length) {
+      await condition(() => running < input.concurrency);
+      inFlight.push(startNext());
+    }
+    await Promise.all(inFlight);
   }
-  await Promise.all(inFlight);
 
   if (!state.listingDone) {
     await condition(allHandlersFinished);

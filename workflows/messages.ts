@@ -83,9 +83,20 @@ export interface InvoiceAccountInput {
 }
 
 export type InvoiceAccountResult =
-  | { status: 'invoiced' | 'existing'; invoiceId: string; number: string; total: string; currency: string }
+  | { status: 'invoiced' | 'existing'; invoiceId: string; number: string; total: string; currency: string; /** ISO; set on 'existing' */ issuedAt?: string }
   | { status: 'dry-run'; total: string; currency: string; lines: number }
   | { status: 'skipped'; reason: string };
+
+/** One account of an invoice batch: its result, or the business reason it failed (retrying cannot help). */
+export type InvoiceBatchItem = { accountId: string; result: InvoiceAccountResult } | { accountId: string; error: string };
+
+export interface InvoiceBatchInput {
+  accountIds: string[];
+  period: string;
+  dryRun: boolean;
+  /** ISO start of the run: an invoice that already exists but was issued since is this run's own (a retried batch). */
+  runStartedAt: string;
+}
 
 export interface InvoiceRunInput {
   period: string;

@@ -59,7 +59,14 @@ export async function invoiceAccountForPeriod(
     await lockBalances(trx, [input.accountId]);
     const existing = await trx('invoices').where({ account_id: input.accountId, period: input.period, kind: 'invoice' }).first();
     if (existing && !input.dryRun) {
-      return { status: 'existing' as const, invoiceId: existing.id, number: existing.number, total: toAmountString(new Money(existing.total)), currency: existing.currency };
+      return {
+        status: 'existing' as const,
+        invoiceId: existing.id,
+        number: existing.number,
+        total: toAmountString(new Money(existing.total)),
+        currency: existing.currency,
+        issuedAt: existing.issued_at ? new Date(existing.issued_at).toISOString() : undefined,
+      };
     }
     const account = await trx('accounts').where({ id: input.accountId }).first();
     // Aggregated in PostgreSQL: a month of hourly rows per model becomes a few line groups.

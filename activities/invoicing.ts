@@ -29,19 +29,26 @@ export function invoicingActivities({ db, clock, billing, invoicing }: { db: Db;
       const done: InvoiceBatchItem[] = [...((ctx.info.heartbeatDetails as { done?: InvoiceBatchItem[] } | undefined)?.done ?? [])];
       const seen = new Set(done.map((d) => d.accountId));
       const runStart = Date.parse(input.runStartedAt);
-      for (const accountId of input.accountIds) {
-        if (seen.has(accountId)) continue;
-        try {
-          let result = await invoiceAccountForPeriod(db, { accountId, period: input.period, dryRun: input.dryRun, now: clock.now() }, { invoicing, overdraftAllowance, onProgress: () => ctx.heartbeat({ done }) });
-          if (result.status === 'existing' && result.issuedAt && Date.parse(result.issuedAt) >= runStart) result = { ...result, status: 'invoiced' };
-          done.push({ accountId, result });
-        } catch (err) {
-          if (err instanceof TaxDataError || err instanceof InvoiceDataError || err instanceof NotFoundError) done.push({ accountId, error: err.message });
-          else throw err;
+      // Also while one account's transaction runs: a slow database must not look like a dead worker
+      // (a heartbeat timeout would start a second attempt beside the first).
+      const beat = setInterval(() => ctx.heartbeat({ done }), 2_000);
+      try {
+        for (const accountId of input.accountIds) {
+          if (seen.has(accountId)) continue;
+          try {
+            let result = await invoiceAccountForPeriod(db, { accountId, period: input.period, dryRun: input.dryRun, now: clock.now() }, { invoicing, overdraftAllowance, onProgress: () => ctx.heartbeat({ done }) });
+            if (result.status === 'existing' && result.issuedAt && Date.parse(result.issuedAt) >= runStart) result = { ...result, status: 'invoiced' };
+            done.push({ accountId, result });
+          } catch (err) {
+            if (err instanceof TaxDataError || err instanceof InvoiceDataError || err instanceof NotFoundError) done.push({ accountId, error: err.message });
+            else throw err;
+          }
+          ctx.heartbeat({ done });
         }
-        ctx.heartbeat({ done });
+        return done;
+      } finally {
+        clearInterval(beat);
       }
-      return done;
     },
 
     /** Bad tax or price data cannot be fixed by retrying: it fails this account, with the reason, at once. */

@@ -83,6 +83,7 @@ async function main(): Promise<number> {
       LOG_LEVEL: 'warn',
       [UPSTREAM_KEY_ENV]: 'sk-bench',
       ...(process.env.BENCH_SIGNAL_THROTTLE_MS ? { METERING_SIGNAL_THROTTLE_MS: process.env.BENCH_SIGNAL_THROTTLE_MS } : {}),
+      ...(process.env.BENCH_DATABASE_POOL_MAX ? { DATABASE_POOL_MAX: process.env.BENCH_DATABASE_POOL_MAX } : {}),
     };
     const worker = spawnNode('worker', ['bin/mixroute.js', 'worker'], env);
     children.push(worker);

@@ -76,8 +76,7 @@ export class MeteringBatcher {
     clearTimeout(this.timer);
     try {
       await this.flush();
-      await this.signalling;
-      await this.flushSignals(true);
+      await this.flushSignals();
     } catch (err) {
       this.opts.logger.warn({ err, pendingBytes: this.opts.journal.pendingBytes() }, 'metering flush at stop failed; the journal keeps the records for the next start');
     }
@@ -121,43 +120,64 @@ export class MeteringBatcher {
       moved += records.length;
     }
     // Signals go out beside the next batches instead of holding them up.
-    if (!this.signalling) {
-      this.signalling = this.flushSignals(false)
-        .catch((err: unknown) => logger.warn({ err }, 'metering signals not sent yet; retrying'))
-        .finally(() => (this.signalling = undefined));
-    }
+    void this.sendDueSignals(false);
     return moved;
   }
 
-  private signalling: Promise<void> | undefined;
+  /** Accounts whose signal is on its way: the next one for that account waits for it, no other account does. */
+  private readonly signalling = new Map<string, Promise<void>>();
+  private signalFailures = 0;
+  private signalFailureLoggedAt = 0;
 
   /**
-   * Sends the signals that are due. Deferred ones wait in memory: if the
-   * process dies first, the events are already in PostgreSQL and the
-   * workflow's sweep settles them; a signal only makes that sooner.
+   * Sends the signals that are due, each on its own: a slow RPC for one account
+   * (the server under load) holds up only that account's next signal, not a
+   * whole round of them. Deferred ones wait in memory: if the process dies
+   * first, the events are already in PostgreSQL and the workflow's sweep
+   * settles them; a signal only makes that sooner. A failed signal goes back,
+   * merged with anything newer, for the next attempt.
    */
-  private async flushSignals(all: boolean): Promise<void> {
+  private sendDueSignals(all: boolean): Promise<void>[] {
     const now = Date.now();
     const throttle = this.opts.signalThrottleMs ?? 0;
-    const due = [...this.pendingSignals].filter(([accountId]) => all || now - (this.lastSignalAt.get(accountId) ?? 0) >= throttle);
-    // Take each summary out before sending, so records folded in meanwhile start a new one.
-    for (const [accountId] of due) this.pendingSignals.delete(accountId);
-    const results = await Promise.allSettled(
-      due.map(async ([accountId, summary]) => {
-        await this.opts.signal(accountId, summary);
-        this.lastSignalAt.set(accountId, Date.now());
-      }),
-    );
-    // A failed signal goes back, merged with anything newer, for the next attempt.
-    results.forEach((r, i) => {
-      if (r.status === 'fulfilled') return;
-      const [accountId, summary] = due[i]!;
-      const newer = this.pendingSignals.get(accountId);
-      this.pendingSignals.set(accountId, newer ? mergeSummaries(summary, newer) : summary);
-    });
+    const sent: Promise<void>[] = [];
+    for (const [accountId, summary] of [...this.pendingSignals]) {
+      if (this.signalling.has(accountId)) continue;
+      if (!all && now - (this.lastSignalAt.get(accountId) ?? 0) < throttle) continue;
+      // Taken out before sending, so records folded in meanwhile start a new summary.
+      this.pendingSignals.delete(accountId);
+      const send = this.opts
+        .signal(accountId, summary)
+        .then(() => {
+          this.lastSignalAt.set(accountId, Date.now());
+        })
+        .catch((err: unknown) => {
+          const newer = this.pendingSignals.get(accountId);
+          this.pendingSignals.set(accountId, newer ? mergeSummaries(summary, newer) : summary);
+          // One line per few seconds, not one per account per attempt, while Temporal is away.
+          this.signalFailures++;
+          if (Date.now() - this.signalFailureLoggedAt > 5_000) {
+            this.opts.logger.warn({ err, failures: this.signalFailures }, 'metering signals not sent yet; retrying');
+            this.signalFailureLoggedAt = Date.now();
+            this.signalFailures = 0;
+          }
+          throw err;
+        })
+        .finally(() => this.signalling.delete(accountId));
+      send.catch(() => undefined);
+      this.signalling.set(accountId, send);
+      sent.push(send);
+    }
+    if (this.lastSignalAt.size > 100_000) this.lastSignalAt.clear();
+    return sent;
+  }
+
+  /** Every pending signal, now, waiting for those on their way first; throws if one fails. */
+  private async flushSignals(): Promise<void> {
+    await Promise.allSettled([...this.signalling.values()]);
+    const results = await Promise.allSettled(this.sendDueSignals(true));
     const failed = results.find((r) => r.status === 'rejected');
     if (failed) throw (failed as PromiseRejectedResult).reason;
-    if (this.lastSignalAt.size > 100_000) this.lastSignalAt.clear();
   }
 
   private async insert(records: UsageRecord[]): Promise<void> {

@@ -99,7 +99,8 @@ const RESULTS_FILE = path.join(REPO_ROOT, 'bench/results/gateway.json');
 
 type CaseName = 'json' | 'sse';
 type TargetName = 'direct' | 'proxy' | 'gateway';
-const CASES: CaseName[] = ['json', 'sse'];
+/** `BENCH_CASES=json` (or `sse`) runs one case only, for profiling it alone. */
+const CASES: CaseName[] = (process.env.BENCH_CASES?.split(',') as CaseName[] | undefined)?.filter((c) => c === 'json' || c === 'sse') ?? ['json', 'sse'];
 const TARGET_NAMES: TargetName[] = ['direct', 'proxy', 'gateway'];
 
 let interrupted = false;

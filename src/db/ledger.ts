@@ -106,9 +106,9 @@ export async function postEntries(
     };
     const balanceAfter = state.balance.plus(e.amount);
     // The common case in one round trip: a new key is inserted; a key applied
-    // before inserts nothing, and the earlier entry is returned below. A repeat
-    // is answered from the earlier entry even when the balance could not cover
-    // it now, so the funds check comes after looking for one.
+    // before inserts nothing, and the earlier entry is returned below. When the
+    // funds check fails, an earlier entry under the key still answers the repeat:
+    // only a new movement is refused for lack of funds.
     let inserted: LedgerEntryRow | undefined;
     if (debitAllowed(e.kind, e.amount, state)) {
       [inserted] = await trx<LedgerEntryRow>('ledger_entries')

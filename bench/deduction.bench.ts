@@ -27,7 +27,7 @@ import { staffOperations } from '../src/staff/operations';
 import { workflowIds } from '../src/temporal/conventions';
 import { findTemporalCli, startDevServer, type DevServer } from '../src/temporal/devServer';
 import { freePort } from '../src/util/ports';
-import { cleanEnv, REPO_ROOT, round, sleep, spawnNode, waitForHttpOk, waitForReadyMessage, type Child } from './lib';
+import { cleanEnv, percentile, REPO_ROOT, round, sleep, spawnNode, waitForHttpOk, waitForReadyMessage, type Child } from './lib';
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const RATE = 500;
@@ -250,11 +250,11 @@ async function settlementStages(address: string, accountIds: string[], since: Da
   } finally {
     await connection.close();
   }
-  const q = (xs: number[], p: number) => (xs.length ? round(xs[Math.min(xs.length - 1, Math.floor(p * xs.length))]! / 1000) : null);
+  const seconds = (xs: number[], p: number) => (xs.length ? round(percentile(xs, p) / 1000) : null);
   return Object.fromEntries(
     Object.entries(stages).map(([k, xs]) => {
       xs.sort((a, b) => a - b);
-      return [k, { n: xs.length, p50: q(xs, 0.5), p99: q(xs, 0.99), max: q(xs, 1) }];
+      return [k, { n: xs.length, p50: seconds(xs, 50), p99: seconds(xs, 99), max: seconds(xs, 100) }];
     }),
   );
 }

@@ -12,6 +12,7 @@ import autocannon from 'autocannon';
 import { Pool } from 'undici';
 
 import { configSchema } from '../src/config';
+import { dropDatabase } from '../src/db/database';
 
 export const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
 
@@ -469,3 +470,46 @@ export function fmt(v: number, digits = 3): string {
   if (Number.isInteger(v)) return String(v);
   return v.toFixed(Math.abs(v) >= 100 ? 1 : digits);
 }
+
+// ---------------------------------------------------------------- settings, SQL text, results
+
+/** An integer setting from the environment (underscores and commas allowed), at least `min`. */
+export function intEnv(name: string, fallback: number, min: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw.replace(/[_,]/g, ''));
+  if (!Number.isSafeInteger(n) || n < min) throw new Error(`${name} must be an integer ≥ ${min}, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+/** A statement on one line, cut at `max` characters, for logs and results. */
+export function oneLine(sql: string, max = 160): string {
+  const s = sql.replace(/\s+/g, ' ').trim();
+  return s.length > max ? `${s.slice(0, max - 1)}…` : s;
+}
+
+/** Writes a benchmark's results as pretty JSON and says where. */
+export function writeResults(file: string, out: unknown, log: (line: string) => void): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`);
+  log(`written to ${path.relative(REPO_ROOT, file)}`);
+}
+
+/** Drops a benchmark's database at the end, or keeps it (BENCH_KEEP_DB=1) and says how to drop it. */
+export async function dropOrKeepDatabase(databaseUrl: string, keep: boolean, log: (line: string) => void): Promise<void> {
+  const database = new URL(databaseUrl).pathname.slice(1);
+  if (keep) log(`BENCH_KEEP_DB=1: kept ${database}; drop it with: psql -c 'DROP DATABASE ${database}'`);
+  else await dropDatabase(databaseUrl).catch((err: unknown) => log(`could not drop ${database}: ${(err as Error).message}`));
+}
+
+/** Runs a benchmark's main and exits with its code; a crash prints its stack and exits 1. */
+export function runMain(name: string, main: () => Promise<number>): void {
+  main().then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      console.error(`[${name}] failed: ${(err as Error).stack ?? (err as Error).message}`);
+      process.exit(1);
+    },
+  );
+}
+

@@ -34,16 +34,9 @@ import { dropDatabase, ensureDatabase } from '../src/db/database';
 import { createDb, type Db } from '../src/db/knex';
 import { migrateLatest } from '../src/db/migrate';
 import { CHECK_FUNCTIONS, closeReport, openReport, recordCheck, type CheckContext, type CheckCounts } from '../src/db/reconciliation';
-import { REPO_ROOT, round, sleep, table } from './lib';
+import { dropOrKeepDatabase, intEnv, oneLine, REPO_ROOT, round, runMain, sleep, table, writeResults } from './lib';
 
 const QUICK = process.env.BENCH_QUICK === '1';
-const intEnv = (name: string, fallback: number, min: number): number => {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw.replace(/[_,]/g, ''));
-  if (!Number.isSafeInteger(n) || n < min) throw new Error(`${name} must be an integer ≥ ${min}, got ${JSON.stringify(raw)}`);
-  return n;
-};
 const ACCOUNTS = intEnv('BENCH_RECONCILE_ACCOUNTS', QUICK ? 1_000 : 10_000, 100);
 const EVENTS = intEnv('BENCH_RECONCILE_EVENTS', QUICK ? 200_000 : 10_000_000, ACCOUNTS * 2);
 const BATCH = intEnv('BENCH_RECONCILE_BATCH', 100, 1);
@@ -423,10 +416,6 @@ function statementRecorder(db: Db) {
   };
 }
 
-const oneLine = (sql: string, max = 160) => {
-  const s = sql.replace(/\s+/g, ' ').trim();
-  return s.length > max ? `${s.slice(0, max - 1)}…` : s;
-};
 
 async function tableSizes(client: pg.Client): Promise<Record<string, string>> {
   const rows = (
@@ -648,24 +637,15 @@ async function main(): Promise<number> {
       target: { totalUnderTwoMinutes: met, atFullSize: ACCOUNTS >= 10_000 && counts.events >= 10_000_000 },
       plans,
     };
-    fs.mkdirSync(path.dirname(RESULTS_FILE), { recursive: true });
-    fs.writeFileSync(RESULTS_FILE, `${JSON.stringify(out, null, 2)}\n`);
-    log(`written to ${path.relative(REPO_ROOT, RESULTS_FILE)}`);
+    writeResults(RESULTS_FILE, out, log);
     return problems.length ? 1 : 0;
   } finally {
     nodeMem.stop();
     await monitor?.stop();
     await db?.destroy();
-    if (KEEP_DB) log(`BENCH_KEEP_DB=1: kept ${database}; drop it with: psql -c 'DROP DATABASE ${database}'`);
-    else await dropDatabase(databaseUrl).catch((err: unknown) => log(`could not drop ${database}: ${(err as Error).message}`));
+    await dropOrKeepDatabase(databaseUrl, KEEP_DB, log);
     live.databaseUrl = undefined;
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    console.error(`[reconcile] failed: ${(err as Error).stack ?? (err as Error).message}`);
-    process.exit(1);
-  },
-);
+runMain('reconcile', main);

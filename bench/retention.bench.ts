@@ -39,7 +39,6 @@
  * target is missed), BENCH_DATABASE_URL, BENCH_KEEP_DB=1.
  */
 import { randomUUID } from 'node:crypto';
-import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -47,16 +46,9 @@ import { dropDatabase, ensureDatabase } from '../src/db/database';
 import { createDb, type Db } from '../src/db/knex';
 import { migrateLatest } from '../src/db/migrate';
 import { cutoffFor, expireUsageEvents, type CategoryOutcome, type Policy } from '../src/db/retention';
-import { REPO_ROOT, round, sleep, summarize, table, type LatencySummary } from './lib';
+import { dropOrKeepDatabase, intEnv, oneLine, REPO_ROOT, round, runMain, sleep, summarize, table, writeResults, type LatencySummary } from './lib';
 
 const QUICK = process.env.BENCH_QUICK === '1';
-const intEnv = (name: string, fallback: number, min: number): number => {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw.replace(/[_,]/g, ''));
-  if (!Number.isSafeInteger(n) || n < min) throw new Error(`${name} must be an integer ≥ ${min}, got ${JSON.stringify(raw)}`);
-  return n;
-};
 const DAYS = intEnv('BENCH_RETENTION_DAYS', 30, 2);
 const EXPIRE_DAYS = intEnv('BENCH_RETENTION_EXPIRE_DAYS', 20, 1);
 const EVENTS_PER_DAY = intEnv('BENCH_RETENTION_EVENTS_PER_DAY', QUICK ? 20_000 : 1_000_000, 1_000);
@@ -95,10 +87,6 @@ const accountSql = (expr: string) => `('00000000-0000-4000-8000-' || lpad(to_hex
 const apiKeySql = (expr: string) => `('00000000-0000-4000-a000-' || lpad(to_hex(${expr}), 12, '0'))`;
 const isoDay = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 const partitionOf = (day: string) => `usage_events_${day.replace(/-/g, '')}`;
-const oneLine = (sql: string, max = 200) => {
-  const s = sql.replace(/\s+/g, ' ').trim();
-  return s.length > max ? `${s.slice(0, max - 1)}…` : s;
-};
 /** A statement with its partition names and literals generalised, so the 20 days' statements group together. */
 const template = (sql: string) => oneLine(sql.replace(/usage_events_\d{8}/g, 'usage_events_<day>'), 140);
 
@@ -883,23 +871,14 @@ async function main(): Promise<number> {
       targets: { expiryUnder30s: targets.expiryUnder30s, insertP99AtMostDoubled: targets.insertP99AtMostDoubled, atFullSize: targets.atFullSize },
       plans,
     };
-    fs.mkdirSync(path.dirname(RESULTS_FILE), { recursive: true });
-    fs.writeFileSync(RESULTS_FILE, `${JSON.stringify(out, null, 2)}\n`);
-    log(`written to ${path.relative(REPO_ROOT, RESULTS_FILE)}`);
+    writeResults(RESULTS_FILE, out, log);
     return problems.length ? 1 : 0;
   } finally {
     await live.stop?.();
     live.stop = undefined;
-    if (KEEP_DB) log(`BENCH_KEEP_DB=1: kept ${database}; drop it with: psql -c 'DROP DATABASE ${database}'`);
-    else await dropDatabase(databaseUrl).catch((err: unknown) => log(`could not drop ${database}: ${(err as Error).message}`));
+    await dropOrKeepDatabase(databaseUrl, KEEP_DB, log);
     live.databaseUrl = undefined;
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    console.error(`[retention] failed: ${(err as Error).stack ?? (err as Error).message}`);
-    process.exit(1);
-  },
-);
+runMain('retention', main);

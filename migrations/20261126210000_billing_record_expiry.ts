@@ -24,12 +24,18 @@ import { checkIn } from '../src/db/ddl';
  * - retention_policies gains `usage_events.erased_subjects`: an erased
  *   subject's usage events go as soon as they are billed (period 0).
  */
-export async function up(knex: Knex): Promise<void> {
-  await knex.raw(`
+/**
+ * The immutability triggers, with or without the retention expiry's way
+ * through (up installs them with it, down puts back the originals).
+ */
+const RETENTION_ON = `current_setting('mixroute.retention', true) = 'on'`;
+
+function invoicesImmutable(retentionMayDelete: boolean): string {
+  return `
     CREATE OR REPLACE FUNCTION invoices_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
       IF TG_OP = 'DELETE' THEN
-        IF current_setting('mixroute.retention', true) = 'on' THEN RETURN OLD; END IF;
+        ${retentionMayDelete ? `IF ${RETENTION_ON} THEN RETURN OLD; END IF;` : ''}
         IF OLD.status <> 'draft' THEN RAISE EXCEPTION 'invoice % is % and cannot be deleted', OLD.number, OLD.status USING ERRCODE = 'restrict_violation'; END IF;
         RETURN OLD;
       END IF;
@@ -42,25 +48,37 @@ export async function up(knex: Knex): Promise<void> {
         RAISE EXCEPTION 'invoice % is void and immutable', OLD.number USING ERRCODE = 'restrict_violation';
       END IF;
       RETURN NEW;
-    END $$`);
-  await knex.raw(`
+    END $$`;
+}
+
+function invoiceLinesImmutable(retentionMayDelete: boolean): string {
+  return `
     CREATE OR REPLACE FUNCTION invoice_lines_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
     DECLARE st text;
     BEGIN
-      IF TG_OP = 'DELETE' AND current_setting('mixroute.retention', true) = 'on' THEN RETURN OLD; END IF;
+      ${retentionMayDelete ? `IF TG_OP = 'DELETE' AND ${RETENTION_ON} THEN RETURN OLD; END IF;` : ''}
       SELECT status INTO st FROM invoices WHERE id = COALESCE(OLD.invoice_id, NEW.invoice_id);
       IF st IS DISTINCT FROM 'draft' THEN
         RAISE EXCEPTION 'the lines of a % invoice cannot change', st USING ERRCODE = 'restrict_violation';
       END IF;
       RETURN COALESCE(NEW, OLD);
-    END $$`);
-  await knex.raw(`
+    END $$`;
+}
+
+function ledgerAppendOnly(retentionMayDelete: boolean): string {
+  return `
     CREATE OR REPLACE FUNCTION ledger_entries_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-      IF TG_OP = 'DELETE' AND current_setting('mixroute.retention', true) = 'on' THEN RETURN NULL; END IF;
+      ${retentionMayDelete ? `IF TG_OP = 'DELETE' AND ${RETENTION_ON} THEN RETURN NULL; END IF;` : ''}
       RAISE EXCEPTION 'ledger_entries is append-only: correct an entry with a reversal'
         USING ERRCODE = 'restrict_violation';
-    END $$`);
+    END $$`;
+}
+
+export async function up(knex: Knex): Promise<void> {
+  await knex.raw(invoicesImmutable(true));
+  await knex.raw(invoiceLinesImmutable(true));
+  await knex.raw(ledgerAppendOnly(true));
 
   await knex.raw(`ALTER TABLE ledger_entries DROP CONSTRAINT ledger_entries_kind_check`);
   await knex.raw(checkIn('ledger_entries', 'kind', ['topup', 'grant', 'usage', 'refund', 'adjustment', 'reversal', 'carried_forward']));
@@ -102,37 +120,7 @@ export async function down(knex: Knex): Promise<void> {
   await knex.raw(checkIn('ledger_entries', 'contra', ['cash', 'revenue', 'promotions', 'adjustments']));
   await knex.raw(`ALTER TABLE ledger_entries DROP CONSTRAINT ledger_entries_kind_check`);
   await knex.raw(checkIn('ledger_entries', 'kind', ['topup', 'grant', 'usage', 'refund', 'adjustment', 'reversal']));
-  await knex.raw(`
-    CREATE OR REPLACE FUNCTION ledger_entries_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-      RAISE EXCEPTION 'ledger_entries is append-only: correct an entry with a reversal'
-        USING ERRCODE = 'restrict_violation';
-    END $$`);
-  await knex.raw(`
-    CREATE OR REPLACE FUNCTION invoice_lines_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
-    DECLARE st text;
-    BEGIN
-      SELECT status INTO st FROM invoices WHERE id = COALESCE(OLD.invoice_id, NEW.invoice_id);
-      IF st IS DISTINCT FROM 'draft' THEN
-        RAISE EXCEPTION 'the lines of a % invoice cannot change', st USING ERRCODE = 'restrict_violation';
-      END IF;
-      RETURN COALESCE(NEW, OLD);
-    END $$`);
-  await knex.raw(`
-    CREATE OR REPLACE FUNCTION invoices_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-      IF TG_OP = 'DELETE' THEN
-        IF OLD.status <> 'draft' THEN RAISE EXCEPTION 'invoice % is % and cannot be deleted', OLD.number, OLD.status USING ERRCODE = 'restrict_violation'; END IF;
-        RETURN OLD;
-      END IF;
-      IF OLD.status = 'finalized' AND NOT (
-           NEW.status = 'void'
-           AND (to_jsonb(NEW) - ARRAY['status','voided_by','void_reason']) = (to_jsonb(OLD) - ARRAY['status','voided_by','void_reason'])) THEN
-        RAISE EXCEPTION 'invoice % is finalized and immutable: void it with a credit note', OLD.number USING ERRCODE = 'restrict_violation';
-      END IF;
-      IF OLD.status = 'void' THEN
-        RAISE EXCEPTION 'invoice % is void and immutable', OLD.number USING ERRCODE = 'restrict_violation';
-      END IF;
-      RETURN NEW;
-    END $$`);
+  await knex.raw(ledgerAppendOnly(false));
+  await knex.raw(invoiceLinesImmutable(false));
+  await knex.raw(invoicesImmutable(false));
 }

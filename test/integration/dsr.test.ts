@@ -20,6 +20,7 @@ import { runCli, runCliJson } from '../helpers/cli';
 import { silentLogger, testConfig, testDb, testEnv } from '../helpers/env';
 import { serve } from '../helpers/servers';
 import { withTestWorker } from '../helpers/worker';
+import { insertUsageEvents } from '../helpers/usageEvents';
 
 /**
  * Data-subject requests, one right at a time, each checked by its effect on
@@ -91,9 +92,8 @@ async function person(): Promise<Person> {
   const account = await ops.createAccount({ name: `Subject Co ${tag}`, billingEmail: email, country: 'DE' });
   const user = await ops.createUser({ accountId: account.id, name: `Sam Subject ${tag}`, email, phone: '+49 30 1234567', jobTitle: 'CTO' });
   const key = await ops.createKey({ accountId: account.id, userId: user.id });
-  const day = new Date().toISOString().slice(0, 10);
-  await db.raw(`SELECT ensure_usage_events_partition(?::date)`, [day]);
-  await db('usage_events').insert(
+  await insertUsageEvents(
+    db,
     [0, 1].map((i) => ({
       request_id: `req-dsr-${tag}-${i}`,
       occurred_at: new Date(Date.now() - 60_000 * (i + 1)),
@@ -101,19 +101,12 @@ async function person(): Promise<Person> {
       account_id: account.id,
       api_key_id: key.id,
       user_id: user.id,
-      endpoint: 'chat.completions',
       model: 'some-model',
       provider,
       upstream_model: 'up',
-      status_code: 200,
-      stream: false,
-      input_tokens: 10,
-      output_tokens: 5,
-      cost: '0.01',
       latency_ms: 30,
       source_ip: '203.0.113.7',
       user_agent: `agent-${tag}`,
-      gateway_instance: 'test',
     })),
   );
   await db('login_records').insert({ user_id: user.id, source_ip: '203.0.113.8', user_agent: `browser-${tag}`, success: true });

@@ -16,6 +16,7 @@ import { withTestWorker } from '../helpers/worker';
 import { createAdminApp } from '../../src/admin/app';
 import { silentLogger } from '../helpers/env';
 import { serve } from '../helpers/servers';
+import { insertUsageEvents } from '../helpers/usageEvents';
 
 const { historyToJSON } = createRequire(import.meta.url)('@temporalio/common/lib/proto-utils') as typeof import('@temporalio/common/lib/proto-utils');
 const HISTORIES = fileURLToPath(new URL('../replay/histories/', import.meta.url));
@@ -51,26 +52,20 @@ afterAll(async () => {
 
 /** Unsettled usage events at `at`, as the gateway would have recorded them. */
 async function usage(accountId: string, at: string, priceId: string, tokens: { input: number; cached?: number; output: number }, cost = '0.01') {
-  await db.raw(`SELECT ensure_usage_events_partition(?::date)`, [at.slice(0, 10)]);
-  await db('usage_events').insert({
-    request_id: `req-${randomUUID()}`,
-    occurred_at: at,
-    finished_at: at,
-    account_id: accountId,
-    api_key_id: randomUUID(),
-    endpoint: 'chat.completions',
-    model,
-    provider: providerName,
-    price_id: priceId,
-    status_code: 200,
-    stream: false,
-    input_tokens: tokens.input,
-    cache_read_tokens: tokens.cached ?? 0,
-    output_tokens: tokens.output,
-    cost,
-    latency_ms: 5,
-    gateway_instance: 'test',
-  });
+  await insertUsageEvents(db, [
+    {
+      occurred_at: at,
+      account_id: accountId,
+      model,
+      provider: providerName,
+      price_id: priceId,
+      input_tokens: tokens.input,
+      cache_read_tokens: tokens.cached ?? 0,
+      output_tokens: tokens.output,
+      cost,
+      latency_ms: 5,
+    },
+  ]);
 }
 
 async function account(fields: { country?: string; vatId?: string; plan?: 'prepaid' | 'postpaid'; credit?: string }) {

@@ -8,6 +8,7 @@ import { postEntries, postEntry, reverseEntry, type NewEntry } from '../../src/d
 import { settleAccountUsage } from '../../src/db/settlement';
 import { staffOperations } from '../../src/staff/operations';
 import { testConfig, testDb } from '../helpers/env';
+import { insertUsageEvents } from '../helpers/usageEvents';
 
 const config = testConfig();
 const db = testDb(config);
@@ -38,26 +39,9 @@ async function books(accountId: string) {
 }
 
 async function insertUsage(accountId: string, costs: string[], holdId: string | null = null) {
-  await db.raw(`SELECT ensure_usage_events_partition(current_date)`);
-  await db('usage_events').insert(
-    costs.map((cost) => ({
-      request_id: `req-${randomUUID()}`,
-      occurred_at: new Date(),
-      finished_at: new Date(),
-      account_id: accountId,
-      api_key_id: randomUUID(),
-      endpoint: 'chat.completions',
-      model: 'm',
-      provider: 'p',
-      status_code: 200,
-      stream: false,
-      input_tokens: 10,
-      output_tokens: 5,
-      cost,
-      latency_ms: 1,
-      gateway_instance: 'test',
-      hold_id: holdId,
-    })),
+  await insertUsageEvents(
+    db,
+    costs.map((cost) => ({ account_id: accountId, occurred_at: new Date(), cost, hold_id: holdId })),
   );
 }
 

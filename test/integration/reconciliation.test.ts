@@ -21,6 +21,7 @@ import { silentLogger, testConfig, testEnv } from '../helpers/env';
 import { serve } from '../helpers/servers';
 import { closeOwnStack, openOwnStack, ownDatabaseUrl } from '../helpers/ownDatabase';
 import { withTestWorker } from '../helpers/worker';
+import { insertUsageEvents } from '../helpers/usageEvents';
 
 /**
  * Reconciliation plants each kind of discrepancy directly in the database and
@@ -66,29 +67,23 @@ afterAll(async () => {
 
 let seq = 0;
 async function events(accountId: string, times: string[], opts: { cost?: string; settledKey?: string } = {}) {
-  await db.raw(`SELECT ensure_usage_events_partition(?::date)`, [DAY]);
   const rows = times.map((t) => ({
     request_id: `req-reconcile-${++seq}`,
     occurred_at: at(t),
     finished_at: new Date(at(t).getTime() + 1_000),
     account_id: accountId,
-    api_key_id: randomUUID(),
-    endpoint: 'chat.completions',
     model: world0.model,
     provider: world0.provider,
     upstream_model: 'up-model',
     price_id: world0.priceId,
-    status_code: 200,
-    stream: false,
     input_tokens: 1_000,
     cache_read_tokens: 200,
     output_tokens: 500,
     cost: opts.cost ?? '0.25',
     latency_ms: 40,
-    gateway_instance: 'test',
     ...(opts.settledKey ? { settled_at: at(t), settlement_key: opts.settledKey } : {}),
   }));
-  await db('usage_events').insert(rows);
+  await insertUsageEvents(db, rows);
 }
 
 const world0 = { provider: '', model: '', priceId: '' };

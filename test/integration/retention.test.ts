@@ -13,6 +13,7 @@ import { runCli, runCliJson } from '../helpers/cli';
 import { testConfig, testEnv } from '../helpers/env';
 import { closeOwnStack, openOwnStack, ownDatabaseUrl } from '../helpers/ownDatabase';
 import { withTestWorker } from '../helpers/worker';
+import { insertUsageEvents } from '../helpers/usageEvents';
 
 /**
  * Metadata expiry against a database of its own (it drops usage_events
@@ -44,29 +45,22 @@ let accounts: { billed: string; held: string; unbilled: string };
 let seq = 0;
 
 async function event(accountId: string, at: number, extra: Record<string, unknown> = {}) {
-  await db.raw(`SELECT ensure_usage_events_partition(?::date)`, [dayOf(at)]);
   const id = `req-ret-${++seq}`;
-  await db('usage_events').insert({
-    request_id: id,
-    occurred_at: new Date(at),
-    finished_at: new Date(at + 500),
-    settled_at: new Date(at + 1_000),
-    account_id: accountId,
-    api_key_id: randomUUID(),
-    endpoint: 'chat.completions',
-    model: 'm',
-    provider: 'p',
-    status_code: 200,
-    stream: false,
-    input_tokens: 100,
-    output_tokens: 50,
-    cost: '0.01',
-    latency_ms: 20,
-    source_ip: '198.51.100.77',
-    user_agent: 'curl/8.5',
-    gateway_instance: 'test',
-    ...extra,
-  });
+  await insertUsageEvents(db, [
+    {
+      request_id: id,
+      occurred_at: new Date(at),
+      finished_at: new Date(at + 500),
+      settled_at: new Date(at + 1_000),
+      account_id: accountId,
+      input_tokens: 100,
+      output_tokens: 50,
+      latency_ms: 20,
+      source_ip: '198.51.100.77',
+      user_agent: 'curl/8.5',
+      ...extra,
+    },
+  ]);
   return id;
 }
 

@@ -201,13 +201,14 @@ export function dsrActivities({ db, clock, privacy }: { db: Db; clock: Clock; pr
           response.package = { exportId: f.exportId, expiresAt: new Date(exp.expires_at).toISOString() };
         }
         if (type === 'deletion') {
+          const retained = await retainedByLaw(db);
           lines.push(
             'We erased or anonymized your personal data, revoked your API keys, deleted your login records and removed IP addresses and browser identifiers from your usage records.',
             'The law requires us to keep the following records; they are restricted (used for no other purpose) and erased when the period ends:',
-            ...(await retainedByLaw(db)).map((k) => `- ${k.category}: ${k.years} years after the end of the calendar year they belong to (${k.basis})`),
+            ...retained.map((k) => `- ${k.category}: ${k.years} years after the end of the calendar year they belong to (${k.basis})`),
             'Your usage records, no longer linked to your name and without IP address or browser, are deleted by our regular expiry once they have been invoiced and reconciled.',
           );
-          response.retained = await retainedByLaw(db);
+          response.retained = retained;
         }
         if (type === 'restriction') lines.push('We restricted the processing of your data: it is stored and used only for billing and legal obligations.');
         if (type === 'objection') lines.push('We recorded your objection: your data is no longer used for analytics or other processing based on legitimate interests.');

@@ -1,4 +1,5 @@
 import type { Db } from './knex';
+import { lockBalances } from './ledger';
 
 /**
  * Metadata expiry, per category of retention_policies.
@@ -350,7 +351,7 @@ async function expireLedgerEntries(ctx: ExpiryContext, cutoff: Date, out: Catego
   for (const accountId of accounts) {
     out.expiredRows += await db.transaction(async (trx) => {
       await trx.raw(`SET LOCAL mixroute.retention = 'on'`);
-      await trx.raw(`SELECT 1 FROM account_balances WHERE account_id = ? FOR UPDATE`, [accountId]);
+      await lockBalances(trx, [accountId]);
       const old = (
         await trx.raw(
           `SELECT e.id, e.kind FROM ledger_entries e

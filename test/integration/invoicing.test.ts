@@ -237,16 +237,27 @@ describe('invoice run under faults', () => {
       await usage(a, '2025-06-15T12:00:00Z', priceMarch15, { input: 1_000_000 + i, output: 1_000 });
       ids.push(a);
     }
+    // A restarted worker that dies on its own would leave the run waiting until the test times out:
+    // say so, with the end of its log, instead of failing silently.
+    let stopping = false;
     const startWorker = () => {
-      const child = spawn(process.execPath, [BIN, 'worker'], { env, stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });
-      return { child, exited: new Promise((r) => child.once('exit', r)) };
+      const child = spawn(process.execPath, [BIN, 'worker'], { env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+      let log = '';
+      for (const stream of [child.stdout!, child.stderr!]) stream.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-4_000)));
+      const exited = new Promise((r) => child.once('exit', r));
+      void exited.then((code) => {
+        if (!stopping) console.error(`worker ${child.pid} exited (${String(code)}) during the run; its log ended with:\n${log}`);
+      });
+      return { child, exited };
     };
     let worker = startWorker();
     const started = await runCliJson(['invoice-run', 'start', '--period', period, ...ids.flatMap((a) => ['--account', a])], env);
     const invoiced = async () => Number((await db('invoices').whereIn('account_id', ids).count('* as n').first())!.n);
     while ((await invoiced()) < 5) await new Promise((r) => setTimeout(r, 100));
+    stopping = true;
     worker.child.kill('SIGKILL');
     await worker.exited;
+    stopping = false;
     expect(await invoiced()).toBeLessThan(40);
     worker = startWorker();
     try {
@@ -260,6 +271,7 @@ describe('invoice run under faults', () => {
       expect(rerun.state).toMatchObject({ invoiced: 0, existing: 40 });
       expect(await invoiced()).toBe(40);
     } finally {
+      stopping = true;
       worker.child.kill('SIGTERM');
       await worker.exited;
     }

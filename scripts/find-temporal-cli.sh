@@ -32,6 +32,16 @@ if ! command -v go >/dev/null 2>&1; then
 fi
 
 mkdir -p "$CACHE_DIR"
+# Two set-ups started at once (npm run dev beside npm test) build once: the
+# second waits for the first and then finds its binary.
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$CACHE_DIR/.build.lock"
+  if ! flock -n 9; then
+    say "another process is building the Temporal CLI; waiting for it..."
+    flock 9
+  fi
+  if [[ -x "$CACHE_DIR/temporal" ]]; then echo "$CACHE_DIR/temporal"; exit 0; fi
+fi
 say "building Temporal CLI ${VERSION} from its Go module into $CACHE_DIR (one time; takes a few minutes)..."
 LOG="$CACHE_DIR/build.log"
 # Newer tags carry a replace directive and cannot be installed with `go install pkg@version`.
@@ -47,7 +57,7 @@ start=$SECONDS
 while kill -0 "$build_pid" 2>/dev/null; do
   sleep 15
   if kill -0 "$build_pid" 2>/dev/null; then
-    say "still building ($((SECONDS - start))s; $(grep -c '^go: downloading' "$LOG" 2>/dev/null || echo 0) modules downloaded so far)"
+    say "still building ($((SECONDS - start))s; $(grep -c '^go: downloading' "$LOG" 2>/dev/null || true) modules downloaded so far)"
   fi
 done
 if ! wait "$build_pid" || [[ ! -x "$CACHE_DIR/temporal" ]]; then

@@ -12,7 +12,7 @@ import type { BalanceGate, Reservation } from './balanceGate';
 import type { Forwarder } from './forwarder';
 import type { Caller, KeyCache } from './keyCache';
 import { Meter } from './meter';
-import { gatewayMetrics, type GatewayMetrics } from './metrics';
+import { gatewayMetrics, requestObserver, type GatewayMetrics } from './metrics';
 import { sendOpenAIError } from './openaiError';
 import type { RateLimiter } from './rateLimit';
 import type { RoutingTable } from './routingTable';
@@ -30,8 +30,11 @@ export interface GatewayAppDeps {
     forwarder: Forwarder;
     gate: BalanceGate;
     security: SecurityEventSink;
-    /** Receives each finished request's record; the server appends it to the metering journal. */
-    record: (record: UsageRecord) => void;
+    /**
+     * Receives each finished request's record; the server queues it for the
+     * metering journal and calls `onWritten` once it is on file (or failed).
+     */
+    record: (record: UsageRecord, onWritten: (err: Error | null) => void) => void;
     instanceId: string;
     defaultRpm: number;
     maxBodyBytes: number;
@@ -76,14 +79,23 @@ export function createGatewayApp(deps: GatewayAppDeps): { app: RequestListener; 
 
   if (fw) {
     const access = deps.logger.child({ log: 'access' });
-    const emit = (record: UsageRecord, overheadMs: number, reservation: Reservation | null) => {
-      fw.record(record);
+    const observe = requestObserver(metrics);
+    const emit = (record: UsageRecord, overheadMs: number, reservation: Reservation | null, res: ServerResponse | null) => {
+      // Recorded before answered: the response's end is held until the journal has the
+      // record; if the journal cannot take it, the client gets a cut connection, never an
+      // answer we have no record of.
+      if (res && !res.writableEnded && !res.destroyed) fw.record(record, holdEnd(res));
+      else fw.record(record, noop);
       fw.gate.commit(reservation, record.cost);
-      const labels = { model: record.model ?? 'unknown', provider: record.provider ?? 'none', status: String(record.statusCode) };
-      metrics.requests.inc(labels);
-      metrics.duration.observe(labels, record.latencyMs / 1000);
-      if (record.upstreamLatencyMs !== null && record.provider) metrics.upstream.observe({ provider: record.provider }, record.upstreamLatencyMs / 1000);
-      metrics.overhead.observe(Math.max(0, overheadMs) / 1000);
+      observe(
+        record.model ?? 'unknown',
+        record.provider ?? 'none',
+        record.statusCode,
+        record.latencyMs / 1000,
+        record.upstreamLatencyMs !== null && record.provider ? record.upstreamLatencyMs / 1000 : null,
+        Math.max(0, overheadMs) / 1000,
+      );
+      if (!access.isLevelEnabled('info')) return;
       // Allowlisted fields only: ids, names, numbers. Never a body, never a header value but the UA length.
       access.info({
         requestId: record.requestId,
@@ -135,6 +147,7 @@ export function createGatewayApp(deps: GatewayAppDeps): { app: RequestListener; 
       if (endpoint) {
         meter = new Meter(requestId, caller, performance.now(), new Date(), sourceIp, userAgent, fw.instanceId, emit);
         meter.endpoint = endpoint;
+        meter.res = res;
       }
       const rpm = caller.rateLimitRpm ?? fw.defaultRpm;
       if (rpm > 0) {
@@ -234,6 +247,29 @@ function routePath(url: string | undefined): string {
   if (q !== -1) path = path.slice(0, q);
   if (path.length > 1 && path.endsWith('/')) path = path.slice(0, -1);
   return path.toLowerCase();
+}
+
+const noop = () => {};
+
+/**
+ * Holds a response's `end` (the call that sends its last bytes) until `release`
+ * is called: then the held end goes out, or on an error the connection is cut.
+ * A handler ends its response right after finishing the meter, in the same
+ * turn, and the journal writes at the end of the turn. (Corking the socket is
+ * not enough: `end` uncorks it fully.)
+ */
+function holdEnd(res: ServerResponse): (err: Error | null) => void {
+  let held: unknown[] | null = null;
+  const mutable = res as unknown as { end: (...args: unknown[]) => ServerResponse };
+  mutable.end = (...args: unknown[]) => {
+    held = args;
+    return res;
+  };
+  return (err) => {
+    delete (mutable as { end?: unknown }).end; // back to the prototype's end
+    if (err) res.destroy();
+    else if (held) res.end(...(held as []));
+  };
 }
 
 const ZERO = { inputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, outputTokens: 0, reasoningTokens: 0 };

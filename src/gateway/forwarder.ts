@@ -242,10 +242,17 @@ export class Forwarder {
     const relayed: string[] = [];
     let usageRaw: unknown;
     let failure: string | null = null;
+    // The end-of-stream marker goes out with the response's end, which waits for the
+    // metering record (see holdEnd in app.ts): a stream the client saw complete is on file.
+    let done = '';
     try {
       for await (const chunk of response.body) {
         let out = '';
         for (const event of splitter.push(chunk as Uint8Array)) {
+          if (event.startsWith('data: [DONE]')) {
+            done += event;
+            continue;
+          }
           if (mayCarryUsage(event)) {
             const seen = inspectEvent(endpoint, event);
             if (seen.usage) usageRaw = seen.usage;
@@ -266,7 +273,7 @@ export class Forwarder {
     const status = failure === 'client_closed' ? 499 : failure ? 502 : response.statusCode;
     meter.finish(this.outcome(status, failure, usageRaw, promptEstimate, deliveredTokens, price));
     // A stream cut by the provider ends without [DONE]; the client sees it as an incomplete stream.
-    if (!clientGone()) res.end();
+    if (!clientGone()) res.end(done);
   }
 
   /** Builds the meter outcome: provider usage when given, else a local estimate marked as such. */

@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import type { NormalizedUsage } from '../billing/usage';
 import type { Endpoint } from '../metering/record';
 import { usageRecord, type UsageRecord } from '../metering/record';
@@ -27,6 +28,8 @@ export class Meter {
   stream = false;
   upstreamMs: number | null = null;
   reservation: Reservation | null = null;
+  /** The client's response: its end is held back until the record is in the journal. */
+  res: ServerResponse | null = null;
   private finished = false;
 
   constructor(
@@ -37,7 +40,7 @@ export class Meter {
     readonly sourceIp: string | null,
     readonly userAgent: string | null,
     private readonly instance: string,
-    private readonly emit: (record: UsageRecord, overheadMs: number, reservation: Reservation | null) => void,
+    private readonly emit: (record: UsageRecord, overheadMs: number, reservation: Reservation | null, res: ServerResponse | null) => void,
   ) {}
 
   get isFinished(): boolean {
@@ -78,6 +81,6 @@ export class Meter {
       userAgent: this.userAgent,
       gatewayInstance: this.instance,
     });
-    this.emit(record, latencyMs - (this.upstreamMs ?? 0), this.reservation);
+    this.emit(record, latencyMs - (this.upstreamMs ?? 0), this.reservation, this.res);
   }
 }

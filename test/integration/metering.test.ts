@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import { meteringStatusQuery } from '../../workflows/messages';
 import { workflowIds } from '../../src/temporal/conventions';
@@ -83,6 +83,64 @@ describe('database outage', () => {
     } finally {
       await gw.stop();
       await proxy.close();
+    }
+  });
+});
+
+describe('journal write failure', () => {
+  it('withholds the answer (a stream its end marker) rather than serve a request it could not record, and records it once it can write', async () => {
+    const customer = await createCustomer(db, upstream.url);
+    const gw = await startTestGateway({}, config);
+    const realWriteSync = fs.writeSync;
+    // The next journal write (its lines start with the record's version field) holding a
+    // record with this text fails once. (The batcher's rotation also writes: a condition
+    // on the content keeps it from taking the failure meant for a request.)
+    let failWhen: string | null = null;
+    let failed = 0;
+    const spy = vi.spyOn(fs, 'writeSync').mockImplementation(((fd: number, data: unknown, ...rest: unknown[]) => {
+      if (failWhen && typeof data === 'string' && data.startsWith('{"v":1,') && data.includes(failWhen)) {
+        failWhen = null;
+        failed++;
+        throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
+      }
+      return (realWriteSync as (...a: unknown[]) => number)(fd, data, ...rest);
+    }) as typeof fs.writeSync);
+    /** What the client got: no answer, an answer, or the start of one and then a cut connection. */
+    const outcome = async (extra: Record<string, unknown> = {}) => {
+      let res: Response;
+      try {
+        res = await chat(gw.url, customer.key, customer.model, extra);
+      } catch (err) {
+        return `connection failed: ${((err as Error).cause as { code?: string } | undefined)?.code ?? (err as Error).message}`;
+      }
+      let text = '';
+      const decoder = new TextDecoder();
+      try {
+        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) text += decoder.decode(chunk, { stream: true });
+        return `answered ${res.status}: ${text}`;
+      } catch {
+        return `cut after ${res.status}: ${text}`;
+      }
+    };
+    try {
+      failWhen = '"stream":false';
+      expect(await outcome()).toMatch(/^connection failed/);
+      failWhen = '"stream":true';
+      const streamed = await outcome({ stream: true });
+      expect(failed).toBe(2);
+      // The client may have seen content, never the end of the stream.
+      expect(streamed).toMatch(/^cut after 200: data: /);
+      expect(streamed).not.toContain('[DONE]');
+      // The next write carries the withheld records along with the next request's.
+      const next = await outcome({ stream: true });
+      expect(next).toMatch(/^answered 200/);
+      expect(next).toContain('data: [DONE]');
+      await gw.batcher.flush();
+      const rows = await db('usage_events').where({ account_id: customer.accountId }).select('request_id', 'status_code');
+      expect(rows).toHaveLength(3);
+    } finally {
+      spy.mockRestore();
+      await gw.stop();
     }
   });
 });

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { JournalLockedError, MeteringJournal } from '../../src/metering/journal';
 import { usageRecord, type UsageRecord } from '../../src/metering/record';
 
@@ -60,6 +60,42 @@ describe('metering journal', () => {
     j.close();
   });
 
+  it('writes the records of one event-loop turn together after the turn, and says so to each waiting caller', async () => {
+    const dir = tmp();
+    const j = new MeteringJournal(dir);
+    j.open();
+    const active = path.join(dir, fs.readdirSync(dir).find((f) => f.startsWith('segment-'))!);
+    const written: string[] = [];
+    j.append(record('r1'), (err) => written.push(`r1:${err === null ? fs.readFileSync(active, 'utf8').split('\n').length - 1 : 'failed'}`));
+    j.append(record('r2'), (err) => written.push(`r2:${err === null ? fs.readFileSync(active, 'utf8').split('\n').length - 1 : 'failed'}`));
+    // Nothing is on file yet, and nobody has been told it is.
+    expect(fs.readFileSync(active, 'utf8')).toBe('');
+    expect(written).toEqual([]);
+    await new Promise((r) => setImmediate(r));
+    // Both lines were on file when each caller heard of it.
+    expect(written).toEqual(['r1:2', 'r2:2']);
+    j.close();
+  });
+
+  it('tells the waiting callers when the write fails, and writes their records with the next write', async () => {
+    const j = new MeteringJournal(tmp());
+    j.open();
+    const spy = vi.spyOn(fs, 'writeSync').mockImplementationOnce(() => {
+      throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
+    });
+    const outcomes: string[] = [];
+    j.append(record('r1'), (err) => outcomes.push(err ? (err as NodeJS.ErrnoException).code! : 'ok'));
+    await new Promise((r) => setImmediate(r));
+    expect(outcomes).toEqual(['ENOSPC']);
+    expect(j.queuedRecords()).toBe(1);
+    spy.mockRestore();
+    j.append(record('r2'), (err) => outcomes.push(err ? 'failed' : 'ok'));
+    j.rotate();
+    expect(outcomes).toEqual(['ENOSPC', 'ok']);
+    expect(j.readSegment(j.closedSegments()[0]!.path).records.map((r) => r.requestId)).toEqual(['r1', 'r2']);
+    j.close();
+  });
+
   it('does not rotate an empty segment', () => {
     const j = new MeteringJournal(tmp());
     j.open();
@@ -74,6 +110,7 @@ describe('metering journal', () => {
     first.open();
     first.append(record('r1'));
     first.append(record('r2'));
+    first.flush(); // what the end of the event-loop turn does
     // Simulate a crash mid-write: a torn line at the end, and no close().
     const active = fs.readdirSync(dir).find((f) => f.startsWith('segment-'))!;
     fs.appendFileSync(path.join(dir, active), '{"v":1,"requestId":"r3","occ');

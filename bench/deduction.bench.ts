@@ -84,6 +84,7 @@ async function main(): Promise<number> {
       [UPSTREAM_KEY_ENV]: 'sk-bench',
       ...(process.env.BENCH_SIGNAL_THROTTLE_MS ? { METERING_SIGNAL_THROTTLE_MS: process.env.BENCH_SIGNAL_THROTTLE_MS } : {}),
       ...(process.env.BENCH_DATABASE_POOL_MAX ? { DATABASE_POOL_MAX: process.env.BENCH_DATABASE_POOL_MAX } : {}),
+      ...(process.env.BENCH_WORKFLOW_THREADS ? { WORKER_WORKFLOW_THREADS: process.env.BENCH_WORKFLOW_THREADS } : {}),
     };
     const worker = spawnNode('worker', ['bin/mixroute.js', 'worker'], env);
     children.push(worker);
@@ -166,7 +167,7 @@ async function main(): Promise<number> {
       benchmark: 'deduction',
       at: new Date().toISOString(),
       machine: { cpus: os.cpus().length, node: process.version },
-      setup: { rate: RATE, accounts: ACCOUNTS, seconds: SECONDS, quick: QUICK, settleMinIntervalMs: 0, meteringBatchMs: 200, signalThrottleMs: Number(process.env.BENCH_SIGNAL_THROTTLE_MS ?? 500) },
+      setup: { rate: RATE, accounts: ACCOUNTS, seconds: SECONDS, quick: QUICK, settleMinIntervalMs: 0, meteringBatchMs: 200, signalThrottleMs: Number(process.env.BENCH_SIGNAL_THROTTLE_MS ?? 500), workflowThreads: Number(process.env.BENCH_WORKFLOW_THREADS ?? 1) },
       requests: { sent: total + ACCOUNTS, completed, failed, sendSeconds: round(sendSeconds, 2) },
       events: { recorded: events, unsettledAtEnd: unsettled, measured: l.n },
       lagSeconds: { p50: round(Number(l.p50)), p95: round(Number(l.p95)), p99: round(Number(l.p99)), max: round(Number(l.max)) },

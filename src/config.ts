@@ -27,6 +27,7 @@ export const configSchema = z.object({
   TEMPORAL_UI_PORT: port.default(8233),
   WORKER_MAX_WORKFLOW_TASKS: z.coerce.number().int().min(2).max(2_000).default(100),
   WORKER_MAX_WORKFLOW_TASK_POLLS: z.coerce.number().int().min(2).max(200).default(20),
+  WORKER_WORKFLOW_THREADS: z.coerce.number().int().min(1).max(16).default(1),
   HOST: z.string().min(1).default('127.0.0.1'),
   GATEWAY_PORT: port.default(8080),
   ADMIN_PORT: port.default(8081),
@@ -124,6 +125,7 @@ export interface Config {
      */
     readonly maxWorkflowTasks: number;
     readonly maxWorkflowTaskPolls: number;
+    readonly workflowThreads: number;
   };
   readonly host: string;
   readonly gatewayPort: number;
@@ -235,6 +237,7 @@ export function loadConfig(env: Env = process.env): Config {
       uiPort: e.TEMPORAL_UI_PORT,
       maxWorkflowTasks: e.WORKER_MAX_WORKFLOW_TASKS,
       maxWorkflowTaskPolls: Math.min(e.WORKER_MAX_WORKFLOW_TASK_POLLS, e.WORKER_MAX_WORKFLOW_TASKS),
+      workflowThreads: e.WORKER_WORKFLOW_THREADS,
     }),
     host: e.HOST,
     gatewayPort: e.GATEWAY_PORT,

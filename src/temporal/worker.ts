@@ -25,6 +25,7 @@ export async function createWorker(
     activities: createActivities(deps),
     maxConcurrentWorkflowTaskExecutions: config.temporal.maxWorkflowTasks,
     maxConcurrentWorkflowTaskPolls: config.temporal.maxWorkflowTaskPolls,
+    workflowThreadPoolSize: config.temporal.workflowThreads,
     ...overrides,
   });
   return { worker, connection };

@@ -51,6 +51,7 @@ import {
   mainThreadCpuProfile,
   paced,
   REPO_ROOT,
+  processCpuSeconds,
   round,
   seriesByLabel,
   spawnNode,
@@ -227,6 +228,19 @@ async function main(): Promise<number> {
       body: bodies[c],
     });
 
+    /**
+     * The CPU time the target's own process spent per completed request (the mock's
+     * for direct). Unlike requests per second it barely moves when other work shares
+     * the cores, so it shows whether a change made the gateway cheaper.
+     */
+    const pidOf: Record<TargetName, number | undefined> = { direct: mock.proc.pid, proxy: proxy.proc.pid, gateway: gateway.proc.pid };
+    const withCpu = async (t: TargetName, run: () => Promise<RunResult>): Promise<RunResult> => {
+      const before = processCpuSeconds(pidOf[t]);
+      const r = await run();
+      const after = processCpuSeconds(pidOf[t]);
+      return before === null || after === null || r.completed === 0 ? r : { ...r, cpuUsPerRequest: round(((after - before) * 1e6) / r.completed, 1) };
+    };
+
     // Sanity: every target answers each case as expected before anything is measured.
     for (const c of CASES) {
       for (const t of TARGET_NAMES) {
@@ -249,7 +263,8 @@ async function main(): Promise<number> {
       countGateway(target, r);
       runs.push({ phase, target, case: c, ...r });
       const bad = r.non2xx + r.errors ? `  non-2xx ${r.non2xx}, errors ${r.errors}` : '';
-      log(`${phase.padEnd(18)} ${target.padEnd(7)} ${c.padEnd(4)} ${String(r.completed).padStart(6)} ok in ${fmt(r.durationS, 2).padStart(5)} s = ${fmt(r.rps).padStart(8)} req/s  p50 ${fmt(r.latency.p50Ms)} ms  p99 ${fmt(r.latency.p99Ms)} ms${bad}`);
+      const cpu = r.cpuUsPerRequest === undefined ? '' : `  CPU ${fmt(r.cpuUsPerRequest, 1)} us/req`;
+      log(`${phase.padEnd(18)} ${target.padEnd(7)} ${c.padEnd(4)} ${String(r.completed).padStart(6)} ok in ${fmt(r.durationS, 2).padStart(5)} s = ${fmt(r.rps).padStart(8)} req/s  p50 ${fmt(r.latency.p50Ms)} ms  p99 ${fmt(r.latency.p99Ms)} ms${cpu}${bad}`);
       return r;
     };
 
@@ -261,7 +276,7 @@ async function main(): Promise<number> {
         checkInterrupted();
         record('seq warm-up', t, c, await cannon(spec(t, c), { connections: 1, amount: SEQ_WARMUP }));
         checkInterrupted();
-        sequential[c][t] = record('sequential', t, c, await cannon(spec(t, c), { connections: 1, amount: SEQ_AMOUNT }));
+        sequential[c][t] = record('sequential', t, c, await withCpu(t, () => cannon(spec(t, c), { connections: 1, amount: SEQ_AMOUNT })));
       }
     }
 
@@ -331,9 +346,9 @@ async function main(): Promise<number> {
           const probe = record('throughput probe', t, c, await cannon(spec(t, c), { connections: LOAD_CONNECTIONS, amount: GATEWAY_PROBE }));
           checkInterrupted();
           const amount = Math.max(GATEWAY_PROBE, Math.min(200_000, Math.round(probe.rps * LOAD_SECONDS)));
-          throughput[c][t] = record('throughput', t, c, await cannon(spec(t, c), { connections: LOAD_CONNECTIONS, amount }));
+          throughput[c][t] = record('throughput', t, c, await withCpu(t, () => cannon(spec(t, c), { connections: LOAD_CONNECTIONS, amount })));
         } else {
-          throughput[c][t] = record('throughput', t, c, await cannon(spec(t, c), { connections: LOAD_CONNECTIONS, durationS: LOAD_SECONDS }));
+          throughput[c][t] = record('throughput', t, c, await withCpu(t, () => cannon(spec(t, c), { connections: LOAD_CONNECTIONS, durationS: LOAD_SECONDS })));
         }
       }
     }
@@ -526,14 +541,14 @@ function printReport(
 ): void {
   const out: string[] = [];
   out.push('', `Gateway benchmark: ${machine.cpus} CPUs (${machine.cpuModel ?? '?'}), node ${machine.node}`, '');
-  const rows: (string | number)[][] = [['case / target', 'seq p50 ms', 'seq p99 ms', 'overhead p50 ms', 'max req/s', 'p50 @50c ms', 'p99 @50c ms', 'non-2xx+err']];
+  const rows: (string | number)[][] = [['case / target', 'seq p50 ms', 'seq p99 ms', 'overhead p50 ms', 'max req/s', 'p50 @50c ms', 'p99 @50c ms', 'CPU us/req @50c', 'non-2xx+err']];
   for (const c of CASES) {
     const p = perCase[c];
     for (const t of TARGET_NAMES) {
       const s = p.sequential[t];
       const tp = p.throughput[t];
       const over = t === 'direct' ? '-' : fmt(t === 'gateway' ? p.sequentialOverheadMs.gateway : p.sequentialOverheadMs.bareProxy);
-      rows.push([`${c} ${t}`, s.latency.p50Ms, s.latency.p99Ms, over, tp.rps, tp.latency.p50Ms, tp.latency.p99Ms, s.non2xx + s.errors + tp.non2xx + tp.errors]);
+      rows.push([`${c} ${t}`, s.latency.p50Ms, s.latency.p99Ms, over, tp.rps, tp.latency.p50Ms, tp.latency.p99Ms, tp.cpuUsPerRequest === undefined ? '-' : fmt(tp.cpuUsPerRequest, 1), s.non2xx + s.errors + tp.non2xx + tp.errors]);
     }
   }
   out.push(table(rows), '');
@@ -559,6 +574,11 @@ function printReport(
   for (const c of CASES) {
     const r = t.throughput[c];
     out.push(`  throughput (${c}): gateway / bare proxy = ${fmt(r.ratio * 100, 1)}% (min 30%) -> ${yes(r.pass)}`);
+    const gw = perCase[c].throughput.gateway.cpuUsPerRequest;
+    const px = perCase[c].throughput.proxy.cpuUsPerRequest;
+    if (gw !== undefined && px !== undefined) {
+      out.push(`    CPU per request under load (${c}): gateway ${fmt(gw, 1)} us vs bare proxy ${fmt(px, 1)} us = ${fmt((px / gw) * 100, 1)}% (the ratio a CPU-bound run tends to)`);
+    }
   }
   out.push(`  metering: ${metering.requestsCompleted} requests completed, ${metering.usageEvents} usage events -> ${metering.equal ? 'equal' : 'NOT EQUAL'}`);
   if (cpuProfile) {

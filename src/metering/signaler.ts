@@ -1,5 +1,6 @@
 import type { Client } from '@temporalio/client';
 import { usageRecordedSignal } from '../../workflows/messages';
+import { releaseAsyncHooks } from '../temporal/client';
 import { workflowIds } from '../temporal/conventions';
 import type { AccountSignaler } from './batcher';
 
@@ -17,5 +18,7 @@ export function accountMeteringSignaler(
       signal: usageRecordedSignal,
       signalArgs: [summary],
     });
+    // The client's first call switched Node's async hooks on; they tax every request of the gateway.
+    releaseAsyncHooks(client.connection);
   };
 }

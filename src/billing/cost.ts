@@ -48,15 +48,16 @@ function tokens(n: number, field: string): Decimal {
   return new Money(n);
 }
 
+/** Rounds half-up at the storage scale; a value of another Decimal clone is taken into Money first. */
 function atStorageScale(d: Decimal): Decimal {
-  return new Money(d).toDecimalPlaces(PRICE_SCALE, Money.ROUND_HALF_UP);
+  return (d.constructor === Money ? d : new Money(d)).toDecimalPlaces(PRICE_SCALE, Money.ROUND_HALF_UP);
 }
 
 const ZERO = new Money(0);
 
 function part(n: number, field: string, perMtok: Decimal): Decimal {
   const count = tokens(n, field);
-  return n === 0 ? ZERO : atStorageScale(count.mul(perMtok).div(TOKENS_PER_PRICE_UNIT));
+  return n === 0 || perMtok.isZero() ? ZERO : atStorageScale(count.mul(perMtok).div(TOKENS_PER_PRICE_UNIT));
 }
 
 interface ParsedPrice {
@@ -100,7 +101,9 @@ export function computeCost(usage: NormalizedUsage, price: TokenPrice): CostBrea
     cacheWrite: part(usage.cacheWriteTokens, 'cacheWriteTokens', input),
     output: part(usage.outputTokens, 'outputTokens', output),
   };
-  const total = breakdown.input.plus(breakdown.cacheRead).plus(breakdown.cacheWrite).plus(breakdown.output);
+  // Zero parts (most requests have no cache tokens) are skipped: each plus allocates.
+  let total: Decimal = ZERO;
+  for (const p of [breakdown.input, breakdown.cacheRead, breakdown.cacheWrite, breakdown.output]) if (!p.isZero()) total = total === ZERO ? p : total.plus(p);
   return { ...breakdown, total };
 }
 

@@ -44,8 +44,9 @@ const MAX_USER_AGENT = 512;
 const MAX_ERROR_TYPE = 64;
 
 /** Copies exactly the allowed fields, clipping the free-text metadata to sane lengths. */
+const int = (n: number) => (Number.isFinite(n) && n > 0 ? Math.round(n) : 0);
+
 export function usageRecord(fields: Omit<UsageRecord, 'v' | 'holdId'> & { holdId?: string | null }): UsageRecord {
-  const int = (n: number) => (Number.isFinite(n) && n > 0 ? Math.round(n) : 0);
   return {
     v: 1,
     requestId: fields.requestId,

@@ -15,6 +15,7 @@ import * as m20261126190000 from './20261126190000_retention';
 import * as m20261126200000 from './20261126200000_console';
 import * as m20261126210000 from './20261126210000_billing_record_expiry';
 import * as m20261126220000 from './20261126220000_usage_hourly_invoiced_by_unchecked';
+import * as m20261126230000 from './20261126230000_usage_invoiced_boundary';
 
 /**
  * Every migration, in order, imported statically. knex's directory loader would
@@ -40,4 +41,5 @@ export const migrations: ReadonlyArray<readonly [name: string, migration: Knex.M
   ['20261126200000_console.ts', m20261126200000],
   ['20261126210000_billing_record_expiry.ts', m20261126210000],
   ['20261126220000_usage_hourly_invoiced_by_unchecked.ts', m20261126220000],
+  ['20261126230000_usage_invoiced_boundary.ts', m20261126230000],
 ];

@@ -7,6 +7,7 @@ import type { InvoiceAccountResult } from '../../workflows/messages';
 import type { Db } from './knex';
 import { lockBalances } from './ledger';
 import { settleAccountUsage } from './settlement';
+import { openUsageExistsSql } from './uninvoiced';
 
 /**
  * Accounts to invoice for a period, in id order from `after` (keyset paging):
@@ -22,7 +23,7 @@ export async function listBillableAccounts(
   const q = db('accounts as a')
     .where((w) =>
       w
-        .whereExists(db('usage_hourly as u').whereRaw('u.account_id = a.id').whereNull('u.invoiced_by').where('u.hour', '<', end).select(db.raw('1')))
+        .whereRaw(openUsageExistsSql('a.id', 'u.hour < ?::timestamptz'), [end, end])
         .orWhereExists(db('usage_events as e').whereRaw('e.account_id = a.id').whereNull('e.settled_at').where('e.occurred_at', '<', end).select(db.raw('1')))
         .orWhereExists(db('invoices as i').whereRaw('i.account_id = a.id').where({ 'i.period': input.period, 'i.kind': 'invoice' }).select(db.raw('1'))),
     )
@@ -40,8 +41,9 @@ export async function listBillableAccounts(
  * under the account's balance lock: returns the period's invoice if it
  * exists; otherwise builds it from the usage not yet invoiced (earlier
  * periods' late usage included, labelled), allocates the next number of the
- * series, finalizes it and marks the usage invoiced. A crash anywhere rolls
- * the whole thing back, number included, so numbers stay gapless.
+ * series, finalizes it, moves the account's invoiced boundary to the
+ * period's end and marks the late rows it took. A crash anywhere rolls the
+ * whole thing back, number included, so numbers stay gapless.
  */
 export async function invoiceAccountForPeriod(
   db: Db,
@@ -69,16 +71,27 @@ export async function invoiceAccountForPeriod(
       };
     }
     const account = await trx('accounts').where({ id: input.accountId }).first();
-    // Aggregated in PostgreSQL: a month of hourly rows per model becomes a few line groups.
+    const boundary = await trx('usage_invoiced_boundaries').where({ account_id: input.accountId }).first('invoiced_until');
+    const usageFrom: Date | string = boundary?.invoiced_until ?? '-infinity';
+    // Aggregated in PostgreSQL: a month of hourly rows per model becomes a few line groups. The open
+    // usage (see uninvoiced.ts) in two branches, each a range of one index. `late` labels the lines of
+    // earlier periods, whichever kind of row they come from.
     const grouped: { model: string; price_id: string; usage_period: string; late: boolean; input: string; cached: string; cache_write: string; output: string }[] = (
       await trx.raw(
         `SELECT model, price_id, to_char(hour AT TIME ZONE 'UTC', 'YYYY-MM') AS usage_period, hour < ?::timestamptz AS late,
                 sum(input_tokens)::text AS input, sum(cache_read_tokens)::text AS cached,
                 sum(cache_write_tokens)::text AS cache_write, sum(output_tokens)::text AS output
-           FROM usage_hourly
-          WHERE account_id = ? AND invoiced_by IS NULL AND hour < ?::timestamptz AND cost > 0 AND price_id <> ''
+           FROM (SELECT model, price_id, hour, input_tokens, cache_read_tokens, cache_write_tokens, output_tokens
+                   FROM usage_hourly
+                  WHERE account_id = ? AND invoiced_by IS NULL AND NOT late AND hour >= ?::timestamptz AND hour < ?::timestamptz
+                    AND cost > 0 AND price_id <> ''
+                 UNION ALL
+                 SELECT model, price_id, hour, input_tokens, cache_read_tokens, cache_write_tokens, output_tokens
+                   FROM usage_hourly
+                  WHERE account_id = ? AND invoiced_by IS NULL AND late AND hour < ?::timestamptz
+                    AND cost > 0 AND price_id <> '') open
           GROUP BY 1, 2, 3, 4`,
-        [start, input.accountId, end],
+        [start, input.accountId, usageFrom, end, input.accountId, end],
       )
     ).rows;
     if (grouped.length === 0) return { status: 'skipped' as const, reason: 'no billable usage in or before the period' };
@@ -142,6 +155,9 @@ export async function invoiceAccountForPeriod(
         tax_note: built.taxNote,
         customer: JSON.stringify({ name: account.name, country: account.country, vatId: account.vat_id, billingEmail: account.billing_email, accountId: account.id }),
         issuer: JSON.stringify(cfg.invoicing.issuer),
+        // The normal rows this invoice consumed are the account's hours in [usage_from, usage_until): reconciliation and retention find them by it.
+        usage_from: usageFrom,
+        usage_until: end,
       })
       .returning('id');
     await trx('invoice_lines').insert(
@@ -158,8 +174,16 @@ export async function invoiceAccountForPeriod(
         usage_period: l.usagePeriod,
       })),
     );
-    // Everything the invoice covered (zero-cost rows included) is now invoiced; the balance lock keeps settlement out meanwhile.
-    await trx('usage_hourly').where({ account_id: input.accountId }).whereNull('invoiced_by').where('hour', '<', end).update({ invoiced_by: invoice.id });
+    // Everything the invoice covered (zero-cost rows included) is now invoiced: the normal rows by the boundary,
+    // which settlement reads under the same balance lock, so usage it settles into these hours from now on is late;
+    // the few late rows by their mark. The boundary never moves back (an earlier period invoiced afterwards takes only late rows).
+    await trx('usage_hourly').where({ account_id: input.accountId, late: true }).whereNull('invoiced_by').where('hour', '<', end).update({ invoiced_by: invoice.id });
+    await trx.raw(
+      `INSERT INTO usage_invoiced_boundaries AS b (account_id, invoiced_until, invoice_id) VALUES (?, ?::timestamptz, ?)
+       ON CONFLICT (account_id) DO UPDATE SET invoiced_until = EXCLUDED.invoiced_until, invoice_id = EXCLUDED.invoice_id, updated_at = now()
+        WHERE b.invoiced_until < EXCLUDED.invoiced_until`,
+      [input.accountId, end, invoice.id],
+    );
     // Last, so the series row (which every finalization waits for) is held as briefly as possible.
     const number = await allocateNumber(trx, series);
     await trx('invoices')

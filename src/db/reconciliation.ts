@@ -478,17 +478,27 @@ export async function checkInvoices(ctx: CheckContext): Promise<Discrepancy[]> {
   for (let i = 0; i < invoices.length; i += 500) {
     const chunk = invoices.slice(i, i + 500);
     const ids = chunk.map((inv) => inv.id);
-    // The invoice's usage as it was built: the rows it consumed, grouped as the invoice groups them.
+    // The invoice's usage as it was built: the rows it consumed, grouped as the invoice groups them. Those
+    // are the rows it marked (late rows, and all of them on invoices from before boundaries) and the normal
+    // rows of the account's hours it took through the boundary, [usage_from, usage_until).
     const usage: UsageGroupRow[] = (
       await db.raw(
-        `SELECT u.invoiced_by AS invoice_id, u.model, u.price_id, to_char(u.hour AT TIME ZONE 'UTC', 'YYYY-MM') AS usage_period,
-                to_char(u.hour AT TIME ZONE 'UTC', 'YYYY-MM') < i.period AS late,
+        `SELECT u.invoice_id, u.model, u.price_id, to_char(u.hour AT TIME ZONE 'UTC', 'YYYY-MM') AS usage_period,
+                to_char(u.hour AT TIME ZONE 'UTC', 'YYYY-MM') < u.period AS late,
                 sum(u.input_tokens)::text AS input, sum(u.cache_read_tokens)::text AS cached,
                 sum(u.cache_write_tokens)::text AS cache_write, sum(u.output_tokens)::text AS output
-           FROM usage_hourly u JOIN invoices i ON i.id = u.invoiced_by
-          WHERE u.invoiced_by = ANY(?::uuid[]) AND u.cost > 0 AND u.price_id <> ''
+           FROM (SELECT i.id AS invoice_id, i.period, u.*
+                   FROM invoices i JOIN usage_hourly u ON u.invoiced_by = i.id
+                  WHERE i.id = ANY(?::uuid[])
+                 UNION ALL
+                 SELECT i.id, i.period, u.*
+                   FROM invoices i JOIN usage_hourly u
+                     ON u.account_id = i.account_id AND u.invoiced_by IS NULL AND NOT u.late
+                    AND u.hour >= i.usage_from AND u.hour < i.usage_until
+                  WHERE i.id = ANY(?::uuid[]) AND i.usage_from IS NOT NULL) u
+          WHERE u.cost > 0 AND u.price_id <> ''
           GROUP BY 1, 2, 3, 4, 5`,
-        [ids],
+        [ids, ids],
       )
     ).rows;
     const lines = await db('invoice_lines').whereIn('invoice_id', ids).orderBy(['invoice_id', 'position']);

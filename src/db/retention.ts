@@ -1,5 +1,6 @@
 import type { Db } from './knex';
 import { lockBalances } from './ledger';
+import { openUsageExistsSql } from './uninvoiced';
 
 /**
  * Metadata expiry, per category of retention_policies.
@@ -57,8 +58,7 @@ const MUST_KEEP = `(
   OR NOT EXISTS (SELECT 1 FROM reconciliation_reports r
                   WHERE r.scope = 'period' AND r.status = 'finished'
                     AND r.label = to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM'))
-  OR EXISTS (SELECT 1 FROM usage_hourly u
-              WHERE u.account_id = e.account_id AND u.invoiced_by IS NULL AND u.cost > 0 AND u.hour <= e.occurred_at)
+  OR ${openUsageExistsSql('e.account_id', 'u.cost > 0 AND u.hour <= e.occurred_at')}
 )`;
 const KEEP_REASON = `CASE WHEN e.account_id IN (${HELD}) THEN 'hold' ELSE 'unbilled' END`;
 
@@ -113,7 +113,23 @@ export async function expireUsageEvents(ctx: ExpiryContext, cutoff: Date): Promi
   // through indexes (unsettled, account and time) and a day costs one count, not three scans.
   const held: string[] = (await db.raw(HELD)).rows.map((r: { account_id: string }) => r.account_id);
   const unbilled: { account_id: string; since: Date }[] = (
-    await db.raw(`SELECT account_id, min(hour) AS since FROM usage_hourly WHERE invoiced_by IS NULL AND cost > 0 GROUP BY 1`)
+    await db.raw(
+      `SELECT account_id, since FROM (
+         SELECT b.account_id,
+                LEAST((SELECT min(u.hour) FROM usage_hourly u
+                        WHERE u.account_id = b.account_id AND u.invoiced_by IS NULL AND NOT u.late AND u.hour >= b.invoiced_until AND u.cost > 0),
+                      (SELECT min(u.hour) FROM usage_hourly u
+                        WHERE u.account_id = b.account_id AND u.invoiced_by IS NULL AND u.late AND u.cost > 0)) AS since
+           FROM usage_invoiced_boundaries b
+         UNION ALL
+         -- Accounts never invoiced: all their (unmarked) usage is open.
+         SELECT u.account_id, min(u.hour)
+           FROM usage_hourly u
+          WHERE u.invoiced_by IS NULL AND u.cost > 0
+            AND NOT EXISTS (SELECT 1 FROM usage_invoiced_boundaries b WHERE b.account_id = u.account_id)
+          GROUP BY 1) s
+        WHERE since IS NOT NULL`,
+    )
   ).rows;
   const keepAccounts = (dayEnd: Date) => [...new Set([...held, ...unbilled.filter((u) => new Date(u.since) < dayEnd).map((u) => u.account_id)])];
   const count = async (q: string, b: unknown[]) => Number((await db.raw(q, b as never)).rows[0].n);
@@ -315,7 +331,16 @@ async function expireInvoices(ctx: ExpiryContext, cutoff: Date, out: CategoryOut
         )
       ).rows.map((r: { id: string }) => r.id);
       if (!ids.length) return 0;
+      // Their usage: the rows they marked (late rows, and everything from before boundaries), and the
+      // normal rows of the hours each consumed through the boundary.
       await trx('usage_hourly').whereIn('invoiced_by', ids).delete();
+      await trx.raw(
+        `DELETE FROM usage_hourly u USING invoices i
+          WHERE i.id = ANY(?::uuid[]) AND i.usage_from IS NOT NULL
+            AND u.account_id = i.account_id AND u.invoiced_by IS NULL AND NOT u.late
+            AND u.hour >= i.usage_from AND u.hour < i.usage_until`,
+        [ids],
+      );
       await trx('invoice_lines').whereIn('invoice_id', ids).delete();
       // An invoice and its credit note refer to each other; one statement deletes both (the keys are checked at its end).
       await trx('invoices').whereIn('id', ids).delete();

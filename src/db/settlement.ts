@@ -3,6 +3,7 @@ import type Decimal from 'decimal.js';
 import { Money, toAmountString } from '../billing/money';
 import type { Db } from './knex';
 import { lockBalances, postEntries } from './ledger';
+import { boundarySql } from './uninvoiced';
 
 export interface SettlementResult {
   events: number;
@@ -32,7 +33,7 @@ interface EventRow {
 
 /**
  * Settles an account's unsettled usage in one transaction: folds the events
- * into usage_hourly, posts one `usage` ledger entry for their total with an
+ * into usage_hourly (into late rows for hours already invoiced), posts one `usage` ledger entry for their total with an
  * idempotency key derived from the batch, releases the part of each balance
  * hold that the usage consumed, and marks the events settled. The account's
  * balance row is locked first, so a retried or duplicated run waits, then
@@ -75,12 +76,17 @@ export async function settleAccountUsage(
       total = total.plus(e.cost);
       if (e.hold_id) byHold.set(e.hold_id, (byHold.get(e.hold_id) ?? new Money(0)).plus(e.cost));
     }
-    // One statement for all groups: settlement runs hundreds of times a second at load.
+    // One statement for all groups: settlement runs hundreds of times a second at load. Usage of an hour
+    // the account was already invoiced for goes to a late row, for the next invoice; the boundary is read
+    // once per statement, and under the balance lock that invoice finalization takes too, so it cannot
+    // move between this read and the commit.
     const groupRows = [...groups.values()];
     await trx.raw(
-      `INSERT INTO usage_hourly AS u (account_id, hour, model, provider, price_id, requests, input_tokens, cache_read_tokens, cache_write_tokens, output_tokens, reasoning_tokens, cost)
-       SELECT ?::uuid, * FROM unnest(?::timestamptz[], ?::text[], ?::text[], ?::text[], ?::int[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::numeric[])
-       ON CONFLICT (account_id, hour, model, provider, price_id) WHERE invoiced_by IS NULL DO UPDATE SET
+      `INSERT INTO usage_hourly AS u (account_id, hour, model, provider, price_id, requests, input_tokens, cache_read_tokens, cache_write_tokens, output_tokens, reasoning_tokens, cost, late)
+       SELECT ?::uuid, g.*, g.hour < ${boundarySql('?::uuid')}
+         FROM unnest(?::timestamptz[], ?::text[], ?::text[], ?::text[], ?::int[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::numeric[])
+              AS g(hour, model, provider, price_id, requests, input_tokens, cache_read_tokens, cache_write_tokens, output_tokens, reasoning_tokens, cost)
+       ON CONFLICT (account_id, hour, model, provider, price_id, late) WHERE invoiced_by IS NULL DO UPDATE SET
          requests = u.requests + EXCLUDED.requests,
          input_tokens = u.input_tokens + EXCLUDED.input_tokens,
          cache_read_tokens = u.cache_read_tokens + EXCLUDED.cache_read_tokens,
@@ -89,6 +95,7 @@ export async function settleAccountUsage(
          reasoning_tokens = u.reasoning_tokens + EXCLUDED.reasoning_tokens,
          cost = u.cost + EXCLUDED.cost`,
       [
+        accountId,
         accountId,
         groupRows.map((g) => g.hour.toISOString()),
         groupRows.map((g) => g.model),

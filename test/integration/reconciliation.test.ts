@@ -7,6 +7,7 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAdminApp } from '../../src/admin/app';
+import { billingPeriod } from '../../src/billing/invoice';
 import { Money } from '../../src/billing/money';
 import { systemClock } from '../../src/clock';
 import { invoiceAccountForPeriod } from '../../src/db/invoices';
@@ -149,7 +150,8 @@ async function plant(): Promise<World> {
   await db.raw(`UPDATE invoice_sequences SET next_number = next_number + 1 WHERE series = 'MR-2026'`);
   const third = await invoiceAccountForPeriod(db, { accountId: accounts.invoiced, period: PERIOD, dryRun: false, now: issuedAt }, invoicing);
   expect(third).toMatchObject({ status: 'invoiced', number: 'MR-2026-000003' });
-  await db.raw(`UPDATE usage_hourly SET output_tokens = output_tokens + 1000 WHERE invoiced_by = ?`, [(third as { invoiceId: string }).invoiceId]);
+  // The rows #3 consumed: the account's hours up to the period's end, invoiced through its boundary (no per-row mark).
+  await db.raw(`UPDATE usage_hourly SET output_tokens = output_tokens + 1000 WHERE account_id = ? AND hour < ?`, [accounts.invoiced, billingPeriod(PERIOD).end]);
 
   return {
     provider: world0.provider,

@@ -41,7 +41,7 @@ const unreconciledDay = Date.parse(`${monthOf(oldDay)}-01T12:00:00Z`) - 15 * DAY
 const tenDaysAgo = now - 10 * DAY;
 const yesterday = now - 1 * DAY;
 
-let accounts: { billed: string; held: string; unbilled: string };
+let accounts: { billed: string; held: string; unbilled: string; lateUnbilled: string };
 let seq = 0;
 
 async function event(accountId: string, at: number, extra: Record<string, unknown> = {}) {
@@ -72,6 +72,7 @@ beforeAll(async () => {
     billed: (await ops.createAccount({ name: 'Billed' })).id,
     held: (await ops.createAccount({ name: 'Held' })).id,
     unbilled: (await ops.createAccount({ name: 'Unbilled' })).id,
+    lateUnbilled: (await ops.createAccount({ name: 'Late unbilled' })).id,
   };
   for (const a of Object.values(accounts)) {
     await event(a, oldDay);
@@ -85,6 +86,19 @@ beforeAll(async () => {
     account_id: accounts.unbilled, hour: new Date(Math.floor((oldDay - 3_600_000) / 3_600_000) * 3_600_000), model: 'm', provider: 'p', price_id: '',
     requests: 1, input_tokens: 1, cache_read_tokens: 0, cache_write_tokens: 0, output_tokens: 1, reasoning_tokens: 0, cost: '0.5',
   });
+  // Billed through its invoiced boundary: cost from before the events, not marked, but invoiced.
+  const hourBefore = (t: number, hours: number) => new Date((Math.floor(t / 3_600_000) - hours) * 3_600_000);
+  await db('usage_hourly').insert({
+    account_id: accounts.billed, hour: hourBefore(oldDay, 2), model: 'm', provider: 'p', price_id: '',
+    requests: 1, input_tokens: 1, cache_read_tokens: 0, cache_write_tokens: 0, output_tokens: 1, reasoning_tokens: 0, cost: '0.5',
+  });
+  await db('usage_invoiced_boundaries').insert({ account_id: accounts.billed, invoiced_until: hourBefore(oldDay, 1) });
+  // Unbilled although behind its boundary: a late row no invoice took yet.
+  await db('usage_hourly').insert({
+    account_id: accounts.lateUnbilled, hour: hourBefore(oldDay, 2), model: 'm', provider: 'p', price_id: '', late: true,
+    requests: 1, input_tokens: 1, cache_read_tokens: 0, cache_write_tokens: 0, output_tokens: 1, reasoning_tokens: 0, cost: '0.5',
+  });
+  await db('usage_invoiced_boundaries').insert({ account_id: accounts.lateUnbilled, invoiced_until: new Date(oldDay + DAY) });
   await db('reconciliation_reports').insert({
     id: randomUUID(), workflow_id: 'test', scope: 'period', label: monthOf(oldDay), window_start: new Date(), window_end: new Date(),
     trigger: 'staff', requested_by: 'test', status: 'finished', verdict: 'clean',
@@ -139,8 +153,9 @@ describe('metadata expiry', () => {
       expect(await eventsOf(accounts.billed, oldDay)).toBe(1); // the unsettled one
       expect(await eventsOf(accounts.held, oldDay)).toBe(2);
       expect(await eventsOf(accounts.unbilled, oldDay)).toBe(2);
-      // Kept: the held account's two; unbilled: the unbilled account's two, the unsettled one, and the unreconciled month's three.
-      expect(by('usage_events')).toMatchObject({ expiredPartitions: 1, expiredRows: 2, keptHold: 2, keptUnbilled: 2 + 1 + 3 });
+      expect(await eventsOf(accounts.lateUnbilled, oldDay)).toBe(2);
+      // Kept: the held account's two; unbilled: the two unbilled accounts' two each, the unsettled one, and the unreconciled month's four.
+      expect(by('usage_events')).toMatchObject({ expiredPartitions: 1, expiredRows: 2, keptHold: 2, keptUnbilled: 2 + 2 + 1 + 4 });
       // The month nobody reconciled: all of it waits.
       expect(await partition(unreconciledDay)).not.toBeNull();
       for (const a of Object.values(accounts)) expect(await eventsOf(a, unreconciledDay)).toBe(1);
@@ -175,6 +190,7 @@ describe('metadata expiry', () => {
       const third = await runCliJson(['retention', 'run'], env);
       expect(await eventsOf(accounts.held, oldDay)).toBe(0);
       expect(await eventsOf(accounts.unbilled, oldDay)).toBe(2);
+      expect(await eventsOf(accounts.lateUnbilled, oldDay)).toBe(2);
       expect(third.categories.find((c: { category: string }) => c.category === 'usage_events').expiredRows).toBe(2);
       expect((await db('security_events').pluck('reason'))).toEqual(['recent']);
     });
@@ -219,7 +235,13 @@ describe('metadata expiry', () => {
     // The erased subject's closed account: everything from 2014-2015.
     const inv2014 = await invoice(gone, '2014-03-01T00:00:00Z');
     await db('usage_hourly').insert({ account_id: gone, hour: at('2014-02-01T10:00:00Z'), model: 'm', provider: 'p', price_id: 'old', requests: 1, input_tokens: 1, cache_read_tokens: 0, cache_write_tokens: 0, output_tokens: 0, reasoning_tokens: 0, cost: '1', invoiced_by: inv2014 });
-    const inv2015 = await invoice(gone, '2015-03-01T00:00:00Z');
+    const inv2015 = await invoice(gone, '2015-03-01T00:00:00Z', { usage_from: at('2014-03-01T00:00:00Z'), usage_until: at('2015-03-01T00:00:00Z') });
+    // 2015's usage as the boundary leaves it: its normal hours unmarked, a late row of 2014 marked.
+    const hourly = (accountId: string, hour: string, extra: Record<string, unknown> = {}) =>
+      db('usage_hourly').insert({ account_id: accountId, hour: at(hour), model: 'm', provider: 'p', price_id: 'old', requests: 1, input_tokens: 1, cache_read_tokens: 0, cache_write_tokens: 0, output_tokens: 0, reasoning_tokens: 0, cost: '1', ...extra });
+    await hourly(gone, '2015-02-01T10:00:00Z');
+    await hourly(gone, '2014-02-01T10:00:00Z', { late: true, invoiced_by: inv2015 });
+    await db('usage_invoiced_boundaries').insert({ account_id: gone, invoiced_until: at('2015-03-01T00:00:00Z'), invoice_id: inv2015 });
     await creditNote(gone, inv2015, '2015-04-01T00:00:00Z');
     await db('payments').insert({ provider: 'stripe', provider_payment_id: `pi_old_${randomUUID()}`, account_id: gone, amount: '100', currency: 'USD', status: 'succeeded', received_at: at('2014-01-05T00:00:00Z') });
     await entry(gone, 'topup', '100', '2014-01-05T00:00:00Z');
@@ -248,7 +270,9 @@ describe('metadata expiry', () => {
     await db('dsr_kept_records').insert({ request_id: request.id, account_id: gone, category: 'usage_metadata', subject_user_id: erased.id, rows: 3, kept_at: new Date() });
 
     // An account still in business: a 2016 invoice whose credit note is recent stays; a reversed 2014 entry stays with its recent reversal.
-    const inv2016 = await invoice(ongoing, '2016-05-01T00:00:00Z');
+    const inv2016 = await invoice(ongoing, '2016-05-01T00:00:00Z', { usage_from: at('2016-04-01T00:00:00Z'), usage_until: at('2016-05-01T00:00:00Z') });
+    await hourly(ongoing, '2016-04-10T10:00:00Z');
+    await db('usage_invoiced_boundaries').insert({ account_id: ongoing, invoiced_until: at('2016-05-01T00:00:00Z'), invoice_id: inv2016 });
     await creditNote(ongoing, inv2016, new Date(now - 30 * DAY).toISOString());
     await entry(ongoing, 'topup', '10', '2014-01-05T00:00:00Z');
     const adj = await entry(ongoing, 'adjustment', '7', '2014-02-01T00:00:00Z');
@@ -276,6 +300,7 @@ describe('metadata expiry', () => {
       expect(await db('invoice_lines').whereIn('invoice_id', [inv2014, inv2015])).toEqual([]);
       expect(await db('usage_hourly').where({ account_id: gone })).toEqual([]);
       expect(await db('invoices').where({ account_id: ongoing }).count('* as n').first()).toEqual({ n: 2 });
+      expect(await db('usage_hourly').where({ account_id: ongoing }).count('* as n').first()).toEqual({ n: 1 });
       expect(by('payments')).toMatchObject({ expiredRows: 1, keptHold: 0 });
       // Ledger (10 years): 2014's entries go, their sum is carried forward; the reversed one stays with its reversal.
       expect(by('ledger_entries')).toMatchObject({ expiredRows: 3, keptHold: 1 });

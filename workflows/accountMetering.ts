@@ -35,6 +35,13 @@ const { settleUsage: settleUsageLocally } = proxyLocalActivities<Activities>({
 });
 /** Histories written before settlement became a local activity replay with the activity task. */
 const LOCAL_SETTLEMENT_PATCH = 'settle-as-local-activity';
+/**
+ * One sweep timer per sweep period, instead of a timer started with every wait
+ * and cancelled by the next signal: two commands and two history events fewer
+ * per settlement, on the worker's busiest path (the deduction benchmark's
+ * workflow thread is saturated). Histories from before replay the old waits.
+ */
+const ONE_SWEEP_TIMER_PATCH = 'metering-one-sweep-timer';
 
 /**
  * The account's metering entity (`metering:{accountId}`), started by
@@ -73,8 +80,23 @@ export async function accountMetering(input: AccountMeteringInput): Promise<void
   setHandler(meteringStatusQuery, () => state);
 
   const historyIsLong = () => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength >= maxHistory;
+  const oneSweepTimer = patched(ONE_SWEEP_TIMER_PATCH);
+  let sweepDue = false;
+  if (oneSweepTimer) {
+    void (async () => {
+      for (;;) {
+        await sleep(sweep);
+        sweepDue = true;
+      }
+    })();
+  }
   for (;;) {
-    await condition(() => woken || historyIsLong(), sweep);
+    if (oneSweepTimer) {
+      await condition(() => woken || sweepDue || historyIsLong());
+      sweepDue = false;
+    } else {
+      await condition(() => woken || historyIsLong(), sweep);
+    }
     if (historyIsLong()) {
       await condition(allHandlersFinished);
       await continueAsNew<typeof accountMetering>({ ...input, state: { ...state, generation: state.generation + 1 } });

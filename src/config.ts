@@ -53,7 +53,7 @@ export const configSchema = z.object({
   UPSTREAM_IDLE_TIMEOUT_MS: z.coerce.number().int().min(10).default(60_000),
   UPSTREAM_MAX_CONNECTIONS: z.coerce.number().int().min(1).default(256),
   METERING_BATCH_MS: z.coerce.number().int().min(10).max(60_000).default(200),
-  METERING_SIGNAL_THROTTLE_MS: z.coerce.number().int().min(0).max(60_000).default(500),
+  METERING_SIGNAL_THROTTLE_MS: z.coerce.number().int().min(0).max(60_000).default(1_000),
   PREPAID_OVERDRAFT_ALLOWANCE: z.string().refine((v) => /^\d+(\.\d+)?$/.test(v), 'a non-negative decimal such as "0.50"').default('0'),
   GATEWAY_HOLD_SLICE: z.string().refine((v) => /^\d+(\.\d+)?$/.test(v) && Number(v) > 0, 'a positive decimal such as "1.00"').default('1.00'),
   GATEWAY_HOLD_TTL_MS: z.coerce.number().int().min(1_000).max(3_600_000).default(60_000),

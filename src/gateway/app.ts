@@ -71,7 +71,21 @@ export function createGatewayApp(deps: GatewayAppDeps): { app: RequestListener; 
   const fw = deps.forwarding;
   // X-Forwarded-For is believed only from the configured proxies.
   const trust = proxyaddr.compile(fw ? [...fw.trustedProxies] : []);
-  const sourceIpOf = (req: IncomingMessage): string | null => proxyaddr(req, trust) || null;
+  // proxy-addr parses the peer's address on every call; whether a peer is a trusted
+  // proxy is known from its address alone, so it is decided once per address, and an
+  // untrusted peer (every peer when no proxy is configured) is the source as it is.
+  const peerTrusted = new Map<string, boolean>();
+  const sourceIpOf = (req: IncomingMessage): string | null => {
+    const peer = req.socket.remoteAddress;
+    if (!peer) return null;
+    let trusted = peerTrusted.get(peer);
+    if (trusted === undefined) {
+      trusted = fw !== undefined && fw.trustedProxies.length > 0 && trust(peer, 0);
+      if (peerTrusted.size >= 10_000) peerTrusted.clear();
+      peerTrusted.set(peer, trusted);
+    }
+    return trusted ? proxyaddr(req, trust) || null : peer;
+  };
 
   app.use(requestIdMiddleware('req-'));
 

@@ -81,7 +81,8 @@ const QUICK = process.env.BENCH_QUICK === '1';
  * 685 us here), so a short warm-up measured the JIT, not the gateway.
  */
 const SEQ_WARMUP = intEnv('BENCH_SEQ_WARMUP', QUICK ? 50 : 5_000, 0);
-const SEQ_AMOUNT = QUICK ? 200 : 2_000;
+/** Measured sequential requests per target and case (`BENCH_SEQ_REQUESTS`; a large count makes a profile mostly sequential). */
+const SEQ_AMOUNT = intEnv('BENCH_SEQ_REQUESTS', QUICK ? 200 : 2_000, 1);
 const LOAD_CONNECTIONS = 50;
 const LOAD_SECONDS = QUICK ? 2 : 10;
 /** Gateway max-throughput runs: a probe of this many requests sizes the measured run to ~LOAD_SECONDS. */

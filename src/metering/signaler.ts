@@ -11,14 +11,18 @@ export function accountMeteringSignaler(
   timing: { settleMinIntervalMs: number; sweepMs: number },
 ): AccountSignaler {
   return async (accountId, summary) => {
-    await client.workflow.signalWithStart('accountMetering', {
-      workflowId: workflowIds.metering(accountId),
-      taskQueue,
-      args: [{ accountId, ...timing }],
-      signal: usageRecordedSignal,
-      signalArgs: [summary],
-    });
-    // The client's first call switched Node's async hooks on; they tax every request of the gateway.
-    releaseAsyncHooks(client.connection);
+    try {
+      await client.workflow.signalWithStart('accountMetering', {
+        workflowId: workflowIds.metering(accountId),
+        taskQueue,
+        args: [{ accountId, ...timing }],
+        signal: usageRecordedSignal,
+        signalArgs: [summary],
+      });
+    } finally {
+      // The client's connection check switched Node's async hooks on, whether or not the
+      // signal went through; they tax every request of the gateway.
+      releaseAsyncHooks(client.connection);
+    }
   };
 }

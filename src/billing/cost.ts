@@ -42,24 +42,30 @@ function unitPrice(value: string, field: string): Decimal {
   return price;
 }
 
-function tokens(n: number, field: string): Decimal {
+function checkTokens(n: number, field: string): void {
   // NormalizedUsage is produced by normalizeUsage, but a hand-built one must not smuggle NaN in.
   if (!Number.isSafeInteger(n) || n < 0) throw new Error(`usage ${field} must be a non-negative integer`);
-  return new Money(n);
 }
 
 /** Rounds half-up at the storage scale; a value of another Decimal clone is taken into Money first. */
 function atStorageScale(d: Decimal): Decimal {
+  if (d.constructor === Money && d.decimalPlaces() <= PRICE_SCALE) return d;
   return (d.constructor === Money ? d : new Money(d)).toDecimalPlaces(PRICE_SCALE, Money.ROUND_HALF_UP);
 }
 
 const ZERO = new Money(0);
 
-function part(n: number, field: string, perMtok: Decimal): Decimal {
-  const count = tokens(n, field);
-  return n === 0 || perMtok.isZero() ? ZERO : atStorageScale(count.mul(perMtok).div(TOKENS_PER_PRICE_UNIT));
+/**
+ * tokens × price per token, rounded at the storage scale. The price per token
+ * (per-million price ÷ 1,000,000) is exact in Money's 40 digits, and so is
+ * its product with any token count, so this equals tokens × price ÷ 1,000,000.
+ */
+function part(n: number, field: string, perToken: Decimal): Decimal {
+  checkTokens(n, field);
+  return n === 0 || perToken.isZero() ? ZERO : atStorageScale(perToken.mul(n));
 }
 
+/** Prices per single token. */
 interface ParsedPrice {
   input: Decimal;
   cached: Decimal;
@@ -76,15 +82,19 @@ interface ParsedPrice {
 const parsedPrices = new Map<string, ParsedPrice>();
 const PARSED_PRICES_MAX = 1_000;
 
+function priceKey(price: TokenPrice): string {
+  return `${price.inputPerMtok}|${price.cachedInputPerMtok === null ? 'N' : `V${price.cachedInputPerMtok}`}|${price.outputPerMtok}`;
+}
+
 function parsePrice(price: TokenPrice): ParsedPrice {
-  const key = `${price.inputPerMtok}|${price.cachedInputPerMtok === null ? 'N' : `V${price.cachedInputPerMtok}`}|${price.outputPerMtok}`;
+  const key = priceKey(price);
   let parsed = parsedPrices.get(key);
   if (!parsed) {
-    const input = unitPrice(price.inputPerMtok, 'inputPerMtok');
+    const input = unitPrice(price.inputPerMtok, 'inputPerMtok').div(TOKENS_PER_PRICE_UNIT);
     parsed = {
       input,
-      cached: price.cachedInputPerMtok === null ? input : unitPrice(price.cachedInputPerMtok, 'cachedInputPerMtok'),
-      output: unitPrice(price.outputPerMtok, 'outputPerMtok'),
+      cached: price.cachedInputPerMtok === null ? input : unitPrice(price.cachedInputPerMtok, 'cachedInputPerMtok').div(TOKENS_PER_PRICE_UNIT),
+      output: unitPrice(price.outputPerMtok, 'outputPerMtok').div(TOKENS_PER_PRICE_UNIT),
     };
     if (parsedPrices.size >= PARSED_PRICES_MAX) parsedPrices.clear();
     parsedPrices.set(key, parsed);
@@ -110,5 +120,33 @@ export function computeCost(usage: NormalizedUsage, price: TokenPrice): CostBrea
 /** Canonical string for storage and transport: at most 12 decimal places, no exponent, no trailing zeros. */
 export function costString(d: Decimal): string {
   const scaled = atStorageScale(d);
-  return scaled.isZero() ? '0' : toAmountString(scaled); // never "-0"
+  if (scaled.isZero()) return '0'; // never "-0"
+  return scaled.constructor === Money ? scaled.toFixed() : toAmountString(scaled);
+}
+
+/** Input counts are rounded up to a multiple of this for reservation bounds. */
+const BOUND_STEP = 1_024;
+const bounds = new Map<string, Decimal>();
+const BOUNDS_MAX = 10_000;
+
+/**
+ * An upper bound of a request's cost, for reserving balance before it is
+ * forwarded: at most `inputTokensAtMost` input tokens, rounded up to the next
+ * multiple of 1,024, and `outputTokens` output tokens, all at the uncached input
+ * and the output price. Rounding up keeps it a bound and lets the gateway
+ * reuse it: requests of one price and similar size share one computation
+ * instead of pricing every request twice. The reservation is replaced by the
+ * actual cost when the request ends, so the rounding holds back a little more
+ * balance for the request's duration and never changes what is charged.
+ */
+export function reservationBound(price: TokenPrice, inputTokensAtMost: number, outputTokens: number): Decimal {
+  const input = Math.ceil(Math.max(0, inputTokensAtMost) / BOUND_STEP) * BOUND_STEP;
+  const key = `${priceKey(price)}|${input}|${outputTokens}`;
+  let bound = bounds.get(key);
+  if (bound === undefined) {
+    bound = computeCost({ inputTokens: input, cacheReadTokens: 0, cacheWriteTokens: 0, outputTokens, reasoningTokens: 0 }, price).total;
+    if (bounds.size >= BOUNDS_MAX) bounds.clear();
+    bounds.set(key, bound);
+  }
+  return bound;
 }

@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { Agent } from 'undici';
-import { computeCost, costString } from '../billing/cost';
+import { computeCost, costString, reservationBound } from '../billing/cost';
 import { normalizeUsage, ZERO_USAGE, type NormalizedUsage } from '../billing/usage';
 import type { Logger } from '../logger';
 import type { Endpoint } from '../metering/record';
@@ -75,7 +75,7 @@ export class Forwarder {
       const maxOutput = endpoint === 'embeddings' ? 0 : firstLimit(body.max_tokens, body.max_completion_tokens, body.max_output_tokens) ?? this.deps.defaultMaxOutputTokens;
       // The body's byte count bounds its token count from above (a token is at least one byte):
       // a safe reservation that costs nothing to compute, unlike tokenizing every prompt.
-      const maxCost = computeCost({ ...ZERO_USAGE, inputTokens: raw?.length ?? 0, outputTokens: maxOutput }, price).total;
+      const maxCost = reservationBound(price, raw?.length ?? 0, maxOutput);
       const held = await this.deps.gate.reserve(meter.caller.accountId, maxCost);
       if (!held.ok) {
         return held.reason === 'insufficient'

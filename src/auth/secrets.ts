@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /**
  * API keys and staff tokens are 256-bit random secrets. Because they carry that
@@ -24,7 +24,8 @@ export function issueSecret(kind: SecretKind): IssuedSecret {
 }
 
 export function hashSecret(secret: string): string {
-  return createHash('sha256').update(secret, 'utf8').digest('hex');
+  // One-shot hash (Node 20.12+): half the cost of createHash().update().digest(), and the gateway hashes every request's key.
+  return hash('sha256', secret, 'hex');
 }
 
 export function displayPrefix(secret: string, kind: SecretKind): string {

@@ -33,8 +33,10 @@ export interface GatewayAppDeps {
     /**
      * Receives each finished request's record; the server queues it for the
      * metering journal and calls `onWritten` once it is on file (or failed).
+     * `alone`: no other forwarded request is in flight, so there is no batch
+     * to wait for.
      */
-    record: (record: UsageRecord, onWritten: (err: Error | null) => void) => void;
+    record: (record: UsageRecord, onWritten: (err: Error | null) => void, alone: boolean) => void;
     instanceId: string;
     defaultRpm: number;
     maxBodyBytes: number;
@@ -94,12 +96,10 @@ export function createGatewayApp(deps: GatewayAppDeps): { app: RequestListener; 
   if (fw) {
     const access = deps.logger.child({ log: 'access' });
     const observe = requestObserver(metrics);
-    const emit = (record: UsageRecord, overheadMs: number, reservation: Reservation | null, res: ServerResponse | null) => {
-      // Recorded before answered: the response's end is held until the journal has the
-      // record; if the journal cannot take it, the client gets a cut connection, never an
-      // answer we have no record of.
-      if (res && !res.writableEnded && !res.destroyed) fw.record(record, holdEnd(res));
-      else fw.record(record, noop);
+    /** Forwarded (/v1 POST) requests between arrival and their handler's return. */
+    let inFlight = 0;
+    /** Bookkeeping that the answer does not wait for: the balance slice, metrics, the access log. */
+    const settle = (record: UsageRecord, overheadMs: number, reservation: Reservation | null) => {
       fw.gate.commit(reservation, record.cost);
       observe(
         record.model ?? 'unknown',
@@ -128,6 +128,18 @@ export function createGatewayApp(deps: GatewayAppDeps): { app: RequestListener; 
         upstreamMs: record.upstreamLatencyMs === null ? null : Math.round(record.upstreamLatencyMs * 10) / 10,
       });
     };
+    const emit = (record: UsageRecord, overheadMs: number, reservation: Reservation | null, res: ServerResponse | null) => {
+      // Recorded before answered: the response's end is held until the journal has the
+      // record; if the journal cannot take it, the client gets a cut connection, never an
+      // answer we have no record of. The rest waits until the answer is on its way, so a
+      // request's latency carries only what the answer needs.
+      if (res && !res.writableEnded && !res.destroyed) {
+        fw.record(record, holdEnd(res, () => settle(record, overheadMs, reservation)), inFlight <= 1);
+      } else {
+        fw.record(record, noop, inFlight <= 1);
+        settle(record, overheadMs, reservation);
+      }
+    };
 
     /**
      * Authentication and rate limit. Answers the refusal itself and returns null,
@@ -141,7 +153,8 @@ export function createGatewayApp(deps: GatewayAppDeps): { app: RequestListener; 
     ): Promise<{ caller: Caller; meter: Meter | null } | null> => {
       const sourceIp = sourceIpOf(req);
       const userAgent = req.headers['user-agent'] ?? null;
-      const result = await fw.keys.authenticate(req.headers.authorization);
+      const answer = fw.keys.authenticate(req.headers.authorization);
+      const result = answer instanceof Promise ? await answer : answer;
       if (!result.ok && result.reason === 'unavailable') {
         sendOpenAIError(res, 503, 'server_error', 'The service is temporarily unable to check API keys. Please retry.', 'service_unavailable');
         return null;
@@ -201,6 +214,7 @@ export function createGatewayApp(deps: GatewayAppDeps): { app: RequestListener; 
       const requestId = `req-${randomUUID()}`;
       res.setHeader('x-request-id', requestId);
       let meter: Meter | null = null;
+      inFlight++;
       try {
         const auth = await authenticate(endpoint, req, res, requestId);
         if (!auth) return;
@@ -225,6 +239,8 @@ export function createGatewayApp(deps: GatewayAppDeps): { app: RequestListener; 
         deps.logger.error({ requestId, errType: (err as Error)?.name }, 'unhandled gateway error');
         if (res.headersSent) res.destroy();
         else sendOpenAIError(res, 500, 'server_error', 'The server had an error processing your request.');
+      } finally {
+        inFlight--;
       }
     };
   }
@@ -270,19 +286,24 @@ const noop = () => {};
  * is called: then the held end goes out, or on an error the connection is cut.
  * A handler ends its response right after finishing the meter, in the same
  * turn, and the journal writes at the end of the turn. (Corking the socket is
- * not enough: `end` uncorks it fully.)
+ * not enough: `end` uncorks it fully.) `then` runs after the end went out (or
+ * the connection was cut), whichever way the write went.
  */
-function holdEnd(res: ServerResponse): (err: Error | null) => void {
+function holdEnd(res: ServerResponse, then: () => void): (err: Error | null) => void {
   let held: unknown[] | null = null;
   const mutable = res as unknown as { end: (...args: unknown[]) => ServerResponse };
+  const end = mutable.end;
   mutable.end = (...args: unknown[]) => {
     held = args;
     return res;
   };
   return (err) => {
-    delete (mutable as { end?: unknown }).end; // back to the prototype's end
+    // Put back by assignment, not `delete`: deleting a property turns the object into a
+    // slow (dictionary) object, and Node's own code touches the response a lot after this.
+    mutable.end = end;
     if (err) res.destroy();
     else if (held) res.end(...(held as []));
+    then();
   };
 }
 

@@ -14,6 +14,10 @@ export type AuthResult =
   | { ok: false; reason: 'missing_key' | 'malformed_key' | 'invalid_key' }
   | { ok: false; reason: 'unavailable' };
 
+function resultOf(caller: Caller | null): AuthResult {
+  return caller ? { ok: true, caller } : { ok: false, reason: 'invalid_key' };
+}
+
 /**
  * API keys by hash, cached for at most `ttlMs` (config caps it at 5 s, the
  * promise for revocation). Unknown keys are cached too, so a flood of bad keys
@@ -32,21 +36,23 @@ export class KeyCache {
     private readonly maxEntries = 100_000,
   ) {}
 
-  async authenticate(authorization: string | undefined): Promise<AuthResult> {
+  /**
+   * A result, or a promise of one when the database must be asked: a key in
+   * the cache (nearly every request) is answered without a promise, since the
+   * gateway authenticates every request and each promise is a hop through the
+   * microtask queue on its way.
+   */
+  authenticate(authorization: string | undefined): AuthResult | Promise<AuthResult> {
     if (!authorization) return { ok: false, reason: 'missing_key' };
     const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
     if (!match || !looksLike(match[1]!, 'api_key')) return { ok: false, reason: 'malformed_key' };
-    try {
-      const caller = await this.lookup(hashSecret(match[1]!));
-      return caller ? { ok: true, caller } : { ok: false, reason: 'invalid_key' };
-    } catch {
-      return { ok: false, reason: 'unavailable' };
-    }
+    const hash = hashSecret(match[1]!);
+    const hit = this.entries.get(hash);
+    if (hit && hit.expires > this.now()) return resultOf(hit.caller);
+    return this.lookup(hash, hit).then(resultOf, () => ({ ok: false, reason: 'unavailable' }) as const);
   }
 
-  private async lookup(hash: string): Promise<Caller | null> {
-    const hit = this.entries.get(hash);
-    if (hit && hit.expires > this.now()) return hit.caller;
+  private async lookup(hash: string, hit: { caller: Caller | null } | undefined): Promise<Caller | null> {
     const pending = this.inflight.get(hash);
     if (pending) return pending;
     const query = this.load(hash).finally(() => this.inflight.delete(hash));

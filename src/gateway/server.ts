@@ -67,11 +67,15 @@ export async function startGatewayServer(config: Config, env: Record<string, str
       forwarder: new Forwarder({ routing, agent, logger, env, gate, defaultMaxOutputTokens: config.billing.defaultMaxOutputTokens }),
       gate,
       security,
-      record: (record, onWritten) => {
-        journal.append(record, (err) => {
-          if (err) logger.error({ requestId: record.requestId, errCode: (err as NodeJS.ErrnoException).code }, 'metering journal write failed; the answer is withheld');
-          onWritten(err);
-        });
+      record: (record, onWritten, alone) => {
+        journal.append(
+          record,
+          (err) => {
+            if (err) logger.error({ requestId: record.requestId, errCode: (err as NodeJS.ErrnoException).code }, 'metering journal write failed; the answer is withheld');
+            onWritten(err);
+          },
+          alone,
+        );
       },
       instanceId: config.gateway.instanceId,
       defaultRpm: config.gateway.defaultRpm,

@@ -10,7 +10,9 @@ import type { UsageRecord } from './record';
  * until then (`onWritten`), so an answer a client saw always has its record
  * on file. One write per turn instead of one per request: under load several
  * requests finish per turn, and the per-record write was the largest cost of
- * the gateway's own code. A record written with writeSync is in the kernel's
+ * the gateway's own code. When only one request is in flight there is nothing
+ * to batch with, and its record is written right away (see append). A record
+ * written with writeSync is in the kernel's
  * page cache, so a gateway killed with SIGKILL loses nothing it answered;
  * segments are fsynced when they are rotated, which bounds what a power cut
  * could lose to one batch interval.
@@ -31,7 +33,15 @@ export class MeteringJournal {
   private queued: string[] = [];
   private waiting: ((err: Error | null) => void)[] = [];
   private flushScheduled = false;
-  private readonly flushNow = () => this.flush();
+  private flushSoonScheduled = false;
+  private readonly flushNow = () => {
+    this.flushScheduled = false;
+    this.flush();
+  };
+  private readonly flushSoon = () => {
+    this.flushSoonScheduled = false;
+    this.flush();
+  };
 
   constructor(readonly dir: string) {}
 
@@ -48,12 +58,22 @@ export class MeteringJournal {
    * Queues one record for this turn's write. `onWritten` is called once the
    * record is in the file (null), or with the error if the write failed; the
    * record then stays queued and goes with the next write.
+   *
+   * `alone` says that no other request is in flight, so nothing can join the
+   * batch: the write then goes right after the caller's current step (a
+   * microtask) instead of at the end of the event-loop turn, which would only
+   * add the rest of the turn to this request's latency.
    */
-  append(record: UsageRecord, onWritten?: (err: Error | null) => void): void {
+  append(record: UsageRecord, onWritten?: (err: Error | null) => void, alone = false): void {
     if (this.fd === undefined) throw new Error('metering journal is not open');
     this.queued.push(`${JSON.stringify(record)}\n`);
     if (onWritten) this.waiting.push(onWritten);
-    if (!this.flushScheduled) {
+    if (alone) {
+      if (!this.flushSoonScheduled) {
+        this.flushSoonScheduled = true;
+        queueMicrotask(this.flushSoon);
+      }
+    } else if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(this.flushNow);
     }
@@ -61,7 +81,6 @@ export class MeteringJournal {
 
   /** Writes every queued record now (also run by rotate and close). */
   flush(): void {
-    this.flushScheduled = false;
     if (this.queued.length === 0 || this.fd === undefined) return;
     const waiting = this.waiting;
     this.waiting = [];

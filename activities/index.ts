@@ -17,6 +17,7 @@ export interface ActivityDeps {
   billing: Config['billing'];
   invoicing: Config['invoicing'];
   reconcile: Config['reconcile'];
+  retention: Config['retention'];
   privacy: PrivacyDeps;
 }
 

@@ -1,5 +1,6 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Clock } from '../src/clock';
+import type { Config } from '../src/config';
 import type { Db } from '../src/db/knex';
 import { runCategory, type Policy } from '../src/db/retention';
 import type { RetentionCategoryCounts } from '../workflows/messages';
@@ -7,7 +8,7 @@ import type { RetentionCategoryCounts } from '../workflows/messages';
 /** The order categories run in: minimisation before row expiry, usage first (the largest), billing records last. */
 const ORDER = ['usage_events.network', 'usage_events', 'usage_events.erased_subjects', 'security_events', 'login_records', 'notification_outbox', 'dsr_packages', 'dsr_requests', 'closed_accounts', 'invoices', 'payments', 'ledger_entries'];
 
-export function retentionActivities({ db, clock }: { db: Db; clock: Clock }) {
+export function retentionActivities({ db, clock, retention }: { db: Db; clock: Clock; retention: Config['retention'] }) {
   return {
     async retentionOpenRun(input: { runId: string; workflowId: string; requestedBy: string }): Promise<string[]> {
       await db('retention_runs')
@@ -25,7 +26,7 @@ export function retentionActivities({ db, clock }: { db: Db; clock: Clock }) {
       const startedAt = clock.now();
       const beat = setInterval(() => Context.current().heartbeat(), 10_000);
       try {
-        const o = await runCategory({ db, now: startedAt, batchSize: input.batchSize, onProgress: () => Context.current().heartbeat() }, policy);
+        const o = await runCategory({ db, now: startedAt, batchSize: input.batchSize, pauseFactor: retention.pauseFactor, onProgress: () => Context.current().heartbeat() }, policy);
         await db('retention_run_categories')
           .insert({
             run_id: input.runId,

@@ -33,6 +33,7 @@
  * BENCH_RETENTION_RATE (rows inserted per second, 1,000),
  * BENCH_RETENTION_ROWS_PER_INSERT (100), BENCH_RETENTION_BASELINE_S (15),
  * BENCH_RETENTION_BATCH_SIZE (ctx.batchSize, 5,000 as RETENTION_BATCH_SIZE),
+ * BENCH_RETENTION_PAUSE_FACTOR (ctx.pauseFactor, 2 as RETENTION_PAUSE_FACTOR),
  * BENCH_RETENTION_MINIMISED=0 (seed the old events with full source IPs and
  * User-Agents instead of minimised, as usage_events.network leaves them
  * after 7 days), BENCH_EXPLAIN (1 always, 0 never; default only when a
@@ -46,6 +47,7 @@ import { dropDatabase, ensureDatabase } from '../src/db/database';
 import { createDb, type Db } from '../src/db/knex';
 import { migrateLatest } from '../src/db/migrate';
 import { cutoffFor, expireUsageEvents, type CategoryOutcome, type Policy } from '../src/db/retention';
+import { DEFAULT_PAUSE_FACTOR } from '../src/db/retentionPacing';
 import { dropOrKeepDatabase, intEnv, oneLine, REPO_ROOT, round, runMain, sleep, summarize, table, writeResults, type LatencySummary } from './lib';
 
 const QUICK = process.env.BENCH_QUICK === '1';
@@ -58,6 +60,8 @@ const ROWS_PER_INSERT = intEnv('BENCH_RETENTION_ROWS_PER_INSERT', 100, 1);
 const BASELINE_S = intEnv('BENCH_RETENTION_BASELINE_S', QUICK ? 3 : 15, 1);
 const BATCH_SIZE = intEnv('BENCH_RETENTION_BATCH_SIZE', 5_000, 100);
 const MINIMISED = process.env.BENCH_RETENTION_MINIMISED !== '0';
+/** As RETENTION_PAUSE_FACTOR: the pause after each dropped day, in multiples of the time the day took. */
+const PAUSE_FACTOR = process.env.BENCH_RETENTION_PAUSE_FACTOR === undefined ? DEFAULT_PAUSE_FACTOR : Number(process.env.BENCH_RETENTION_PAUSE_FACTOR);
 const EXPLAIN_MODE = process.env.BENCH_EXPLAIN === '1' ? 'always' : process.env.BENCH_EXPLAIN === '0' ? 'never' : 'when-missed';
 const KEEP_DB = process.env.BENCH_KEEP_DB === '1';
 const INSERT_INTERVAL_MS = (ROWS_PER_INSERT / RATE) * 1000;
@@ -589,7 +593,7 @@ async function main(): Promise<number> {
     let outcome: CategoryOutcome | undefined;
     let expiryError: string | null = null;
     try {
-      outcome = await expireUsageEvents({ db, now, batchSize: BATCH_SIZE, onProgress: () => progress++ }, cutoff);
+      outcome = await expireUsageEvents({ db, now, batchSize: BATCH_SIZE, pauseFactor: PAUSE_FACTOR, onProgress: () => progress++ }, cutoff);
     } catch (err) {
       expiryError = (err as Error).stack ?? (err as Error).message;
     }
@@ -830,6 +834,7 @@ async function main(): Promise<number> {
         policy: plan.policy,
         cutoff: cutoff.toISOString(),
         batchSize: BATCH_SIZE,
+        pauseFactor: PAUSE_FACTOR,
         heldAccount: accountId(HELD_ACCOUNT),
         unbilledAccount: { id: accountId(UNBILLED_ACCOUNT), uninvoicedHour: unbilledHour },
         insertLoad: { rowsPerInsert: ROWS_PER_INSERT, intervalMs: INSERT_INTERVAL_MS, rowsPerSecond: RATE, pool: 4, warmupMs: WARMUP_MS, baselineS: BASELINE_S, afterMs: AFTER_MS },

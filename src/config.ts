@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { DEFAULT_PAUSE_FACTOR } from './db/retentionPacing';
 import { z } from 'zod';
 
 /**
@@ -100,6 +101,7 @@ export const configSchema = z.object({
     .regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'HH:MM (UTC)')
     .default('03:30'),
   RETENTION_BATCH_SIZE: z.coerce.number().int().min(100).max(100_000).default(5_000),
+  RETENTION_PAUSE_FACTOR: z.coerce.number().min(0).max(100).default(DEFAULT_PAUSE_FACTOR),
   SMTP_URL: optionalString,
   MAIL_FROM: z.string().min(3).default('MixRoute Privacy <privacy@mixroute.example>'),
 });
@@ -197,6 +199,8 @@ export interface Config {
     readonly dailyAt: { readonly hour: number; readonly minute: number };
     /** Rows per statement in row-by-row expiry (one heartbeat each). */
     readonly batchSize: number;
+    /** After each day partition it drops, usage expiry pauses this many times as long as the day took. */
+    readonly pauseFactor: number;
   };
   readonly mail: {
     /** SMTP in production; unset, messages go to files under DATA_DIR/mailbox. */
@@ -304,6 +308,7 @@ export function loadConfig(env: Env = process.env): Config {
     retention: Object.freeze({
       dailyAt: Object.freeze({ hour: Number(e.RETENTION_DAILY_AT.slice(0, 2)), minute: Number(e.RETENTION_DAILY_AT.slice(3)) }),
       batchSize: e.RETENTION_BATCH_SIZE,
+      pauseFactor: e.RETENTION_PAUSE_FACTOR,
     }),
     mail: Object.freeze({
       smtpUrl: e.SMTP_URL,

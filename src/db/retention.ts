@@ -39,6 +39,11 @@ export interface ExpiryContext {
   now: Date;
   batchSize: number;
   onProgress?: () => void;
+  /**
+   * After each day partition it expires, usage expiry pauses this many times
+   * as long as the day took (0: no pause). See expireUsageEvents.
+   */
+  pauseFactor?: number;
 }
 
 /** The instant before which data of the category may go. Billing periods count from the end of the calendar year. */
@@ -132,9 +137,19 @@ export async function expireUsageEvents(ctx: ExpiryContext, cutoff: Date): Promi
     )
   ).rows;
   const keepAccounts = (dayEnd: Date) => [...new Set([...held, ...unbilled.filter((u) => new Date(u.since) < dayEnd).map((u) => u.account_id)])];
-  const count = async (q: string, b: unknown[]) => Number((await db.raw(q, b as never)).rows[0].n);
+  // A day is counted by one backend: a parallel scan of a day (hundreds of MB) takes every
+  // core for its duration, and the metering batcher's inserts queue behind it.
+  const count = (q: string, b: unknown[]) =>
+    db.transaction(async (trx) => {
+      await trx.raw(`SET LOCAL max_parallel_workers_per_gather = 0`);
+      return Number((await trx.raw(q, b as never)).rows[0].n);
+    });
 
+  let pause = 0;
   for (const p of await dayPartitions(db)) {
+    if (pause > 0) await new Promise((r) => setTimeout(r, pause));
+    pause = 0;
+    const dayStarted = performance.now();
     const dayEnd = new Date(new Date(`${p.day}T00:00:00Z`).getTime() + 86_400_000);
     if (dayEnd > cutoff && !p.detached) continue; // whole day not old enough
     if (!p.detached && !(await monthReconciled(db, p.day.slice(0, 7)))) {
@@ -161,6 +176,7 @@ export async function expireUsageEvents(ctx: ExpiryContext, cutoff: Date): Promi
     out.expiredRows += total - kept;
     out.expiredPartitions++;
     ctx.onProgress?.();
+    pause = (performance.now() - dayStarted) * (ctx.pauseFactor ?? 0);
   }
   // Rows kept earlier (default partition) that are now billed and past the period.
   out.expiredRows += await deleteInBatches(

@@ -12,7 +12,7 @@ export async function startWorker(config: Config) {
   const logger = createLogger(config, 'worker');
   installSdkLogger(logger, config.logLevel === 'debug' || config.logLevel === 'trace' ? 'DEBUG' : 'WARN');
   const db = createDb({ databaseUrl: config.databaseUrl, poolMax: config.databasePoolMax, applicationName: 'mixroute-worker', onWarning: (m) => logger.warn({ db: m }, 'database warning') });
-  const { worker, connection } = await createWorker(config, { db, clock: systemClock, logger, billing: config.billing, invoicing: config.invoicing, reconcile: config.reconcile, privacy: { dsr: config.dsr, mail: config.mail, dataDir: config.dataDir } });
+  const { worker, connection } = await createWorker(config, { db, clock: systemClock, logger, billing: config.billing, invoicing: config.invoicing, reconcile: config.reconcile, retention: config.retention, privacy: { dsr: config.dsr, mail: config.mail, dataDir: config.dataDir } });
   const running = worker.run();
   await registerSchedules(config, logger);
   logger.info(

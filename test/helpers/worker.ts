@@ -22,7 +22,7 @@ export async function withTestWorker<T>(config: Config, db: Db, fn: () => Promis
       namespace: config.temporal.namespace,
       taskQueue: config.temporal.taskQueue,
       workflowBundle: await workflowBundle(),
-      activities: createActivities({ db, clock: systemClock, logger: silentLogger, billing: config.billing, invoicing: config.invoicing, reconcile: config.reconcile, privacy: { dsr: config.dsr, mail: config.mail, dataDir: config.dataDir } }),
+      activities: createActivities({ db, clock: systemClock, logger: silentLogger, billing: config.billing, invoicing: config.invoicing, reconcile: config.reconcile, retention: config.retention, privacy: { dsr: config.dsr, mail: config.mail, dataDir: config.dataDir } }),
     });
     return await worker.runUntil(fn());
   } finally {

@@ -48,7 +48,7 @@ async function withWorker<T>(fn: () => Promise<T>): Promise<T> {
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     workflowBundle: bundle,
-    activities: createActivities({ db, clock: systemClock, logger: silentLogger, billing: config.billing, invoicing: config.invoicing, reconcile: config.reconcile, privacy: { dsr: config.dsr, mail: config.mail, dataDir: config.dataDir } }),
+    activities: createActivities({ db, clock: systemClock, logger: silentLogger, billing: config.billing, invoicing: config.invoicing, reconcile: config.reconcile, retention: config.retention, privacy: { dsr: config.dsr, mail: config.mail, dataDir: config.dataDir } }),
   });
   return worker.runUntil(fn());
 }

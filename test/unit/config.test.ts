@@ -29,6 +29,12 @@ describe('config', () => {
     for (const name of ['GATEWAY_PORT', 'ADMIN_PORT', 'DATABASE_URL', 'LOG_LEVEL']) expect(problems).toContain(name);
   });
 
+  it('paces usage expiry by default and takes RETENTION_PAUSE_FACTOR, 0 turning the pause off', () => {
+    expect(loadConfig({}).retention.pauseFactor).toBe(2);
+    expect(loadConfig({ RETENTION_PAUSE_FACTOR: '0' }).retention.pauseFactor).toBe(0);
+    expect(() => loadConfig({ RETENTION_PAUSE_FACTOR: '-1' })).toThrow(ConfigError);
+  });
+
   it('is frozen so nothing changes it after start', () => {
     const c = loadConfig({});
     expect(Object.isFrozen(c)).toBe(true);

@@ -39,6 +39,17 @@ function record(requestId: string): UsageRecord {
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'journal-'));
 
+/** An open journal in a new directory, and a callback factory that notes how many lines were on file when each caller heard. */
+function openJournal() {
+  const dir = tmp();
+  const j = new MeteringJournal(dir);
+  j.open();
+  const active = path.join(dir, fs.readdirSync(dir).find((f) => f.startsWith('segment-'))!);
+  const written: string[] = [];
+  const note = (id: string) => (err: Error | null) => written.push(`${id}:${err === null ? fs.readFileSync(active, 'utf8').split('\n').length - 1 : 'failed'}`);
+  return { j, active, written, note };
+}
+
 describe('metering journal', () => {
   it('hands appended records over in closed segments, oldest first, and forgets removed ones', () => {
     const j = new MeteringJournal(tmp());
@@ -61,19 +72,26 @@ describe('metering journal', () => {
   });
 
   it('writes the records of one event-loop turn together after the turn, and says so to each waiting caller', async () => {
-    const dir = tmp();
-    const j = new MeteringJournal(dir);
-    j.open();
-    const active = path.join(dir, fs.readdirSync(dir).find((f) => f.startsWith('segment-'))!);
-    const written: string[] = [];
-    j.append(record('r1'), (err) => written.push(`r1:${err === null ? fs.readFileSync(active, 'utf8').split('\n').length - 1 : 'failed'}`));
-    j.append(record('r2'), (err) => written.push(`r2:${err === null ? fs.readFileSync(active, 'utf8').split('\n').length - 1 : 'failed'}`));
+    const { j, active, written, note } = openJournal();
+    j.append(record('r1'), note('r1'));
+    j.append(record('r2'), note('r2'));
     // Nothing is on file yet, and nobody has been told it is.
     expect(fs.readFileSync(active, 'utf8')).toBe('');
     expect(written).toEqual([]);
     await new Promise((r) => setImmediate(r));
     // Both lines were on file when each caller heard of it.
     expect(written).toEqual(['r1:2', 'r2:2']);
+    j.close();
+  });
+
+  it('writes a record appended alone right after the current step, before the turn ends, and says so', async () => {
+    const { j, written, note } = openJournal();
+    j.append(record('r1'), note('r1'), true);
+    // Not within the caller's own step: it still ends its response (held) after appending.
+    expect(written).toEqual([]);
+    await Promise.resolve();
+    // Written in a microtask: no I/O callback or timer of the turn ran before it.
+    expect(written).toEqual(['r1:1']);
     j.close();
   });
 

@@ -12,7 +12,7 @@ import { RoutingTable, type ModelEntry, type PriceVersion, type Route } from './
 import { SseSplitter } from './sse';
 import { inspectEvent } from './streamInspector';
 import { countTextTokens, estimatePromptTokens } from './tokenEstimate';
-import { callUpstream, isBodyTimeout, UpstreamCancel, type UpstreamCall } from './upstream';
+import { callUpstream, callUpstreamWhole, isBodyTimeout, UpstreamCancel, type UpstreamCall } from './upstream';
 
 /**
  * Forwards one request: validate, resolve the model, call the provider (with
@@ -159,7 +159,9 @@ export class Forwarder {
       meter.upstreamModel = route.upstreamModel;
       const body = JSON.stringify({ ...upstreamBody, model: route.upstreamModel });
       const attemptStart = performance.now();
-      const result = await callUpstream(this.deps.agent, route, endpointPaths[endpoint], body, signal, this.deps.env);
+      // A streamed answer is relayed as it arrives; any other is relayed whole, so it is read whole.
+      const call = upstreamBody.stream === true ? callUpstream : callUpstreamWhole;
+      const result = await call(this.deps.agent, route, endpointPaths[endpoint], body, signal, this.deps.env);
       if (signal.aborted) {
         if ('response' in result) result.response.body.destroy();
         return { failure: 'unreachable', code: 'client_closed' };
@@ -201,7 +203,7 @@ export class Forwarder {
   ): Promise<void> {
     let buf: Buffer;
     try {
-      buf = Buffer.from(await response.body.arrayBuffer());
+      buf = await response.body.bytes();
     } catch (err) {
       meter.upstreamMs = performance.now() - startedAt;
       if (clientGone()) return meter.finish(this.outcome(499, 'client_closed', undefined, promptEstimate, 0, price));

@@ -164,34 +164,39 @@ export function callUpstreamWhole(
     };
     if (signal.aborted) return finish({ kind: 'unreachable', code: 'client_closed' });
     signal.on('abort', onCancel);
-    agent.dispatch(
-      { origin, path: `${basePath}${path}`, method: 'POST', headers, body },
-      {
-        onConnect(abort: (err?: Error) => void) {
-          abortCall = abort;
-          if (signal.aborted) abort(new errors.RequestAbortedError());
-        },
-        onHeaders(status: number, raw: Buffer[]) {
-          statusCode = status;
-          responseHeaders = headerRecord(raw);
-          return true;
-        },
-        onData(chunk: Buffer) {
-          parts.push(chunk);
-          size += chunk.length;
-          return true;
-        },
-        onComplete() {
-          answer(null);
-        },
-        onError(err: Error) {
-          // Before the headers, the call failed; after them, its body did.
-          if (statusCode === 0) finish(classify(err));
-          else answer(err);
-        },
-        onUpgrade() {},
-      } as unknown as Dispatcher.DispatchHandler,
-    );
+    try {
+      agent.dispatch(
+        { origin, path: `${basePath}${path}`, method: 'POST', headers, body },
+        {
+          onConnect(abort: (err?: Error) => void) {
+            abortCall = abort;
+            if (signal.aborted) abort(new errors.RequestAbortedError());
+          },
+          onHeaders(status: number, raw: Buffer[]) {
+            statusCode = status;
+            responseHeaders = headerRecord(raw);
+            return true;
+          },
+          onData(chunk: Buffer) {
+            parts.push(chunk);
+            size += chunk.length;
+            return true;
+          },
+          onComplete() {
+            answer(null);
+          },
+          onError(err: Error) {
+            // Before the headers, the call failed; after them, its body did.
+            if (statusCode === 0) finish(classify(err));
+            else answer(err);
+          },
+          onUpgrade() {},
+        } as unknown as Dispatcher.DispatchHandler,
+      );
+    } catch (err) {
+      // undici reports refused requests through onError; should it ever throw instead, the call still fails as a call.
+      finish(classify(err));
+    }
   });
 }
 

@@ -11,10 +11,21 @@ export interface TemporalClientHandle {
  * A lazy connection: servers start (and answer /healthz) while Temporal is
  * still coming up or briefly away; /readyz reports it, calls retry.
  */
+const checksInFlight = new WeakMap<Connection, Promise<unknown>>();
+
 export function createTemporalClient(config: Config): TemporalClientHandle {
   const connection = Connection.lazy({ address: temporalAddress(config) });
   const client = new Client({ connection, namespace: config.temporal.namespace });
-  return { connection, client, close: () => connection.close() };
+  return {
+    connection,
+    client,
+    // A probe still retrying when the connection closes would start its next attempt on a
+    // closed channel, which throws from a timer (an uncaught exception): wait for it first.
+    close: async () => {
+      await checksInFlight.get(connection)?.catch(() => undefined);
+      await connection.close();
+    },
+  };
 }
 
 /**
@@ -35,20 +46,19 @@ export function releaseAsyncHooks(connection: Connection | ConnectionLike): void
   if ('callContextStorage' in connection) connection.callContextStorage.disable();
 }
 
-const checksInFlight = new WeakMap<Connection, Promise<unknown>>();
-
 /**
  * Resolves when the server answers within `timeoutMs`; rejects otherwise.
  *
- * Not `connection.withDeadline`: it would switch async hooks on at every
- * probe (see releaseAsyncHooks). A timer bounds the wait instead, and probes
- * share one call in flight so that a Temporal that does not answer cannot
- * pile calls up.
+ * The call carries a deadline, so the client's retries (up to ten attempts over
+ * some 20 s against a server that is down) stop at it; it switches async hooks
+ * on while the probe runs, and they are released when it ends (see
+ * releaseAsyncHooks). A timer bounds the caller's wait, and probes share one
+ * call in flight so that a Temporal that does not answer cannot pile calls up.
  */
 export async function checkTemporal(connection: Connection, timeoutMs: number): Promise<void> {
   let call = checksInFlight.get(connection);
   if (!call) {
-    call = connection.workflowService.getSystemInfo({}).finally(() => {
+    call = connection.withDeadline(Date.now() + timeoutMs, () => connection.workflowService.getSystemInfo({})).finally(() => {
       checksInFlight.delete(connection);
       releaseAsyncHooks(connection);
     });

@@ -82,3 +82,22 @@ describe('gateway placeholder routes', () => {
     expect(res.headers.get('x-request-id')).toMatch(/^req-/);
   });
 });
+
+describe('Temporal client', () => {
+  it('closes a Temporal client whose probe is still retrying without crashing the process', async () => {
+    const dead = createTemporalClient(loadConfig({ TEMPORAL_ADDRESS: `127.0.0.1:${await freePort()}` }));
+    const uncaught: unknown[] = [];
+    const onUncaught = (err: unknown) => uncaught.push(err);
+    process.on('uncaughtException', onUncaught);
+    try {
+      await expect(checkTemporal(dead.connection, 500)).rejects.toThrow();
+      await dead.close();
+      // Longer than the retry the probe could have had pending when the client closed: a
+      // retry on a closed channel throws from its timer.
+      await new Promise((r) => setTimeout(r, 3_000));
+      expect(uncaught).toEqual([]);
+    } finally {
+      process.off('uncaughtException', onUncaught);
+    }
+  });
+});

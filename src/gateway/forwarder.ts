@@ -161,7 +161,7 @@ export class Forwarder {
       const attemptStart = performance.now();
       // A streamed answer is relayed as it arrives; any other is relayed whole, so it is read whole.
       const call = upstreamBody.stream === true ? callUpstream : callUpstreamWhole;
-      const result = await call(this.deps.agent, route, endpointPaths[endpoint], body, signal, this.deps.env);
+      const result = await call({ agent: this.deps.agent, route, path: endpointPaths[endpoint], body, signal, env: this.deps.env });
       if (signal.aborted) {
         if ('response' in result) result.response.body.destroy();
         return { failure: 'unreachable', code: 'client_closed' };

@@ -70,6 +70,17 @@ function baseOf(baseUrl: string): { origin: string; basePath: string } {
   return parsed;
 }
 
+/** One provider call: where it goes, what it sends, and the client's cancellation. */
+export interface UpstreamRequest {
+  agent: Agent;
+  route: Route;
+  /** The endpoint's path below the provider's base URL. */
+  path: string;
+  body: string;
+  signal: UpstreamCancel;
+  env: Record<string, string | undefined>;
+}
+
 function requestHeaders(route: Route, env: Record<string, string | undefined>): Record<string, string> {
   const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
   const key = credential(route, env);
@@ -81,14 +92,7 @@ function requestHeaders(route: Route, env: Record<string, string | undefined>): 
  * Calls the provider and hands back its answer as soon as the headers are in;
  * the body is read as it arrives (streams).
  */
-export async function callUpstream(
-  agent: Agent,
-  route: Route,
-  path: string,
-  body: string,
-  signal: UpstreamCancel,
-  env: Record<string, string | undefined>,
-): Promise<UpstreamCall | UpstreamFailure> {
+export async function callUpstream({ agent, route, path, body, signal, env }: UpstreamRequest): Promise<UpstreamCall | UpstreamFailure> {
   const headers = requestHeaders(route, env);
   const startedAt = performance.now();
   try {
@@ -119,14 +123,7 @@ export async function callUpstream(
  * after the headers (idle timeout, dropped connection, the client going away)
  * surfaces from `bytes()`, as with a streamed body.
  */
-export function callUpstreamWhole(
-  agent: Agent,
-  route: Route,
-  path: string,
-  body: string,
-  signal: UpstreamCancel,
-  env: Record<string, string | undefined>,
-): Promise<UpstreamCall | UpstreamFailure> {
+export function callUpstreamWhole({ agent, route, path, body, signal, env }: UpstreamRequest): Promise<UpstreamCall | UpstreamFailure> {
   const headers = requestHeaders(route, env);
   const startedAt = performance.now();
   const { origin, basePath } = baseOf(route.baseUrl);

@@ -23,7 +23,7 @@ afterEach(async () => {
 
 const route = (): Route => ({ provider: 'fake', baseUrl: up.url, apiKeyEnv: null, kind: 'openai', upstreamModel: 'gpt-test' });
 const body = JSON.stringify({ model: 'gpt-test', messages: [{ role: 'user', content: 'Say hi' }] });
-const call = (signal = new UpstreamCancel()) => callUpstreamWhole(agent, route(), '/chat/completions', body, signal, {});
+const call = (signal = new UpstreamCancel()) => callUpstreamWhole({ agent, route: route(), path: '/chat/completions', body, signal, env: {} });
 
 describe('callUpstreamWhole', () => {
   it('hands back the status, the headers by lower-case name and the whole body', async () => {
@@ -43,7 +43,7 @@ describe('callUpstreamWhole', () => {
     up.enqueue({ kind: 'drop-before-headers' });
     expect(await call()).toMatchObject({ kind: 'unreachable' });
 
-    const refused = await callUpstreamWhole(agent, { ...route(), baseUrl: 'http://127.0.0.1:1/v1' }, '/chat/completions', body, new UpstreamCancel(), {});
+    const refused = await callUpstreamWhole({ agent, route: { ...route(), baseUrl: 'http://127.0.0.1:1/v1' }, path: '/chat/completions', body, signal: new UpstreamCancel(), env: {} });
     expect(refused).toMatchObject({ kind: 'unreachable', code: 'econnrefused' });
 
     await agent.close();
@@ -61,7 +61,7 @@ describe('callUpstreamWhole', () => {
 
   it('reports a body cut after the headers from bytes()', async () => {
     up.enqueue({ kind: 'drop-mid-stream' });
-    const streamed = await callUpstreamWhole(agent, route(), '/chat/completions', JSON.stringify({ ...JSON.parse(body), stream: true }), new UpstreamCancel(), {});
+    const streamed = await callUpstreamWhole({ agent, route: route(), path: '/chat/completions', body: JSON.stringify({ ...JSON.parse(body), stream: true }), signal: new UpstreamCancel(), env: {} });
     if (!('response' in streamed)) throw new Error(`expected an answer, got ${JSON.stringify(streamed)}`);
     expect(streamed.response.statusCode).toBe(200);
     await expect(streamed.response.body.bytes()).rejects.toBeInstanceOf(Error);

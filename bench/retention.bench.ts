@@ -413,6 +413,12 @@ function statementRecorder(db: Db) {
   db.on('query-error', (err: { code?: string; message?: string }, q: { __knexQueryUid: string }) => finish(q, null, err?.code ?? err?.message ?? 'error'));
   return {
     all: () => done,
+    /** The expiry pauses after a dropped day: the COMMIT before it has answered, and the pause lasts until the next statement. */
+    pause: () => {
+      const t = performance.now();
+      closeBare(t);
+      bare = { t, sql: 'pause after a dropped day (RETENTION_PAUSE_FACTOR)' };
+    },
     /** Ends a BEGIN/COMMIT still open (the expiry has returned, so it has answered). */
     close: (end: number) => closeBare(end),
   };
@@ -593,7 +599,7 @@ async function main(): Promise<number> {
     let outcome: CategoryOutcome | undefined;
     let expiryError: string | null = null;
     try {
-      outcome = await expireUsageEvents({ db, now, batchSize: BATCH_SIZE, pauseFactor: PAUSE_FACTOR, onProgress: () => progress++ }, cutoff);
+      outcome = await expireUsageEvents({ db, now, batchSize: BATCH_SIZE, pauseFactor: PAUSE_FACTOR, onPause: () => recorder.pause(), onProgress: () => progress++ }, cutoff);
     } catch (err) {
       expiryError = (err as Error).stack ?? (err as Error).message;
     }

@@ -44,6 +44,8 @@ export interface ExpiryContext {
    * as long as the day took (0: no pause). See expireUsageEvents.
    */
   pauseFactor?: number;
+  /** Told before each such pause, with its length (the benchmark's timeline shows it). */
+  onPause?: (ms: number) => void;
 }
 
 /** The instant before which data of the category may go. Billing periods count from the end of the calendar year. */
@@ -147,7 +149,10 @@ export async function expireUsageEvents(ctx: ExpiryContext, cutoff: Date): Promi
 
   let pause = 0;
   for (const p of await dayPartitions(db)) {
-    if (pause > 0) await new Promise((r) => setTimeout(r, pause));
+    if (pause > 0) {
+      ctx.onPause?.(pause);
+      await new Promise((r) => setTimeout(r, pause));
+    }
     pause = 0;
     const dayStarted = performance.now();
     const dayEnd = new Date(new Date(`${p.day}T00:00:00Z`).getTime() + 86_400_000);

@@ -285,7 +285,9 @@ const noop = () => {};
  * Holds a response's `end` (the call that sends its last bytes) until `release`
  * is called: then the held end goes out, or on an error the connection is cut.
  * A handler ends its response right after finishing the meter, in the same
- * turn, and the journal writes at the end of the turn. (Corking the socket is
+ * synchronous step, and the journal writes after that step at the earliest (in
+ * a microtask when the request is alone, else at the end of the event-loop
+ * turn), so the end is always held by then. (Corking the socket is
  * not enough: `end` uncorks it fully.) `then` runs after the end went out (or
  * the connection was cut), whichever way the write went.
  */

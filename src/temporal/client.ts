@@ -7,12 +7,13 @@ export interface TemporalClientHandle {
   close(): Promise<void>;
 }
 
+/** Readiness probes in flight, per connection (see checkTemporal). */
+const checksInFlight = new WeakMap<Connection, Promise<unknown>>();
+
 /**
  * A lazy connection: servers start (and answer /healthz) while Temporal is
  * still coming up or briefly away; /readyz reports it, calls retry.
  */
-const checksInFlight = new WeakMap<Connection, Promise<unknown>>();
-
 export function createTemporalClient(config: Config): TemporalClientHandle {
   const connection = Connection.lazy({ address: temporalAddress(config) });
   const client = new Client({ connection, namespace: config.temporal.namespace });

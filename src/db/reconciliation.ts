@@ -7,6 +7,7 @@ import type { TaxTreatment } from '../billing/tax';
 import type { Db } from './knex';
 import { postEntries } from './ledger';
 import { settleAccountUsage } from './settlement';
+import { CONSUMED_THROUGH_BOUNDARY } from './uninvoiced';
 
 /**
  * Reconciliation checks, as set-based SQL: events are aggregated in
@@ -492,10 +493,8 @@ export async function checkInvoices(ctx: CheckContext): Promise<Discrepancy[]> {
                   WHERE i.id = ANY(?::uuid[])
                  UNION ALL
                  SELECT i.id, i.period, u.*
-                   FROM invoices i JOIN usage_hourly u
-                     ON u.account_id = i.account_id AND u.invoiced_by IS NULL AND NOT u.late
-                    AND u.hour >= i.usage_from AND u.hour < i.usage_until
-                  WHERE i.id = ANY(?::uuid[]) AND i.usage_from IS NOT NULL) u
+                   FROM invoices i JOIN usage_hourly u ON ${CONSUMED_THROUGH_BOUNDARY}
+                  WHERE i.id = ANY(?::uuid[])) u
           WHERE u.cost > 0 AND u.price_id <> ''
           GROUP BY 1, 2, 3, 4, 5`,
         [ids, ids],

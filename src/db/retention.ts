@@ -1,6 +1,6 @@
 import type { Db } from './knex';
 import { lockBalances } from './ledger';
-import { openUsageExistsSql } from './uninvoiced';
+import { CONSUMED_THROUGH_BOUNDARY, openUsageExistsSql } from './uninvoiced';
 
 /**
  * Metadata expiry, per category of retention_policies.
@@ -356,10 +356,7 @@ async function expireInvoices(ctx: ExpiryContext, cutoff: Date, out: CategoryOut
       // normal rows of the hours each consumed through the boundary.
       await trx('usage_hourly').whereIn('invoiced_by', ids).delete();
       await trx.raw(
-        `DELETE FROM usage_hourly u USING invoices i
-          WHERE i.id = ANY(?::uuid[]) AND i.usage_from IS NOT NULL
-            AND u.account_id = i.account_id AND u.invoiced_by IS NULL AND NOT u.late
-            AND u.hour >= i.usage_from AND u.hour < i.usage_until`,
+        `DELETE FROM usage_hourly u USING invoices i WHERE i.id = ANY(?::uuid[]) AND ${CONSUMED_THROUGH_BOUNDARY}`,
         [ids],
       );
       await trx('invoice_lines').whereIn('invoice_id', ids).delete();

@@ -15,6 +15,17 @@
  * late rows for the rest) instead of a walk through the account's history.
  */
 
+/**
+ * The normal usage_hourly rows (alias u) an invoice (alias i) consumed
+ * through the boundary: its account's unmarked hours in [usage_from,
+ * usage_until). With the rows marked invoiced_by = i.id, that is all the
+ * usage it billed. Invoices from before boundaries have no usage_from and
+ * consumed by marking only.
+ */
+export const CONSUMED_THROUGH_BOUNDARY = `i.usage_from IS NOT NULL
+  AND u.account_id = i.account_id AND u.invoiced_by IS NULL AND NOT u.late
+  AND u.hour >= i.usage_from AND u.hour < i.usage_until`;
+
 /** The account's boundary; -infinity when nothing of it was invoiced yet. */
 export function boundarySql(accountExpr: string): string {
   return `COALESCE((SELECT b.invoiced_until FROM usage_invoiced_boundaries b WHERE b.account_id = ${accountExpr}), '-infinity'::timestamptz)`;

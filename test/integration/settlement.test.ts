@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { Client, Connection } from '@temporalio/client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { Money } from '../../src/billing/money';
 import { workflowIds } from '../../src/temporal/conventions';
 import { meteringStatusQuery, usageRecordedSignal } from '../../workflows/messages';
@@ -84,9 +84,25 @@ describe('usage settlement', () => {
          FROM generate_series(1, 22000) g`,
       [c.accountId, c.accountId, c.keyId, c.model],
     );
-    const env = testEnv(config, { SETTLE_MIN_INTERVAL_MS: '0' });
+    const env = testEnv(config, { SETTLE_MIN_INTERVAL_MS: '0', LOG_LEVEL: 'info' });
+    // If this hangs, the failure says where: the step it was in, the workflow's pending work and the workers' own logs.
+    let step = 'first worker starting';
+    const logs: string[] = [];
+    onTestFailed(async () => {
+      const description = await client.workflow.getHandle(workflowIds.metering(c.accountId)).describe().catch((err: Error) => err.message);
+      const pending = typeof description === 'string' ? description : { status: description.status.name, pendingActivities: description.raw.pendingActivities?.length ?? 0, pendingWorkflowTask: description.raw.pendingWorkflowTask ?? null };
+      console.error(`[settlement kill test] failed at step: ${step}; unsettled ${await unsettled(c.accountId)}; workflow ${JSON.stringify(pending)}\n${logs.slice(-80).join('\n')}`);
+    });
+    let n = 0;
     const startWorker = () => {
-      const child = spawn(process.execPath, [BIN, 'worker'], { env, stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });
+      const name = `worker ${++n}`;
+      const child = spawn(process.execPath, [BIN, 'worker'], { env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+      for (const stream of [child.stdout, child.stderr]) {
+        stream!.on('data', (d: Buffer) => {
+          logs.push(...d.toString().trimEnd().split('\n').map((l) => `${name}: ${l}`));
+          if (logs.length > 500) logs.splice(0, logs.length - 500);
+        });
+      }
       return { child, exited: new Promise((r) => child.once('exit', r)) };
     };
     let worker = startWorker();
@@ -98,14 +114,17 @@ describe('usage settlement', () => {
       signalArgs: [{ events: 22000, cost: '0', lastOccurredAt: new Date().toISOString() }],
     });
     // Kill it once settlement is under way, with batches still to go.
+    step = 'waiting for the first worker to settle a batch';
     await until(async () => (await unsettled(c.accountId)) < 22000);
     worker.child.kill('SIGKILL');
     await worker.exited;
     expect(await unsettled(c.accountId)).toBeGreaterThan(0);
 
+    step = 'waiting for the second worker to settle the rest';
     worker = startWorker();
     try {
       await until(async () => (await unsettled(c.accountId)) === 0);
+      step = 'checking the books';
       const totals = await expectBooksAgree(c.accountId, '50');
       expect(totals.events).toBe(22000);
     } finally {

@@ -413,11 +413,11 @@ function statementRecorder(db: Db) {
   db.on('query-error', (err: { code?: string; message?: string }, q: { __knexQueryUid: string }) => finish(q, null, err?.code ?? err?.message ?? 'error'));
   return {
     all: () => done,
-    /** The expiry pauses after a dropped day: the COMMIT before it has answered, and the pause lasts until the next statement. */
-    pause: () => {
+    /** The expiry pauses after a dropped day or a slice of a day's count: the statement before has answered, and the pause lasts until the next statement. */
+    pause: (after: 'drop' | 'count') => {
       const t = performance.now();
       closeBare(t);
-      bare = { t, sql: 'pause after a dropped day (RETENTION_PAUSE_FACTOR)' };
+      bare = { t, sql: after === 'drop' ? 'pause after a dropped day (RETENTION_PAUSE_FACTOR)' : "pause after a slice of a day's count (RETENTION_PAUSE_FACTOR)" };
     },
     /** Ends a BEGIN/COMMIT still open (the expiry has returned, so it has answered). */
     close: (end: number) => closeBare(end),
@@ -599,7 +599,7 @@ async function main(): Promise<number> {
     let outcome: CategoryOutcome | undefined;
     let expiryError: string | null = null;
     try {
-      outcome = await expireUsageEvents({ db, now, batchSize: BATCH_SIZE, pauseFactor: PAUSE_FACTOR, onPause: () => recorder.pause(), onProgress: () => progress++ }, cutoff);
+      outcome = await expireUsageEvents({ db, now, batchSize: BATCH_SIZE, pauseFactor: PAUSE_FACTOR, onPause: (_ms, after) => recorder.pause(after), onProgress: () => progress++ }, cutoff);
     } catch (err) {
       expiryError = (err as Error).stack ?? (err as Error).message;
     }

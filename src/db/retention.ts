@@ -44,8 +44,14 @@ export interface ExpiryContext {
    * as long as the day took (0: no pause). See expireUsageEvents.
    */
   pauseFactor?: number;
-  /** Told before each such pause, with its length (the benchmark's timeline shows it). */
-  onPause?: (ms: number) => void;
+  /**
+   * Told before each such pause, with its length and what it follows: a
+   * dropped day, or a slice of a day's count (see countDay). The benchmark's
+   * timeline shows them.
+   */
+  onPause?: (ms: number, after: 'drop' | 'count') => void;
+  /** Pages per slice of a day's count (COUNT_SLICE_PAGES; tests make it small). */
+  countSlicePages?: number;
 }
 
 /** The instant before which data of the category may go. Billing periods count from the end of the calendar year. */
@@ -75,6 +81,9 @@ const KEEP_REASON = `CASE WHEN e.account_id IN (${HELD}) THEN 'hold' ELSE 'unbil
  * day's end; a little more conservative than per event).
  */
 const KEEP_SQL = `(e.settled_at IS NULL OR e.account_id = ANY(?::uuid[]))`;
+
+/** A slice of a day's count: 32 MB of heap, a few milliseconds of one core. */
+const COUNT_SLICE_PAGES = 4_096;
 
 const rowCount = (r: unknown) => Number((r as { rowCount?: number })?.rowCount ?? 0);
 
@@ -146,11 +155,29 @@ export async function expireUsageEvents(ctx: ExpiryContext, cutoff: Date): Promi
       await trx.raw(`SET LOCAL max_parallel_workers_per_gather = 0`);
       return Number((await trx.raw(q, b as never)).rows[0].n);
     });
+  // All rows of a day: a scan of its whole heap (about 330 MB at a million events), in slices
+  // of COUNT_SLICE_PAGES pages by TID range with the pause factor's pause after each, so the
+  // scan never holds a core for long while inserts wait for one.
+  const countDay = async (table: string) => {
+    const pages = Number((await db.raw(`SELECT pg_relation_size(?::regclass) / current_setting('block_size')::int AS pages`, [table])).rows[0].pages);
+    const slice = ctx.countSlicePages ?? COUNT_SLICE_PAGES;
+    let n = 0;
+    for (let from = 0; from < pages; from += slice) {
+      const started = performance.now();
+      n += await count(`SELECT count(*)::bigint AS n FROM ?? WHERE ctid >= ?::tid AND ctid < ?::tid`, [table, `(${from},0)`, `(${from + slice},0)`]);
+      const rest = (performance.now() - started) * (ctx.pauseFactor ?? 0);
+      if (rest > 0 && from + slice < pages) {
+        ctx.onPause?.(rest, 'count');
+        await new Promise((r) => setTimeout(r, rest));
+      }
+    }
+    return n;
+  };
 
   let pause = 0;
   for (const p of await dayPartitions(db)) {
     if (pause > 0) {
-      ctx.onPause?.(pause);
+      ctx.onPause?.(pause, 'drop');
       await new Promise((r) => setTimeout(r, pause));
     }
     pause = 0;
@@ -159,11 +186,11 @@ export async function expireUsageEvents(ctx: ExpiryContext, cutoff: Date): Promi
     if (dayEnd > cutoff && !p.detached) continue; // whole day not old enough
     if (!p.detached && !(await monthReconciled(db, p.day.slice(0, 7)))) {
       // The month is not reconciled yet: the whole day waits, counted as unbilled.
-      out.keptUnbilled += await count(`SELECT count(*)::bigint AS n FROM ??`, [p.name]);
+      out.keptUnbilled += await countDay(p.name);
       continue;
     }
     const keep = keepAccounts(dayEnd);
-    const total = await count(`SELECT count(*)::bigint AS n FROM ??`, [p.name]);
+    const total = await countDay(p.name);
     const kept = await count(`SELECT count(*)::bigint AS n FROM ?? e WHERE ${KEEP_SQL}`, [p.name, keep]);
     if (kept === total && !p.detached) {
       await countKept(db, p.name, out, keep, held);

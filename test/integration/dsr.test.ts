@@ -183,7 +183,8 @@ describe('data-subject requests: each right and its effect on the data', () => {
         expect((await admin.call('GET', link.pathname + link.search, undefined, false)).status).toBe(200);
         const third = await admin.call('GET', link.pathname + link.search, undefined, false);
         expect(third.status).toBe(410);
-        const tampered = await admin.call('GET', link.pathname + link.search.replace(/sig=./, 'sig=A'), undefined, false);
+        // One character of the signature changed (to another one: a signature may start with 'A').
+        const tampered = await admin.call('GET', link.pathname + link.search.replace(/sig=(.)/, (_m, c: string) => `sig=${c === 'A' ? 'B' : 'A'}`), undefined, false);
         expect(tampered.status).toBe(404);
         const shown = await admin.call('GET', `/privacy/dsr/${id}`);
         expect(shown.body.events.filter((e: { action: string }) => e.action === 'package_downloaded')).toHaveLength(2);

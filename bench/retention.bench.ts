@@ -5,8 +5,9 @@
  * `usage_events` retention policy (90 days), which covers exactly the 20
  * oldest days, while usage events go in the way the metering batcher inserts
  * them: one multi-row INSERT of 100 rows into usage_events every 100 ms
- * (1,000 rows per second) for today, ON CONFLICT DO NOTHING, on a pool of its
- * own. Reports the expiry time and the insert latency during the expiry
+ * (1,000 rows per second) for today, ON CONFLICT DO NOTHING, in a transaction
+ * committed asynchronously and followed by the two WAL-position queries the
+ * batcher makes before it may delete a journal segment, on a pool of its own. Reports the expiry time and the insert latency during the expiry
  * against a baseline without it, checks that exactly the right partitions
  * went and the right rows stayed, and writes bench/results/retention.json.
  * Target: the 20 days expire in under 30 s, and the insert p99 during the
@@ -313,7 +314,14 @@ function insertLoad(db: Db, tag: string) {
         partitions.add(day);
       }
       sent = performance.now();
-      await db('usage_events').insert(rows).onConflict(['request_id', 'occurred_at']).ignore();
+      // As the batcher (src/metering/batcher.ts): one transaction committed asynchronously, then
+      // the WAL position after it, then whether PostgreSQL has flushed that far (its segment's deletion).
+      await db.transaction(async (trx) => {
+        await trx.raw(`SET LOCAL synchronous_commit = off`);
+        await trx('usage_events').insert(rows).onConflict(['request_id', 'occurred_at']).ignore();
+      });
+      await db.raw(`SELECT pg_current_wal_insert_lsn()::text AS lsn`);
+      await db.raw(`SELECT pg_current_wal_flush_lsn()::text AS lsn`);
       samples.push({ due, sent, done: performance.now(), ok: true, rows: rows.length });
     } catch (err) {
       samples.push({ due, sent, done: performance.now(), ok: false, rows: rows.length });

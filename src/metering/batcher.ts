@@ -12,6 +12,17 @@ import { usageEventRow, type UsageRecord } from './record';
  * wake-ups), so a crash or an outage at any point only means the segment is
  * processed again later. While PostgreSQL or Temporal is away, segments pile up
  * on disk and the gateway keeps serving.
+ *
+ * The inserts commit asynchronously (synchronous_commit = off): they do not
+ * wait for PostgreSQL's WAL flush, so a disk that stalls its flushes (metadata
+ * expiry dropping a day partition frees hundreds of MB, see the retention
+ * benchmark) does not stall the batcher. The journal is what makes that safe:
+ * a segment is deleted only once PostgreSQL reports its WAL flushed past the
+ * segment's commit (usually by the next tick; the WAL writer flushes within
+ * 3 × wal_writer_delay). If PostgreSQL crashes before that, the segment is
+ * still on disk and goes in again. Anything that acts on the rows commits
+ * synchronously after them (settlement, reconciliation), and WAL is flushed in
+ * order, so nothing durable can depend on a row that was lost.
  */
 export type AccountSignaler = (accountId: string, summary: UsageRecordedSignal) => Promise<void>;
 
@@ -32,11 +43,19 @@ export interface BatcherOptions {
 }
 
 const INSERT_CHUNK = 500;
+const STOP_FLUSH_WAIT_MS = 5_000;
 const MAX_BACKOFF_MS = 5_000;
 const EVENT_COLUMNS = Object.keys(usageEventRow({} as UsageRecord)).join(', ');
 const INSERT_EVENTS_SQL = `INSERT INTO usage_events (${EVENT_COLUMNS})
   SELECT ${EVENT_COLUMNS} FROM jsonb_populate_recordset(NULL::usage_events, ?::jsonb)
   ON CONFLICT (request_id, occurred_at) DO NOTHING`;
+
+/** A WAL position ('16/B374D848') as a number that orders like it. */
+export function lsnValue(lsn: string): bigint {
+  const m = /^([0-9A-F]+)\/([0-9A-F]+)$/i.exec(lsn);
+  if (!m) throw new Error(`not a WAL position: ${lsn}`);
+  return (BigInt(`0x${m[1]}`) << 32n) + BigInt(`0x${m[2]}`);
+}
 
 export class MeteringBatcher {
   private timer: NodeJS.Timeout | undefined;
@@ -46,6 +65,8 @@ export class MeteringBatcher {
   private readonly partitions = new Set<string>();
   private readonly pendingSignals = new Map<string, UsageRecordedSignal>();
   private readonly lastSignalAt = new Map<string, number>();
+  /** Segments already in usage_events whose commit may not be flushed yet: path → WAL position after the commit. */
+  private readonly awaitingFlush = new Map<string, bigint>();
 
   constructor(private readonly opts: BatcherOptions) {}
 
@@ -76,6 +97,7 @@ export class MeteringBatcher {
     clearTimeout(this.timer);
     try {
       await this.flush();
+      await this.makeDurable();
       await this.flushSignals();
     } catch (err) {
       this.opts.logger.warn({ err, pendingBytes: this.opts.journal.pendingBytes() }, 'metering flush at stop failed; the journal keeps the records for the next start');
@@ -109,16 +131,19 @@ export class MeteringBatcher {
     journal.rotate();
     let moved = 0;
     for (const segment of journal.closedSegments()) {
+      if (this.awaitingFlush.has(segment.path)) continue;
       const { records, unreadable } = journal.readSegment(segment.path);
       if (unreadable > 0) logger.error({ segment: segment.path, unreadable }, 'unreadable metering journal lines');
       if (records.length > 0) {
-        await this.insert(records);
+        this.awaitingFlush.set(segment.path, await this.insert(records));
         await this.signalAccounts(records);
         this.opts.onRecorded?.(records);
+      } else {
+        journal.removeSegment(segment.path);
       }
-      journal.removeSegment(segment.path);
       moved += records.length;
     }
+    await this.removeDurable();
     // Signals go out beside the next batches instead of holding them up.
     void this.sendDueSignals(false);
     return moved;
@@ -180,7 +205,8 @@ export class MeteringBatcher {
     if (failed) throw (failed as PromiseRejectedResult).reason;
   }
 
-  private async insert(records: UsageRecord[]): Promise<void> {
+  /** Inserts a segment's records in one transaction committed asynchronously; returns the WAL position after its commit. */
+  private async insert(records: UsageRecord[]): Promise<bigint> {
     const { db } = this.opts;
     const days = new Set(records.map((r) => r.occurredAt.slice(0, 10)));
     for (const day of days) {
@@ -188,12 +214,44 @@ export class MeteringBatcher {
       await db.raw('SELECT ensure_usage_events_partition(?::date)', [day]);
       this.partitions.add(day);
     }
-    // One JSON parameter per chunk, expanded by PostgreSQL: building a multi-row
-    // INSERT with ~28 bindings per row was a visible share of the gateway's own
-    // CPU under load, on the same event loop that serves requests.
-    for (let i = 0; i < records.length; i += INSERT_CHUNK) {
-      const rows = records.slice(i, i + INSERT_CHUNK).map(usageEventRow);
-      await db.raw(INSERT_EVENTS_SQL, [JSON.stringify(rows)]);
+    await db.transaction(async (trx) => {
+      await trx.raw(`SET LOCAL synchronous_commit = off`);
+      // One JSON parameter per chunk, expanded by PostgreSQL: building a multi-row
+      // INSERT with ~28 bindings per row was a visible share of the gateway's own
+      // CPU under load, on the same event loop that serves requests.
+      for (let i = 0; i < records.length; i += INSERT_CHUNK) {
+        const rows = records.slice(i, i + INSERT_CHUNK).map(usageEventRow);
+        await trx.raw(INSERT_EVENTS_SQL, [JSON.stringify(rows)]);
+      }
+    });
+    // Asked after the commit returned, so its commit record is in the WAL before this position:
+    // a flush that reaches it has made the rows durable.
+    return lsnValue((await db.raw(`SELECT pg_current_wal_insert_lsn()::text AS lsn`)).rows[0].lsn);
+  }
+
+  /** Deletes the segments whose commit PostgreSQL has flushed. */
+  private async removeDurable(): Promise<void> {
+    if (this.awaitingFlush.size === 0) return;
+    const flushed = lsnValue((await this.opts.db.raw(`SELECT pg_current_wal_flush_lsn()::text AS lsn`)).rows[0].lsn);
+    for (const [file, lsn] of this.awaitingFlush) {
+      if (lsn > flushed) continue;
+      this.opts.journal.removeSegment(file);
+      this.awaitingFlush.delete(file);
+    }
+  }
+
+  /**
+   * At stop: waits for the WAL writer to flush what was inserted (it flushes
+   * asynchronous commits within 3 × wal_writer_delay, 0.6 s by default), then
+   * the segments go. What is still not flushed after STOP_FLUSH_WAIT_MS stays
+   * in the journal and goes in again, as a no-op, at the next start.
+   */
+  private async makeDurable(): Promise<void> {
+    const deadline = Date.now() + STOP_FLUSH_WAIT_MS;
+    for (;;) {
+      await this.removeDurable();
+      if (this.awaitingFlush.size === 0 || Date.now() > deadline) return;
+      await new Promise((r) => setTimeout(r, 50));
     }
   }
 

@@ -7,7 +7,8 @@
  * them: one multi-row INSERT of 100 rows into usage_events every 100 ms
  * (1,000 rows per second) for today, ON CONFLICT DO NOTHING, in a transaction
  * committed asynchronously and followed by the two WAL-position queries the
- * batcher makes before it may delete a journal segment, on a pool of its own. Reports the expiry time and the insert latency during the expiry
+ * batcher makes before it may delete a journal segment, on a pool of its own.
+ * Reports the expiry time and the insert latency during the expiry
  * against a baseline without it, checks that exactly the right partitions
  * went and the right rows stayed, and writes bench/results/retention.json.
  * Target: the 20 days expire in under 30 s, and the insert p99 during the
@@ -320,8 +321,8 @@ function insertLoad(db: Db, tag: string) {
         await trx.raw(`SET LOCAL synchronous_commit = off`);
         await trx('usage_events').insert(rows).onConflict(['request_id', 'occurred_at']).ignore();
       });
-      await db.raw(`SELECT pg_current_wal_insert_lsn()::text AS lsn`);
-      await db.raw(`SELECT pg_current_wal_flush_lsn()::text AS lsn`);
+      await db.raw(`SELECT pg_current_wal_insert_lsn()::text AS lsn, pg_postmaster_start_time()::text AS server`);
+      await db.raw(`SELECT pg_current_wal_flush_lsn()::text AS lsn, pg_postmaster_start_time()::text AS server`);
       samples.push({ due, sent, done: performance.now(), ok: true, rows: rows.length });
     } catch (err) {
       samples.push({ due, sent, done: performance.now(), ok: false, rows: rows.length });

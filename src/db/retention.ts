@@ -41,7 +41,8 @@ export interface ExpiryContext {
   onProgress?: () => void;
   /**
    * After each day partition it expires, usage expiry pauses this many times
-   * as long as the day took (0: no pause). See expireUsageEvents.
+   * as long as the day took, and after each slice of a day's count this many
+   * times as long as the slice took (0: no pause). See expireUsageEvents.
    */
   pauseFactor?: number;
   /**

@@ -20,7 +20,8 @@ import { usageEventRow, type UsageRecord } from './record';
  * a segment is deleted only once PostgreSQL reports its WAL flushed past the
  * segment's commit (usually by the next tick; the WAL writer flushes within
  * 3 × wal_writer_delay). If PostgreSQL crashes before that, the segment is
- * still on disk and goes in again. Anything that acts on the rows commits
+ * still on disk and goes in again (see settleAwaiting for a server that
+ * restarted meanwhile). Anything that acts on the rows commits
  * synchronously after them (settlement, reconciliation), and WAL is flushed in
  * order, so nothing durable can depend on a row that was lost.
  */
@@ -57,6 +58,33 @@ export function lsnValue(lsn: string): bigint {
   return (BigInt(`0x${m[1]}`) << 32n) + BigInt(`0x${m[2]}`);
 }
 
+/** Where a segment's commit is in the WAL, and which run of the server wrote it (pg_postmaster_start_time). */
+export interface WalMark {
+  lsn: bigint;
+  server: string;
+}
+
+/**
+ * What becomes of the segments waiting for their commit's flush, given the
+ * server's flush position now: flushed past their commit, they are durable
+ * and go; written by an earlier run of the server (it restarted, or another
+ * server took over), their commit may have been lost with its unflushed WAL
+ * while the new run's WAL has since passed that position, so they go in
+ * again; the rest keep waiting.
+ */
+export function settleAwaiting(awaiting: ReadonlyMap<string, WalMark>, now: WalMark): { durable: string[]; again: string[] } {
+  const durable: string[] = [];
+  const again: string[] = [];
+  for (const [file, mark] of awaiting) {
+    if (mark.server !== now.server) again.push(file);
+    else if (mark.lsn <= now.lsn) durable.push(file);
+  }
+  return { durable, again };
+}
+
+const WAL_MARK_SQL = (position: 'insert' | 'flush') => `SELECT pg_current_wal_${position}_lsn()::text AS lsn, pg_postmaster_start_time()::text AS server`;
+const walMark = (row: { lsn: string; server: string }): WalMark => ({ lsn: lsnValue(row.lsn), server: row.server });
+
 export class MeteringBatcher {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
@@ -66,7 +94,7 @@ export class MeteringBatcher {
   private readonly pendingSignals = new Map<string, UsageRecordedSignal>();
   private readonly lastSignalAt = new Map<string, number>();
   /** Segments already in usage_events whose commit may not be flushed yet: path → WAL position after the commit. */
-  private readonly awaitingFlush = new Map<string, bigint>();
+  private readonly awaitingFlush = new Map<string, WalMark>();
 
   constructor(private readonly opts: BatcherOptions) {}
 
@@ -206,7 +234,7 @@ export class MeteringBatcher {
   }
 
   /** Inserts a segment's records in one transaction committed asynchronously; returns the WAL position after its commit. */
-  private async insert(records: UsageRecord[]): Promise<bigint> {
+  private async insert(records: UsageRecord[]): Promise<WalMark> {
     const { db } = this.opts;
     const days = new Set(records.map((r) => r.occurredAt.slice(0, 10)));
     for (const day of days) {
@@ -226,18 +254,19 @@ export class MeteringBatcher {
     });
     // Asked after the commit returned, so its commit record is in the WAL before this position:
     // a flush that reaches it has made the rows durable.
-    return lsnValue((await db.raw(`SELECT pg_current_wal_insert_lsn()::text AS lsn`)).rows[0].lsn);
+    return walMark((await db.raw(WAL_MARK_SQL('insert'))).rows[0]);
   }
 
-  /** Deletes the segments whose commit PostgreSQL has flushed. */
+  /** Deletes the segments whose commit PostgreSQL has flushed; those of an earlier server run go in again at the next tick. */
   private async removeDurable(): Promise<void> {
     if (this.awaitingFlush.size === 0) return;
-    const flushed = lsnValue((await this.opts.db.raw(`SELECT pg_current_wal_flush_lsn()::text AS lsn`)).rows[0].lsn);
-    for (const [file, lsn] of this.awaitingFlush) {
-      if (lsn > flushed) continue;
+    const { durable, again } = settleAwaiting(this.awaitingFlush, walMark((await this.opts.db.raw(WAL_MARK_SQL('flush'))).rows[0]));
+    for (const file of durable) {
       this.opts.journal.removeSegment(file);
       this.awaitingFlush.delete(file);
     }
+    if (again.length > 0) this.opts.logger.warn({ segments: again.length }, 'PostgreSQL restarted before flushing some metering inserts; their segments go in again');
+    for (const file of again) this.awaitingFlush.delete(file);
   }
 
   /**

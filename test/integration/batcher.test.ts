@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { lsnValue, MeteringBatcher } from '../../src/metering/batcher';
+import { lsnValue, MeteringBatcher, settleAwaiting, type WalMark } from '../../src/metering/batcher';
 import { MeteringJournal } from '../../src/metering/journal';
 import { usageRecord, type UsageRecord } from '../../src/metering/record';
 import { silentLogger, testConfig, testDb } from '../helpers/env';
@@ -34,6 +34,18 @@ describe('metering batcher', () => {
     expect(lsnValue('9/FFFFFFFF') < lsnValue('16/B374D848')).toBe(true);
     expect(lsnValue('16/B374D848')).toBe(lsnValue('16/b374d848'));
     expect(() => lsnValue('16-B3')).toThrow(/WAL position/);
+  });
+
+  it('deletes a waiting segment once flushed past, and inserts it again if the server restarted meanwhile', () => {
+    const run1 = '2026-11-27 05:00:00+00';
+    const awaiting = new Map<string, WalMark>([
+      ['flushed', { lsn: lsnValue('1/100'), server: run1 }],
+      ['exactly', { lsn: lsnValue('1/200'), server: run1 }],
+      ['pending', { lsn: lsnValue('1/300'), server: run1 }],
+    ]);
+    expect(settleAwaiting(awaiting, { lsn: lsnValue('1/200'), server: run1 })).toEqual({ durable: ['flushed', 'exactly'], again: [] });
+    // After a restart the new run's WAL passes positions whose commits the crash lost: nothing counts as durable.
+    expect(settleAwaiting(awaiting, { lsn: lsnValue('9/0'), server: '2026-11-27 06:00:00+00' })).toEqual({ durable: [], again: ['flushed', 'exactly', 'pending'] });
   });
 
   it('inserts segments with rows visible at once, and at stop deletes them only once their commits are flushed', async () => {

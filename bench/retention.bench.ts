@@ -35,7 +35,7 @@
  * BENCH_RETENTION_RATE (rows inserted per second, 1,000),
  * BENCH_RETENTION_ROWS_PER_INSERT (100), BENCH_RETENTION_BASELINE_S (15),
  * BENCH_RETENTION_BATCH_SIZE (ctx.batchSize, 5,000 as RETENTION_BATCH_SIZE),
- * BENCH_RETENTION_PAUSE_FACTOR (ctx.pauseFactor, 0.5 as RETENTION_PAUSE_FACTOR),
+ * BENCH_RETENTION_PAUSE_FACTOR (ctx.pauseFactor, 0.3 as RETENTION_PAUSE_FACTOR),
  * BENCH_RETENTION_MINIMISED=0 (seed the old events with full source IPs and
  * User-Agents instead of minimised, as usage_events.network leaves them
  * after 7 days), BENCH_EXPLAIN (1 always, 0 never; default only when a

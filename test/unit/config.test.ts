@@ -30,7 +30,7 @@ describe('config', () => {
   });
 
   it('paces usage expiry by default and takes RETENTION_PAUSE_FACTOR, 0 turning the pause off', () => {
-    expect(loadConfig({}).retention.pauseFactor).toBe(0.5);
+    expect(loadConfig({}).retention.pauseFactor).toBe(0.3);
     expect(loadConfig({ RETENTION_PAUSE_FACTOR: '0' }).retention.pauseFactor).toBe(0);
     expect(() => loadConfig({ RETENTION_PAUSE_FACTOR: '-1' })).toThrow(ConfigError);
   });

@@ -103,7 +103,7 @@ const GATEWAY_HISTOGRAMS = ['gateway_overhead_seconds', 'gateway_request_duratio
 
 const TARGETS = { sequentialOverheadFactor: 2, overheadP99Ms: 2, throughputRatio: 0.3 } as const;
 
-const UPSTREAM_KEY_ENV = 'BENCH_UPSTREAM_KEY';
+const UPSTREAM_KEY_ENV = 'PROVIDER_BENCH_UPSTREAM_API_KEY';
 const BENCH_CREDIT_USD = '10000';
 const RESULTS_FILE = path.join(REPO_ROOT, 'bench/results/gateway.json');
 
@@ -130,8 +130,8 @@ function benchDatabaseUrl(): string {
 
 
 async function scrape(url: string): Promise<string> {
-  const r = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5_000) });
-  if (!r.ok) throw new Error(`GET ${url}/metrics answered ${r.status}`);
+  const r = await fetch(url, { signal: AbortSignal.timeout(5_000) });
+  if (!r.ok) throw new Error(`GET ${url} answered ${r.status}`);
   return r.text();
 }
 
@@ -209,6 +209,8 @@ async function main(): Promise<number> {
     const key = await ops.createKey({ accountId: account.id, userId: user.id, name: 'bench', rateLimitRpm: 1_000_000 });
 
     const gatewayPort = await freePort();
+    const metricsPort = await freePort();
+    const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
     const gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
     gateway = spawnNode('gateway', [...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []), 'bin/mixroute.js', 'gateway'], {
       ...cleanEnv(),
@@ -216,6 +218,8 @@ async function main(): Promise<number> {
       TEMPORAL_ADDRESS: temporal.address,
       TEMPORAL_TASK_QUEUE: `bench-${tag}`,
       GATEWAY_PORT: String(gatewayPort),
+      GATEWAY_METRICS_PORT: String(metricsPort),
+      UPSTREAM_ALLOWED_HOSTS: '127.0.0.1',
       DATA_DIR: path.join(tmp, 'data'),
       LOG_LEVEL: 'warn',
       [UPSTREAM_KEY_ENV]: 'sk-bench-upstream',
@@ -295,14 +299,14 @@ async function main(): Promise<number> {
       const measure = async (gen: 'autocannon' | 'paced'): Promise<RateRun> => {
         checkInterrupted();
         // This scrape also resets the event-loop delay monitor, so the next one covers this run only.
-        const textBefore = await scrape(gatewayUrl);
+        const textBefore = await scrape(metricsUrl);
         const before = Object.fromEntries(GATEWAY_HISTOGRAMS.map((h) => [h, histogramBuckets(textBefore, h)]));
         const amount = RATE * RATE_SECONDS;
         const r =
           gen === 'autocannon'
             ? await cannon(spec('gateway', c), { connections: RATE_CANNON_CONNECTIONS, amount, overallRate: RATE })
             : await paced(spec('gateway', c), { rate: RATE, amount, connections: RATE_PACED_CONNECTIONS });
-        const textAfter = await scrape(gatewayUrl);
+        const textAfter = await scrape(metricsUrl);
         const delta = (h: (typeof GATEWAY_HISTOGRAMS)[number], p: number) => histogramDeltaPercentile(before[h]!, histogramBuckets(textAfter, h), p);
         const p99 = delta('gateway_overhead_seconds', 99);
         const p50 = delta('gateway_overhead_seconds', 50);

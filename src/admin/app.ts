@@ -1,8 +1,7 @@
-import express, { type Express } from 'express';
+import express, { type Express, type RequestHandler } from 'express';
 import type { Clock } from '../clock';
 import type { Db } from '../db/knex';
 import { healthRouter, type ReadinessCheck } from '../http/health';
-import { createMetricsRegistry, metricsRouter } from '../http/metrics';
 import { requestIdMiddleware } from '../http/requestId';
 import type { Logger } from '../logger';
 import { staffOperations } from '../staff/operations';
@@ -55,11 +54,9 @@ export function createAdminApp(deps: AdminAppDeps): Express {
     dsr: dsrService({ db: deps.db, clock: deps.clock, config: deps.config, client: deps.temporal?.client, taskQueue: deps.temporal?.taskQueue }),
     retention: retentionService({ db: deps.db, clock: deps.clock, config: deps.config, client: deps.temporal?.client, taskQueue: deps.temporal?.taskQueue }),
   };
-  const registry = createMetricsRegistry('admin');
 
   app.use(requestIdMiddleware('adm-'));
-  app.use(healthRouter(deps.readiness, deps.readyCheckTimeoutMs));
-  app.use(metricsRouter(registry));
+  app.use(healthRouter(deps.readiness, deps.readyCheckTimeoutMs, deps.logger));
   const openApi = openApiDocument();
   app.get('/openapi.json', (_req, res) => {
     res.json(openApi);
@@ -74,13 +71,19 @@ export function createAdminApp(deps: AdminAppDeps): Express {
       temporal: deps.temporal,
     }),
   );
-  app.use(publicPrivacyRouter({ dsr: ops.dsr, rpm: deps.config.dsr.intakeRpm }));
-  app.use(consoleRouter({ db: deps.db, ops, temporal: deps.temporal, logger: deps.logger }));
-  app.use(express.json({ limit: '1mb', strict: true }));
-  // Provider usage statements are CSV files.
-  app.use(express.text({ type: 'text/csv', limit: '20mb' }));
+  app.use(publicPrivacyRouter({ dsr: ops.dsr, rpm: deps.config.dsr.intakeRpm, trustedProxies: deps.config.gateway.trustedProxies }));
+  app.use(consoleRouter({ db: deps.db, ops, temporal: deps.temporal, logger: deps.logger, trustedProxies: deps.config.gateway.trustedProxies }));
+  // Bodies are parsed per route and only after the role check, so a client
+  // without a valid token cannot make the server read (up to 20 MB of) a body.
+  const parsers: Record<'json' | 'csv' | 'none', RequestHandler[]> = {
+    json: [express.json({ limit: '1mb', strict: true })],
+    // Provider usage statements are CSV files.
+    csv: [express.text({ type: 'text/csv', limit: '20mb' })],
+    none: [],
+  };
   for (const route of adminRoutes) {
-    app[route.method](route.path, requireRoles(deps.db, route.roles), async (req, res) => {
+    const bodyKind = route.bodyType ?? (route.body ? 'json' : 'none');
+    app[route.method](route.path, requireRoles(deps.db, route.roles), ...parsers[bodyKind], async (req, res) => {
       const result = await route.handler(ops, {
         params: req.params as Record<string, string>,
         query: req.query as Record<string, unknown>,

@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import type { StaffRole } from '../db/staffTokens';
 import {
   addModelInput,
+  addPriceInput,
   addProviderInput,
   createAccountInput,
   createKeyInput,
@@ -14,7 +15,7 @@ import {
   adjustmentInput,
 } from '../staff/schemas';
 import type { StaffOperations } from '../staff/operations';
-import type { LedgerOperations } from '../staff/ledgerOperations';
+import { meteringQuarantineInput, type LedgerOperations } from '../staff/ledgerOperations';
 
 import type { invoiceQueries } from '../invoicing/invoices';
 import type { invoiceRuns } from '../invoicing/runs';
@@ -70,6 +71,11 @@ export interface AdminRoute {
   summary: string;
   tag: 'billing' | 'compliance' | 'admin';
   body?: z.ZodType;
+  /**
+   * How the body is read (after the role check): 'json' when `body` is set
+   * unless said otherwise; a route with neither reads no body at all.
+   */
+  bodyType?: 'json' | 'csv';
   query?: z.ZodType;
   status?: number;
   handler: (ops: AdminOperations, ctx: RouteContext) => Promise<unknown>;
@@ -107,8 +113,8 @@ export const adminRoutes: readonly AdminRoute[] = [
   },
   {
     method: 'get', path: '/billing/accounts/:id/keys', roles: BILLING, tag: 'billing',
-    summary: "List an account's API keys (metadata only)",
-    handler: (ops, { params }) => ops.listKeys({ id: params.id }),
+    summary: "List an account's API keys (metadata only; page with ?limit=&after=<last key id>)",
+    handler: (ops, { params, query }) => ops.listKeys({ ...query, id: params.id }),
   },
   {
     method: 'post', path: '/billing/keys/:id/revoke', roles: BILLING, tag: 'billing',
@@ -116,29 +122,36 @@ export const adminRoutes: readonly AdminRoute[] = [
     handler: (ops, { params }) => ops.revokeKey({ id: params.id }),
   },
   {
-    method: 'post', path: '/billing/providers', roles: BILLING, tag: 'billing', status: 201,
-    summary: 'Add an upstream provider', body: addProviderInput,
+    // Providers, model routes and fallbacks decide where customers' prompts and
+    // a provider credential are sent: admin only. Billing staff set prices.
+    method: 'post', path: '/billing/providers', roles: ADMIN_ONLY, tag: 'admin', status: 201,
+    summary: 'Add an upstream provider (apiKeyEnv: a PROVIDER_<NAME>_API_KEY variable, default from the name)', body: addProviderInput,
     handler: (ops, { body }) => ops.addProvider(body),
   },
   {
     method: 'get', path: '/billing/providers', roles: BILLING, tag: 'billing',
-    summary: 'List upstream providers',
-    handler: (ops) => ops.listProviders(),
+    summary: 'List upstream providers (page with ?limit=&after=<last name>)',
+    handler: (ops, { query }) => ops.listProviders(query),
   },
   {
-    method: 'post', path: '/billing/models', roles: BILLING, tag: 'billing', status: 201,
-    summary: 'Add a model with its price, or a new price version of an existing model', body: addModelInput,
+    method: 'post', path: '/billing/models', roles: ADMIN_ONLY, tag: 'admin', status: 201,
+    summary: 'Add a model (a route to a provider) with its price, or a new price version of an existing model', body: addModelInput,
     handler: (ops, { body }) => ops.addModel(body),
   },
   {
-    method: 'post', path: '/billing/models/fallbacks', roles: BILLING, tag: 'billing',
+    method: 'post', path: '/billing/models/prices', roles: BILLING, tag: 'billing', status: 201,
+    summary: 'Add a price version of an existing model (its route stays as it is)', body: addPriceInput,
+    handler: (ops, { body }) => ops.addPrice(body),
+  },
+  {
+    method: 'post', path: '/billing/models/fallbacks', roles: ADMIN_ONLY, tag: 'admin',
     summary: "Replace a model's ordered fallback routes", body: setFallbacksInput,
     handler: (ops, { body }) => ops.setModelFallbacks(body),
   },
   {
     method: 'get', path: '/billing/models', roles: BILLING, tag: 'billing',
-    summary: 'List models with the price in force and the price history',
-    handler: (ops) => ops.listModels(),
+    summary: 'List models with the price in force and the price history (page with ?limit=&after=<last name>)',
+    handler: (ops, { query }) => ops.listModels(query),
   },
   {
     method: 'post', path: '/billing/topups', roles: BILLING, tag: 'billing', status: 201,
@@ -156,7 +169,7 @@ export const adminRoutes: readonly AdminRoute[] = [
     handler: (ops, { body, actor }) => ops.adjust(body, actor),
   },
   {
-    method: 'post', path: '/billing/ledger/:id/reverse', roles: BILLING, tag: 'billing', status: 201,
+    method: 'post', path: '/billing/ledger/:id/reverse', roles: BILLING, tag: 'billing', status: 201, bodyType: 'json',
     summary: 'Reverse a ledger entry (needs a reason; an entry is reversed at most once)',
     handler: (ops, { params, body, actor }) => ops.reverse({ entryId: params.id, reason: (body as { reason?: unknown })?.reason }, actor),
   },
@@ -166,14 +179,20 @@ export const adminRoutes: readonly AdminRoute[] = [
     handler: (ops, { params, query }) => ops.balance({ accountId: params.id, ...query }),
   },
   {
+    method: 'get', path: '/billing/metering-quarantine', roles: BILLING, tag: 'billing',
+    summary: 'Metering records PostgreSQL refused for a data reason, set aside (newest first; page with ?before=<id>; ?all=true includes resolved)',
+    query: meteringQuarantineInput,
+    handler: (ops, { query }) => ops.meteringQuarantine(query),
+  },
+  {
     method: 'post', path: '/billing/tax-rates', roles: BILLING, tag: 'billing', status: 201,
     summary: 'Set a tax rate for a country from a date (replaces the rate with the same start)', body: setTaxRateInput,
     handler: (ops, { body }) => ops.taxRates.set(body),
   },
   {
     method: 'get', path: '/billing/tax-rates', roles: BILLING, tag: 'billing',
-    summary: 'List tax rates',
-    handler: (ops) => ops.taxRates.list(),
+    summary: 'List tax rates (page with ?limit=&after=<COUNTRY:effectiveFrom>)',
+    handler: (ops, { query }) => ops.taxRates.list(query),
   },
   {
     method: 'post', path: '/billing/invoice-runs', roles: BILLING, tag: 'billing', status: 202,
@@ -206,7 +225,7 @@ export const adminRoutes: readonly AdminRoute[] = [
     handler: (ops, { params }) => ops.invoices.get(params.id!),
   },
   {
-    method: 'post', path: '/billing/invoices/:id/void', roles: BILLING, tag: 'billing', status: 201,
+    method: 'post', path: '/billing/invoices/:id/void', roles: BILLING, tag: 'billing', status: 201, bodyType: 'json',
     summary: 'Void a finalized invoice with a credit note (needs a reason)',
     handler: (ops, { params, body, actor }) => ops.invoices.void({ id: params.id, reason: (body as { reason?: unknown })?.reason }, actor),
   },
@@ -227,7 +246,7 @@ export const adminRoutes: readonly AdminRoute[] = [
     handler: (ops, { params, query }) => ops.reconciliation.get({ ...query, id: params.id }),
   },
   {
-    method: 'post', path: '/billing/provider-statements', roles: BILLING, tag: 'billing', status: 201,
+    method: 'post', path: '/billing/provider-statements', roles: BILLING, tag: 'billing', status: 201, bodyType: 'csv',
     summary: "Import a provider's usage statement (?provider=NAME, body text/csv: day,model,input_tokens,cached_tokens,output_tokens,cost[,currency])",
     handler: (ops, { query, body, actor }) => ops.reconciliation.importProviderStatement({ provider: query.provider, csv: typeof body === 'string' ? body : '' }, actor),
   },
@@ -238,7 +257,7 @@ export const adminRoutes: readonly AdminRoute[] = [
   },
   {
     method: 'get', path: '/privacy/dsr', roles: COMPLIANCE, tag: 'compliance',
-    summary: 'List requests by due date (?status=open|<status>&overdue=true&type=&limit=)',
+    summary: 'List requests by due date (?status=open|<status>&overdue=true&type=&limit=&after=<last id>)',
     handler: (ops, { query }) => ops.dsr.list(query),
   },
   {
@@ -278,7 +297,7 @@ export const adminRoutes: readonly AdminRoute[] = [
   },
   {
     method: 'get', path: '/privacy/retention/runs', roles: COMPLIANCE, tag: 'compliance',
-    summary: 'Expiry runs, newest first, with per-category counts (?limit=)',
+    summary: 'Expiry runs, newest first, with per-category counts (?limit=&before=<last run id>)',
     handler: (ops, { query }) => ops.retention.listRuns(query),
   },
   {
@@ -303,7 +322,7 @@ export const adminRoutes: readonly AdminRoute[] = [
   },
   {
     method: 'get', path: '/privacy/legal-holds', roles: COMPLIANCE, tag: 'compliance',
-    summary: 'Legal holds, newest first (?active=true)',
+    summary: 'Legal holds, newest first (?active=true&limit=&before=<last hold id>)',
     handler: (ops, { query }) => ops.retention.holds(query),
   },
   {

@@ -2,6 +2,7 @@ import { systemClock } from '../clock';
 import type { Config } from '../config';
 import { createDb } from '../db/knex';
 import { closeServer, listen } from '../http/listen';
+import { createMetricsRegistry, startMetricsServer } from '../http/metrics';
 import { createLogger } from '../logger';
 import { checkTemporal, createTemporalClient } from '../temporal/client';
 import { createAdminApp } from './app';
@@ -24,12 +25,15 @@ export async function startAdminServer(config: Config) {
     },
   });
   const { server, url } = await listen(app, config.adminPort, config.host);
-  logger.info({ url }, `admin API listening on ${url}`);
+  const metricsServer = await startMetricsServer(createMetricsRegistry('admin'), config.metrics.adminPort, config.metrics.host);
+  logger.info({ url, metricsUrl: metricsServer.url }, `admin API listening on ${url}, metrics on ${metricsServer.url}`);
   return {
     url,
+    metricsUrl: metricsServer.url,
     logger,
     async stop() {
       await closeServer(server);
+      await metricsServer.close();
       await temporal.close();
       await db.destroy();
     },

@@ -1,3 +1,4 @@
+import { PROVIDER_KEY_ENV } from '../config';
 import type { Db } from '../db/knex';
 import type { Logger } from '../logger';
 
@@ -5,7 +6,7 @@ import type { Logger } from '../logger';
 export interface Route {
   provider: string;
   baseUrl: string;
-  /** Name of the env var holding the provider's credential; read at call time, never stored or logged. */
+  /** Name of the PROVIDER_*_API_KEY variable holding the provider's credential (null: none); its value is never stored or logged. */
   apiKeyEnv: string | null;
   kind: 'openai' | 'anthropic';
   upstreamModel: string;
@@ -38,6 +39,8 @@ export class RoutingTable {
   private models = new Map<string, ModelEntry>();
   private timer: NodeJS.Timeout | undefined;
   private loaded = false;
+  /** Providers whose row names a variable of another form, already warned about. */
+  private readonly badKeyEnvWarned = new Set<string>();
 
   constructor(
     private readonly db: Db,
@@ -95,20 +98,29 @@ export class RoutingTable {
         .select('model_fallbacks.model_id', 'model_fallbacks.upstream_model', 'providers.name as provider', 'providers.base_url', 'providers.api_key_env', 'providers.kind'),
       this.db('prices').orderBy(['model_id', 'effective_from']).select('*'),
     ]);
+    // A row from before the PROVIDER_*_API_KEY rule (or written around the admin API) gets no credential.
+    const keyEnv = (provider: string, name: string | null): string | null => {
+      if (name === null || PROVIDER_KEY_ENV.test(name)) return name;
+      if (!this.badKeyEnvWarned.has(provider)) {
+        this.badKeyEnvWarned.add(provider);
+        this.logger.warn({ provider }, 'provider api_key_env is not a PROVIDER_<NAME>_API_KEY variable; calls to it go without a credential');
+      }
+      return null;
+    };
     const next = new Map<string, ModelEntry>();
     const byId = new Map<string, ModelEntry>();
     for (const m of models) {
       const entry: ModelEntry = {
         name: m.public_name,
         createdAt: new Date(m.created_at).getTime(),
-        routes: [{ provider: m.provider, baseUrl: m.base_url, apiKeyEnv: m.api_key_env, kind: m.kind, upstreamModel: m.upstream_model }],
+        routes: [{ provider: m.provider, baseUrl: m.base_url, apiKeyEnv: keyEnv(m.provider, m.api_key_env), kind: m.kind, upstreamModel: m.upstream_model }],
         prices: [],
       };
       next.set(entry.name, entry);
       byId.set(m.id, entry);
     }
     for (const f of fallbacks) {
-      byId.get(f.model_id)?.routes.push({ provider: f.provider, baseUrl: f.base_url, apiKeyEnv: f.api_key_env, kind: f.kind, upstreamModel: f.upstream_model });
+      byId.get(f.model_id)?.routes.push({ provider: f.provider, baseUrl: f.base_url, apiKeyEnv: keyEnv(f.provider, f.api_key_env), kind: f.kind, upstreamModel: f.upstream_model });
     }
     for (const p of prices) {
       byId.get(p.model_id)?.prices.push({

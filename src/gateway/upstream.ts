@@ -1,15 +1,18 @@
 import { EventEmitter } from 'node:events';
 import { Agent, errors, type Dispatcher } from 'undici';
-import type { Config } from '../config';
+import { PROVIDER_KEY_ENV, type Config } from '../config';
+import { readCapped, UpstreamResponseTooLarge } from './responseLimit';
 import type { Route } from './routingTable';
+import { guardedConnector, upstreamAddressPolicy } from './upstreamAddress';
 
 /**
  * The pooled keep-alive client for provider calls. Timeouts: connect, first
- * byte (response headers) and idle (no body data for that long).
+ * byte (response headers) and idle (no body data for that long). Every
+ * connection goes through the address check (UPSTREAM_ALLOWED_HOSTS).
  */
-export function createUpstreamAgent(config: Config): Agent {
+export function createUpstreamAgent(config: Pick<Config, 'upstream'>): Agent {
   return new Agent({
-    connect: { timeout: config.upstream.connectTimeoutMs },
+    connect: guardedConnector(upstreamAddressPolicy(config.upstream.allowedHosts), { timeout: config.upstream.connectTimeoutMs }),
     headersTimeout: config.upstream.firstByteTimeoutMs,
     bodyTimeout: config.upstream.idleTimeoutMs,
     keepAliveTimeout: 30_000,
@@ -34,9 +37,12 @@ export interface UpstreamCall {
   startedAt: number;
 }
 
-/** Reads the credential from the environment variable the provider names; never stored or logged. */
+/**
+ * The credential from the variable the provider names, only if that name is
+ * a PROVIDER_*_API_KEY one (whatever a database row says); never stored or logged.
+ */
 function credential(route: Route, env: Record<string, string | undefined>): string | undefined {
-  return route.apiKeyEnv ? env[route.apiKeyEnv] : undefined;
+  return route.apiKeyEnv && PROVIDER_KEY_ENV.test(route.apiKeyEnv) ? env[route.apiKeyEnv] : undefined;
 }
 
 /**
@@ -79,6 +85,8 @@ export interface UpstreamRequest {
   body: string;
   signal: UpstreamCancel;
   env: Record<string, string | undefined>;
+  /** A body read whole (`bytes`) past this many bytes fails with UpstreamResponseTooLarge. */
+  maxResponseBytes?: number;
 }
 
 function requestHeaders(route: Route, env: Record<string, string | undefined>): Record<string, string> {
@@ -92,7 +100,7 @@ function requestHeaders(route: Route, env: Record<string, string | undefined>): 
  * Calls the provider and hands back its answer as soon as the headers are in;
  * the body is read as it arrives (streams).
  */
-export async function callUpstream({ agent, route, path, body, signal, env }: UpstreamRequest): Promise<UpstreamCall | UpstreamFailure> {
+export async function callUpstream({ agent, route, path, body, signal, env, maxResponseBytes = Infinity }: UpstreamRequest): Promise<UpstreamCall | UpstreamFailure> {
   const headers = requestHeaders(route, env);
   const startedAt = performance.now();
   try {
@@ -106,7 +114,7 @@ export async function callUpstream({ agent, route, path, body, signal, env }: Up
       response: {
         statusCode: response.statusCode,
         headers: response.headers,
-        body: Object.assign(readable, { bytes: async () => Buffer.from(await readable.arrayBuffer()) }),
+        body: Object.assign(readable, { bytes: () => readCapped(readable, maxResponseBytes) }),
       },
       startedAt,
     };
@@ -123,7 +131,7 @@ export async function callUpstream({ agent, route, path, body, signal, env }: Up
  * after the headers (idle timeout, dropped connection, the client going away)
  * surfaces from `bytes()`, as with a streamed body.
  */
-export function callUpstreamWhole({ agent, route, path, body, signal, env }: UpstreamRequest): Promise<UpstreamCall | UpstreamFailure> {
+export function callUpstreamWhole({ agent, route, path, body, signal, env, maxResponseBytes = Infinity }: UpstreamRequest): Promise<UpstreamCall | UpstreamFailure> {
   const headers = requestHeaders(route, env);
   const startedAt = performance.now();
   const { origin, basePath } = baseOf(route.baseUrl);
@@ -175,8 +183,13 @@ export function callUpstreamWhole({ agent, route, path, body, signal, env }: Ups
             return true;
           },
           onData(chunk: Buffer) {
-            parts.push(chunk);
             size += chunk.length;
+            if (size > maxResponseBytes) {
+              // Stop reading now; the answer's bytes() then fails with this error.
+              abortCall?.(new UpstreamResponseTooLarge(maxResponseBytes));
+              return false;
+            }
+            parts.push(chunk);
             return true;
           },
           onComplete() {

@@ -1,13 +1,16 @@
 import { Router } from 'express';
+import type { Logger } from '../logger';
 
 /**
  * /healthz: the process is up (for restarts). /readyz: its dependencies answer
  * (for load balancers), each check bounded by a timeout so a hung dependency
- * makes the probe fail rather than hang.
+ * makes the probe fail rather than hang. The answer names the failing check
+ * but not its error: /readyz is unauthenticated, and a dependency's error text
+ * can carry host names, user names or versions. The error goes to the log.
  */
 export type ReadinessCheck = () => Promise<void>;
 
-export function healthRouter(checks: Record<string, ReadinessCheck>, timeoutMs: number): Router {
+export function healthRouter(checks: Record<string, ReadinessCheck>, timeoutMs: number, logger?: Logger): Router {
   const router = Router();
   router.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -19,7 +22,8 @@ export function healthRouter(checks: Record<string, ReadinessCheck>, timeoutMs: 
           await withTimeout(check(), timeoutMs, `${name} did not answer within ${timeoutMs} ms`);
           return [name, { status: 'ok' }] as const;
         } catch (err) {
-          return [name, { status: 'failing', error: err instanceof Error ? err.message.split('\n')[0] : 'failed' }] as const;
+          logger?.warn({ check: name, error: err instanceof Error ? err.message.split('\n')[0] : String(err) }, 'readiness check failing');
+          return [name, { status: 'failing' }] as const;
         }
       }),
     );

@@ -85,6 +85,12 @@ describe('mixroute dev', () => {
     expect(run.output()).toContain(`gateway      http://127.0.0.1:${p.gateway}`);
     expect(run.output()).toContain(`admin API    http://127.0.0.1:${p.admin}`);
     expect(run.output()).toContain('(external, TEMPORAL_ADDRESS)');
+    // /metrics is on its own loopback listeners (free ports here), printed by dev.
+    const metricsUrls = /metrics +(http:\S+) \(gateway\), (http:\S+) \(admin API\)/.exec(run.output());
+    expect(metricsUrls).not.toBeNull();
+    for (const [i, service] of [[1, 'gateway'], [2, 'admin']] as const) {
+      expect(await (await fetch(metricsUrls![i]!)).text()).toContain(`service="${service}"`);
+    }
     for (const port of [p.gateway, p.admin]) {
       const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
       expect(ready.status).toBe(200);

@@ -4,6 +4,20 @@ import { loadConfig, type Config } from '../../src/config';
 import { createDb, type Db } from '../../src/db/knex';
 import { createLogger } from '../../src/logger';
 
+/**
+ * The fake providers listen on loopback, which the gateway refuses unless the
+ * allowlist names it; metrics listeners take free ports so parallel files never collide.
+ */
+const TEST_SERVER_SETTINGS = { UPSTREAM_ALLOWED_HOSTS: '127.0.0.1', GATEWAY_METRICS_PORT: '0', ADMIN_METRICS_PORT: '0' };
+
+/**
+ * Files share one database, and a settlement shard's sweep settles every
+ * account of its shard, other files' usage left unsettled on purpose too.
+ * Wake-ups name their accounts, so without sweeps a file's shards settle only
+ * that file's accounts; a test that sweeps uses a database of its own.
+ */
+const TEST_SETTLEMENT_SETTINGS = { SETTLE_SWEEP_MS: '86400000' };
+
 /** Config pointing at this run's test database and Temporal dev server. */
 export function testConfig(overrides: Record<string, string> = {}): Config {
   return loadConfig({
@@ -13,6 +27,8 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
     // Each test file gets its own task queue so workers of parallel files never take each other's tasks.
     TEMPORAL_TASK_QUEUE: `test-${randomUUID()}`,
     LOG_LEVEL: 'silent',
+    ...TEST_SERVER_SETTINGS,
+    ...TEST_SETTLEMENT_SETTINGS,
     ...overrides,
   });
 }
@@ -28,6 +44,8 @@ export function testEnv(config: Config, overrides: Record<string, string> = {}):
     TEMPORAL_CLI: config.temporal.cliPath ?? '',
     TEMPORAL_TASK_QUEUE: config.temporal.taskQueue,
     LOG_LEVEL: 'warn',
+    ...TEST_SERVER_SETTINGS,
+    ...TEST_SETTLEMENT_SETTINGS,
     ...overrides,
   };
 }

@@ -11,11 +11,15 @@ import { postEntry } from '../../src/db/ledger';
 import { Money } from '../../src/billing/money';
 import { testConfig } from './env';
 
-export const UPSTREAM_KEY_ENV = 'FAKE_UPSTREAM_KEY';
+/** Of the only form the gateway reads a provider credential from. */
+export const UPSTREAM_KEY_ENV = 'PROVIDER_FAKE_UPSTREAM_API_KEY';
 export const UPSTREAM_KEY = 'sk-fake-upstream';
 
-/** A real gateway in this process, on a free port, with its own data dir (journal) and short batch interval. */
-export async function startTestGateway(overrides: Record<string, string> = {}, base?: Config) {
+/**
+ * A real gateway in this process, on a free port, with its own data dir (journal) and short batch interval.
+ * `env` is the environment it takes provider credentials from (as `mixroute gateway` takes process.env).
+ */
+export async function startTestGateway(overrides: Record<string, string> = {}, base?: Config, env: Record<string, string> = {}) {
   const dataDir = overrides.DATA_DIR ?? fs.mkdtempSync(path.join(os.tmpdir(), 'mixroute-gw-'));
   const config = testConfig({
     GATEWAY_PORT: '0',
@@ -25,7 +29,7 @@ export async function startTestGateway(overrides: Record<string, string> = {}, b
     ...(base ? { TEMPORAL_TASK_QUEUE: base.temporal.taskQueue } : {}),
     ...overrides,
   });
-  const gw = await startGatewayServer(config, { [UPSTREAM_KEY_ENV]: UPSTREAM_KEY });
+  const gw = await startGatewayServer(config, { [UPSTREAM_KEY_ENV]: UPSTREAM_KEY, ...env });
   return { ...gw, config, dataDir };
 }
 

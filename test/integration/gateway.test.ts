@@ -337,7 +337,7 @@ describe('metrics', () => {
   it('counts requests by model, provider and status, with unknown models under one label', async () => {
     await client.chat.completions.create({ model: customer.model, messages: [{ role: 'user', content: 'x' }] });
     await client.chat.completions.create({ model: 'made-up-model-name', messages: [{ role: 'user', content: 'x' }] }).catch(() => undefined);
-    const text = await (await fetch(`${gw.url}/metrics`)).text();
+    const text = await (await fetch(gw.metricsUrl)).text();
     expect(text).toMatch(new RegExp(`gateway_requests_total\\{model="${customer.model}",provider="${customer.provider}",status="200",service="gateway"\\} [1-9]`));
     expect(text).toMatch(/gateway_requests_total\{model="unknown",provider="none",status="404",service="gateway"\} [1-9]/);
     expect(text).not.toContain('made-up-model-name');

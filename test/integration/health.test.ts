@@ -3,6 +3,7 @@ import { createAdminApp } from '../../src/admin/app';
 import { systemClock } from '../../src/clock';
 import { loadConfig } from '../../src/config';
 import { createGatewayApp } from '../../src/gateway/app';
+import { createMetricsRegistry, startMetricsServer } from '../../src/http/metrics';
 import { checkTemporal, createTemporalClient } from '../../src/temporal/client';
 import { freePort } from '../../src/util/ports';
 import { createDb } from '../../src/db/knex';
@@ -63,9 +64,12 @@ describe.each(['admin', 'gateway'] as const)('%s health', (kind) => {
     expect(body.checks.temporal!.status).toBe('failing');
   });
 
-  it('serves Prometheus metrics', async () => {
+  it('serves Prometheus metrics on the metrics listener, not on the public port', async () => {
     const url = await start(kind, realChecks);
-    const res = await fetch(`${url}/metrics`);
+    expect((await fetch(`${url}/metrics`)).status).toBe(404);
+    const metrics = await startMetricsServer(createMetricsRegistry(kind), 0, '127.0.0.1');
+    cleanups.push(metrics.close);
+    const res = await fetch(metrics.url);
     expect(res.status).toBe(200);
     expect(await res.text()).toContain(`process_cpu_seconds_total{service="${kind}"}`);
   });

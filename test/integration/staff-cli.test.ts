@@ -50,8 +50,8 @@ describe('mixroute staff verbs', () => {
 
   it('adds a provider and a model, keeps price history, and treats a repeated price as a no-op', async () => {
     const name = `prov-${unique()}`;
-    const provider = await runCliJson(['providers', 'add', '--name', name, '--base-url', 'http://127.0.0.1:9/v1/', '--api-key-env', 'UPSTREAM_KEY'], env);
-    expect(provider).toMatchObject({ name, baseUrl: 'http://127.0.0.1:9/v1', apiKeyEnv: 'UPSTREAM_KEY' });
+    const provider = await runCliJson(['providers', 'add', '--name', name, '--base-url', 'http://127.0.0.1:9/v1/', '--api-key-env', 'PROVIDER_UPSTREAM_API_KEY'], env);
+    expect(provider).toMatchObject({ name, baseUrl: 'http://127.0.0.1:9/v1', apiKeyEnv: 'PROVIDER_UPSTREAM_API_KEY' });
 
     const model = `gpt-test-${unique()}`;
     const base = ['models', 'add', '--name', model, '--provider', name, '--upstream-model', 'gpt-4o-mini'];

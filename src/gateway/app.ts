@@ -2,12 +2,13 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import express from 'express';
 import type { Registry } from 'prom-client';
-import proxyaddr from 'proxy-addr';
+import { clientAddressOf } from '../http/clientAddress';
 import { healthRouter, type ReadinessCheck } from '../http/health';
-import { createMetricsRegistry, metricsRouter } from '../http/metrics';
+import { createMetricsRegistry } from '../http/metrics';
 import { requestIdMiddleware } from '../http/requestId';
 import type { Logger } from '../logger';
 import type { Endpoint, UsageRecord } from '../metering/record';
+import type { AuthFailureLimiter } from './authLimiter';
 import type { BalanceGate, Reservation } from './balanceGate';
 import type { Forwarder } from './forwarder';
 import type { Caller, KeyCache } from './keyCache';
@@ -26,6 +27,8 @@ export interface GatewayAppDeps {
   forwarding?: {
     keys: KeyCache;
     limiter: RateLimiter;
+    /** Failed authentications per source address; absent, no limit. */
+    authLimiter?: AuthFailureLimiter;
     routing: RoutingTable;
     forwarder: Forwarder;
     gate: BalanceGate;
@@ -72,22 +75,7 @@ export function createGatewayApp(deps: GatewayAppDeps): { app: RequestListener; 
   const metrics = gatewayMetrics(registry);
   const fw = deps.forwarding;
   // X-Forwarded-For is believed only from the configured proxies.
-  const trust = proxyaddr.compile(fw ? [...fw.trustedProxies] : []);
-  // proxy-addr parses the peer's address on every call; whether a peer is a trusted
-  // proxy is known from its address alone, so it is decided once per address, and an
-  // untrusted peer (every peer when no proxy is configured) is the source as it is.
-  const peerTrusted = new Map<string, boolean>();
-  const sourceIpOf = (req: IncomingMessage): string | null => {
-    const peer = req.socket.remoteAddress;
-    if (!peer) return null;
-    let trusted = peerTrusted.get(peer);
-    if (trusted === undefined) {
-      trusted = fw !== undefined && fw.trustedProxies.length > 0 && trust(peer, 0);
-      if (peerTrusted.size >= 10_000) peerTrusted.clear();
-      peerTrusted.set(peer, trusted);
-    }
-    return trusted ? proxyaddr(req, trust) || null : peer;
-  };
+  const sourceIpOf = clientAddressOf(fw ? fw.trustedProxies : []);
 
   app.use(requestIdMiddleware('req-'));
 
@@ -153,13 +141,29 @@ export function createGatewayApp(deps: GatewayAppDeps): { app: RequestListener; 
     ): Promise<{ caller: Caller; meter: Meter | null } | null> => {
       const sourceIp = sourceIpOf(req);
       const userAgent = req.headers['user-agent'] ?? null;
-      const answer = fw.keys.authenticate(req.headers.authorization);
+      // An address out of failed attempts is refused before its key is looked at, so a
+      // flood of guessed keys reaches neither the database nor the security-event queue row by row.
+      const authLimiter = fw.authLimiter;
+      const throttled = (wait: number) => {
+        fw.security.record({ kind: 'rate_limited', reason: 'auth_failures', accountId: null, apiKeyId: null, requestId, sourceIp, userAgent });
+        metrics.securityEvents.inc({ kind: 'auth_throttled' });
+        res.setHeader('retry-after', String(wait));
+        sendOpenAIError(res, 429, 'requests', `Too many failed authentication attempts from your address. Please try again in ${wait}s.`, 'too_many_auth_failures');
+        return null;
+      };
+      const wait = authLimiter ? authLimiter.retryAfter(sourceIp) : 0;
+      if (wait > 0) return throttled(wait);
+      let charged = false;
+      const answer = fw.keys.authenticate(req.headers.authorization, authLimiter && (() => (charged = authLimiter.admit(sourceIp))));
       const result = answer instanceof Promise ? await answer : answer;
+      if (!result.ok && result.reason === 'throttled') return throttled(Math.max(1, authLimiter?.retryAfter(sourceIp) ?? 1));
+      if (charged && (result.ok || result.reason === 'unavailable')) authLimiter?.refund(sourceIp);
       if (!result.ok && result.reason === 'unavailable') {
         sendOpenAIError(res, 503, 'server_error', 'The service is temporarily unable to check API keys. Please retry.', 'service_unavailable');
         return null;
       }
       if (!result.ok) {
+        if (!charged) authLimiter?.fail(sourceIp);
         fw.security.record({ kind: 'auth_failed', reason: result.reason, accountId: null, apiKeyId: null, requestId, sourceIp, userAgent });
         metrics.securityEvents.inc({ kind: 'auth_failed' });
         const message =
@@ -246,8 +250,8 @@ export function createGatewayApp(deps: GatewayAppDeps): { app: RequestListener; 
   }
 
   // After the /v1 routes, so client requests do not walk these routers first.
-  app.use(healthRouter(deps.readiness, deps.readyCheckTimeoutMs));
-  app.use(metricsRouter(registry));
+  // /metrics is not here: the server serves the registry on its metrics port (startMetricsServer).
+  app.use(healthRouter(deps.readiness, deps.readyCheckTimeoutMs, deps.logger));
 
   app.use((req, res) => {
     sendOpenAIError(res, 404, 'invalid_request_error', `Unknown request URL: ${req.method} ${req.path}.`, 'unknown_url');

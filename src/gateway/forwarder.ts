@@ -7,9 +7,10 @@ import type { Endpoint } from '../metering/record';
 import type { BalanceGate } from './balanceGate';
 import type { Meter } from './meter';
 import { sendOpenAIError } from './openaiError';
-import { ASKS_FOR_STREAM_USAGE, endpointPaths, endpointSchemas, firstIssue } from './requests';
+import { ASKS_FOR_STREAM_USAGE, endpointPaths, endpointSchemas, firstIssue, OUTPUT_LIMIT_PARAM, outputBound } from './requests';
 import { RoutingTable, type ModelEntry, type PriceVersion, type Route } from './routingTable';
-import { SseSplitter } from './sse';
+import { isResponseTooLarge } from './responseLimit';
+import { SseEventTooLarge, SseSplitter } from './sse';
 import { inspectEvent } from './streamInspector';
 import { countTextTokens, estimatePromptTokens } from './tokenEstimate';
 import { callUpstream, callUpstreamWhole, isBodyTimeout, UpstreamCancel, type UpstreamCall } from './upstream';
@@ -24,11 +25,21 @@ import { callUpstream, callUpstreamWhole, isBodyTimeout, UpstreamCancel, type Up
 export interface ForwarderDeps {
   routing: RoutingTable;
   gate: BalanceGate;
-  /** Output tokens assumed for the reservation when a request sets no limit. */
+  /**
+   * Output tokens per choice reserved when a request sets no limit; for a
+   * prepaid account the gateway also sends this limit to the provider, so
+   * the reservation bounds what the request can cost.
+   */
   defaultMaxOutputTokens: number;
   agent: Agent;
   logger: Logger;
   env: Record<string, string | undefined>;
+  /** A provider's non-streamed answer larger than this is a 502 (default 32 MiB). */
+  maxResponseBytes?: number;
+  /** One SSE event larger than this cuts the stream (default 16 MiB). */
+  maxStreamEventBytes?: number;
+  /** Told when a provider refuses our credential (401/403): a metric, never its body. */
+  onUpstreamAuthFailure?: (provider: string, status: number) => void;
 }
 
 const ESTIMATE_ENDPOINT: Record<Endpoint, 'chat' | 'completions' | 'embeddings' | 'responses'> = {
@@ -38,9 +49,15 @@ const ESTIMATE_ENDPOINT: Record<Endpoint, 'chat' | 'completions' | 'embeddings' 
   responses: 'responses',
 };
 const MAX_ERROR_BODY = 64 * 1024;
+/** Past this many bytes of relayed events, their text is counted and let go (see relayStream). */
+const RELAYED_FOLD_BYTES = 1024 * 1024;
 
 export class Forwarder {
-  constructor(private readonly deps: ForwarderDeps) {}
+  private readonly maxResponseBytes: number;
+
+  constructor(private readonly deps: ForwarderDeps) {
+    this.maxResponseBytes = deps.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
+  }
 
   async handle(endpoint: Endpoint, raw: Buffer | undefined, res: ServerResponse, meter: Meter): Promise<void> {
     let parsed: unknown;
@@ -70,9 +87,17 @@ export class Forwarder {
 
     const promptEstimate = memo(() => estimatePromptTokens(ESTIMATE_ENDPOINT[endpoint], body));
 
+    // What the request can make the provider generate. A prepaid account's request
+    // without a limit gets the default as its limit upstream too: reserving the default
+    // while the provider may generate its own (far larger) maximum would let one request
+    // spend past the balance.
+    const bound = outputBound(endpoint, body);
+    const perChoice = bound.perChoice ?? this.deps.defaultMaxOutputTokens;
+    const boundUpstream = bound.perChoice === null && meter.caller.prepaid && endpoint !== 'embeddings' ? OUTPUT_LIMIT_PARAM[endpoint] : null;
+
     // Reserve the request's maximum cost before anything is forwarded.
     if (price) {
-      const maxOutput = endpoint === 'embeddings' ? 0 : firstLimit(body.max_tokens, body.max_completion_tokens, body.max_output_tokens) ?? this.deps.defaultMaxOutputTokens;
+      const maxOutput = perChoice * bound.choices;
       // The body's byte count bounds its token count from above (a token is at least one byte):
       // a safe reservation that costs nothing to compute, unlike tokenizing every prompt.
       const maxCost = reservationBound(price, raw?.length ?? 0, maxOutput);
@@ -88,6 +113,7 @@ export class Forwarder {
     // Ask for usage in the stream's last chunk; remember whether the client wanted to see it.
     const clientWantsStreamUsage = (body.stream_options as { include_usage?: boolean } | null | undefined)?.include_usage === true;
     const upstreamBody: Record<string, unknown> = { ...body };
+    if (boundUpstream) upstreamBody[boundUpstream] = perChoice;
     if (meter.stream && ASKS_FOR_STREAM_USAGE.has(endpoint)) {
       upstreamBody.stream_options = { ...(body.stream_options ?? {}), include_usage: true };
     }
@@ -112,7 +138,9 @@ export class Forwarder {
           ? [504, 'The upstream provider did not answer in time.']
           : call.failure === 'upstream_5xx'
             ? [502, `The upstream provider failed (status ${call.upstreamStatus}).`]
-            : [502, 'The upstream provider could not be reached.'];
+            : call.failure === 'upstream_auth'
+              ? [502, 'The upstream provider refused the gateway\'s credentials.']
+              : [502, 'The upstream provider could not be reached.'];
       return this.refuse(res, meter, status, 'upstream_error', message, call.code);
     }
 
@@ -147,8 +175,8 @@ export class Forwarder {
     upstreamBody: Record<string, unknown>,
     signal: UpstreamCancel,
     meter: Meter,
-  ): Promise<{ call: UpstreamCall } | { failure: 'unreachable' | 'timeout' | 'upstream_5xx'; code: string; upstreamStatus?: number }> {
-    let last: { failure: 'unreachable' | 'timeout' | 'upstream_5xx'; code: string; upstreamStatus?: number } = {
+  ): Promise<{ call: UpstreamCall } | { failure: CallFailure; code: string; upstreamStatus?: number }> {
+    let last: { failure: CallFailure; code: string; upstreamStatus?: number } = {
       failure: 'unreachable',
       code: 'no_route',
     };
@@ -161,7 +189,7 @@ export class Forwarder {
       const attemptStart = performance.now();
       // A streamed answer is relayed as it arrives; any other is relayed whole, so it is read whole.
       const call = upstreamBody.stream === true ? callUpstream : callUpstreamWhole;
-      const result = await call({ agent: this.deps.agent, route, path: endpointPaths[endpoint], body, signal, env: this.deps.env });
+      const result = await call({ agent: this.deps.agent, route, path: endpointPaths[endpoint], body, signal, env: this.deps.env, maxResponseBytes: this.maxResponseBytes });
       if (signal.aborted) {
         if ('response' in result) result.response.body.destroy();
         return { failure: 'unreachable', code: 'client_closed' };
@@ -176,16 +204,25 @@ export class Forwarder {
         continue;
       }
       const status = result.response.statusCode;
-      if ((status >= 500 || status === 429) && !isLast) {
+      // A provider refusing our credential is our problem, not the client's: its answer
+      // (which may describe our account with it) is never relayed, only counted.
+      const authRefused = status === 401 || status === 403;
+      if (authRefused) {
+        this.deps.onUpstreamAuthFailure?.(route.provider, status);
+        this.deps.logger.warn({ requestId: meter.requestId, provider: route.provider, status }, 'upstream refused the gateway credential');
+      }
+      if ((status >= 500 || status === 429 || authRefused) && !isLast) {
         result.response.body.destroy();
         meter.upstreamMs = (meter.upstreamMs ?? 0) + (performance.now() - attemptStart);
         this.deps.logger.warn({ requestId: meter.requestId, provider: route.provider, status }, 'upstream failed; trying the next route');
         continue;
       }
-      if (status >= 500) {
+      if (status >= 500 || authRefused) {
         result.response.body.destroy();
         meter.upstreamMs = (meter.upstreamMs ?? 0) + (performance.now() - attemptStart);
-        return { failure: 'upstream_5xx', code: `upstream_${status}`, upstreamStatus: status };
+        return authRefused
+          ? { failure: 'upstream_auth', code: 'upstream_auth_failed', upstreamStatus: status }
+          : { failure: 'upstream_5xx', code: `upstream_${status}`, upstreamStatus: status };
       }
       return { call: result };
     }
@@ -207,6 +244,9 @@ export class Forwarder {
     } catch (err) {
       meter.upstreamMs = performance.now() - startedAt;
       if (clientGone()) return meter.finish(this.outcome(499, 'client_closed', undefined, promptEstimate, 0, price));
+      if (isResponseTooLarge(err)) {
+        return this.refuse(res, meter, 502, 'upstream_error', 'The upstream provider\'s answer was larger than the gateway accepts.', 'upstream_response_too_large');
+      }
       const timeout = isBodyTimeout(err);
       return this.refuse(res, meter, timeout ? 504 : 502, 'upstream_error', timeout ? 'The upstream provider stopped answering.' : 'The upstream provider dropped the connection.', timeout ? 'upstream_idle_timeout' : 'upstream_dropped');
     }
@@ -238,10 +278,15 @@ export class Forwarder {
     res.setHeader('cache-control', 'no-cache');
     res.setHeader('x-accel-buffering', 'no');
     res.flushHeaders();
-    const splitter = new SseSplitter();
+    // One event (or an endless line) larger than this cuts the stream: memory per
+    // stream stays bounded whatever the provider sends.
+    const splitter = new SseSplitter(this.deps.maxStreamEventBytes ?? DEFAULT_MAX_STREAM_EVENT_BYTES);
     // Events are kept (in memory only) and parsed for their text only if the
     // stream ends without a usage report; otherwise only the usage event is parsed.
-    const relayed: string[] = [];
+    // A long stream's kept events are counted and let go every RELAYED_FOLD_BYTES.
+    let relayed: string[] = [];
+    let relayedBytes = 0;
+    let foldedTokens = 0;
     let usageRaw: unknown;
     let failure: string | null = null;
     // The end-of-stream marker goes out with the response's end, which waits for the
@@ -252,7 +297,7 @@ export class Forwarder {
         let out = '';
         for (const event of splitter.push(chunk as Uint8Array)) {
           if (event.startsWith('data: [DONE]')) {
-            done += event;
+            if (!done) done = event;
             continue;
           }
           if (mayCarryUsage(event)) {
@@ -261,17 +306,32 @@ export class Forwarder {
             if (seen.usageOnly && !clientWantsUsage) continue;
           }
           relayed.push(event);
+          relayedBytes += event.length;
           out += event;
         }
-        if (out) res.write(out);
+        if (relayedBytes > RELAYED_FOLD_BYTES) {
+          if (!usageRaw) foldedTokens += countTextTokens(relayed.map((e) => inspectEvent(endpoint, e).text ?? '').join(''));
+          relayed = [];
+          relayedBytes = 0;
+        }
+        // A client reading slower than the provider writes holds the provider back
+        // (TCP backpressure) instead of the gateway buffering the difference.
+        if (out && !res.write(out)) await drained(res);
       }
       const rest = splitter.rest();
       if (rest.trim()) res.write(rest);
     } catch (err) {
-      failure = clientGone() ? 'client_closed' : isBodyTimeout(err) ? 'upstream_idle_timeout' : 'upstream_dropped';
+      if (err instanceof SseEventTooLarge) response.body.destroy();
+      failure = clientGone()
+        ? 'client_closed'
+        : err instanceof SseEventTooLarge
+          ? 'upstream_event_too_large'
+          : isBodyTimeout(err)
+            ? 'upstream_idle_timeout'
+            : 'upstream_dropped';
     }
     meter.upstreamMs = performance.now() - startedAt;
-    const deliveredTokens = usageRaw ? 0 : countTextTokens(relayed.map((e) => inspectEvent(endpoint, e).text ?? '').join(''));
+    const deliveredTokens = usageRaw ? 0 : foldedTokens + countTextTokens(relayed.map((e) => inspectEvent(endpoint, e).text ?? '').join(''));
     const status = failure === 'client_closed' ? 499 : failure ? 502 : response.statusCode;
     meter.finish(this.outcome(status, failure, usageRaw, promptEstimate, deliveredTokens, price));
     // A stream cut by the provider ends without [DONE]; the client sees it as an incomplete stream.
@@ -349,9 +409,23 @@ function memo<T>(fn: () => T): () => T {
   };
 }
 
-function firstLimit(...values: unknown[]): number | undefined {
-  for (const v of values) if (typeof v === 'number' && Number.isInteger(v) && v > 0) return v;
-  return undefined;
+type CallFailure = 'unreachable' | 'timeout' | 'upstream_5xx' | 'upstream_auth';
+
+const DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024;
+const DEFAULT_MAX_STREAM_EVENT_BYTES = 16 * 1024 * 1024;
+
+/** Resolves once the response can take more (or is gone). */
+function drained(res: ServerResponse): Promise<void> {
+  if (res.destroyed || res.writableEnded) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }
 
 /** Cheap pre-check before parsing an SSE event: only a non-null usage object needs a look. */

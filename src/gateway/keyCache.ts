@@ -1,5 +1,6 @@
 import { hashSecret, looksLike } from '../auth/secrets';
 import type { Db } from '../db/knex';
+import { LruMap } from './lru';
 
 /** What the gateway knows about a caller after authentication: ids and limits only. */
 export interface Caller {
@@ -7,12 +8,16 @@ export interface Caller {
   accountId: string;
   userId: string | null;
   rateLimitRpm: number | null;
+  /** Prepaid accounts get an explicit output bound on every request (see Forwarder). */
+  prepaid: boolean;
 }
 
 export type AuthResult =
   | { ok: true; caller: Caller }
   | { ok: false; reason: 'missing_key' | 'malformed_key' | 'invalid_key' }
-  | { ok: false; reason: 'unavailable' };
+  | { ok: false; reason: 'unavailable' }
+  /** The key needed a database lookup and the source address has no failed attempts left. */
+  | { ok: false; reason: 'throttled' };
 
 function resultOf(caller: Caller | null): AuthResult {
   return caller ? { ok: true, caller } : { ok: false, reason: 'invalid_key' };
@@ -24,31 +29,38 @@ function resultOf(caller: Caller | null): AuthResult {
  * costs one query per key per TTL. Concurrent lookups of one key share a query.
  * While PostgreSQL is unreachable, known keys keep working from the cache, so
  * the gateway keeps serving (and journaling) through a database outage.
+ * The cache holds at most `maxEntries` keys and evicts the least recently
+ * used one, so a flood of unknown keys cannot push out the keys in use.
  */
 export class KeyCache {
-  private readonly entries = new Map<string, { caller: Caller | null; expires: number }>();
+  private readonly entries: LruMap<string, { caller: Caller | null; expires: number }>;
   private readonly inflight = new Map<string, Promise<Caller | null>>();
 
   constructor(
     private readonly db: Db,
     private readonly ttlMs: number,
     private readonly now: () => number = Date.now,
-    private readonly maxEntries = 100_000,
-  ) {}
+    maxEntries = 100_000,
+  ) {
+    this.entries = new LruMap(maxEntries);
+  }
 
   /**
    * A result, or a promise of one when the database must be asked: a key in
    * the cache (nearly every request) is answered without a promise, since the
    * gateway authenticates every request and each promise is a hop through the
-   * microtask queue on its way.
+   * microtask queue on its way. `admit` is asked before a new database query
+   * is started (not for a cache hit, nor for a query already under way for the
+   * same key); when it says no, the answer is `throttled`.
    */
-  authenticate(authorization: string | undefined): AuthResult | Promise<AuthResult> {
+  authenticate(authorization: string | undefined, admit?: () => boolean): AuthResult | Promise<AuthResult> {
     if (!authorization) return { ok: false, reason: 'missing_key' };
     const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
     if (!match || !looksLike(match[1]!, 'api_key')) return { ok: false, reason: 'malformed_key' };
     const hash = hashSecret(match[1]!);
     const hit = this.entries.get(hash);
     if (hit && hit.expires > this.now()) return resultOf(hit.caller);
+    if (admit && !this.inflight.has(hash) && !admit()) return { ok: false, reason: 'throttled' };
     return this.lookup(hash, hit).then(resultOf, () => ({ ok: false, reason: 'unavailable' }) as const);
   }
 
@@ -66,10 +78,7 @@ export class KeyCache {
       if (hit) return hit.caller;
       throw err;
     }
-    if (this.ttlMs > 0) {
-      if (this.entries.size >= this.maxEntries) this.entries.clear();
-      this.entries.set(hash, { caller, expires: this.now() + this.ttlMs });
-    }
+    if (this.ttlMs > 0) this.entries.set(hash, { caller, expires: this.now() + this.ttlMs });
     return caller;
   }
 
@@ -79,8 +88,8 @@ export class KeyCache {
       .where('api_keys.key_hash', hash)
       .whereNull('api_keys.revoked_at')
       .where('accounts.status', 'active')
-      .first('api_keys.id', 'api_keys.account_id', 'api_keys.user_id', 'api_keys.rate_limit_rpm');
+      .first('api_keys.id', 'api_keys.account_id', 'api_keys.user_id', 'api_keys.rate_limit_rpm', 'accounts.plan');
     if (!row) return null;
-    return { apiKeyId: row.id, accountId: row.account_id, userId: row.user_id, rateLimitRpm: row.rate_limit_rpm };
+    return { apiKeyId: row.id, accountId: row.account_id, userId: row.user_id, rateLimitRpm: row.rate_limit_rpm, prepaid: row.plan !== 'postpaid' };
   }
 }

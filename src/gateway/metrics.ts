@@ -53,3 +53,17 @@ export function requestObserver(metrics: GatewayMetrics) {
     metrics.overhead.observe(overheadSeconds);
   };
 }
+
+/**
+ * Providers refusing the gateway's credential (401/403). Counted by provider
+ * (a configured name) and status only: the provider's answer is never kept.
+ */
+export function upstreamAuthFailures(registry: Registry): (provider: string, status: number) => void {
+  const counter = new Counter({
+    name: 'gateway_upstream_auth_failures_total',
+    help: "Provider answers refusing the gateway's credential, by provider and status",
+    labelNames: ['provider', 'status'],
+    registers: [registry],
+  });
+  return (provider, status) => counter.inc({ provider, status: String(status) });
+}

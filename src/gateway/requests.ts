@@ -8,12 +8,36 @@ import type { Endpoint } from '../metering/record';
  * parameter, never its value: values are payload.
  */
 const text = z.string();
+/**
+ * Upper bounds on what the gateway counts or multiplies (the reservation, the
+ * local token estimate): far above what any provider accepts, low enough that
+ * no request makes the arithmetic or the estimate unbounded.
+ */
+export const LIMITS = {
+  /** max_tokens and its kin. */
+  outputTokens: 1_000_000,
+  /** n and best_of: choices generated per prompt. */
+  choices: 128,
+  /** Prompts of one legacy completion, inputs of one embedding request (OpenAI's own limit). */
+  inputs: 2_048,
+  /** Messages of a chat, items of a Responses input, content parts of one message. */
+  items: 100_000,
+  /** Tool (function) definitions. */
+  tools: 1_024,
+  /** Token ids in one prompt given as tokens. */
+  tokenIds: 1_000_000,
+} as const;
 const contentPart = z.looseObject({ type: z.string() });
 const message = z.looseObject({
   role: z.string({ error: 'each message needs a role' }),
-  content: z.union([text, z.array(contentPart), z.null()]).optional(),
+  content: z.union([text, z.array(contentPart).max(LIMITS.items), z.null()]).optional(),
 });
-const tokens = z.number().int().positive().optional();
+const tokens = z.number().int().positive().max(LIMITS.outputTokens).nullish();
+const choices = z.number().int().min(1).max(LIMITS.choices).nullish();
+const tools = z.array(z.unknown()).max(LIMITS.tools).nullish();
+const tokenIds = z.array(z.number().int().min(0)).max(LIMITS.tokenIds);
+const promptLike = (error: string) =>
+  z.union([text, z.array(text).max(LIMITS.inputs), tokenIds, z.array(tokenIds).max(LIMITS.inputs)], { error });
 const common = {
   model: z.string({ error: "you must provide a model parameter" }).min(1, 'you must provide a model parameter'),
   stream: z.boolean().optional(),
@@ -23,24 +47,72 @@ const common = {
 export const endpointSchemas: Record<Endpoint, z.ZodType<Record<string, unknown> & { model: string; stream?: boolean }>> = {
   'chat.completions': z.looseObject({
     ...common,
-    messages: z.array(message, { error: 'messages must be an array' }).min(1, 'messages must not be empty'),
+    messages: z.array(message, { error: 'messages must be an array' }).min(1, 'messages must not be empty').max(LIMITS.items),
     max_tokens: tokens,
     max_completion_tokens: tokens,
+    n: choices,
+    tools,
+    functions: tools,
   }),
   completions: z.looseObject({
     ...common,
-    prompt: z.union([text, z.array(text), z.array(z.number()), z.array(z.array(z.number()))], { error: 'prompt must be a string or an array' }),
+    prompt: promptLike('prompt must be a string or an array'),
     max_tokens: tokens,
+    n: choices,
+    best_of: choices,
   }),
   embeddings: z.looseObject({
     ...common,
-    input: z.union([text, z.array(text), z.array(z.number()), z.array(z.array(z.number()))], { error: 'input must be a string or an array' }),
+    input: promptLike('input must be a string or an array'),
   }),
   responses: z.looseObject({
     ...common,
-    input: z.union([text, z.array(z.looseObject({}))], { error: 'input must be a string or an array of items' }).optional(),
+    input: z.union([text, z.array(z.looseObject({})).max(LIMITS.items)], { error: 'input must be a string or an array of items' }).optional(),
     max_output_tokens: tokens,
+    tools,
   }),
+};
+
+/**
+ * The most output a request can make the provider generate: the per-choice
+ * bound the client set (null when it set none) and how many choices are
+ * generated. Chat: max_tokens or max_completion_tokens (the larger when both
+ * are given: providers differ in which one wins), times n. Legacy
+ * completions: max_tokens, times the larger of n and best_of (best_of
+ * candidates are generated and billed, n returned), times the number of
+ * prompts (each prompt of a list is answered in full). Responses:
+ * max_output_tokens, one choice. Embeddings generate nothing.
+ */
+export function outputBound(endpoint: Endpoint, body: Record<string, unknown>): { perChoice: number | null; choices: number } {
+  const count = (v: unknown) => (typeof v === 'number' ? v : 1);
+  const limit = (...vs: unknown[]) => {
+    const given = vs.filter((v): v is number => typeof v === 'number');
+    return given.length ? Math.max(...given) : null;
+  };
+  switch (endpoint) {
+    case 'chat.completions':
+      return { perChoice: limit(body.max_tokens, body.max_completion_tokens), choices: count(body.n) };
+    case 'completions':
+      return { perChoice: limit(body.max_tokens), choices: Math.max(count(body.n), count(body.best_of)) * promptCount(body.prompt) };
+    case 'responses':
+      return { perChoice: limit(body.max_output_tokens), choices: 1 };
+    case 'embeddings':
+      return { perChoice: 0, choices: 0 };
+  }
+}
+
+/** A list of strings or of token lists is several prompts; a string or one token list is one. */
+function promptCount(prompt: unknown): number {
+  if (!Array.isArray(prompt) || prompt.length === 0) return 1;
+  return typeof prompt[0] === 'number' ? 1 : prompt.length;
+}
+
+/** The parameter that bounds output, by endpoint: what the gateway sets when it must bound a request itself. */
+export const OUTPUT_LIMIT_PARAM: Record<Exclude<Endpoint, 'embeddings'>, string> = {
+  // OpenAI's current name; its reasoning models refuse max_tokens.
+  'chat.completions': 'max_completion_tokens',
+  completions: 'max_tokens',
+  responses: 'max_output_tokens',
 };
 
 export const endpointPaths: Record<Endpoint, string> = {

@@ -11,21 +11,54 @@ export interface SecurityEvent {
   userAgent: string | null;
 }
 
+/** One row's worth: the events of one kind, reason, address and key within one window. */
+interface Tally {
+  kind: SecurityEvent['kind'];
+  reason: string;
+  accountId: string | null;
+  apiKeyId: string | null;
+  /** The window's first request: names the row (see flush). */
+  requestId: string;
+  sourceIp: string | null;
+  userAgent: string | null;
+  windowStart: number;
+  firstAt: number;
+  lastAt: number;
+  count: number;
+  /** The count the database has (as far as this process knows). */
+  written: number;
+}
+
+const ROWS_PER_STATEMENT = 500;
+
 /**
- * Security events, written in batches so that a flood of bad requests costs
- * one insert per interval, not one per request. The queue is bounded: under a
- * flood beyond it, the count of dropped events is logged instead.
+ * Security events, counted per kind, reason, source address, key and window
+ * (GATEWAY_SECURITY_EVENT_WINDOW_MS) in memory and written as one row per
+ * such group with its count, so a flood of bad requests from one address adds
+ * one row per window, not one per request.
+ *
+ * Each row is named by the first request of its group (`request_id`, unique
+ * with `kind`), and a flush writes the group's whole count so far, keeping the
+ * larger of that and what is stored: a retried write (its answer lost) or a
+ * repeated one changes nothing. Several gateway instances each write their own
+ * rows for the same address and window.
+ *
+ * Memory is bounded: beyond `maxGroups` open groups, events are only counted
+ * as dropped and the count is logged.
  */
 export class SecurityEventSink {
-  private queue: (SecurityEvent & { occurredAt: Date })[] = [];
+  private readonly groups = new Map<string, Tally>();
   private dropped = 0;
   private timer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> | null = null;
 
   constructor(
     private readonly db: Db,
     private readonly logger: Logger,
     private readonly intervalMs = 1_000,
-    private readonly maxQueue = 10_000,
+    private readonly maxGroups = 10_000,
+    private readonly windowMs = 60_000,
+    private readonly now: () => number = Date.now,
   ) {}
 
   start(): void {
@@ -34,44 +67,82 @@ export class SecurityEventSink {
   }
 
   record(event: SecurityEvent): void {
-    if (this.queue.length >= this.maxQueue) {
+    const t = this.now();
+    const windowStart = t - (t % this.windowMs);
+    const key = `${event.kind}\u0000${event.reason}\u0000${event.sourceIp ?? ''}\u0000${event.apiKeyId ?? ''}\u0000${windowStart}`;
+    const group = this.groups.get(key);
+    if (group) {
+      group.count++;
+      group.lastAt = t;
+      return;
+    }
+    if (this.groups.size >= this.maxGroups) {
       this.dropped++;
       return;
     }
-    this.queue.push({ ...event, occurredAt: new Date() });
+    this.groups.set(key, {
+      kind: event.kind,
+      reason: event.reason,
+      accountId: event.accountId,
+      apiKeyId: event.apiKeyId,
+      requestId: event.requestId,
+      sourceIp: event.sourceIp,
+      userAgent: event.userAgent?.slice(0, 512) ?? null,
+      windowStart,
+      firstAt: t,
+      lastAt: t,
+      count: 1,
+      written: 0,
+    });
   }
 
-  async flush(): Promise<void> {
+  /** Writes every group with events not yet written; forgets groups of ended windows once written. */
+  flush(): Promise<void> {
+    // One flush at a time: the timer and stop() may overlap.
+    this.flushing ??= this.write().finally(() => (this.flushing = null));
+    return this.flushing;
+  }
+
+  private async write(): Promise<void> {
     if (this.dropped) {
-      this.logger.warn({ dropped: this.dropped }, 'security events dropped: queue full');
+      this.logger.warn({ dropped: this.dropped }, 'security events dropped: too many open groups');
       this.dropped = 0;
     }
-    if (this.queue.length === 0) return;
-    const batch = this.queue;
-    this.queue = [];
+    const due = [...this.groups.values()].filter((g) => g.count > g.written).map((g) => ({ g, count: g.count, lastAt: g.lastAt }));
     try {
-      const db = this.db;
-      await db('security_events').insert(
-        batch.map((e) => ({
-          occurred_at: e.occurredAt,
-          kind: e.kind,
-          reason: e.reason,
-          account_id: e.accountId,
-          api_key_id: e.apiKeyId,
-          request_id: e.requestId,
-          source_ip: e.sourceIp,
-          user_agent: e.userAgent?.slice(0, 512) ?? null,
-          source: 'gateway',
-        })),
-      )
-        // A retried batch may have been written before its answer was lost.
-        .onConflict(db.raw('(request_id, kind) WHERE request_id IS NOT NULL'))
-        .ignore();
+      for (let i = 0; i < due.length; i += ROWS_PER_STATEMENT) {
+        const part = due.slice(i, i + ROWS_PER_STATEMENT);
+        const db = this.db;
+        await db('security_events')
+          .insert(
+            part.map(({ g, count, lastAt }) => ({
+              occurred_at: new Date(g.firstAt),
+              last_occurred_at: new Date(lastAt),
+              window_start: new Date(g.windowStart),
+              count,
+              kind: g.kind,
+              reason: g.reason,
+              account_id: g.accountId,
+              api_key_id: g.apiKeyId,
+              request_id: g.requestId,
+              source_ip: g.sourceIp,
+              user_agent: g.userAgent,
+              source: 'gateway',
+            })),
+          )
+          .onConflict(db.raw('(request_id, kind) WHERE request_id IS NOT NULL'))
+          .merge({
+            count: db.raw('GREATEST(security_events.count, excluded.count)'),
+            last_occurred_at: db.raw('GREATEST(security_events.last_occurred_at, excluded.last_occurred_at)'),
+          });
+        for (const { g, count } of part) g.written = Math.max(g.written, count);
+      }
     } catch (err) {
-      // Put them back (bounded) so a database blip does not lose them.
-      this.queue = [...batch, ...this.queue].slice(0, this.maxQueue);
-      this.logger.warn({ err, queued: this.queue.length }, 'security events not written yet');
+      // Unwritten groups stay due and go with the next flush.
+      this.logger.warn({ err, due: due.length }, 'security events not written yet');
     }
+    const openFrom = this.now() - this.windowMs;
+    for (const [key, g] of this.groups) if (g.windowStart <= openFrom && g.written >= g.count) this.groups.delete(key);
   }
 
   async stop(): Promise<void> {

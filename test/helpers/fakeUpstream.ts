@@ -41,6 +41,8 @@ export interface Behavior {
   completionTokens?: number; // default 7
   cachedTokens?: number; // default 0
   reasoningTokens?: number; // default 0
+  /** Generate at most the request's max_tokens / max_completion_tokens / max_output_tokens, as a real provider does (default false). */
+  honorMaxTokens?: boolean;
 }
 
 export type BehaviorInput = Partial<Behavior> & { kind: Behavior['kind'] };
@@ -85,6 +87,7 @@ type Resolved = Required<Omit<Behavior, 'errorBody'>> & Pick<Behavior, 'errorBod
 const DEFAULTS: Omit<Resolved, 'kind'> = {
   status: 500, echoPromptInError: false, headerDelayMs: 0, chunkDelayMs: 0, chunks: 5, dropAfterChunks: 2,
   usage: 'openai', content: 'Hello from the fake upstream.', promptTokens: 11, completionTokens: 7, cachedTokens: 0, reasoningTokens: 0,
+  honorMaxTokens: false,
 };
 
 /** Everything a route needs to answer one request. */
@@ -302,6 +305,10 @@ export async function startFakeUpstream(opts: { apiKey?: string } = {}): Promise
 
     const b = nextBehavior();
     const body = rec.body;
+    if (b.honorMaxTokens) {
+      const limits = [body?.max_tokens, body?.max_completion_tokens, body?.max_output_tokens].filter((v): v is number => typeof v === 'number');
+      if (limits.length) b.completionTokens = Math.min(b.completionTokens, ...limits);
+    }
     const c: Ctx = {
       req, res, body, b, n: ++counter,
       model: typeof body?.model === 'string' ? body.model : 'fake-model',

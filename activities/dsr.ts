@@ -5,8 +5,8 @@ import type { Config } from '../src/config';
 import {
   appendDsrEvent,
   applyCorrection,
-  codeHash,
   collectSubjectData,
+  correctableAccounts,
   enqueueNotification,
   eraseSubject,
   findSubject,
@@ -17,6 +17,8 @@ import {
 } from '../src/db/dsr';
 import type { Db } from '../src/db/knex';
 import { createMailer } from '../src/notify/mailer';
+import { codeKey, hashCode } from '../src/privacy/codes';
+import { changedFields, correctionChanges } from '../src/privacy/correction';
 import { packageKey, seal, signLink } from '../src/privacy/packages';
 import {
   COMPLAINT_NOTICE,
@@ -25,6 +27,7 @@ import {
   REFUSAL_GROUND_LABEL,
   RETAINED_BY_LAW,
   type DsrType,
+  type FulfilmentFailureReason,
   type RefusalGround,
 } from '../src/privacy/rights';
 import type { DsrFulfilment, DsrRefusalItem } from '../workflows/messages';
@@ -55,6 +58,10 @@ export function dsrActivities({ db, clock, privacy }: { db: Db; clock: Clock; pr
     await mailer.deliver(db, [key]);
   }
   const ref = (id: string) => `request ${id.slice(0, 8)}`;
+  /** A data error: the workflow records the request as failed with this reason instead of retrying. The message names fields, never values. */
+  const fail = (reason: FulfilmentFailureReason, message: string): never => {
+    throw ApplicationFailure.nonRetryable(`correction not applied: ${message}`, reason);
+  };
 
   return {
     /** Acknowledges receipt to the subject and sends the one-time code to the email on record. */
@@ -68,7 +75,7 @@ export function dsrActivities({ db, clock, privacy }: { db: Db; clock: Clock; pr
         await db('dsr_requests')
           .where({ id: r.id })
           .whereNull('verification_code_hash')
-          .update({ verification_code_hash: codeHash(r.id, code), verification_code_expires_at: new Date(clock.now().getTime() + dsr.codeTtlS * 1000), status: 'verifying' });
+          .update({ verification_code_hash: hashCode(codeKey({ dsr, dataDir: privacy.dataDir }), r.id, code), verification_code_expires_at: new Date(clock.now().getTime() + dsr.codeTtlS * 1000), status: 'verifying' });
         const due = new Date(r.due_at).toISOString().slice(0, 10);
         await notify(
           `dsr:${r.id}:code`,
@@ -80,7 +87,7 @@ export function dsrActivities({ db, clock, privacy }: { db: Db; clock: Clock; pr
             '',
             `To confirm that the request comes from you, enter this code: ${code}`,
             `or send it to ${privacy.dsr.publicBaseUrl}/privacy/requests/${r.id}/verify as {"code": "${code}"}.`,
-            `The code is valid for ${Math.round(dsr.codeTtlS / 3600)} hours. If you did not make this request, ignore this message.`,
+            `The code is valid for ${dsr.codeTtlS >= 7_200 ? `${Math.floor(dsr.codeTtlS / 3600)} hours` : `${Math.max(1, Math.floor(dsr.codeTtlS / 60))} minutes`}; after that, file the request again for a new one. If you did not make this request, ignore this message.`,
           ].join('\n'),
         );
         await appendDsrEvent(db, r.id, 'system:workflow', 'verification_code_sent', {}, 'verification_code_sent');
@@ -111,6 +118,32 @@ export function dsrActivities({ db, clock, privacy }: { db: Db; clock: Clock; pr
         dsr.complianceEmail,
         input.kind === 'overdue' ? `OVERDUE: privacy request ${r.id} (${r.type}) was due ${input.dueAt}` : `Reminder: privacy request ${r.id} (${r.type}) is due ${input.dueAt}`,
         `Status: ${r.status}. See: mixroute dsr show ${r.id}`,
+      );
+    },
+
+    /** A verified correction now waits for compliance staff: written down, so that approval is accepted in this state only. */
+    async dsrAwaitingApproval(input: { requestId: string }): Promise<void> {
+      const r = await load(input.requestId);
+      await db('dsr_requests').where({ id: r.id }).whereIn('status', ['received', 'verifying']).update({ status: 'awaiting_approval' });
+      await appendDsrEvent(db, r.id, 'system:workflow', 'awaiting_approval', {}, 'awaiting_approval');
+    },
+
+    /**
+     * The fulfilment cannot succeed on the data it was given: retrying would not
+     * change that. The request ends `failed` with the reason code, on the open
+     * list of compliance staff (who are told), since the subject has no answer yet.
+     */
+    async dsrFailed(input: { requestId: string; reason: string }): Promise<void> {
+      const r = await load(input.requestId);
+      await db.transaction(async (trx) => {
+        await trx('dsr_requests').where({ id: r.id }).update({ status: 'failed', failure_reason: input.reason, closed_at: trx.raw('COALESCE(closed_at, now())') });
+        await appendDsrEvent(trx, r.id, 'system:workflow', 'fulfilment_failed', { reason: input.reason }, 'fulfilment_failed');
+      });
+      await notify(
+        `dsr:${r.id}:failed`,
+        dsr.complianceEmail,
+        `FAILED: privacy request ${r.id} (${r.type}) could not be fulfilled: ${input.reason}`,
+        `The subject has not been answered; the request is due ${new Date(r.due_at).toISOString()}. See: mixroute dsr show ${r.id}`,
       );
     },
 
@@ -158,12 +191,38 @@ export function dsrActivities({ db, clock, privacy }: { db: Db; clock: Clock; pr
       } else if (type === 'restriction' || type === 'objection' || type === 'consent_withdrawal') {
         result.counts = { users: await setProcessingFlags(db, r.id, type, subject) };
       } else if (type === 'correction') {
-        const changes = (r.requested_changes ?? {}) as Correction;
+        // Stored before validation matched staff edits, or edited since: checked again, and a
+        // value no schema allows is a data error that no retry mends.
+        const parsed = correctionChanges.safeParse(r.requested_changes ?? {});
+        if (!parsed.success) fail('invalid_correction', `fields ${[...new Set(parsed.error.issues.map((i) => i.path.join('.')))].join(', ')} do not pass the staff schemas`);
+        const changes = parsed.data as Correction;
         for (const item of refused) {
           const [rec, field] = item.split('.');
           if (rec === 'user' || rec === 'account') delete (changes[rec] as Record<string, unknown> | undefined)?.[field!];
         }
-        result.fieldsChanged = await applyCorrection(db, subject, r.account_id, changes);
+        const accounts = correctableAccounts(subject, r.account_id);
+        if (Object.keys(changes.account ?? {}).length && !accounts.length) {
+          const items = changedFields({ account: changes.account }).filter((f) => !refused.has(f));
+          const explanation = 'only the billing contact of an account can have its details corrected (name the account if you are the contact of several)';
+          await db.transaction(async (trx) => {
+            const row = await trx('dsr_requests').where({ id: r.id }).forUpdate().first('refusals');
+            const known = new Set((row.refusals as { item: string }[]).map((x) => x.item));
+            const add = items.filter((item) => !known.has(item)).map((item) => ({ item, ground: 'third_party_rights', explanation, by: 'system:workflow' }));
+            if (add.length) await trx('dsr_requests').where({ id: r.id }).update({ refusals: JSON.stringify([...(row.refusals as unknown[]), ...add]) });
+            await appendDsrEvent(trx, r.id, 'system:workflow', 'refusal_recorded', { items, ground: 'third_party_rights', reason: 'not_billing_contact' }, `refusal:not_billing_contact`);
+          });
+          result.refused = items.map((item) => ({ item, ground: 'third_party_rights' }));
+          delete changes.account;
+        }
+        try {
+          result.fieldsChanged = await applyCorrection(db, subject, accounts, changes);
+        } catch (err) {
+          // pg's message names the constraint, never the row's values (those are in err.detail, which stays out of the history).
+          const pg = err as { code?: string; constraint?: string };
+          if (pg.code === '23505') fail('correction_conflict', `a corrected value is already in use (${pg.constraint ?? 'unique constraint'})`);
+          if (pg.code?.startsWith('22') || pg.code?.startsWith('23')) fail('correction_data_error', `the database refused the corrected values (${pg.code}${pg.constraint ? ` ${pg.constraint}` : ''})`);
+          throw err;
+        }
       } else if (type === 'payload') {
         result.counts = { providers: (await providersUsed(db, subject)).length };
       }

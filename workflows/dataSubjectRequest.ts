@@ -1,7 +1,7 @@
-import { allHandlersFinished, condition, proxyActivities, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import { ActivityFailure, allHandlersFinished, ApplicationFailure, condition, patched, proxyActivities, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { deadlines, extendedDeadline, pausedDeadline, type Deadlines } from '../src/privacy/deadlines';
-import { outcomeStatus } from '../src/privacy/rights';
+import { FULFILMENT_FAILURE_REASONS, outcomeStatus } from '../src/privacy/rights';
 import {
   dsrApproveSignal,
   dsrExtendSignal,
@@ -25,7 +25,9 @@ const acts = proxyActivities<Activities>({
  * compliance officer's manual check; unverified after the wait -> refused on
  * `identity_not_verified`) -> [awaiting_approval for a correction] ->
  * in_progress (the right's effect on the data) -> completed / partially
- * completed / refused / withdrawn, with the answer sent to the subject.
+ * completed / refused / withdrawn, with the answer sent to the subject; or
+ * failed, when the fulfilment cannot succeed on its data (a correction the
+ * schemas or the database refuse): recorded for compliance staff, not retried.
  *
  * Alongside, the legal clock: reminders to compliance staff before the due
  * date and an overdue flag at it, both from timers, visible in the
@@ -53,6 +55,9 @@ export async function dataSubjectRequest(input: DsrInput): Promise<DsrState> {
   let approved = false;
   let closed = false;
   let verifiedAt: number | null = null;
+  // Executions from before issue 17 replay as they ran: approval in any state, no
+  // awaiting-approval activity, and a fulfilment failure fails the workflow.
+  const guarded = patched('dsr-approval-state-and-failed');
   setHandler(dsrStatusQuery, () => state);
 
   const setStatus = (status: DsrState['status']) => {
@@ -76,7 +81,7 @@ export async function dataSubjectRequest(input: DsrInput): Promise<DsrState> {
     if (!closed && state.status !== 'in_progress') withdrawn = true;
   });
   setHandler(dsrApproveSignal, () => {
-    approved = true;
+    if (!guarded || state.status === 'awaiting_approval') approved = true;
   });
   setHandler(dsrRefuseSignal, ({ items }) => {
     if (closed || state.status === 'in_progress') return;
@@ -151,12 +156,34 @@ export async function dataSubjectRequest(input: DsrInput): Promise<DsrState> {
 
   if (input.type === 'correction') {
     setStatus('awaiting_approval');
+    if (guarded) await acts.dsrAwaitingApproval({ requestId: input.requestId });
     await condition(() => approved || withdrawn || refusedWhole());
     if (withdrawn) return finish('withdrawn', null);
     if (refusedWhole()) return finish('refused', null);
   }
 
   setStatus('in_progress');
-  const fulfilment = await acts.dsrFulfil({ requestId: input.requestId, refusedItems: state.refusals.map((r) => r.item) });
+  let fulfilment: Awaited<ReturnType<typeof acts.dsrFulfil>>;
+  try {
+    fulfilment = await acts.dsrFulfil({ requestId: input.requestId, refusedItems: state.refusals.map((r) => r.item) });
+  } catch (err) {
+    const reason = guarded ? dataFailure(err) : null;
+    if (reason === null) throw err;
+    await acts.dsrFailed({ requestId: input.requestId, reason });
+    closed = true;
+    state.failureReason = reason;
+    setStatus('failed');
+    await watcher;
+    await condition(allHandlersFinished);
+    return state;
+  }
+  if (fulfilment.refused?.length) state.refusals.push(...fulfilment.refused);
   return finish(outcomeStatus(state.refusals), fulfilment);
+}
+
+/** The reason code of a fulfilment that failed on its data, or null for any other failure. */
+function dataFailure(err: unknown): string | null {
+  const cause = err instanceof ActivityFailure ? err.cause : null;
+  if (!(cause instanceof ApplicationFailure) || !cause.nonRetryable || !cause.type) return null;
+  return (FULFILMENT_FAILURE_REASONS as readonly string[]).includes(cause.type) ? cause.type : null;
 }

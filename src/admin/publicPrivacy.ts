@@ -1,5 +1,6 @@
 import express, { Router } from 'express';
 import { RateLimiter } from '../gateway/rateLimit';
+import { clientAddressOf } from '../http/clientAddress';
 import type { DsrService } from '../privacy/service';
 import { sendProblem } from './problem';
 
@@ -7,14 +8,18 @@ import { sendProblem } from './problem';
  * The public side of data-subject requests: no account and no token. A
  * subject files a request, proves it is theirs with the code sent to the
  * email on record, and downloads their package through the signed link.
- * Rate limited per source address; errors are problem JSON like the rest of
- * the admin server. Nothing here is logged beyond the access metadata.
+ * Rate limited per source address, taken under the gateway's TRUSTED_PROXIES
+ * rule (X-Forwarded-For only from a configured proxy); new requests are also
+ * capped over all addresses and instances, and one open request per email and
+ * type (see the service). Errors are problem JSON like the rest of the admin
+ * server. Nothing here is logged beyond the access metadata.
  */
-export function publicPrivacyRouter(deps: { dsr: DsrService; rpm: number }): Router {
+export function publicPrivacyRouter(deps: { dsr: DsrService; rpm: number; trustedProxies?: readonly string[] }): Router {
   const router = Router();
   const limiter = new RateLimiter();
+  const sourceOf = clientAddressOf(deps.trustedProxies ?? []);
   const limit: express.RequestHandler = (req, res, next) => {
-    const taken = limiter.take(`privacy:${req.ip ?? 'unknown'}`, deps.rpm);
+    const taken = limiter.take(`privacy:${sourceOf(req) ?? 'unknown'}`, deps.rpm);
     if (!taken.allowed) {
       res.setHeader('retry-after', String(taken.retryAfterSeconds));
       sendProblem(res, 429, 'rate_limited', `too many requests: try again in ${taken.retryAfterSeconds} s`);

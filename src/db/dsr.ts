@@ -12,9 +12,6 @@ import type { Db, DbOrTrx } from './knex';
 
 export const emailHash = (email: string) => createHash('sha256').update(email.trim().toLowerCase()).digest('hex');
 
-/** The stored form of a request's one-time verification code (the code itself is only in the email). */
-export const codeHash = (requestId: string, code: string) => createHash('sha256').update(`${requestId}:${code}`).digest('hex');
-
 export async function appendDsrEvent(db: DbOrTrx, requestId: string, actor: string, action: string, detail: Record<string, unknown>, idempotencyKey: string): Promise<void> {
   await db('dsr_events').insert({ request_id: requestId, actor, action, detail: JSON.stringify(detail), idempotency_key: idempotencyKey }).onConflict(['request_id', 'idempotency_key']).ignore();
 }
@@ -71,7 +68,7 @@ export async function collectSubjectData(db: Db, subject: Subject, emailHashValu
   out.security_events = clean(
     await db('security_events')
       .where((w) => w.whereIn('api_key_id', keyIds))
-      .select('occurred_at', 'kind', 'reason', 'request_id', 'source_ip', 'user_agent'),
+      .select('occurred_at', 'last_occurred_at', 'count', 'kind', 'reason', 'request_id', 'source_ip', 'user_agent'),
   );
   // Billing records concern the subject where they are the account's billing contact.
   out.payments = clean(await db('payments').whereIn('account_id', subject.billingAccountIds).select('provider', 'provider_payment_id', 'account_id', 'amount', 'currency', 'status', 'received_at'));
@@ -92,14 +89,23 @@ export async function providersUsed(db: Db, subject: Subject): Promise<string[]>
     .pluck('provider');
 }
 
-function toCsv(rows: Record<string, unknown>[]): string {
+/**
+ * One CSV cell. A spreadsheet runs a cell that starts with = + - @ (or a tab or
+ * carriage return before one) as a formula, and the subject's own values (a
+ * name, a user agent) can be anything: such cells get a leading single quote
+ * (OWASP "CSV injection"). Plain numbers such as -1.50 stay numbers: they cannot
+ * be a formula, and amounts must stay readable as amounts.
+ */
+export function csvCell(v: unknown): string {
+  let s = v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v);
+  if (/^[=+\-@\t\r]/.test(s) && !/^-\d+(\.\d+)?$/.test(s)) s = `'${s}`;
+  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+export function toCsv(rows: Record<string, unknown>[]): string {
   if (!rows.length) return '';
   const cols = Object.keys(rows[0]!);
-  const cell = (v: unknown) => {
-    const s = v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v);
-    return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-  };
-  return [cols.join(','), ...rows.map((r) => cols.map((c) => cell(r[c])).join(','))].join('\n') + '\n';
+  return [cols.map(csvCell).join(','), ...rows.map((r) => cols.map((c) => csvCell(r[c])).join(','))].join('\n') + '\n';
 }
 
 /** One archive: data.json with everything, plus one CSV per table. */
@@ -216,15 +222,26 @@ export interface Correction {
   account?: Partial<Record<(typeof CORRECTABLE_FIELDS.account)[number], string | null>>;
 }
 
-/** Applies approved changes; returns the names of the fields changed (never their values). */
-export async function applyCorrection(db: Db, subject: Subject, accountId: string | null, changes: Correction): Promise<string[]> {
+/**
+ * The accounts whose own fields a subject's correction may change: an
+ * account's record belongs to the organisation, and its billing contact is
+ * the one person who speaks for it here. Being a user of the account, or
+ * naming it in the request, is not enough. Billing contact of several
+ * accounts and none named: none (which one is meant is not ours to guess).
+ */
+export function correctableAccounts(subject: Subject, accountId: string | null): string[] {
+  const own = subject.billingAccountIds.filter((id) => accountId === null || id === accountId);
+  return own.length === 1 ? own : [];
+}
+
+/** Applies approved changes to the given accounts (see correctableAccounts); returns the names of the fields changed (never their values). */
+export async function applyCorrection(db: Db, subject: Subject, accounts: string[], changes: Correction): Promise<string[]> {
   return db.transaction(async (trx) => {
     const changed: string[] = [];
     if (changes.user && Object.keys(changes.user).length && subject.userIds.length) {
       await trx('users').whereIn('id', subject.userIds).update({ ...changes.user, updated_at: trx.fn.now() });
       changed.push(...Object.keys(changes.user).map((f) => `user.${f}`));
     }
-    const accounts = accountId ? [accountId] : subject.memberAccountIds.length === 1 ? subject.memberAccountIds : [];
     if (changes.account && Object.keys(changes.account).length && accounts.length) {
       await trx('accounts').whereIn('id', accounts).update({ ...changes.account, updated_at: trx.fn.now() });
       changed.push(...Object.keys(changes.account).map((f) => `account.${f}`));

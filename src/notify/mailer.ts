@@ -11,6 +11,10 @@ import type { Db } from '../db/knex';
  *
  * SMTP (nodemailer) when SMTP_URL is set; otherwise each message becomes a
  * JSON file under DATA_DIR/mailbox, which is the dev and test mailbox.
+ *
+ * A sent message's body is cleared in the same statement that marks it sent:
+ * bodies carry one-time codes and package links, which must not outlive the
+ * delivery in the database (recipient, subject and times stay as the record).
  */
 export interface Mailer {
   deliver(db: Db, keys: string[]): Promise<number>;
@@ -28,7 +32,7 @@ export function createMailer(mail: Config['mail']): Mailer {
           fs.mkdirSync(mail.mailboxDir, { recursive: true });
           fs.writeFileSync(path.join(mail.mailboxDir, `${String(m.id).padStart(8, '0')}.json`), JSON.stringify({ to: m.recipient, subject: m.subject, body: m.body, key: m.idempotency_key }, null, 2));
         }
-        await db('notification_outbox').where({ id: m.id }).update({ sent_at: db.fn.now() });
+        await db('notification_outbox').where({ id: m.id }).update({ sent_at: db.fn.now(), body: '' });
       }
       return pending.length;
     },

@@ -40,9 +40,23 @@ export const REFUSAL_GROUND_LABEL: Record<RefusalGround, string> = {
   manifestly_unfounded_or_excessive: 'the request is manifestly unfounded or excessive',
 };
 
-export const DSR_STATUSES = ['received', 'verifying', 'in_progress', 'awaiting_approval', 'completed', 'partially_completed', 'refused', 'withdrawn'] as const;
+export const DSR_STATUSES = ['received', 'verifying', 'in_progress', 'awaiting_approval', 'completed', 'partially_completed', 'refused', 'withdrawn', 'failed'] as const;
 export type DsrStatus = (typeof DSR_STATUSES)[number];
-export const FINAL_STATUSES: readonly DsrStatus[] = ['completed', 'partially_completed', 'refused', 'withdrawn'];
+/** The workflow has ended: nothing can change the request any more. */
+export const FINAL_STATUSES: readonly DsrStatus[] = ['completed', 'partially_completed', 'refused', 'withdrawn', 'failed'];
+/**
+ * The subject has had an answer. A `failed` request (its fulfilment could not
+ * succeed on the data) has not: it stays on the open list and its legal clock
+ * keeps running until compliance staff answer another way.
+ */
+export const ANSWERED_STATUSES: readonly DsrStatus[] = ['completed', 'partially_completed', 'refused', 'withdrawn'];
+
+/**
+ * Why a fulfilment failed on its data (the ApplicationFailure type its activity
+ * throws, non-retryable): the workflow records these as the `failed` state.
+ */
+export const FULFILMENT_FAILURE_REASONS = ['invalid_correction', 'correction_conflict', 'correction_data_error'] as const;
+export type FulfilmentFailureReason = (typeof FULFILMENT_FAILURE_REASONS)[number];
 
 /** Records that a deletion keeps, restricted, because the law requires them; erased when the period ends. */
 export const RETAINED_BY_LAW = [

@@ -1,11 +1,11 @@
-import { timingSafeEqual } from 'node:crypto';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { z } from 'zod';
 import type { Clock } from '../clock';
 import type { Config } from '../config';
-import { appendDsrEvent, codeHash, emailHash } from '../db/dsr';
-import type { Db } from '../db/knex';
-import { ConflictError, DependencyUnavailableError, GoneError, NotFoundError, ValidationError } from '../errors';
+import { appendDsrEvent, correctableAccounts, emailHash, findSubject, type Correction } from '../db/dsr';
+import type { Db, DbOrTrx } from '../db/knex';
+import { AppError, ConflictError, DependencyUnavailableError, GoneError, NotFoundError, ValidationError } from '../errors';
+import { pageLimit } from '../staff/schemas';
 import { validate } from '../staff/validate';
 import { workflowIds } from '../temporal/conventions';
 import {
@@ -19,8 +19,10 @@ import {
   type DsrState,
 } from '../../workflows/messages';
 import { deadlines, JURISDICTIONS } from './deadlines';
+import { codeKey, codeMatches } from './codes';
+import { correctionChanges } from './correction';
 import { open, packageKey, verifyLink } from './packages';
-import { CORRECTABLE_FIELDS, DSR_TYPES, FINAL_STATUSES, REFUSAL_GROUNDS, type DsrStatus } from './rights';
+import { ANSWERED_STATUSES, CORRECTABLE_FIELDS, DSR_STATUSES, DSR_TYPES, FINAL_STATUSES, REFUSAL_GROUNDS, type DsrStatus } from './rights';
 
 /**
  * Data-subject requests for compliance staff (CLI, admin API) and subjects
@@ -29,13 +31,13 @@ import { CORRECTABLE_FIELDS, DSR_TYPES, FINAL_STATUSES, REFUSAL_GROUNDS, type Ds
  * explanations, reasons) and signals the workflow with codes and staff ids.
  */
 const uuid = (what: string) => z.uuid({ error: `${what} must be an id (UUID)` });
-const nullableText = (max: number) => z.string().trim().max(max).nullable();
-const correction = z.strictObject({
-  user: z.strictObject(Object.fromEntries(CORRECTABLE_FIELDS.user.map((f) => [f, nullableText(200).optional()])) as Record<(typeof CORRECTABLE_FIELDS.user)[number], z.ZodOptional<z.ZodNullable<z.ZodString>>>).optional(),
-  account: z
-    .strictObject(Object.fromEntries(CORRECTABLE_FIELDS.account.map((f) => [f, nullableText(200).optional()])) as Record<(typeof CORRECTABLE_FIELDS.account)[number], z.ZodOptional<z.ZodNullable<z.ZodString>>>)
-    .optional(),
-});
+const correction = correctionChanges;
+
+/** The public intake's per-minute cap over all instances is reached. */
+class IntakeBusyError extends AppError {
+  override readonly status = 429;
+  override readonly code = 'rate_limited';
+}
 
 export const createDsrInput = z
   .strictObject({
@@ -59,10 +61,11 @@ export const refuseInput = z.strictObject({
   items: z.array(z.string().trim().min(1).max(100)).max(50).optional(),
 });
 export const listDsrInput = z.strictObject({
-  status: z.enum(['open', ...(['received', 'verifying', 'in_progress', 'awaiting_approval', 'completed', 'partially_completed', 'refused', 'withdrawn'] as const)]).optional(),
+  status: z.enum(['open', ...DSR_STATUSES]).optional(),
   overdue: z.enum(['true', 'false']).optional(),
   type: z.enum(DSR_TYPES).optional(),
-  limit: z.coerce.number().int().min(1).max(500).default(100),
+  limit: pageLimit(),
+  after: z.uuid({ error: 'after must be the last request id of the previous page' }).optional(),
 });
 export const codeInput = z.strictObject({ code: z.string().regex(/^\d{6}$/, 'code must be the 6 digits from the email') });
 
@@ -83,33 +86,71 @@ export function dsrService(deps: { db: Db; clock: Clock; config: Config; client?
     return r;
   }
   const open_ = (r: { status: DsrStatus }) => !FINAL_STATUSES.includes(r.status);
+  const unanswered = (r: { status: DsrStatus }) => !ANSWERED_STATUSES.includes(r.status);
+  const dateOnly = (v: string | Date) => (typeof v === 'string' ? v : new Date(v).toISOString().slice(0, 10));
   const requireOpen = (r: { id: string; status: DsrStatus }) => {
     if (!open_(r)) throw new ConflictError(`request ${r.id} is ${r.status}: it can no longer change`);
   };
+
+  /**
+   * The public form is open to anyone, and each new request mails a code to
+   * the address given. Under one lock over all instances: at most
+   * DSR_INTAKE_GLOBAL_RPM new public requests a minute, and an address that
+   * already has an open request of the type gets that one back instead of a
+   * new one. A request whose code has expired or was guessed at too often no
+   * longer counts: someone who files in another person's name holds up that
+   * person's own request only while the code it sent is live.
+   */
+  async function publicIntakeCheck(trx: DbOrTrx, subjectHash: string, type: string, now: Date): Promise<{ id: string; due_date: string | Date } | undefined> {
+    await trx.raw('SELECT pg_advisory_xact_lock(hashtext(?))', ['dsr:public-intake']);
+    const recent = await trx('dsr_requests').where({ channel: 'subject' }).where('received_at', '>', new Date(now.getTime() - 60_000)).count({ n: '*' }).first();
+    if (Number(recent?.n ?? 0) >= config.dsr.intakeGlobalRpm) throw new IntakeBusyError('we receive too many requests right now: try again in a minute');
+    return trx('dsr_requests')
+      .where({ subject_email_hash: subjectHash, type })
+      .whereNull('closed_at')
+      .where((w) =>
+        w.whereNotNull('verified_at').orWhere((u) =>
+          u.where('verification_attempts', '<', MAX_CODE_ATTEMPTS).where((c) => c.whereNull('verification_code_expires_at').orWhere('verification_code_expires_at', '>', now)),
+        ),
+      )
+      .orderBy('received_at', 'desc')
+      .first('id', 'due_date');
+  }
 
   async function start(raw: unknown, actor: string, channel: 'staff' | 'subject') {
     const input = validate(createDsrInput, raw);
     const { client, taskQueue } = temporal();
     const receivedAt = clock.now();
     const d = deadlines(input.jurisdiction, receivedAt.toISOString(), config.dsr.deadlineOverrideS ? { overrideSeconds: config.dsr.deadlineOverrideS } : {});
-    const [row] = await db('dsr_requests')
-      .insert({
-        type: input.type,
-        channel,
-        subject_email: input.email,
-        subject_email_hash: emailHash(input.email),
-        account_id: input.accountId ?? null,
-        jurisdiction: input.jurisdiction,
-        received_at: receivedAt,
-        due_date: d.dueDate,
-        due_at: d.dueAt,
-        ack_due_at: d.ackDueAt,
-        extension_notice_by: d.extensionNoticeBy,
-        requested_changes: input.changes ? JSON.stringify(input.changes) : null,
-        created_by: actor,
-      })
-      .returning(['id', 'status', 'due_date', 'due_at']);
-    await appendDsrEvent(db, row.id, actor, 'received', { type: input.type, channel, jurisdiction: input.jurisdiction }, 'received');
+    const subjectHash = emailHash(input.email);
+    const taken = await db.transaction(async (trx) => {
+      if (channel === 'subject') {
+        const earlier = await publicIntakeCheck(trx, subjectHash, input.type, receivedAt);
+        if (earlier) return { row: earlier, duplicate: true };
+      }
+      const [row] = await trx('dsr_requests')
+        .insert({
+          type: input.type,
+          channel,
+          subject_email: input.email,
+          subject_email_hash: subjectHash,
+          account_id: input.accountId ?? null,
+          jurisdiction: input.jurisdiction,
+          received_at: receivedAt,
+          due_date: d.dueDate,
+          due_at: d.dueAt,
+          ack_due_at: d.ackDueAt,
+          extension_notice_by: d.extensionNoticeBy,
+          requested_changes: input.changes ? JSON.stringify(input.changes) : null,
+          created_by: actor,
+        })
+        .returning(['id', 'status', 'due_date', 'due_at']);
+      await appendDsrEvent(trx, row.id, actor, 'received', { type: input.type, channel, jurisdiction: input.jurisdiction }, 'received');
+      return { row, duplicate: false };
+    });
+    const row = taken.row;
+    // The same answer as for a new request, and no second code: the caller learns nothing about the address.
+    if (taken.duplicate) return { id: row.id as string, workflowId: workflowIds.dsr(row.id), type: input.type, status: 'received', dueDate: dateOnly(row.due_date) };
     const wfInput: DsrInput = {
       requestId: row.id,
       type: input.type,
@@ -150,11 +191,43 @@ export function dsrService(deps: { db: Db; clock: Clock; config: Config; client?
       dueDate: typeof r.due_date === 'string' ? r.due_date : new Date(r.due_date).toISOString().slice(0, 10),
       dueAt: new Date(r.due_at).toISOString(),
       extended: r.extended,
-      overdue: r.overdue || (open_(r) && new Date(r.due_at) <= clock.now()),
+      overdue: r.overdue || (unanswered(r) && new Date(r.due_at) <= clock.now()),
       verifiedAt: r.verified_at ? new Date(r.verified_at).toISOString() : null,
       verificationMethod: r.verification_method,
       closedAt: r.closed_at ? new Date(r.closed_at).toISOString() : null,
+      failureReason: (r.failure_reason as string | null) ?? null,
       workflowId: workflowIds.dsr(r.id),
+    };
+  }
+
+  /**
+   * What approving a correction would do, for the approver: each field with
+   * its value now and the requested one, on which user or account, and
+   * whether it will be applied (an account's fields only for its billing
+   * contact, see correctableAccounts).
+   */
+  async function correctionView(r: any) {
+    const changes = (r.requested_changes ?? {}) as Correction;
+    const subject = r.subject_email ? await findSubject(db, r.subject_email, r.account_id) : { userIds: [], memberAccountIds: [], billingAccountIds: [] };
+    const targets = correctableAccounts(subject, r.account_id);
+    const users: any[] = subject.userIds.length ? await db('users').whereIn('id', subject.userIds).orderBy('id').select('id', 'account_id', ...CORRECTABLE_FIELDS.user) : [];
+    const shownAccounts = r.account_id ? [r.account_id as string] : targets.length ? targets : subject.memberAccountIds;
+    const accounts: any[] = shownAccounts.length ? await db('accounts').whereIn('id', shownAccounts).orderBy('id').select('id', ...CORRECTABLE_FIELDS.account) : [];
+    const rows: { record: 'user' | 'account'; id: string; accountId: string; field: string; from: string | null; to: string | null; applies: boolean }[] = [];
+    for (const [field, to] of Object.entries(changes.user ?? {})) {
+      for (const u of users) rows.push({ record: 'user', id: u.id, accountId: u.account_id, field, from: u[field] ?? null, to: to ?? null, applies: true });
+    }
+    for (const [field, to] of Object.entries(changes.account ?? {})) {
+      for (const a of accounts) rows.push({ record: 'account', id: a.id, accountId: a.id, field, from: a[field] ?? null, to: to ?? null, applies: targets.includes(a.id) });
+    }
+    const accountChanges = Object.keys(changes.account ?? {}).length > 0;
+    return {
+      accounts: accounts.map((a) => ({ id: a.id as string, name: a.name as string, billingContact: targets.includes(a.id) })),
+      changes: rows,
+      notes: [
+        ...(accountChanges && !targets.length ? ['the subject is not the billing contact of the account: its fields will not be changed (refused on third_party_rights)'] : []),
+        ...(Object.keys(changes.user ?? {}).length && !users.length ? ['no user has this email address: nothing of a user will change'] : []),
+      ],
     };
   }
 
@@ -172,17 +245,29 @@ export function dsrService(deps: { db: Db; clock: Clock; config: Config; client?
       const r = await load(id);
       requireOpen(r);
       if (r.verified_at) return { id, verified: true };
-      if (r.verification_attempts >= MAX_CODE_ATTEMPTS) throw new ConflictError('too many wrong codes: ask us for a new request');
-      if (!r.verification_code_hash || !r.verification_code_expires_at || new Date(r.verification_code_expires_at) < clock.now()) {
-        throw new ConflictError('the code has expired or was not sent yet');
+      // Counted and checked in one statement, before the code is looked at: concurrent
+      // guesses cannot all pass a limit that each read before any of them counted.
+      const counted = await db.raw(
+        `UPDATE dsr_requests SET verification_attempts = verification_attempts + 1
+          WHERE id = ? AND verified_at IS NULL AND closed_at IS NULL AND verification_attempts < ?
+          RETURNING verification_code_hash, verification_code_expires_at`,
+        [id, MAX_CODE_ATTEMPTS],
+      );
+      const attempt = counted.rows[0] as { verification_code_hash: string | null; verification_code_expires_at: Date | null } | undefined;
+      if (!attempt) {
+        const now = await load(id);
+        if (now.verified_at) return { id, verified: true };
+        requireOpen(now);
+        throw new ConflictError('too many wrong codes: ask us for a new request');
       }
-      const ok = timingSafeEqual(Buffer.from(codeHash(id, code)), Buffer.from(r.verification_code_hash));
-      if (!ok) {
-        await db('dsr_requests').where({ id }).increment('verification_attempts', 1);
+      if (!attempt.verification_code_hash || !attempt.verification_code_expires_at || new Date(attempt.verification_code_expires_at) < clock.now()) {
+        throw new ConflictError('the code has expired or was not sent yet: file the request again for a new code');
+      }
+      if (!codeMatches(codeKey({ dsr: config.dsr, dataDir: config.dataDir }), id, code, attempt.verification_code_hash)) {
         throw new ValidationError('the code is not correct', [{ field: 'code', message: 'not correct' }]);
       }
-      await db('dsr_requests').where({ id }).update({ verified_at: clock.now(), verification_method: 'email_code', verification_code_hash: null });
-      await appendDsrEvent(db, id, 'subject', 'identity_verified', { method: 'email_code' }, 'identity_verified');
+      const first = await db('dsr_requests').where({ id }).whereNull('verified_at').update({ verified_at: clock.now(), verification_method: 'email_code', verification_code_hash: null });
+      if (first) await appendDsrEvent(db, id, 'subject', 'identity_verified', { method: 'email_code' }, 'identity_verified');
       await handle(id).signal(dsrVerifiedSignal, { method: 'email_code', actor: 'subject' });
       return { id, verified: true };
     },
@@ -236,6 +321,11 @@ export function dsrService(deps: { db: Db; clock: Clock; config: Config; client?
       const r = await load(id);
       requireOpen(r);
       if (r.type !== 'correction') throw new ConflictError('only corrections need approval');
+      // Only a verified correction that waits for it: approving earlier would let it through the
+      // moment identity is confirmed, unseen. Workflows started before the state was written to
+      // PostgreSQL say it in their query only.
+      const waiting = r.status === 'awaiting_approval' || (r.status === 'verifying' && r.verified_at && (await live(id))?.status === 'awaiting_approval');
+      if (!waiting) throw new ConflictError(`request ${id} is ${r.status}: only a correction awaiting approval can be approved`);
       await appendDsrEvent(db, id, actor, 'correction_approved', { fields: Object.entries(r.requested_changes ?? {}).flatMap(([rec, f]) => Object.keys(f as object).map((k) => `${rec}.${k}`)) }, 'correction_approved');
       await handle(id).signal(dsrApproveSignal, { actor });
       return { id, approved: true };
@@ -250,6 +340,7 @@ export function dsrService(deps: { db: Db; clock: Clock; config: Config; client?
         refusals: r.refusals,
         response: r.response,
         live: await live(id),
+        correction: r.type === 'correction' ? await correctionView(r) : null,
         events: events.map((e) => ({ ...e, at: new Date(e.at).toISOString() })),
         erasureEvidence: evidence.map((e) => ({ ...e, at: new Date(e.at).toISOString() })),
       };
@@ -257,11 +348,12 @@ export function dsrService(deps: { db: Db; clock: Clock; config: Config; client?
 
     async list(raw: unknown) {
       const input = validate(listDsrInput, raw);
-      const q = db('dsr_requests').orderBy('due_at').limit(input.limit);
-      if (input.status === 'open') q.whereNotIn('status', FINAL_STATUSES as DsrStatus[]);
+      const q = db('dsr_requests').orderBy([{ column: 'due_at' }, { column: 'id' }]).limit(input.limit);
+      if (input.after) q.whereRaw('(due_at, id) > (SELECT due_at, id FROM dsr_requests WHERE id = ?)', [input.after]);
+      if (input.status === 'open') q.whereNotIn('status', ANSWERED_STATUSES as DsrStatus[]);
       else if (input.status) q.where({ status: input.status });
       if (input.type) q.where({ type: input.type });
-      if (input.overdue === 'true') q.where((w) => w.where({ overdue: true }).orWhere((o) => o.whereNotIn('status', FINAL_STATUSES as DsrStatus[]).where('due_at', '<=', clock.now())));
+      if (input.overdue === 'true') q.where((w) => w.where({ overdue: true }).orWhere((o) => o.whereNotIn('status', ANSWERED_STATUSES as DsrStatus[]).where('due_at', '<=', clock.now())));
       return (await q).map(view);
     },
 

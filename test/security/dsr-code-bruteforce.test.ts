@@ -1,0 +1,90 @@
+import { createHash } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { staffOperations } from '../../src/staff/operations';
+import { systemClock } from '../../src/clock';
+import { testDb } from '../helpers/env';
+import { accountWithUsers, codeFrom, dsrAdminServer, dsrConfig, until, uniqueEmail } from '../helpers/dsrStack';
+import { withTestWorker } from '../helpers/worker';
+
+/**
+ * Issue 17, item 3: guessing the one-time code of someone else's privacy
+ * request. The attacker files a deletion in the victim's name (the code goes
+ * to the victim's mailbox) and fires guesses at the public verify route all at
+ * once, so that each is checked before any is counted. A verified deletion
+ * would revoke the victim's API keys. Also: what a database reader learns
+ * (the stored code and the outbox).
+ */
+const config = dsrConfig({ DSR_INTAKE_RPM: '1000' });
+const db = testDb(config);
+let connection: Connection;
+let client: Client;
+let admin: Awaited<ReturnType<typeof dsrAdminServer>>;
+beforeAll(async () => {
+  connection = await Connection.connect({ address: config.temporal.address! });
+  client = new Client({ connection, namespace: config.temporal.namespace });
+  admin = await dsrAdminServer(db, config, client);
+});
+afterAll(async () => {
+  await admin.close();
+  await connection.close();
+  await db.destroy();
+});
+
+describe('one-time codes of privacy requests', () => {
+  it('evaluates at most 5 concurrent wrong codes, then refuses even the right one; the stored code is a keyed hash and the outbox forgets it', async () => {
+    const victim = uniqueEmail('victim');
+    const { accountId, users } = await accountWithUsers(db, { billing: victim, users: [victim] });
+    const key = await staffOperations({ db, clock: systemClock }).createKey({ accountId, userId: users[victim]! });
+
+    await withTestWorker(config, db, async () => {
+      const filed = await admin.call('POST', '/privacy/requests', { type: 'deletion', email: victim });
+      expect(filed.status).toBe(202);
+      const id = filed.body.id as string;
+      // Only the victim sees this; the test reads it to know which guesses are wrong and to try the right one last.
+      const code = await until(async () => codeFrom(config, victim));
+
+      const guesses = Array.from({ length: 10 }, (_, i) => String((Number(code) + 1 + i * 7919) % 1_000_000).padStart(6, '0'));
+      const answers = await Promise.all(guesses.map((g) => admin.call('POST', `/privacy/requests/${id}/verify`, { code: g })));
+      const evaluated = answers.filter((a) => a.status === 400);
+      expect(evaluated.length).toBeLessThanOrEqual(5);
+      expect(answers.every((a) => a.status === 400 || a.status === 409)).toBe(true);
+      expect(answers.every((a) => a.type.includes('application/problem+json'))).toBe(true);
+
+      const right = await admin.call('POST', `/privacy/requests/${id}/verify`, { code });
+      expect(right.status).toBe(409);
+      expect(right.body.detail).toMatch(/too many wrong codes/);
+      const row = await db('dsr_requests').where({ id }).first();
+      expect(row.verified_at).toBeNull();
+      expect(row.verification_attempts).toBe(5);
+      expect(await db('api_keys').where({ id: key.id }).first()).toMatchObject({ revoked_at: null });
+
+      // A reader of the database (or a backup) cannot get the code back from what is stored.
+      expect(row.verification_code_hash).not.toBe(code);
+      expect(row.verification_code_hash).not.toBe(createHash('sha256').update(`${id}:${code}`).digest('hex'));
+      expect(row.verification_code_hash).not.toBe(createHash('sha256').update(code).digest('hex'));
+      // And the code lives an hour by default, not days.
+      expect(new Date(row.verification_code_expires_at).getTime() - new Date(row.received_at).getTime()).toBeLessThanOrEqual(3_600_000 + 60_000);
+      const outbox = await db('notification_outbox').where({ recipient: victim }).whereNotNull('sent_at');
+      expect(outbox.length).toBeGreaterThan(0);
+      expect(outbox.filter((m) => m.body.includes(code))).toEqual([]);
+    });
+  });
+
+  it('lets the subject in with the right code after a few wrong ones, once', async () => {
+    const subject = uniqueEmail('subject');
+    await accountWithUsers(db, { billing: subject, users: [subject] });
+    await withTestWorker(config, db, async () => {
+      const filed = await admin.call('POST', '/privacy/requests', { type: 'payload', email: subject });
+      const id = filed.body.id as string;
+      const code = await until(async () => codeFrom(config, subject));
+      const wrong = code === '000000' ? '000001' : '000000';
+      expect((await admin.call('POST', `/privacy/requests/${id}/verify`, { code: wrong })).status).toBe(400);
+      const [a, b] = await Promise.all([admin.call('POST', `/privacy/requests/${id}/verify`, { code }), admin.call('POST', `/privacy/requests/${id}/verify`, { code })]);
+      expect([a.status, b.status]).toEqual([200, 200]);
+      await until(async () => (await db('dsr_requests').where({ id }).first()).closed_at);
+      const events = await db('dsr_events').where({ request_id: id, action: 'identity_verified' });
+      expect(events).toHaveLength(1);
+    });
+  });
+});

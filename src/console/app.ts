@@ -12,7 +12,28 @@ import { RateLimiter } from '../gateway/rateLimit';
 import type { Logger } from '../logger';
 import { invoiceRunStatusQuery, type InvoiceRunState } from '../../workflows/messages';
 import { csrfField, html, page, raw, table, type Html, type NavItem } from './html';
-import { checkCredentials, cookieHeader, createSession, csrfOk, hashPassword, loadSession, revokeSession, SESSION_HOURS, type ConsoleSession } from './session';
+import { correctionApproval } from './dsrCorrection';
+import { clientAddressOf } from '../http/clientAddress';
+import { flashFrom, message, withMessage, type MessageCode } from './messages';
+import {
+  checkCredentials,
+  clearSignInAttempts,
+  cookieHeader,
+  createSession,
+  csrfOk,
+  hashPassword,
+  loadSession,
+  revokeSession,
+  SESSION_HOURS,
+  SIGN_IN_FORM_S,
+  signInCookieHeader,
+  signInIdentity,
+  signInToken,
+  signInTokenOk,
+  takeSignInAttempt,
+  type ConsoleSession,
+} from './session';
+import { disableStaffUser, setStaffUserRole } from './staffUsers';
 
 /**
  * The staff console at /console: server-rendered pages over the same
@@ -45,7 +66,13 @@ export interface ConsoleDeps {
   ops: AdminOperations;
   temporal?: { client: Client; taskQueue: string };
   logger: Logger;
+  /** Sign-in attempts per client address and minute (default 10). */
   loginRpm?: number;
+  /** Sign-in attempts per account (email or staff token) and window (default 5 per 15 minutes), across addresses and instances. */
+  accountAttempts?: number;
+  accountWindowS?: number;
+  /** TRUSTED_PROXIES: whose X-Forwarded-For names the client address. */
+  trustedProxies?: readonly string[];
 }
 
 type Handler = (req: Request, res: Response, s: ConsoleSession) => Promise<void>;
@@ -54,6 +81,7 @@ export function consoleRouter(deps: ConsoleDeps): Router {
   const { db, ops } = deps;
   const router = Router();
   const loginLimiter = new RateLimiter();
+  const clientAddress = clientAddressOf(deps.trustedProxies ?? []);
 
   router.use(
     '/console',
@@ -81,12 +109,10 @@ export function consoleRouter(deps: ConsoleDeps): Router {
   router.use('/console', express.urlencoded({ extended: false, limit: '64kb' }), loadSession(db));
 
   const nav = (role: StaffRole) => NAV.filter((n) => n.roles.includes(role));
-  const flash = (req: Request) =>
-    typeof req.query.error === 'string' ? { kind: 'error' as const, text: req.query.error } : typeof req.query.ok === 'string' ? { kind: 'ok' as const, text: req.query.ok } : null;
+  const flash = flashFrom;
   const send = (res: Response, s: ConsoleSession, req: Request, title: string, body: Html, current?: string) =>
     res.type('html').send(page({ title, role: s.role, actor: s.name, csrf: s.csrf, nav: nav(s.role), current, flash: flash(req) }, body).value);
-  const back = (res: Response, to: string, msg: { ok?: string; error?: string }) =>
-    res.redirect(303, `${to}${to.includes('?') ? '&' : '?'}${new URLSearchParams(msg as Record<string, string>).toString()}`);
+  const back = (res: Response, to: string, code: MessageCode) => res.redirect(303, withMessage(to, code));
   const errorText = (err: unknown) => (err instanceof AppError ? err.message : 'Something went wrong; the details are in the server log.');
 
   const get = (p: string, roles: readonly StaffRole[], h: Handler) =>
@@ -115,7 +141,11 @@ export function consoleRouter(deps: ConsoleDeps): Router {
         await h(req, res, s);
       } catch (err) {
         if (!(err instanceof AppError)) deps.logger.error({ errType: (err as Error)?.name, path: req.path }, 'console action failed');
-        back(res, backTo(req), { error: errorText(err) });
+        // The error is shown on this response, not put in a redirect's query string (see messages.ts).
+        res
+          .status(err instanceof AppError ? err.status : 500)
+          .type('html')
+          .send(page({ title: 'Not done', role: s.role, actor: s.name, csrf: s.csrf, nav: nav(s.role), flash: { kind: 'error', text: errorText(err) } }, html`<p><a href="${backTo(req)}">Back</a></p>`).value);
       }
     });
   const param = (req: Request, name: string) => String(req.params[name]);
@@ -124,38 +154,61 @@ export function consoleRouter(deps: ConsoleDeps): Router {
 
   // --- sign in / out --------------------------------------------------------------
 
-  router.get('/console/login', (req, res) => {
-    if (res.locals.session) return res.redirect(303, '/console');
-    res.type('html').send(
+  const nextOf = (v: unknown) => (typeof v === 'string' && v.startsWith('/console') ? v : '/console');
+  const signInPage = (req: Request, res: Response, status: number, msg: ReturnType<typeof flash>, next: string) => {
+    const token = signInToken(req.headers.cookie);
+    res.setHeader('set-cookie', signInCookieHeader(token, SIGN_IN_FORM_S));
+    res.setHeader('cache-control', 'no-store');
+    res.status(status).type('html').send(
       page(
-        { title: 'Sign in', role: null, nav: [], flash: flash(req) },
+        { title: 'Sign in', role: null, nav: [], flash: msg },
         html`<form method="post" action="/console/login">
-  <input type="hidden" name="next" value="${typeof req.query.next === 'string' && req.query.next.startsWith('/console') ? req.query.next : '/console'}">
+  <input type="hidden" name="_csrf" value="${token}">
+  <input type="hidden" name="next" value="${next}">
   <fieldset><legend>Staff sign-in</legend>
   <label for="email">Email</label><input id="email" name="email" type="email" autocomplete="username">
   <label for="password">Password (or a staff token, with the email left empty)</label><input id="password" name="password" type="password" autocomplete="current-password" required>
   <div><button type="submit">Sign in</button></div></fieldset>
 </form>
-<p class="muted">Only a session cookie is set, and only after you sign in. No analytics, no tracking.</p>`,
+<p class="muted">Before you sign in, one cookie protects this form against other sites; after, only a session cookie is set. No analytics, no tracking.</p>`,
       ).value,
     );
+  };
+
+  router.get('/console/login', (req, res) => {
+    if (res.locals.session) return res.redirect(303, '/console');
+    signInPage(req, res, 200, flash(req), nextOf(req.query.next));
   });
 
   router.post('/console/login', async (req, res) => {
-    const ip = req.ip ?? null;
+    const b = body(req);
+    const next = nextOf(b.next);
+    if (!signInTokenOk(req.headers.cookie, b._csrf)) return signInPage(req, res, 403, message('signin_form_expired'), next);
+    const ip = clientAddress(req);
     const ua = req.get('user-agent')?.slice(0, 512) ?? null;
     const taken = loginLimiter.take(`login:${ip}`, deps.loginRpm ?? 10);
-    if (!taken.allowed) return back(res.status(429), '/console/login', { error: `Too many sign-in attempts. Try again in ${taken.retryAfterSeconds} s.` });
-    const b = body(req);
-    const result = await checkCredentials(db, (b.email ?? '').trim(), b.password ?? '');
-    if (!result.ok) {
-      await db('security_events').insert({ kind: 'console_login_failed', reason: b.email ? 'bad_password_or_unknown_email' : 'bad_token', source_ip: ip, user_agent: ua, source: 'admin' });
-      return back(res, '/console/login', { error: 'Sign-in failed: check the email and password.' });
+    if (!taken.allowed) {
+      res.setHeader('retry-after', String(taken.retryAfterSeconds));
+      return signInPage(req, res, 429, message('signin_throttled'), next);
     }
+    const email = (b.email ?? '').trim();
+    const secret = b.password ?? '';
+    // Per account as well as per address: many addresses guessing one staff member's password are throttled together.
+    const identity = signInIdentity(email, secret);
+    const account = await takeSignInAttempt(db, identity, deps.accountAttempts ?? 5, deps.accountWindowS ?? 900);
+    if (!account.allowed) {
+      res.setHeader('retry-after', String(account.retryAfterSeconds));
+      return signInPage(req, res, 429, message('signin_throttled'), next);
+    }
+    const result = await checkCredentials(db, email, secret);
+    if (!result.ok) {
+      await db('security_events').insert({ kind: 'console_login_failed', reason: email ? 'bad_password_or_unknown_email' : 'bad_token', source_ip: ip, user_agent: ua, source: 'admin' });
+      return back(res, '/console/login', 'signin_failed');
+    }
+    await clearSignInAttempts(db, identity);
     const id = await createSession(db, result);
     await db('login_records').insert({ staff_user_id: result.staffUserId, staff_token_id: result.staffTokenId, source_ip: ip, user_agent: ua, success: true });
-    res.setHeader('set-cookie', cookieHeader(id, SESSION_HOURS * 3600));
-    const next = typeof b.next === 'string' && b.next.startsWith('/console') ? b.next : '/console';
+    res.setHeader('set-cookie', [cookieHeader(id, SESSION_HOURS * 3600), signInCookieHeader('', 0)]);
     res.redirect(303, next);
   });
 
@@ -163,7 +216,7 @@ export function consoleRouter(deps: ConsoleDeps): Router {
     const s = res.locals.session as ConsoleSession | undefined;
     if (s && csrfOk(s, body(req)._csrf)) await revokeSession(db, res.locals.sessionId as string);
     res.setHeader('set-cookie', cookieHeader('', 0));
-    back(res, '/console/login', { ok: 'Signed out.' });
+    back(res, '/console/login', 'signed_out');
   });
 
   get('/console', ['billing', 'compliance', 'admin'], async (_req, res, s) => {
@@ -257,7 +310,7 @@ ${table(['Provider', 'Payment', 'Amount', 'Status', 'Received'], payments.map((p
       if (b.kind === 'topup' || b.kind === 'grant') await ops.createTopUp({ ...common, kind: b.kind }, s.actor);
       else if (b.kind === 'refund') await ops.refund({ ...common, reason: b.reason }, s.actor);
       else await ops.adjust({ ...common, reason: b.reason }, s.actor);
-      back(res, `/console/accounts/${id}`, { ok: `${b.kind} of ${b.amount} recorded.` });
+      back(res, `/console/accounts/${id}`, 'entry_recorded');
     },
     (req) => `/console/accounts/${param(req, 'id')}`,
   );
@@ -380,7 +433,7 @@ ${inv.status === 'finalized' && inv.kind === 'invoice'
     BILLING,
     async (req, res, s) => {
       await ops.invoices.void({ id: param(req, 'id'), reason: body(req).reason }, s.actor);
-      back(res, `/console/invoices/${param(req, 'id')}`, { ok: 'Voided; the credit note is issued.' });
+      back(res, `/console/invoices/${param(req, 'id')}`, 'invoice_voided');
     },
     (req) => `/console/invoices/${param(req, 'id')}`,
   );
@@ -421,7 +474,7 @@ ${table(
     async (req, res, s) => {
       const b = body(req);
       const r = await ops.reconciliation.start({ ...(opt(b.day) ? { day: opt(b.day) } : {}), ...(opt(b.period) ? { period: opt(b.period) } : {}) }, s.actor);
-      back(res, `/console/reconciliation/${r.reportId}`, { ok: r.started ? 'Started; reload for the result.' : 'Already running.' });
+      back(res, `/console/reconciliation/${r.reportId}`, r.started ? 'reconciliation_started' : 'reconciliation_running');
     },
     () => '/console/reconciliation',
   );
@@ -474,7 +527,7 @@ ${table(
       req,
       'Rights requests',
       html`<form method="get" action="/console/dsr" class="filters"><fieldset><legend>Filter</legend>
-${select('status', 'Status', ['open', 'received', 'verifying', 'awaiting_approval', 'in_progress', 'completed', 'partially_completed', 'refused', 'withdrawn'], q.status)}
+${select('status', 'Status', ['open', 'received', 'verifying', 'awaiting_approval', 'in_progress', 'failed', 'completed', 'partially_completed', 'refused', 'withdrawn'], q.status)}
 ${select('type', 'Type', ['access', 'portability', 'correction', 'deletion', 'restriction', 'objection', 'consent_withdrawal', 'payload'], q.type)}
 ${select('jurisdiction', 'Jurisdiction', ['gdpr', 'uk_gdpr', 'ccpa', 'unknown'], q.jurisdiction)}
 <label for="due_before">Due before (YYYY-MM-DD)</label><input id="due_before" name="due_before" value="${q.due_before ?? ''}">
@@ -495,7 +548,7 @@ ${list.length
 
   get('/console/dsr/:id', COMPLIANCE, async (req, res, s) => {
     const r = await ops.dsr.get(param(req, 'id'));
-    const open = !['completed', 'partially_completed', 'refused', 'withdrawn'].includes(r.status);
+    const open = !['completed', 'partially_completed', 'refused', 'withdrawn', 'failed'].includes(r.status);
     const form = (action: string, legend: string, fields: Html, button: string) =>
       html`<form method="post" action="/console/dsr/${r.id}/${action}">${csrfField(s.csrf)}<fieldset><legend>${legend}</legend>${fields}<div><button type="submit">${button}</button></div></fieldset></form>`;
     const actions: Html[] = [];
@@ -509,7 +562,7 @@ ${list.length
         ),
       );
     if (open && !r.extended) actions.push(form('extend', 'Extend the deadline (once)', html`<label for="xreason">Reason the subject is told</label><input id="xreason" name="reason" required minlength="10">`, 'Extend'));
-    if (open && r.status === 'awaiting_approval') actions.push(form('approve', 'Approve the correction', html`<p>Requested changes are applied when approved.</p>`, 'Approve'));
+    if (open && r.status === 'awaiting_approval') actions.push(form('approve', 'Approve the correction', correctionApproval(r.correction), 'Approve'));
     if (open && r.status !== 'in_progress')
       actions.push(
         form(
@@ -530,6 +583,7 @@ ${list.length
       `Request ${r.id.slice(0, 8)}: ${r.type}`,
       html`<p><strong>${r.status}</strong>${r.overdue && open ? html` <span class="badge bad">OVERDUE</span>` : ''} · due ${r.dueDate}${r.extended ? ' (extended)' : ''} · ${r.jurisdiction} · received ${r.receivedAt} via ${r.channel} · identity ${r.verifiedAt ? `verified (${r.verificationMethod})` : 'not verified'}</p>
 ${hasPackage ? html`<p><a href="/console/dsr/${r.id}/package">Download the package (audited)</a></p>` : ''}
+${r.failureReason ? html`<p role="alert">Fulfilment failed (${r.failureReason}): the subject has no answer yet. Answer another way or file a new request.</p>` : ''}
 <div class="grid"><section aria-labelledby="tl"><h2 id="tl">Timeline</h2><ol class="timeline">${r.events.map((e: any) => html`<li><time>${e.at}</time> — ${e.action} <span class="muted">by ${e.actor}</span></li>`)}</ol>
 ${r.erasureEvidence.length ? table(['Category', 'Action', 'Rows'], r.erasureEvidence.map((e: any) => [html`${e.category}`, html`${e.action}`, html`${String(e.rows)}`]), 'Erasure evidence') : ''}</section>
 <section aria-labelledby="act"><h2 id="act">Actions</h2>${actions.length ? actions : html`<p>Closed: no further actions.</p>`}</section></div>`,
@@ -551,7 +605,7 @@ ${r.erasureEvidence.length ? table(['Category', 'Action', 'Rows'], r.erasureEvid
           const items = (b.items ?? '').split(',').map((x) => x.trim()).filter(Boolean);
           await ops.dsr.refuse(id, { ground: b.ground, explanation: b.explanation, ...(items.length ? { items } : {}) }, s.actor);
         }
-        back(res, `/console/dsr/${id}`, { ok: `${action}: done. The request updates in a moment.` });
+        back(res, `/console/dsr/${id}`, `dsr_${action}`);
       },
       (req) => `/console/dsr/${param(req, 'id')}`,
     );
@@ -605,7 +659,7 @@ ${table(
     COMPLIANCE,
     async (_req, res, s) => {
       await ops.retention.run(s.actor);
-      back(res, '/console/retention', { ok: 'Expiry started; reload to see the run.' });
+      back(res, '/console/retention', 'expiry_started');
     },
     () => '/console/retention',
   );
@@ -614,7 +668,7 @@ ${table(
     COMPLIANCE,
     async (req, res, s) => {
       await ops.retention.addHold({ accountId: body(req).accountId, reason: body(req).reason }, s.actor);
-      back(res, '/console/retention', { ok: 'Legal hold placed.' });
+      back(res, '/console/retention', 'hold_placed');
     },
     () => '/console/retention',
   );
@@ -623,7 +677,7 @@ ${table(
     COMPLIANCE,
     async (req, res, s) => {
       await ops.retention.releaseHold(param(req, 'id'), { reason: body(req).reason }, s.actor);
-      back(res, '/console/retention', { ok: 'Legal hold released.' });
+      back(res, '/console/retention', 'hold_released');
     },
     () => '/console/retention',
   );
@@ -644,7 +698,21 @@ ${table(
 <label for="srole">Role</label><select id="srole" name="role"><option value="billing">billing</option><option value="compliance">compliance</option><option value="admin">admin</option></select>
 <label for="spass">Initial password (at least 12 characters)</label><input id="spass" name="password" type="password" required minlength="12" autocomplete="new-password">
 <div><button type="submit">Add</button></div></fieldset></form>
-${table(['Email', 'Name', 'Role', 'Since', 'Status'], users.map((u) => [html`${u.email}`, html`${u.name}`, html`${u.role}`, html`${new Date(u.created_at).toISOString().slice(0, 10)}`, html`${u.disabled_at ? 'disabled' : 'active'}`]), 'Staff members')}
+${table(
+  ['Email', 'Name', 'Role', 'Since', 'Status', 'Change access'],
+  users.map((u) => [
+    html`${u.email}`,
+    html`${u.name}`,
+    html`${u.role}`,
+    html`${new Date(u.created_at).toISOString().slice(0, 10)}`,
+    html`${u.disabled_at ? 'disabled' : 'active'}`,
+    u.disabled_at || s.actor === `staff-user:${u.id}`
+      ? html``
+      : html`<form method="post" action="/console/staff/${u.id}/role" class="inline">${csrfField(s.csrf)}<label for="role-${u.id}">New role for ${u.email}</label> <select id="role-${u.id}" name="role">${['billing', 'compliance', 'admin'].map((r) => html`<option value="${r}"${r === u.role ? raw(' selected') : ''}>${r}</option>`)}</select> <button type="submit" class="secondary">Change role</button></form>
+<form method="post" action="/console/staff/${u.id}/disable" class="inline">${csrfField(s.csrf)}<button type="submit" class="secondary" aria-label="Disable ${u.email}">Disable</button></form>`,
+  ]),
+  'Staff members',
+)}
 ${table(['Token', 'Role', 'Name', 'Created', 'Revoked'], tokens.map((t) => [html`${t.id.slice(0, 8)}`, html`${t.role}`, html`${t.name ?? ''}`, html`${new Date(t.created_at).toISOString()}`, html`${t.revoked_at ? new Date(t.revoked_at).toISOString() : ''}`]), 'API staff tokens (create and revoke with the CLI or admin API)')}`,
       '/console/staff',
     );
@@ -655,7 +723,25 @@ ${table(['Token', 'Role', 'Name', 'Created', 'Revoked'], tokens.map((t) => [html
     async (req, res) => {
       const b = body(req);
       await createStaffUser(db, { email: b.email ?? '', name: b.name ?? '', role: b.role as StaffRole, password: b.password ?? '' });
-      back(res, '/console/staff', { ok: `${b.email} added as ${b.role}.` });
+      back(res, '/console/staff', 'staff_added');
+    },
+    () => '/console/staff',
+  );
+  post(
+    '/console/staff/:id/role',
+    ADMIN,
+    async (req, res, s) => {
+      await setStaffUserRole(db, param(req, 'id'), body(req).role ?? '', s.actor);
+      back(res, '/console/staff', 'staff_role_changed');
+    },
+    () => '/console/staff',
+  );
+  post(
+    '/console/staff/:id/disable',
+    ADMIN,
+    async (req, res, s) => {
+      await disableStaffUser(db, param(req, 'id'), s.actor);
+      back(res, '/console/staff', 'staff_disabled');
     },
     () => '/console/staff',
   );
@@ -680,7 +766,7 @@ ${table(['Token', 'Role', 'Name', 'Created', 'Revoked'], tokens.map((t) => [html
     async (req, res, s) => {
       const b = body(req);
       await ops.retention.setPolicy({ category: b.category, period: b.period, reason: b.reason }, s.actor);
-      back(res, '/console/policies', { ok: `${b.category}: period changed.` });
+      back(res, '/console/policies', 'policy_changed');
     },
     () => '/console/policies',
   );

@@ -25,9 +25,16 @@ export function staffTokensRepo(db: DbOrTrx) {
     async findActiveByHash(tokenHash: string, trx: DbOrTrx = db): Promise<StaffTokenRow | undefined> {
       return trx<StaffTokenRow>('staff_tokens').where({ token_hash: tokenHash }).whereNull('revoked_at').first();
     },
+    /**
+     * Revokes the token and, in the same transaction, every console session
+     * opened with it: a revoked token must not live on in a browser.
+     */
     async revoke(id: string, at: Date, trx: DbOrTrx = db): Promise<StaffTokenRow | undefined> {
-      await trx('staff_tokens').where({ id }).whereNull('revoked_at').update({ revoked_at: at });
-      return trx<StaffTokenRow>('staff_tokens').where({ id }).first();
+      return trx.transaction(async (t) => {
+        await t('staff_tokens').where({ id }).whereNull('revoked_at').update({ revoked_at: at });
+        await t('console_sessions').where({ staff_token_id: id }).whereNull('revoked_at').update({ revoked_at: at });
+        return t<StaffTokenRow>('staff_tokens').where({ id }).first();
+      });
     },
   };
 }

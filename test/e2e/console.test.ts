@@ -46,7 +46,7 @@ beforeAll(async () => {
 
   // One customer with a month of priced usage to invoice.
   const ops = staffOperations({ db, clock: systemClock });
-  await ops.addProvider({ name: 'openai', baseUrl: 'http://127.0.0.1:9', apiKeyEnv: 'UNUSED' });
+  await ops.addProvider({ name: 'openai', baseUrl: 'http://127.0.0.1:9', apiKeyEnv: 'PROVIDER_UNUSED_API_KEY' });
   await ops.addModel({ name: 'gpt-test', provider: 'openai', upstreamModel: 'gpt-test', inputPerMtok: '2.5', outputPerMtok: '10', effectiveFrom: '2020-01-01T00:00:00Z' });
   const price = await db('prices').first('id');
   await db('tax_rates').insert({ country: 'DE', rate: '0.19', effective_from: '2020-01-01' });
@@ -215,13 +215,15 @@ describe('staff console', () => {
     expect(await db('staff_users').where({ email: 'new.billing@mixroute.example' }).first('role')).toEqual({ role: 'billing' });
   });
 
-  it('a failed sign-in is a security event; the sign-in page sets no cookie', async () => {
+  it('a failed sign-in is a security event; the sign-in page sets only its form cookie', async () => {
     const context = await browser.newContext();
     const page = await context.newPage();
     await page.goto(`${base}/console/login`);
     await accessible(page);
     await shot(page, 'login');
-    expect(await context.cookies()).toEqual([]);
+    const cookies = await context.cookies();
+    expect(cookies.map((c) => c.name)).toEqual(['__Host-mr_console_signin']);
+    expect(cookies[0]).toMatchObject({ httpOnly: true, secure: true, sameSite: 'Strict', path: '/' });
     await page.getByLabel('Email', { exact: true }).fill('bill@mixroute.example');
     await page.getByLabel(/^Password/).fill('wrong password');
     await page.getByRole('button', { name: 'Sign in' }).click();

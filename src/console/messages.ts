@@ -1,0 +1,47 @@
+import type { Request } from 'express';
+
+/**
+ * The console's flash messages. A redirect names one by code (?msg=<code>)
+ * and the page shows the fixed text here, so a link cannot make a console page
+ * say whatever its author likes (“your session expired, call +1 …”). Unknown
+ * codes show nothing.
+ */
+const MESSAGES = {
+  signed_out: { kind: 'ok', text: 'Signed out.' },
+  signin_failed: { kind: 'error', text: 'Sign-in failed: check the email and password.' },
+  signin_throttled: { kind: 'error', text: 'Too many sign-in attempts. Wait a few minutes, then try again.' },
+  signin_form_expired: { kind: 'error', text: 'The sign-in form expired or did not come from this console: sign in again.' },
+  entry_recorded: { kind: 'ok', text: 'Ledger entry recorded.' },
+  invoice_voided: { kind: 'ok', text: 'Voided; the credit note is issued.' },
+  reconciliation_started: { kind: 'ok', text: 'Started; reload for the result.' },
+  reconciliation_running: { kind: 'ok', text: 'Already running.' },
+  dsr_verify: { kind: 'ok', text: 'Verification recorded. The request updates in a moment.' },
+  dsr_extend: { kind: 'ok', text: 'Deadline extended. The request updates in a moment.' },
+  dsr_approve: { kind: 'ok', text: 'Correction approved. The request updates in a moment.' },
+  dsr_refuse: { kind: 'ok', text: 'Refusal recorded. The request updates in a moment.' },
+  dsr_withdraw: { kind: 'ok', text: 'Marked withdrawn. The request updates in a moment.' },
+  expiry_started: { kind: 'ok', text: 'Expiry started; reload to see the run.' },
+  hold_placed: { kind: 'ok', text: 'Legal hold placed.' },
+  hold_released: { kind: 'ok', text: 'Legal hold released.' },
+  staff_added: { kind: 'ok', text: 'Staff member added.' },
+  staff_role_changed: { kind: 'ok', text: 'Role changed; it applies to their open sessions at once.' },
+  staff_disabled: { kind: 'ok', text: 'Staff member disabled; their sessions have ended.' },
+  policy_changed: { kind: 'ok', text: 'Retention period changed.' },
+} as const satisfies Record<string, { kind: 'ok' | 'error'; text: string }>;
+
+export type MessageCode = keyof typeof MESSAGES;
+export type Flash = { kind: 'ok' | 'error'; text: string };
+
+export function flashFrom(req: Request): Flash | null {
+  const code = req.query.msg;
+  return typeof code === 'string' && Object.hasOwn(MESSAGES, code) ? MESSAGES[code as MessageCode] : null;
+}
+
+export function message(code: MessageCode): Flash {
+  return MESSAGES[code];
+}
+
+/** The URL to redirect to with a message code. */
+export function withMessage(to: string, code: MessageCode): string {
+  return `${to}${to.includes('?') ? '&' : '?'}msg=${code}`;
+}

@@ -5,7 +5,9 @@ import Decimal from 'decimal.js';
 import { minorUnits, toAmountString } from '../billing/money';
 import type { Db } from '../db/knex';
 import type { Logger } from '../logger';
-import { awaitTopUp, startTopUpWorkflow } from '../staff/ledgerOperations';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { workflowIds } from '../temporal/conventions';
+import { applyPaymentReversal, awaitTopUp, startTopUpWorkflow, type PaymentReversalEvent } from '../staff/ledgerOperations';
 import { sendProblem } from './problem';
 
 /**
@@ -15,6 +17,14 @@ import { sendProblem } from './problem';
  * starts `topup:stripe:{payment intent id}`: delivered ten times, credited once.
  * Unsigned, badly signed, stale or malformed deliveries get 400 and a
  * security event (metadata only).
+ *
+ * The payment's customer must be the account's (see recordTopUp): a payment
+ * naming an account that another customer pays for is recorded as
+ * 'customer_mismatch' and not credited. `charge.refunded`,
+ * `charge.dispute.created` and `charge.dispute.closed` post the reversing
+ * ledger entries once per payment and event (applyPaymentReversal); a
+ * reversal for a payment whose top-up is still running is answered 503, so
+ * the provider delivers it again after the credit.
  */
 export interface WebhookDeps {
   db: Db;
@@ -58,6 +68,16 @@ export function paymentWebhookRouter(deps: WebhookDeps): Router {
       const stale = /timestamp outside the tolerance zone/i.test((err as Error).message);
       return reject(req, res, stale ? 'stale' : 'bad_signature', stale ? 'the delivery is older than the tolerance window' : 'the signature does not match the body');
     }
+    if (event.type === 'charge.refunded' || event.type === 'charge.dispute.created' || event.type === 'charge.dispute.closed') {
+      const reversal = reversalOf(event);
+      if (!reversal) return reject(req, res, 'malformed', 'the refund or dispute has no amount or currency');
+      if (!reversal.paymentId) {
+        // Not a payment intent, so not a top-up of ours: nothing was credited.
+        res.json({ received: true, ignored: event.type, reason: 'not_a_topup' });
+        return;
+      }
+      return answerReversal(deps, res, event.type, reversal);
+    }
     if (event.type !== 'payment_intent.succeeded') {
       res.json({ received: true, ignored: event.type });
       return;
@@ -88,6 +108,7 @@ export function paymentWebhookRouter(deps: WebhookDeps): Router {
         currency: intent.currency.toUpperCase(),
         kind: 'topup',
         actor: 'webhook:stripe',
+        customerId: idOf(intent.customer),
       });
     } catch (err) {
       // Not durable yet: a 503 makes the provider deliver again.
@@ -101,8 +122,81 @@ export function paymentWebhookRouter(deps: WebhookDeps): Router {
       received: true,
       paymentId: intent.id,
       workflowId: started.handle.workflowId,
-      ...(result ? { applied: result.applied && !started.existing, entryId: result.entryId } : { pending: true }),
+      ...(result
+        ? { applied: result.applied && !started.existing, entryId: result.entryId, ...(result.refused ? { refused: result.refused } : {}) }
+        : { pending: true }),
     });
+    if (result?.refused) {
+      deps.logger.warn({ paymentId: intent.id, accountId, refused: result.refused }, 'payment not credited: its customer is not the account\'s; recorded for billing staff');
+    }
   });
   return router;
+}
+
+/** The id of an expandable Stripe field (an id, an expanded object, or nothing); ids go into ledger keys, so only Stripe's id alphabet. */
+function idOf(v: string | { id: string } | null | undefined): string | null {
+  const id = typeof v === 'string' ? v : v && typeof v.id === 'string' ? v.id : null;
+  return id !== null && /^[A-Za-z0-9_]{1,255}$/.test(id) ? id : null;
+}
+
+const amountOf = (minor: unknown, currency: unknown): string | undefined => {
+  if (!Number.isSafeInteger(minor) || (minor as number) < 0 || typeof currency !== 'string') return undefined;
+  try {
+    return toAmountString(new Decimal(minor as number).div(new Decimal(10).pow(minorUnits(currency))));
+  } catch {
+    return undefined;
+  }
+};
+
+/** A refund or dispute event as a reversal of its payment intent ('' when it has none); undefined when it is malformed. */
+function reversalOf(event: Stripe.Event): PaymentReversalEvent | undefined {
+  if (event.type === 'charge.refunded') {
+    const charge = event.data.object as Stripe.Charge;
+    const refundedTotal = amountOf(charge.amount_refunded, charge.currency);
+    if (!refundedTotal) return undefined;
+    return { type: 'refund', provider: 'stripe', paymentId: idOf(charge.payment_intent) ?? '', currency: charge.currency, customerId: idOf(charge.customer), refundedTotal };
+  }
+  const dispute = event.data.object as Stripe.Dispute;
+  const amount = amountOf(dispute.amount, dispute.currency);
+  if (!amount || idOf(dispute.id) === null || typeof dispute.status !== 'string') return undefined;
+  return {
+    type: event.type === 'charge.dispute.closed' ? 'dispute_closed' : 'dispute_opened',
+    provider: 'stripe',
+    paymentId: idOf(dispute.payment_intent) ?? '',
+    currency: dispute.currency,
+    customerId: null,
+    disputeId: dispute.id,
+    amount,
+    status: dispute.status,
+    reason: typeof dispute.reason === 'string' ? dispute.reason : 'unspecified',
+  };
+}
+
+async function answerReversal(deps: WebhookDeps, res: express.Response, type: string, reversal: PaymentReversalEvent): Promise<void> {
+  let outcome;
+  try {
+    outcome = await applyPaymentReversal(deps.db, reversal);
+  } catch (err) {
+    deps.logger.error({ errCode: (err as { code?: string }).code, paymentId: reversal.paymentId, type }, 'payment reversal not posted');
+    sendProblem(res, 503, 'dependency_unavailable', 'the reversal could not be recorded; the provider will retry');
+    return;
+  }
+  if (outcome.status === 'unknown_payment') {
+    // The top-up may still be on its way (a worker down): the reversal must follow the credit, not be lost before it.
+    let running: boolean;
+    try {
+      running = deps.temporal ? (await deps.temporal.client.workflow.getHandle(workflowIds.topUp(`stripe:${reversal.paymentId}`)).describe()).status.name === 'RUNNING' : true;
+    } catch (err) {
+      running = !(err instanceof WorkflowNotFoundError);
+    }
+    if (running) {
+      sendProblem(res, 503, 'payment_not_recorded', 'the payment is not recorded yet; the provider will deliver this event again');
+      return;
+    }
+    deps.logger.warn({ paymentId: reversal.paymentId, type }, 'reversal for a payment that never credited an account; nothing to take back');
+  }
+  if (outcome.status === 'refused') {
+    deps.logger.warn({ paymentId: reversal.paymentId, type, reason: outcome.reason }, 'reversal refused: it does not match the recorded payment; left for billing staff');
+  }
+  res.json({ received: true, type, paymentId: reversal.paymentId, ...outcome });
 }

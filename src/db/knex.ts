@@ -40,6 +40,9 @@ export function createDb({ databaseUrl, poolMax = 10, applicationName = 'mixrout
     connection: { connectionString: databaseUrl, application_name: applicationName },
     pool: { min: 0, max: poolMax },
     acquireConnectionTimeout: 10_000,
+    // knex puts a failed statement with its bound values into the error's message; those
+    // values can be personal data (emails, addresses) and errors end up in logs.
+    compileSqlOnError: false,
     log: { warn, error: warn, deprecate: warn, debug: () => undefined },
   });
 }

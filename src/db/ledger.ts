@@ -90,7 +90,13 @@ export interface PostResult {
 export async function postEntries(
   trx: Trx,
   entries: NewEntry[],
-  opts: { overdraftAllowance: Decimal; /** Balance rows this transaction has already locked with lockBalances. */ locked?: Map<string, BalanceRow> },
+  opts: {
+    overdraftAllowance: Decimal;
+    /** Balance rows this transaction has already locked with lockBalances. */
+    locked?: Map<string, BalanceRow>;
+    /** The money has already gone (a refund or chargeback the payment provider made): the debit is recorded whatever the balance. */
+    unconditional?: boolean;
+  },
 ): Promise<PostResult[]> {
   const accountIds = entries.map((e) => e.accountId);
   const balances = opts.locked && accountIds.every((id) => opts.locked!.has(id)) ? opts.locked : await lockBalances(trx, accountIds);
@@ -110,7 +116,7 @@ export async function postEntries(
     // funds check fails, an earlier entry under the key still answers the repeat:
     // only a new movement is refused for lack of funds.
     let inserted: LedgerEntryRow | undefined;
-    if (debitAllowed(e.kind, e.amount, state)) {
+    if (opts.unconditional || debitAllowed(e.kind, e.amount, state)) {
       [inserted] = await trx<LedgerEntryRow>('ledger_entries')
         .insert({
           account_id: e.accountId,
@@ -186,6 +192,17 @@ export async function reverseEntry(
     );
     return r!;
   });
+}
+
+/** Where a payment's refunds and disputes are posted: reference_id names the payment, the idempotency key the event. */
+export const PAYMENT_REVERSAL_REFERENCES = ['payment_refund', 'payment_dispute'] as const;
+
+/** The refund and dispute entries posted against one payment (reference `${provider}:${paymentId}`), oldest first. */
+export async function paymentReversalEntries(db: DbOrTrx, provider: string, paymentId: string): Promise<LedgerEntryRow[]> {
+  return db<LedgerEntryRow>('ledger_entries')
+    .whereIn('reference_type', [...PAYMENT_REVERSAL_REFERENCES])
+    .where({ reference_id: `${provider}:${paymentId}` })
+    .orderBy('id');
 }
 
 export async function balanceOf(db: DbOrTrx, accountId: string) {

@@ -127,11 +127,16 @@ export class MeteringJournal {
     let unreadable = 0;
     lines.forEach((line, i) => {
       if (line === '') return;
+      let parsed: unknown;
       try {
-        records.push(JSON.parse(line) as UsageRecord);
+        parsed = JSON.parse(line);
       } catch {
         if (i !== lines.length - 1) unreadable++;
+        return;
       }
+      // A line that is JSON but not a record object (a damaged file) would otherwise stop the batcher on every attempt.
+      if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) records.push(parsed as UsageRecord);
+      else unreadable++;
     });
     return { records, unreadable };
   }

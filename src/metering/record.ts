@@ -29,6 +29,8 @@ export interface UsageRecord {
   outputTokens: number;
   reasoningTokens: number;
   usageEstimated: boolean;
+  /** A token count was beyond MAX_TOKEN_COUNT or negative and was clamped (absent in journals written before it existed). */
+  usageClamped?: boolean;
   cost: string; // decimal string, unrounded (12 dp)
   currency: string;
   latencyMs: number;
@@ -43,10 +45,41 @@ export type Endpoint = 'chat.completions' | 'completions' | 'embeddings' | 'resp
 const MAX_USER_AGENT = 512;
 const MAX_ERROR_TYPE = 64;
 
-/** Copies exactly the allowed fields, clipping the free-text metadata to sane lengths. */
+/**
+ * The largest token count one request may report per bucket: 10^10, a
+ * thousand times the largest context window on offer. usage_events holds
+ * bigint, but sums of counts must stay exact as JS numbers (2^53) through
+ * settlement and usage_hourly, so a provider's absurd report is clamped to
+ * this and the event flagged (usage_clamped) for billing staff, instead of
+ * overflowing a sum later. The cost stays what the gateway computed.
+ */
+export const MAX_TOKEN_COUNT = 10_000_000_000;
+
 const int = (n: number) => (Number.isFinite(n) && n > 0 ? Math.round(n) : 0);
 
-export function usageRecord(fields: Omit<UsageRecord, 'v' | 'holdId'> & { holdId?: string | null }): UsageRecord {
+/** A token count within [0, MAX_TOKEN_COUNT]; `clamped` says whether the reported one was outside. */
+function tokens(n: number, flag: { clamped: boolean }): number {
+  if (typeof n !== 'number' || Number.isNaN(n) || n < 0) {
+    flag.clamped = true;
+    return 0;
+  }
+  if (n > MAX_TOKEN_COUNT) {
+    flag.clamped = true;
+    return MAX_TOKEN_COUNT;
+  }
+  return Math.round(n);
+}
+
+/** Copies exactly the allowed fields, clipping the free-text metadata to sane lengths. */
+export function usageRecord(fields: Omit<UsageRecord, 'v' | 'holdId' | 'usageClamped'> & { holdId?: string | null }): UsageRecord {
+  const flag = { clamped: false };
+  const counts = {
+    inputTokens: tokens(fields.inputTokens, flag),
+    cacheReadTokens: tokens(fields.cacheReadTokens, flag),
+    cacheWriteTokens: tokens(fields.cacheWriteTokens, flag),
+    outputTokens: tokens(fields.outputTokens, flag),
+    reasoningTokens: tokens(fields.reasoningTokens, flag),
+  };
   return {
     v: 1,
     requestId: fields.requestId,
@@ -64,12 +97,9 @@ export function usageRecord(fields: Omit<UsageRecord, 'v' | 'holdId'> & { holdId
     statusCode: fields.statusCode,
     errorType: fields.errorType === null ? null : sanitizeCode(fields.errorType).slice(0, MAX_ERROR_TYPE),
     stream: fields.stream,
-    inputTokens: int(fields.inputTokens),
-    cacheReadTokens: int(fields.cacheReadTokens),
-    cacheWriteTokens: int(fields.cacheWriteTokens),
-    outputTokens: int(fields.outputTokens),
-    reasoningTokens: int(fields.reasoningTokens),
+    ...counts,
     usageEstimated: fields.usageEstimated,
+    usageClamped: flag.clamped,
     cost: fields.cost,
     currency: fields.currency,
     latencyMs: int(fields.latencyMs),
@@ -109,6 +139,7 @@ export function usageEventRow(r: UsageRecord) {
     output_tokens: r.outputTokens,
     reasoning_tokens: r.reasoningTokens,
     usage_estimated: r.usageEstimated,
+    usage_clamped: r.usageClamped === true,
     cost: r.cost,
     currency: r.currency,
     latency_ms: r.latencyMs,

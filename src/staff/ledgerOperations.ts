@@ -1,9 +1,10 @@
 import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { z } from 'zod';
 import { CONTRA } from '../billing/ledger';
 import { Money, roundToMinorUnit, toAmountString } from '../billing/money';
 import type { Config } from '../config';
 import type { Db } from '../db/knex';
-import { balanceOf, entriesOf, postEntry, reverseEntry, type LedgerEntryRow } from '../db/ledger';
+import { balanceOf, entriesOf, lockBalances, paymentReversalEntries, postEntries, postEntry, reverseEntry, type LedgerEntryRow, type NewEntry } from '../db/ledger';
 import { DependencyUnavailableError, NotFoundError } from '../errors';
 import { workflowIds } from '../temporal/conventions';
 import type { TopUpInput, TopUpResult } from '../../workflows/messages';
@@ -88,6 +89,123 @@ export async function startTopUp(client: Client, taskQueue: string, input: TopUp
   return existing ? { ...result, applied: false } : result;
 }
 
+/**
+ * A refund or dispute the payment provider reported for a payment (amounts in
+ * major units, decimal strings). `refundedTotal` is cumulative, as Stripe's
+ * `amount_refunded` is: each delivery asks for the payment to be reversed up
+ * to it, so a repeated or late event posts only what is missing, or nothing.
+ */
+export type PaymentReversalEvent = { provider: string; paymentId: string; currency: string; customerId: string | null } & (
+  | { type: 'refund'; refundedTotal: string }
+  | { type: 'dispute_opened' | 'dispute_closed'; disputeId: string; amount: string; /** The provider's dispute status: 'needs_response', 'won', 'lost', 'warning_closed', ... */ status: string; reason: string }
+);
+
+export type PaymentReversalOutcome =
+  | { status: 'posted'; entries: ReturnType<typeof entryView>[] }
+  | { status: 'already_applied' }
+  | { status: 'unknown_payment' }
+  | { status: 'not_credited'; paymentStatus: string }
+  | { status: 'refused'; reason: 'customer_mismatch' | 'currency_mismatch' };
+
+const DISPUTE_REASON = /^[a-z_]{1,40}$/;
+
+/**
+ * Posts what a refund or dispute takes back from the account a payment
+ * credited, exactly once per payment and event (idempotency keys
+ * `payment-refund:{provider}:{payment}:{cumulative amount}`,
+ * `payment-dispute:{provider}:{dispute}`, `payment-dispute-won:{provider}:{dispute}`):
+ * - a refund debits the part of the cumulative refunded amount not debited yet;
+ * - a dispute debits the disputed amount when it opens (an inquiry, status
+ *   `warning_*`, withdraws no funds and debits nothing); closed as won, the
+ *   debit is reversed (the funds were reinstated); lost, nothing more. A
+ *   `closed` seen before its `created` posts the debit first, so the order of
+ *   deliveries does not matter;
+ * - together they never take back more than the payment credited.
+ * The money has already left, so these debits are recorded whatever the
+ * balance (the account may go below zero). The account's balance row is
+ * locked first: concurrent deliveries for one payment run one after the other.
+ */
+export async function applyPaymentReversal(db: Db, e: PaymentReversalEvent): Promise<PaymentReversalOutcome> {
+  return db.transaction(async (trx) => {
+    const payment = await trx('payments')
+      .where({ provider: e.provider, provider_payment_id: e.paymentId })
+      .first<{ account_id: string; amount: string; currency: string; status: string; customer_id: string | null } | undefined>('account_id', 'amount', 'currency', 'status', 'customer_id');
+    if (!payment) return { status: 'unknown_payment' };
+    // A payment refused at top-up (customer mismatch) credited nothing: there is nothing to take back.
+    if (payment.status !== 'succeeded') return { status: 'not_credited', paymentStatus: payment.status };
+    if (payment.currency !== e.currency.toUpperCase()) return { status: 'refused', reason: 'currency_mismatch' };
+    if (payment.customer_id && e.customerId && payment.customer_id !== e.customerId) return { status: 'refused', reason: 'customer_mismatch' };
+
+    const locked = await lockBalances(trx, [payment.account_id]);
+    const prior = await paymentReversalEntries(trx, e.provider, e.paymentId);
+    const paid = new Money(payment.amount);
+    const taken = () => prior.reduce((sum, x) => sum.minus(x.amount), new Money(0));
+    const posted: LedgerEntryRow[] = [];
+    const post = async (entry: Omit<NewEntry, 'accountId' | 'contra' | 'referenceId' | 'actor'>) => {
+      if (prior.some((x) => x.idempotency_key === entry.idempotencyKey)) return undefined;
+      const [r] = await postEntries(
+        trx,
+        [{ ...entry, accountId: payment.account_id, contra: 'cash', referenceId: `${e.provider}:${e.paymentId}`, actor: `webhook:${e.provider}` }],
+        { overdraftAllowance: new Money(0), locked, unconditional: true },
+      );
+      if (r!.applied) {
+        posted.push(r!.entry);
+        prior.push(r!.entry);
+      }
+      return r!.entry;
+    };
+
+    if (e.type === 'refund') {
+      const target = Money.min(new Money(e.refundedTotal), paid);
+      const refunded = prior.filter((x) => x.reference_type === 'payment_refund').reduce((sum, x) => sum.minus(x.amount), new Money(0));
+      const amount = Money.min(target.minus(refunded), paid.minus(taken()));
+      if (amount.gt(0)) {
+        await post({
+          kind: 'refund',
+          amount: amount.neg(),
+          idempotencyKey: `payment-refund:${e.provider}:${e.paymentId}:${toAmountString(target)}`,
+          referenceType: 'payment_refund',
+          reason: `refunded through ${e.provider}: ${toAmountString(target)} of ${toAmountString(paid)} ${payment.currency} in total`,
+        });
+      }
+    } else {
+      const debitKey = `payment-dispute:${e.provider}:${e.disputeId}`;
+      let debit = prior.find((x) => x.idempotency_key === debitKey);
+      const reason = DISPUTE_REASON.test(e.reason) ? e.reason : 'unspecified';
+      if (!debit && !e.status.startsWith('warning_')) {
+        const amount = Money.min(new Money(e.amount), paid.minus(taken()));
+        if (amount.gt(0)) {
+          debit = await post({
+            kind: 'refund',
+            amount: amount.neg(),
+            idempotencyKey: debitKey,
+            referenceType: 'payment_dispute',
+            reason: `dispute ${e.disputeId} (${reason}): funds withdrawn by ${e.provider}`,
+          });
+        }
+      }
+      if (e.type === 'dispute_closed' && e.status === 'won' && debit) {
+        await post({
+          kind: 'reversal',
+          amount: new Money(debit.amount).neg(),
+          idempotencyKey: `payment-dispute-won:${e.provider}:${e.disputeId}`,
+          referenceType: 'payment_dispute',
+          reason: `dispute ${e.disputeId} won: funds reinstated by ${e.provider}`,
+          reversesEntryId: debit.id,
+        });
+      }
+    }
+    return posted.length > 0 ? { status: 'posted', entries: posted.map(entryView) } : { status: 'already_applied' };
+  });
+}
+
+/** GET /billing/metering-quarantine: newest first, page with `before`; `all=true` includes resolved ones. */
+export const meteringQuarantineInput = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+  before: z.coerce.number().int().positive().optional(),
+  all: z.enum(['true', 'false']).default('false'),
+});
+
 export function ledgerOperations({ db, billing, temporal }: LedgerOpsDeps) {
   const opts = { overdraftAllowance: new Money(billing.overdraftAllowance) };
   const requireAccount = async (id: string) => {
@@ -108,6 +226,32 @@ export function ledgerOperations({ db, billing, temporal }: LedgerOpsDeps) {
   };
 
   return {
+    /** Metering records PostgreSQL refused (see src/metering/batcher.ts), for billing staff to correct and meter by hand. */
+    async meteringQuarantine(raw: unknown) {
+      const input = validate(meteringQuarantineInput, raw);
+      const q = db('metering_quarantine').orderBy('id', 'desc').limit(input.limit);
+      if (input.all === 'false') q.whereNull('resolved_at');
+      if (input.before) q.where('id', '<', input.before);
+      const rows: { id: number; request_id: string; occurred_at: string; account_id: string | null; gateway_instance: string | null; record: unknown; error_code: string; error_message: string; quarantined_at: Date; resolved_at: Date | null; resolved_by: string | null; resolution: string | null }[] = await q;
+      return {
+        items: rows.map((r) => ({
+          id: r.id,
+          requestId: r.request_id,
+          occurredAt: r.occurred_at,
+          accountId: r.account_id,
+          gatewayInstance: r.gateway_instance,
+          errorCode: r.error_code,
+          error: r.error_message,
+          quarantinedAt: r.quarantined_at.toISOString(),
+          resolvedAt: r.resolved_at?.toISOString() ?? null,
+          resolvedBy: r.resolved_by,
+          resolution: r.resolution,
+          record: r.record,
+        })),
+        nextPage: rows.length === input.limit ? { before: rows.at(-1)!.id } : null,
+      };
+    },
+
     async createTopUp(raw: unknown, actor: string) {
       const input = validate(createTopUpInput, raw);
       const account = await requireAccount(input.accountId);

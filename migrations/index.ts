@@ -16,6 +16,11 @@ import * as m20261126200000 from './20261126200000_console';
 import * as m20261126210000 from './20261126210000_billing_record_expiry';
 import * as m20261126220000 from './20261126220000_usage_hourly_invoiced_by_unchecked';
 import * as m20261126230000 from './20261126230000_usage_invoiced_boundary';
+import * as m20261204170200 from './20261204170200_security_event_windows';
+import * as m20261204170300 from './20261204170300_dsr_trust_boundaries';
+import * as m20261204170400 from './20261204170400_console_sign_in_throttle';
+import * as m20261204170500 from './20261204170500_metering_bigint_and_quarantine';
+import * as m20261204170600 from './20261204170600_payment_reversals';
 
 /**
  * Every migration, in order, imported statically. knex's directory loader would
@@ -42,4 +47,9 @@ export const migrations: ReadonlyArray<readonly [name: string, migration: Knex.M
   ['20261126210000_billing_record_expiry.ts', m20261126210000],
   ['20261126220000_usage_hourly_invoiced_by_unchecked.ts', m20261126220000],
   ['20261126230000_usage_invoiced_boundary.ts', m20261126230000],
+  ['20261204170200_security_event_windows.ts', m20261204170200],
+  ['20261204170300_dsr_trust_boundaries.ts', m20261204170300],
+  ['20261204170400_console_sign_in_throttle.ts', m20261204170400],
+  ['20261204170500_metering_bigint_and_quarantine.ts', m20261204170500],
+  ['20261204170600_payment_reversals.ts', m20261204170600],
 ];

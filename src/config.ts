@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { DEFAULT_PAUSE_FACTOR } from './db/retentionPacing';
+import { allowedHostEntryProblem } from './gateway/upstreamAddress';
 import { z } from 'zod';
 
 /**
@@ -34,6 +35,12 @@ export const configSchema = z.object({
   ADMIN_PORT: port.default(8081),
   DATA_DIR: z.string().min(1).default('.data'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  // `mixroute dev` in a terminal sets pretty for its parts; JSON lines everywhere else.
+  LOG_FORMAT: z.enum(['json', 'pretty']).optional(),
+  NODE_ENV: optionalString,
+  // `mixroute dev` on a fresh database: a local demo provider, priced models, an account with credit, a key.
+  DEV_DEMO: z.enum(['0', '1']).default('1'),
+  DEV_DEMO_PROVIDER_PORT: port.default(8090),
   READY_CHECK_TIMEOUT_MS: z.coerce.number().int().min(50).max(60_000).default(2_000),
   GATEWAY_INSTANCE_ID: z
     .string()
@@ -45,6 +52,11 @@ export const configSchema = z.object({
   GATEWAY_ROUTING_REFRESH_MS: z.coerce.number().int().min(100).max(300_000).default(5_000),
   GATEWAY_DEFAULT_RPM: z.coerce.number().int().min(0).default(0),
   GATEWAY_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
+  // Failed authentications per source address (IPv6: per /64) and minute, refused before any key lookup; 0 turns the limit off.
+  GATEWAY_AUTH_FAILURES_PER_MIN: z.coerce.number().int().min(0).max(100_000).default(30),
+  GATEWAY_AUTH_LIMITER_MAX_ADDRESSES: z.coerce.number().int().min(100).max(10_000_000).default(100_000),
+  GATEWAY_KEY_CACHE_MAX_ENTRIES: z.coerce.number().int().min(100).max(10_000_000).default(100_000),
+  GATEWAY_SECURITY_EVENT_WINDOW_MS: z.coerce.number().int().min(1_000).max(3_600_000).default(60_000),
   TRUSTED_PROXIES: z
     .string()
     .default('')
@@ -53,6 +65,24 @@ export const configSchema = z.object({
   UPSTREAM_FIRST_BYTE_TIMEOUT_MS: z.coerce.number().int().min(10).default(60_000),
   UPSTREAM_IDLE_TIMEOUT_MS: z.coerce.number().int().min(10).default(60_000),
   UPSTREAM_MAX_CONNECTIONS: z.coerce.number().int().min(1).default(256),
+  UPSTREAM_MAX_RESPONSE_BYTES: z.coerce.number().int().min(1024).default(32 * 1024 * 1024),
+  UPSTREAM_MAX_STREAM_EVENT_BYTES: z.coerce.number().int().min(1024).default(16 * 1024 * 1024),
+  // See src/gateway/upstreamAddress.ts: `*` is any public address; private and loopback ones only when named.
+  UPSTREAM_ALLOWED_HOSTS: z
+    .string()
+    .default('*')
+    .transform((v, ctx) => {
+      const list = v.split(',').map((s) => s.trim()).filter(Boolean);
+      for (const entry of list) {
+        const problem = allowedHostEntryProblem(entry);
+        if (problem) ctx.addIssue({ code: 'custom', message: `${problem}; expected comma-separated host names, *.domain, addresses, CIDR ranges or *` });
+      }
+      return list;
+    }),
+  // /metrics is served on its own listener, on loopback unless the operator says otherwise.
+  METRICS_HOST: z.string().min(1).default('127.0.0.1'),
+  GATEWAY_METRICS_PORT: port.default(9464),
+  ADMIN_METRICS_PORT: port.default(9465),
   METERING_BATCH_MS: z.coerce.number().int().min(10).max(60_000).default(200),
   METERING_SIGNAL_THROTTLE_MS: z.coerce.number().int().min(0).max(60_000).default(1_000),
   PREPAID_OVERDRAFT_ALLOWANCE: z.string().refine((v) => /^\d+(\.\d+)?$/.test(v), 'a non-negative decimal such as "0.50"').default('0'),
@@ -63,6 +93,9 @@ export const configSchema = z.object({
   PAYMENT_WEBHOOK_TOLERANCE_S: z.coerce.number().int().min(1).max(3_600).default(300),
   SETTLE_MIN_INTERVAL_MS: z.coerce.number().int().min(0).max(60_000).default(0),
   SETTLE_SWEEP_MS: z.coerce.number().int().min(1_000).max(86_400_000).default(60_000),
+  SETTLEMENT_SHARDS: z.coerce.number().int().min(1).max(1_024).default(16),
+  SETTLEMENT_BATCH_EVENTS: z.coerce.number().int().min(10).max(100_000).default(5_000),
+  DEV_WORKERS: z.coerce.number().int().min(1).max(8).default(1),
   INVOICE_ISSUER_NAME: z.string().min(1).default('MixRoute GmbH'),
   INVOICE_ISSUER_ADDRESS: z.string().min(1).default('Musterstraße 1, 10115 Berlin, Germany'),
   INVOICE_ISSUER_COUNTRY: z.string().regex(/^[A-Z]{2}$/, 'an ISO 3166-1 alpha-2 code such as DE').default('DE'),
@@ -81,7 +114,9 @@ export const configSchema = z.object({
     .default('02:30'),
   DSR_PACKAGE_KEY: optionalString,
   DSR_VERIFICATION_WAIT_S: z.coerce.number().int().min(1).default(14 * 86_400),
-  DSR_CODE_TTL_S: z.coerce.number().int().min(1).default(3 * 86_400),
+  // A 6-digit code is guessable in a million tries: it lives an hour and its hash is keyed.
+  DSR_CODE_TTL_S: z.coerce.number().int().min(1).default(3_600),
+  DSR_CODE_KEY: optionalString,
   DSR_REMINDER_BEFORE_S: z
     .string()
     .default('604800,172800')
@@ -95,6 +130,7 @@ export const configSchema = z.object({
   DSR_PACKAGE_MAX_DOWNLOADS: z.coerce.number().int().min(1).max(100).default(3),
   DSR_COMPLIANCE_EMAIL: z.string().min(3).default('privacy@mixroute.example'),
   DSR_INTAKE_RPM: z.coerce.number().int().min(1).default(10),
+  DSR_INTAKE_GLOBAL_RPM: z.coerce.number().int().min(1).default(30),
   PUBLIC_BASE_URL: optionalString,
   RETENTION_DAILY_AT: z
     .string()
@@ -118,6 +154,8 @@ export interface Config {
     readonly taskQueue: string;
     readonly cliPath: string | undefined;
     readonly devServerPort: number;
+    /** `mixroute dev` starts this many worker processes on the task queue. */
+    readonly devWorkers: number;
     readonly uiPort: number;
     /**
      * Workflow task slots and pollers on each worker. Settlement runs as a local
@@ -132,8 +170,14 @@ export interface Config {
   readonly host: string;
   readonly gatewayPort: number;
   readonly adminPort: number;
+  /** Where /metrics listens (its own port per server; 0: any free port). */
+  readonly metrics: { readonly host: string; readonly gatewayPort: number; readonly adminPort: number };
   readonly dataDir: string;
   readonly logLevel: z.infer<typeof configSchema>['LOG_LEVEL'];
+  /** Unset: JSON lines, except `mixroute dev` at a terminal (src/dev/logFormat.ts). */
+  readonly logFormat: 'json' | 'pretty' | undefined;
+  /** `mixroute dev` only. With NODE_ENV=production (`production`), no demo and no pretty logs. */
+  readonly dev: { readonly demo: boolean; readonly demoProviderPort: number; readonly production: boolean };
   readonly readyCheckTimeoutMs: number;
   readonly gateway: {
     readonly instanceId: string;
@@ -143,12 +187,24 @@ export interface Config {
     readonly defaultRpm: number;
     readonly shutdownGraceMs: number;
     readonly trustedProxies: readonly string[];
+    /** Failed authentications per source address and minute (0: no limit). */
+    readonly authFailuresPerMinute: number;
+    readonly authLimiterMaxAddresses: number;
+    readonly keyCacheMaxEntries: number;
+    /** Security events are counted per address and window of this length. */
+    readonly securityEventWindowMs: number;
   };
   readonly upstream: {
     readonly connectTimeoutMs: number;
     readonly firstByteTimeoutMs: number;
     readonly idleTimeoutMs: number;
     readonly maxConnections: number;
+    /** A provider's non-streamed answer larger than this is refused (502). */
+    readonly maxResponseBytes: number;
+    /** One SSE event of a provider's stream larger than this cuts the stream. */
+    readonly maxStreamEventBytes: number;
+    /** UPSTREAM_ALLOWED_HOSTS entries, checked against the address connected to. */
+    readonly allowedHosts: readonly string[];
   };
   readonly billing: {
     /** How far below zero a prepaid account may go (decimal string, USD). */
@@ -163,6 +219,10 @@ export interface Config {
     /** accountMetering: least time between two settlements, and the idle sweep period. */
     readonly settleMinIntervalMs: number;
     readonly settleSweepMs: number;
+    /** Settlement shards (`settlement:{shard}` workflows); an account's shard is a stable hash of its id. Gateways and workers must agree. */
+    readonly settlementShards: number;
+    /** Most usage events one settlement pass takes (one transaction); a shard loops while more are pending. */
+    readonly settlementBatchEvents: number;
   };
   readonly invoicing: {
     readonly issuer: { readonly name: string; readonly address: string; readonly country: string; readonly vatId: string; readonly email: string };
@@ -185,6 +245,8 @@ export interface Config {
     readonly packageKey: string | undefined;
     readonly verificationWaitS: number;
     readonly codeTtlS: number;
+    /** HMAC key for stored one-time codes; unset, derived from the package key. */
+    readonly codeKey: string | undefined;
     readonly reminderBeforeS: readonly number[];
     /** Tests and demos: every answer deadline is this many seconds after receipt. */
     readonly deadlineOverrideS: number | undefined;
@@ -192,6 +254,8 @@ export interface Config {
     readonly packageMaxDownloads: number;
     readonly complianceEmail: string;
     readonly intakeRpm: number;
+    /** New public requests per minute over all admin instances (each one sends an email). */
+    readonly intakeGlobalRpm: number;
     /** Where subjects reach the admin server's public /privacy routes (links in emails). */
     readonly publicBaseUrl: string;
   };
@@ -238,6 +302,7 @@ export function loadConfig(env: Env = process.env): Config {
       taskQueue: e.TEMPORAL_TASK_QUEUE,
       cliPath: e.TEMPORAL_CLI,
       devServerPort: e.TEMPORAL_PORT,
+      devWorkers: e.DEV_WORKERS,
       uiPort: e.TEMPORAL_UI_PORT,
       maxWorkflowTasks: e.WORKER_MAX_WORKFLOW_TASKS,
       maxWorkflowTaskPolls: Math.min(e.WORKER_MAX_WORKFLOW_TASK_POLLS, e.WORKER_MAX_WORKFLOW_TASKS),
@@ -246,8 +311,11 @@ export function loadConfig(env: Env = process.env): Config {
     host: e.HOST,
     gatewayPort: e.GATEWAY_PORT,
     adminPort: e.ADMIN_PORT,
+    metrics: Object.freeze({ host: e.METRICS_HOST, gatewayPort: e.GATEWAY_METRICS_PORT, adminPort: e.ADMIN_METRICS_PORT }),
     dataDir: path.resolve(e.DATA_DIR),
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
+    dev: Object.freeze({ demo: e.DEV_DEMO === '1' && e.NODE_ENV !== 'production', demoProviderPort: e.DEV_DEMO_PROVIDER_PORT, production: e.NODE_ENV === 'production' }),
     readyCheckTimeoutMs: e.READY_CHECK_TIMEOUT_MS,
     gateway: Object.freeze({
       instanceId: e.GATEWAY_INSTANCE_ID,
@@ -257,12 +325,19 @@ export function loadConfig(env: Env = process.env): Config {
       defaultRpm: e.GATEWAY_DEFAULT_RPM,
       shutdownGraceMs: e.GATEWAY_SHUTDOWN_GRACE_MS,
       trustedProxies: Object.freeze([...e.TRUSTED_PROXIES]),
+      authFailuresPerMinute: e.GATEWAY_AUTH_FAILURES_PER_MIN,
+      authLimiterMaxAddresses: e.GATEWAY_AUTH_LIMITER_MAX_ADDRESSES,
+      keyCacheMaxEntries: e.GATEWAY_KEY_CACHE_MAX_ENTRIES,
+      securityEventWindowMs: e.GATEWAY_SECURITY_EVENT_WINDOW_MS,
     }),
     upstream: Object.freeze({
       connectTimeoutMs: e.UPSTREAM_CONNECT_TIMEOUT_MS,
       firstByteTimeoutMs: e.UPSTREAM_FIRST_BYTE_TIMEOUT_MS,
       idleTimeoutMs: e.UPSTREAM_IDLE_TIMEOUT_MS,
       maxConnections: e.UPSTREAM_MAX_CONNECTIONS,
+      maxResponseBytes: e.UPSTREAM_MAX_RESPONSE_BYTES,
+      maxStreamEventBytes: e.UPSTREAM_MAX_STREAM_EVENT_BYTES,
+      allowedHosts: Object.freeze([...e.UPSTREAM_ALLOWED_HOSTS]),
     }),
     billing: Object.freeze({
       overdraftAllowance: e.PREPAID_OVERDRAFT_ALLOWANCE,
@@ -273,6 +348,8 @@ export function loadConfig(env: Env = process.env): Config {
       webhookToleranceS: e.PAYMENT_WEBHOOK_TOLERANCE_S,
       settleMinIntervalMs: e.SETTLE_MIN_INTERVAL_MS,
       settleSweepMs: e.SETTLE_SWEEP_MS,
+      settlementShards: e.SETTLEMENT_SHARDS,
+      settlementBatchEvents: e.SETTLEMENT_BATCH_EVENTS,
     }),
     invoicing: Object.freeze({
       issuer: Object.freeze({
@@ -297,12 +374,14 @@ export function loadConfig(env: Env = process.env): Config {
       packageKey: e.DSR_PACKAGE_KEY,
       verificationWaitS: e.DSR_VERIFICATION_WAIT_S,
       codeTtlS: e.DSR_CODE_TTL_S,
+      codeKey: e.DSR_CODE_KEY,
       reminderBeforeS: Object.freeze([...e.DSR_REMINDER_BEFORE_S]),
       deadlineOverrideS: e.DSR_DEADLINE_OVERRIDE_S,
       packageTtlS: e.DSR_PACKAGE_TTL_S,
       packageMaxDownloads: e.DSR_PACKAGE_MAX_DOWNLOADS,
       complianceEmail: e.DSR_COMPLIANCE_EMAIL,
       intakeRpm: e.DSR_INTAKE_RPM,
+      intakeGlobalRpm: e.DSR_INTAKE_GLOBAL_RPM,
       publicBaseUrl: (e.PUBLIC_BASE_URL ?? `http://${e.HOST}:${e.ADMIN_PORT}`).replace(/\/$/, ''),
     }),
     retention: Object.freeze({
@@ -334,10 +413,26 @@ export function childProcessEnv(overrides: Env): Env {
 }
 
 /**
- * Provider credentials are named per provider in the database (`api_key_env`)
- * and read from the environment at call time, so a rotated key needs no
- * restart. They never enter the Config object, which may be logged.
+ * The only environment variables that may hold a provider credential. A
+ * provider row names its variable (`api_key_env`), and the row is staff input,
+ * so the name is confined to this form: no row can make the gateway send
+ * DATABASE_URL or PAYMENT_WEBHOOK_SECRET to a provider.
  */
-export function providerCredentialEnv(): Readonly<Record<string, string | undefined>> {
-  return process.env;
+export const PROVIDER_KEY_ENV = /^PROVIDER_[A-Z0-9_]+_API_KEY$/;
+
+/** The conventional variable for a provider: PROVIDER_<NAME>_API_KEY, NAME upper-cased with other characters as `_`. */
+export function providerKeyEnvName(providerName: string): string {
+  return `PROVIDER_${providerName.toUpperCase().replace(/[^A-Z0-9]/g, '_')}_API_KEY`;
+}
+
+/**
+ * The provider credentials of an environment: the PROVIDER_*_API_KEY variables
+ * and nothing else, taken once (a process's environment does not change under
+ * it; a rotated key takes a rolling restart). They never enter the Config
+ * object, which may be logged.
+ */
+export function providerCredentialEnv(env: Env = process.env): Readonly<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env)) if (value && PROVIDER_KEY_ENV.test(name)) out[name] = value;
+  return Object.freeze(out);
 }

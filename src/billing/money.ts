@@ -39,6 +39,23 @@ export function isDecimalString(value: string): boolean {
   return DECIMAL_STRING.test(value.trim());
 }
 
+/** Digits after the point in a decimal string ("2.50" -> 2). */
+export function decimalPlaces(value: string): number {
+  const dot = value.trim().indexOf('.');
+  return dot < 0 ? 0 : value.trim().length - dot - 1;
+}
+
+/**
+ * The largest amount (USD) a staff member may enter at once: a top-up, refund,
+ * adjustment, credit limit or price. Far below NUMERIC(24,12)'s 10^12 so that
+ * balances summed from many such entries cannot overflow the column.
+ */
+export const MAX_STAFF_AMOUNT = '1000000000';
+
+export function withinStaffAmountBound(value: string): boolean {
+  return new Money(value.trim()).abs().lte(MAX_STAFF_AMOUNT);
+}
+
 /** The single rounding rule for charged amounts: half-up to the currency's minor unit. */
 export function roundToMinorUnit(amount: Decimal, currency: string): Decimal {
   return new Money(amount).toDecimalPlaces(minorUnits(currency), Decimal.ROUND_HALF_UP);

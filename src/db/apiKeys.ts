@@ -28,8 +28,11 @@ export function apiKeysRepo(db: DbOrTrx) {
     async findActiveByHash(keyHash: string, trx: DbOrTrx = db): Promise<ApiKeyRow | undefined> {
       return trx<ApiKeyRow>('api_keys').where({ key_hash: keyHash }).whereNull('revoked_at').first();
     },
-    async listByAccount(accountId: string, trx: DbOrTrx = db): Promise<ApiKeyRow[]> {
-      return trx<ApiKeyRow>('api_keys').where({ account_id: accountId }).orderBy('created_at');
+    /** A page of an account's keys in creation order; `after` is the last key id of the previous page. */
+    async listByAccount(accountId: string, page: { limit: number; after?: string }, trx: DbOrTrx = db): Promise<ApiKeyRow[]> {
+      const q = trx<ApiKeyRow>('api_keys').where({ account_id: accountId }).orderBy([{ column: 'created_at' }, { column: 'id' }]).limit(page.limit);
+      if (page.after) q.whereRaw('(created_at, id) > (SELECT created_at, id FROM api_keys WHERE id = ?)', [page.after]);
+      return q;
     },
     /** Revoking twice keeps the first revocation time. */
     async revoke(id: string, at: Date, trx: DbOrTrx = db): Promise<ApiKeyRow | undefined> {

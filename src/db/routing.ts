@@ -41,8 +41,11 @@ export function routingRepo(db: DbOrTrx) {
     async findProviderByName(name: string, trx: DbOrTrx = db): Promise<ProviderRow | undefined> {
       return trx<ProviderRow>('providers').where({ name }).first();
     },
-    async listProviders(trx: DbOrTrx = db): Promise<ProviderRow[]> {
-      return trx<ProviderRow>('providers').orderBy('name');
+    /** A page of providers by name; `after` is the last name of the previous page. */
+    async listProviders(page: { limit: number; after?: string }, trx: DbOrTrx = db): Promise<ProviderRow[]> {
+      const q = trx<ProviderRow>('providers').orderBy('name').limit(page.limit);
+      if (page.after) q.where('name', '>', page.after);
+      return q;
     },
     async findModelByName(publicName: string, trx: DbOrTrx = db): Promise<ModelRow | undefined> {
       return trx<ModelRow>('models').where({ public_name: publicName }).first();
@@ -76,11 +79,15 @@ export function routingRepo(db: DbOrTrx) {
     async pricesForModel(modelId: string, trx: DbOrTrx = db): Promise<PriceRow[]> {
       return trx<PriceRow>('prices').where({ model_id: modelId }).orderBy('effective_from');
     },
-    async listModels(trx: DbOrTrx = db): Promise<(ModelRow & { provider_name: string })[]> {
-      return trx('models')
+    /** A page of models by public name; `after` is the last name of the previous page. */
+    async listModels(page: { limit: number; after?: string }, trx: DbOrTrx = db): Promise<(ModelRow & { provider_name: string })[]> {
+      const q = trx('models')
         .join('providers', 'providers.id', 'models.provider_id')
         .select('models.*', 'providers.name as provider_name')
-        .orderBy('models.public_name');
+        .orderBy('models.public_name')
+        .limit(page.limit);
+      if (page.after) q.where('models.public_name', '>', page.after);
+      return q;
     },
   };
 }

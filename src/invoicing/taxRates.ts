@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { Db } from '../db/knex';
+import { pageLimit } from '../staff/schemas';
 import { validate } from '../staff/validate';
 
 export const setTaxRateInput = z.strictObject({
@@ -7,6 +8,11 @@ export const setTaxRateInput = z.strictObject({
   rate: z.string().regex(/^0(\.\d{1,6})?$/, 'rate must be a decimal fraction below 1, such as "0.19"'),
   effectiveFrom: z.iso.date({ error: 'effectiveFrom must be a date such as 2026-01-01' }),
   effectiveTo: z.iso.date({ error: 'effectiveTo must be a date such as 2026-12-31' }).optional(),
+});
+
+export const listTaxRatesInput = z.strictObject({
+  limit: pageLimit(),
+  after: z.string().regex(/^[A-Z]{2}:\d{4}-\d{2}-\d{2}$/, 'after must be the last item\'s COUNTRY:effectiveFrom, such as DE:2026-01-01').optional(),
 });
 
 /** Tax rates by country and effective dates; a repeated (country, from) replaces its rate. */
@@ -20,8 +26,15 @@ export function taxRates(db: Db) {
         .merge();
       return { country: i.country, rate: i.rate, effectiveFrom: i.effectiveFrom, effectiveTo: i.effectiveTo ?? null };
     },
-    async list() {
-      const rows = await db('tax_rates').orderBy(['country', 'effective_from']);
+    /** A page of rates by country and start; `after` is the last item's "COUNTRY:effectiveFrom". */
+    async list(raw: unknown = {}) {
+      const page = validate(listTaxRatesInput, raw ?? {});
+      const q = db('tax_rates').orderBy(['country', 'effective_from']).limit(page.limit);
+      if (page.after) {
+        const [country, from] = page.after.split(':') as [string, string];
+        q.whereRaw('(country, effective_from) > (?, ?::date)', [country, from]);
+      }
+      const rows = await q;
       return rows.map((r) => ({
         country: r.country,
         rate: String(Number(r.rate)),

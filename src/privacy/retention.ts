@@ -4,6 +4,7 @@ import type { Clock } from '../clock';
 import type { Config } from '../config';
 import type { Db } from '../db/knex';
 import { ConflictError, DependencyUnavailableError, NotFoundError } from '../errors';
+import { pageLimit } from '../staff/schemas';
 import { validate } from '../staff/validate';
 import type { MetadataExpiryInput, MetadataExpiryResult } from '../../workflows/messages';
 
@@ -19,6 +20,12 @@ export const setPolicyInput = z.strictObject({
 });
 export const addHoldInput = z.strictObject({ accountId: z.uuid({ error: 'accountId must be an account id (UUID)' }), reason: z.string().trim().min(5, 'reason: say why (case, authority request)').max(500) });
 export const releaseHoldInput = z.strictObject({ reason: z.string().trim().min(5, 'reason: say why the hold ends').max(500) });
+export const listRunsInput = z.strictObject({ limit: pageLimit(20), before: z.uuid({ error: 'before must be a run id' }).optional() });
+export const listHoldsInput = z.strictObject({
+  limit: pageLimit(),
+  before: z.uuid({ error: 'before must be a hold id' }).optional(),
+  active: z.enum(['true', 'false']).optional(),
+});
 
 export function retentionService(deps: { db: Db; clock: Clock; config: Config; client?: Client; taskQueue?: string }) {
   const { db, clock, config } = deps;
@@ -61,9 +68,12 @@ export function retentionService(deps: { db: Db; clock: Clock; config: Config; c
       return this.getRun(runId);
     },
 
-    async listRuns(query: Record<string, unknown> = {}) {
-      const limit = Math.min(Number(query.limit ?? 20) || 20, 200);
-      const rows = await db('retention_runs').orderBy('started_at', 'desc').limit(limit);
+    /** Newest first; `before` is the last run id of the previous page. */
+    async listRuns(raw: unknown = {}) {
+      const page = validate(listRunsInput, raw ?? {});
+      const q = db('retention_runs').orderBy([{ column: 'started_at', order: 'desc' }, { column: 'id', order: 'desc' }]).limit(page.limit);
+      if (page.before) q.whereRaw('(started_at, id) < (SELECT started_at, id FROM retention_runs WHERE id = ?)', [page.before]);
+      const rows = await q;
       return Promise.all(rows.map(runView));
     },
 
@@ -115,9 +125,12 @@ export function retentionService(deps: { db: Db; clock: Clock; config: Config; c
       return holdView(r);
     },
 
-    async holds(query: Record<string, unknown> = {}) {
-      const q = db('legal_holds').orderBy('created_at', 'desc');
-      if (query.active === 'true' || query.active === true) q.whereNull('released_at');
+    /** Newest first; `before` is the last hold id of the previous page. */
+    async holds(raw: unknown = {}) {
+      const page = validate(listHoldsInput, raw ?? {});
+      const q = db('legal_holds').orderBy([{ column: 'created_at', order: 'desc' }, { column: 'id', order: 'desc' }]).limit(page.limit);
+      if (page.active === 'true') q.whereNull('released_at');
+      if (page.before) q.whereRaw('(created_at, id) < (SELECT created_at, id FROM legal_holds WHERE id = ?)', [page.before]);
       return (await q).map(holdView);
     },
   };

@@ -2,14 +2,17 @@ import { issueSecret } from '../auth/secrets';
 import type { Clock } from '../clock';
 import { accountsRepo } from '../db/accounts';
 import { apiKeysRepo } from '../db/apiKeys';
-import type { Db } from '../db/knex';
-import { routingRepo } from '../db/routing';
+import type { Db, Trx } from '../db/knex';
+import { routingRepo, type ModelRow } from '../db/routing';
 import { staffTokensRepo, type StaffRole } from '../db/staffTokens';
 import { usersRepo } from '../db/users';
-import { ConflictError, NotFoundError } from '../errors';
+import { ConflictError, NotFoundError, ValidationError } from '../errors';
 import { parseAmount } from '../billing/money';
+import { providerKeyEnvName, type Config } from '../config';
+import { canonicalAddress, upstreamAddressPolicy } from '../gateway/upstreamAddress';
 import {
   addModelInput,
+  addPriceInput,
   addProviderInput,
   createAccountInput,
   createKeyInput,
@@ -17,6 +20,8 @@ import {
   createUserInput,
   idInput,
   listInput,
+  listKeysInput,
+  pageInput,
   setFallbacksInput,
 } from './schemas';
 import { validate } from './validate';
@@ -38,14 +43,49 @@ function sameOptionalAmount(a: string | null, b: string | null): boolean {
 export interface StaffDeps {
   db: Db;
   clock: Clock;
+  /**
+   * The upstream address allowlist, to refuse a provider whose base URL is a
+   * literal address the gateway would refuse anyway. Absent (tests and tools
+   * in-process), no such early check; the gateway checks every connection.
+   */
+  config?: Pick<Config, 'upstream'>;
 }
 
-export function staffOperations({ db, clock }: StaffDeps) {
+export function staffOperations({ db, clock, config }: StaffDeps) {
+  const upstreamPolicy = config ? upstreamAddressPolicy(config.upstream.allowedHosts) : null;
   const accounts = accountsRepo(db);
   const users = usersRepo(db);
   const apiKeys = apiKeysRepo(db);
   const routing = routingRepo(db);
   const staffTokens = staffTokensRepo(db);
+
+  /** Adds a price version; the same price for the same time again is a no-op, a different one a conflict. */
+  async function putPrice(
+    trx: Trx,
+    model: ModelRow,
+    providerName: string,
+    input: { name: string; inputPerMtok: string; outputPerMtok: string; cachedInputPerMtok?: string | undefined; effectiveFrom?: string | undefined },
+  ) {
+    const effectiveFrom = input.effectiveFrom ? new Date(input.effectiveFrom) : clock.now();
+    const price = {
+      input_per_mtok: parseAmount(input.inputPerMtok).toFixed(),
+      output_per_mtok: parseAmount(input.outputPerMtok).toFixed(),
+      cached_input_per_mtok: input.cachedInputPerMtok ? parseAmount(input.cachedInputPerMtok).toFixed() : null,
+    };
+    const existing = await routing.findPrice(model.id, effectiveFrom, trx);
+    if (existing) {
+      const same =
+        parseAmount(existing.input_per_mtok).eq(price.input_per_mtok) &&
+        parseAmount(existing.output_per_mtok).eq(price.output_per_mtok) &&
+        sameOptionalAmount(existing.cached_input_per_mtok, price.cached_input_per_mtok);
+      if (!same) {
+        throw new ConflictError(`model ${input.name} already has a different price effective from ${effectiveFrom.toISOString()}`);
+      }
+      return modelView(model, providerName, existing);
+    }
+    const row = await routing.insertPrice({ model_id: model.id, effective_from: effectiveFrom, ...price }, trx);
+    return modelView(model, providerName, row);
+  }
 
   async function requireAccount(id: string) {
     const account = await accounts.findById(id);
@@ -120,9 +160,9 @@ export function staffOperations({ db, clock }: StaffDeps) {
     },
 
     async listKeys(raw: unknown) {
-      const { id } = validate(idInput, raw);
+      const { id, ...page } = validate(listKeysInput, raw);
       await requireAccount(id);
-      return (await apiKeys.listByAccount(id)).map(apiKeyView);
+      return (await apiKeys.listByAccount(id, page)).map(apiKeyView);
     },
 
     /** Idempotent: revoking a revoked key keeps the first revocation time. */
@@ -135,11 +175,16 @@ export function staffOperations({ db, clock }: StaffDeps) {
 
     async addProvider(raw: unknown) {
       const input = validate(addProviderInput, raw);
+      const host = new URL(input.baseUrl).hostname;
+      if (upstreamPolicy && canonicalAddress(host) && !upstreamPolicy.allows(host, host)) {
+        const message = 'baseUrl is a loopback, private, link-local or otherwise non-public address that UPSTREAM_ALLOWED_HOSTS does not name';
+        throw new ValidationError(`invalid input: baseUrl: ${message}`, [{ field: 'baseUrl', message }]);
+      }
       try {
         const row = await routing.insertProvider({
           name: input.name,
           base_url: input.baseUrl.replace(/\/+$/, ''),
-          api_key_env: input.apiKeyEnv ?? null,
+          api_key_env: input.apiKeyEnv ?? providerKeyEnvName(input.name),
           kind: input.kind,
         });
         return providerView(row);
@@ -149,8 +194,8 @@ export function staffOperations({ db, clock }: StaffDeps) {
       }
     },
 
-    async listProviders() {
-      return (await routing.listProviders()).map(providerView);
+    async listProviders(raw: unknown = {}) {
+      return (await routing.listProviders(validate(pageInput, raw ?? {}))).map(providerView);
     },
 
     /**
@@ -158,15 +203,11 @@ export function staffOperations({ db, clock }: StaffDeps) {
      * (price history is kept: invoices need the price in force at the time).
      * Re-adding the same price for the same time is a no-op; re-routing an
      * existing model to another provider is refused rather than done silently.
+     * A new model is a new route for customers' traffic: on the admin API this
+     * is admin-only, and billing staff use addPrice.
      */
     async addModel(raw: unknown) {
       const input = validate(addModelInput, raw);
-      const effectiveFrom = input.effectiveFrom ? new Date(input.effectiveFrom) : clock.now();
-      const price = {
-        input_per_mtok: parseAmount(input.inputPerMtok).toFixed(),
-        output_per_mtok: parseAmount(input.outputPerMtok).toFixed(),
-        cached_input_per_mtok: input.cachedInputPerMtok ? parseAmount(input.cachedInputPerMtok).toFixed() : null,
-      };
       return db.transaction(async (trx) => {
         const provider = await routing.findProviderByName(input.provider, trx);
         if (!provider) throw new NotFoundError(`provider ${input.provider} does not exist; add it with 'mixroute providers add'`);
@@ -182,19 +223,19 @@ export function staffOperations({ db, clock }: StaffDeps) {
           { public_name: input.name, provider_id: provider.id, upstream_model: input.upstreamModel },
           trx,
         );
-        const existing = await routing.findPrice(model.id, effectiveFrom, trx);
-        if (existing) {
-          const same =
-            parseAmount(existing.input_per_mtok).eq(price.input_per_mtok) &&
-            parseAmount(existing.output_per_mtok).eq(price.output_per_mtok) &&
-            sameOptionalAmount(existing.cached_input_per_mtok, price.cached_input_per_mtok);
-          if (!same) {
-            throw new ConflictError(`model ${input.name} already has a different price effective from ${effectiveFrom.toISOString()}`);
-          }
-          return modelView(model, provider.name, existing);
-        }
-        const row = await routing.insertPrice({ model_id: model.id, effective_from: effectiveFrom, ...price }, trx);
-        return modelView(model, provider.name, row);
+        return putPrice(trx, model, provider.name, input);
+      });
+    },
+
+    /** A new price version of an existing model; its provider and route stay as they are. */
+    async addPrice(raw: unknown) {
+      const input = validate(addPriceInput, raw);
+      return db.transaction(async (trx) => {
+        await trx.raw('SELECT pg_advisory_xact_lock(hashtext(?))', [`model:${input.name}`]);
+        const model = await routing.findModelByName(input.name, trx);
+        if (!model) throw new NotFoundError(`model ${input.name} does not exist; an admin adds it with its first price (POST /billing/models)`);
+        const provider = (await trx('providers').where('id', model.provider_id).first('name')) as { name: string };
+        return putPrice(trx, model, provider.name, input);
       });
     },
 
@@ -219,9 +260,9 @@ export function staffOperations({ db, clock }: StaffDeps) {
       });
     },
 
-    async listModels() {
+    async listModels(raw: unknown = {}) {
       const now = clock.now();
-      const models = await routing.listModels();
+      const models = await routing.listModels(validate(pageInput, raw ?? {}));
       return Promise.all(
         models.map(async (m) => {
           const price = await routing.priceInForce(m.id, now);

@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import { isDecimalString } from '../billing/money';
+import { decimalPlaces, isDecimalString, MAX_STAFF_AMOUNT, PRICE_SCALE, withinStaffAmountBound } from '../billing/money';
 import { STAFF_ROLES } from '../db/staffTokens';
+import { PROVIDER_KEY_ENV } from '../config';
 
 /**
  * Input shapes for staff operations, shared by the CLI and the admin API so
@@ -8,12 +9,20 @@ import { STAFF_ROLES } from '../db/staffTokens';
  * their kebab-case forms (--vat-id -> vatId).
  */
 
-/** Money comes in as a decimal string; a JSON number could already have lost precision. */
+/**
+ * Money comes in as a decimal string; a JSON number could already have lost precision.
+ * Amounts are stored as NUMERIC(24,12): more decimals would be rounded silently by
+ * PostgreSQL and more integer digits would overflow, so both are refused here, with
+ * a bound far below the column's so that sums of many staff amounts still fit.
+ */
 const decimalString = (what: string) =>
   z
     .string({ error: `${what} must be a decimal string such as "2.50"` })
     .trim()
-    .refine(isDecimalString, `${what} must be a decimal string such as "2.50"`);
+    .max(64, `${what} is too long`)
+    .refine(isDecimalString, `${what} must be a decimal string such as "2.50"`)
+    .refine((v) => decimalPlaces(v) <= PRICE_SCALE, `${what} may have at most ${PRICE_SCALE} decimal places`)
+    .refine((v) => !isDecimalString(v) || withinStaffAmountBound(v), `${what} must be at most ${MAX_STAFF_AMOUNT} in absolute value`);
 
 const nonNegativeDecimal = (what: string) =>
   decimalString(what).refine((v) => !v.startsWith('-'), `${what} must not be negative`);
@@ -64,9 +73,12 @@ export const addProviderInput = z.strictObject({
     .trim()
     .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'name must be lower-case letters, digits, ".", "_" or "-"'),
   baseUrl: z.url({ protocol: /^https?$/, error: 'baseUrl must be an http(s) URL' }),
+  // Only PROVIDER_*_API_KEY variables may hold a credential (config.ts): any other name
+  // would let whoever adds a provider send the gateway's own secrets to a host of their choice.
+  // Omitted: PROVIDER_<NAME>_API_KEY from the provider's name.
   apiKeyEnv: z
     .string()
-    .regex(/^[A-Z_][A-Z0-9_]*$/, 'apiKeyEnv must be the NAME of an environment variable, such as OPENAI_API_KEY')
+    .regex(PROVIDER_KEY_ENV, 'apiKeyEnv must be the NAME of a variable of the form PROVIDER_<NAME>_API_KEY, such as PROVIDER_OPENAI_API_KEY')
     .optional(),
   kind: z.enum(['openai', 'anthropic']).default('openai'),
 });
@@ -83,6 +95,10 @@ export const addModelInput = z.strictObject({
 });
 export type AddModelInput = z.input<typeof addModelInput>;
 
+/** A new price version of an existing model: no provider or route in it, so billing staff may set it. */
+export const addPriceInput = addModelInput.omit({ provider: true, upstreamModel: true });
+export type AddPriceInput = z.input<typeof addPriceInput>;
+
 export const setFallbacksInput = z.strictObject({
   name: text('name', 120),
   routes: z
@@ -97,10 +113,29 @@ export const createStaffTokenInput = z.strictObject({
 });
 export type CreateStaffTokenInput = z.input<typeof createStaffTokenInput>;
 
+/**
+ * Every list is read a page at a time, so no request can make the server load a
+ * whole table: `limit` (1-500, default 100) and `after`, the key of the last item
+ * of the previous page (each list says which key it orders by).
+ */
+export const PAGE_LIMIT_MAX = 500;
+export const pageLimit = (fallback = 100) =>
+  z.coerce
+    .number({ error: 'limit must be a whole number' })
+    .int('limit must be a whole number')
+    .min(1, 'limit must be at least 1')
+    .max(PAGE_LIMIT_MAX, `limit must be at most ${PAGE_LIMIT_MAX}`)
+    .default(fallback);
+export const pageInput = z.strictObject({
+  limit: pageLimit(),
+  after: z.string().trim().min(1).max(200, 'after must be the key of the last item of the previous page').optional(),
+});
+
 export const listInput = z.strictObject({
-  limit: z.coerce.number().int().min(1).max(500).default(100),
+  limit: pageLimit(),
   after: uuid('after').optional(),
 });
+export const listKeysInput = z.strictObject({ id: uuid('id'), limit: pageLimit(), after: uuid('after').optional() });
 
 const positiveDecimal = (what: string) =>
   decimalString(what).refine((v) => !v.startsWith('-') && Number(v) > 0, `${what} must be positive`);

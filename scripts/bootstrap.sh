@@ -5,9 +5,12 @@
 #   1. npm ci when node_modules is missing or older than package-lock.json;
 #   2. finds (or builds, once) the Temporal CLI and exports TEMPORAL_CLI;
 #   3. checks PostgreSQL; with --db also creates the DATABASE_URL database and migrates it.
+#      With DATABASE_URL unset and nothing on 127.0.0.1:5432 (or MIXROUTE_EMBEDDED_PG=1),
+#      first starts an embedded PostgreSQL (scripts/embedded-pg.ts) for as long as COMMAND runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+all_args=("$@")
 prepare_db=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -33,6 +36,20 @@ fi
 
 TEMPORAL_CLI="$(bash scripts/find-temporal-cli.sh)"
 export TEMPORAL_CLI
+
+# A set DATABASE_URL always wins; MIXROUTE_EMBEDDED_PG=0 never embeds, =1 always does.
+if [[ -z "${DATABASE_URL:-}" && "${MIXROUTE_EMBEDDED_PG:-auto}" != 0 ]]; then
+  reason=""
+  if [[ "${MIXROUTE_EMBEDDED_PG:-auto}" == 1 ]]; then
+    reason="MIXROUTE_EMBEDDED_PG=1"
+  elif ! (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; then
+    reason="DATABASE_URL is not set and nothing answers on 127.0.0.1:5432"
+  fi
+  if [[ -n "$reason" ]]; then
+    # This script again, under the server: DATABASE_URL is then set, so it goes on from here.
+    exec node --import tsx scripts/embedded-pg.ts --reason "$reason" -- bash scripts/bootstrap.sh ${all_args[@]+"${all_args[@]}"}
+  fi
+fi
 
 if [[ $prepare_db -eq 1 ]]; then
   node --import tsx scripts/prepare-db.ts --migrate

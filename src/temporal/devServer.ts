@@ -7,6 +7,7 @@ import { portInUse } from '../util/ports';
 import { devServerSearchAttributeFlags } from './searchAttributes';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const GUARD = fileURLToPath(new URL('../dev/guard.mjs', import.meta.url));
 
 /**
  * The Temporal CLI path: the configured one, else whatever
@@ -32,12 +33,16 @@ export interface DevServerOptions {
   /** Where the server's own log goes (appended). Omitted: discarded. */
   logFile?: string;
   startTimeoutMs?: number;
+  /** Run it under src/dev/guard.mjs, so that it stops when this process ends, even by SIGKILL. */
+  guard?: boolean;
 }
 
 export interface DevServer {
   address: string;
   uiUrl: string | undefined;
   child: ChildProcess;
+  /** The server's own pid (with `guard`, `child` is the guard). */
+  serverPid: number | undefined;
   stop(): Promise<void>;
 }
 
@@ -62,8 +67,15 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
 
   const logFd = opts.logFile ? fs.openSync(opts.logFile, 'a') : 'ignore';
   // Own process group: Ctrl-C reaches the supervisor, which stops the apps before the server.
-  const child = spawn(opts.cliPath, args, { stdio: ['ignore', logFd, logFd], detached: true });
+  const child = opts.guard
+    ? // The guard's grace is under stop()'s 10 s, so the guard itself is never killed with the server still up.
+      spawn(process.execPath, [GUARD, '--grace-ms', '8000', '--', opts.cliPath, ...args], { stdio: ['ignore', logFd, logFd, 'ipc'], detached: true })
+    : spawn(opts.cliPath, args, { stdio: ['ignore', logFd, logFd], detached: true });
   if (typeof logFd === 'number') fs.closeSync(logFd);
+  let serverPid = opts.guard ? undefined : child.pid;
+  child.on('message', (m: { pid?: number }) => {
+    if (typeof m?.pid === 'number') serverPid = m.pid;
+  });
   const address = `${ip}:${opts.port}`;
 
   let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
@@ -113,6 +125,9 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
     address,
     uiUrl: opts.uiPort === undefined ? undefined : `http://${ip}:${opts.uiPort}`,
     child,
+    get serverPid() {
+      return serverPid;
+    },
     stop,
   };
 }

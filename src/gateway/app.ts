@@ -64,7 +64,7 @@ const ENDPOINTS = new Map<string, Endpoint>([
  * The four POST routes are served by a plain node:http handler in front of
  * Express: they are nearly every request the gateway sees, and Express's
  * router and response helpers were a tenth of the gateway's CPU time per
- * request (see the README's benchmark section). Everything else (models,
+ * request (see docs/benchmarks.md). Everything else (models,
  * health, metrics, unknown URLs) goes through Express.
  */
 export function createGatewayApp(deps: GatewayAppDeps): { app: RequestListener; metrics: GatewayMetrics } {

@@ -18,7 +18,7 @@ import type { Logger } from '../logger';
  * rest back. Every instance can only spend what it reserved, so concurrent
  * requests across instances cannot overdraw by more than the difference
  * between actual and reserved cost of requests in flight (zero when the
- * reserved output bound holds; see README "Balance gate").
+ * reserved output bound holds; see docs/metering-and-ledger.md, "Balance gate").
  */
 export interface Reservation {
   accountId: string;

@@ -2,11 +2,52 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import { CONTRA } from '../src/billing/ledger';
 import { Money, isDecimalString, toAmountString } from '../src/billing/money';
 import type { Config } from '../src/config';
-import type { Db } from '../src/db/knex';
+import type { Db, Trx } from '../src/db/knex';
 import { NotFoundError } from '../src/errors';
 import { postEntries } from '../src/db/ledger';
-import { settleAccountUsage, type SettlementResult } from '../src/db/settlement';
-import type { TopUpInput, TopUpResult } from '../workflows/messages';
+import { settleAccountUsage, settleShardUsage, type SettlementResult, type ShardSettlementResult } from '../src/db/settlement';
+import type { SettleShardInput, TopUpInput, TopUpResult } from '../workflows/messages';
+
+/**
+ * Whether the payment's customer may credit the account it names, in the
+ * top-up's transaction (the account row locked, so two first payments cannot
+ * both bind it). The account's customer is bound by its first payment that
+ * carries one; after that only that customer's payments credit it, and a
+ * customer bound to one account never credits another (UNIQUE). A refused
+ * payment is recorded with status 'customer_mismatch' and credits nothing:
+ * reconciliation counts only succeeded payments, and billing staff find it
+ * in payments. The answer is the same on every retry and redelivery.
+ */
+async function checkPaymentCustomer(trx: Trx, input: TopUpInput): Promise<TopUpResult | undefined> {
+  const customer = input.customerId ?? null;
+  const refuse = async (): Promise<TopUpResult> => {
+    await trx('payments')
+      .insert({
+        provider: input.provider,
+        provider_payment_id: input.paymentId,
+        account_id: input.accountId,
+        amount: input.amount,
+        currency: input.currency.toUpperCase(),
+        status: 'customer_mismatch',
+        customer_id: customer,
+      })
+      .onConflict(['provider', 'provider_payment_id'])
+      .ignore();
+    const b = await trx('account_balances').where({ account_id: input.accountId }).first<{ balance: string } | undefined>('balance');
+    return { entryId: null, applied: false, balanceAfter: toAmountString(new Money(b?.balance ?? '0')), refused: 'customer_mismatch' };
+  };
+  const earlier = await trx('payments').where({ provider: input.provider, provider_payment_id: input.paymentId }).first<{ status: string } | undefined>('status');
+  if (earlier?.status === 'customer_mismatch') return refuse();
+  if (earlier) return undefined;
+  const account = await trx('accounts').where({ id: input.accountId }).forUpdate().first<{ stripe_customer_id: string | null }>('stripe_customer_id');
+  const bound = account.stripe_customer_id;
+  if (bound !== null) return bound === customer ? undefined : refuse();
+  if (customer === null) return undefined;
+  const other = await trx('accounts').where({ stripe_customer_id: customer }).whereNot({ id: input.accountId }).first('id');
+  if (other) return refuse();
+  await trx('accounts').where({ id: input.accountId }).update({ stripe_customer_id: customer });
+  return undefined;
+}
 
 /** Settlement batches are bounded so one transaction stays short; the workflow loops while `more`. */
 export const SETTLEMENT_BATCH_LIMIT = 5_000;
@@ -17,7 +58,7 @@ export function billingActivities({ db, billing }: { db: Db; billing: Config['bi
     async settleUsage(input: { accountId: string }): Promise<SettlementResult> {
       // Heartbeats let Temporal notice a dead worker within the heartbeat
       // timeout instead of the whole start-to-close timeout. A local activity
-      // (how accountMetering runs it now) has no heartbeat: its workflow task
+      // (how accountMetering runs it, and drains) has no heartbeat: its workflow task
       // timing out plays that part.
       const local = Context.current().info.isLocal;
       const beat = local ? undefined : setInterval(() => Context.current().heartbeat(), 1_000);
@@ -30,6 +71,21 @@ export function billingActivities({ db, billing }: { db: Db; billing: Config['bi
       } finally {
         clearInterval(beat);
       }
+    },
+
+    /**
+     * One settlement pass of a shard (a local activity of `settlementShard`):
+     * the named accounts, or a sweep of the shard. The shard count and batch
+     * size are the worker's settings, so every shard workflow of a worker
+     * fleet splits the accounts the same way.
+     */
+    async settleShard(input: SettleShardInput): Promise<ShardSettlementResult> {
+      return settleShardUsage(db, {
+        shard: input.shard,
+        shards: billing.settlementShards,
+        ...(input.accounts ? { accounts: input.accounts } : {}),
+        limit: billing.settlementBatchEvents,
+      });
     },
 
     /**
@@ -48,6 +104,10 @@ export function billingActivities({ db, billing }: { db: Db; billing: Config['bi
         throw ApplicationFailure.nonRetryable(`payment currency ${input.currency} differs from the account's ${account.currency}`, 'CurrencyMismatch');
       }
       return db.transaction(async (trx) => {
+        if (input.kind === 'topup' && input.provider !== 'manual') {
+          const refused = await checkPaymentCustomer(trx, input);
+          if (refused) return refused;
+        }
         if (input.kind === 'topup') {
           await trx('payments')
             .insert({
@@ -57,6 +117,7 @@ export function billingActivities({ db, billing }: { db: Db; billing: Config['bi
               amount: input.amount,
               currency: input.currency.toUpperCase(),
               status: 'succeeded',
+              customer_id: input.customerId ?? null,
             })
             .onConflict(['provider', 'provider_payment_id'])
             .ignore();

@@ -530,3 +530,60 @@ export function runMain(name: string, main: () => Promise<number>): void {
   );
 }
 
+
+// ---------------------------------------------------------------- Temporal histories
+
+export interface WorkflowTaskStats {
+  /** Workflow tasks completed inside the window, over every run (continue-as-new) of the workflows. */
+  completed: number;
+  timedOut: number;
+  failed: number;
+  /** Milliseconds from a signal to the workflow task that took it, and each workflow task's run. */
+  signalToTaskStartMs: number[];
+  taskRunMs: number[];
+}
+
+/**
+ * Counts workflow tasks from histories: every run of each workflow id (found
+ * through visibility, so continued-as-new runs count too), events inside
+ * [from, to) only. The Temporal server's work per settlement is this count.
+ */
+export async function workflowTaskStats(
+  client: import('@temporalio/client').Client,
+  workflowIds: string[],
+  from: Date,
+  to: Date,
+): Promise<WorkflowTaskStats> {
+  const out: WorkflowTaskStats = { completed: 0, timedOut: 0, failed: 0, signalToTaskStartMs: [], taskRunMs: [] };
+  const ms = (t: unknown) => {
+    const ts = t as { seconds?: unknown; nanos?: number | null } | null | undefined;
+    return Number(ts?.seconds ?? 0) * 1000 + (ts?.nanos ?? 0) / 1e6;
+  };
+  for (const workflowId of workflowIds) {
+    const runs: string[] = [];
+    for await (const w of client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) runs.push(w.runId);
+    for (const runId of runs) {
+      const history = await client.workflow.getHandle(workflowId, runId).fetchHistory();
+      let signalAt: number | null = null;
+      let startedAt: number | null = null;
+      for (const e of history.events ?? []) {
+        const at = ms(e.eventTime);
+        if (at < from.getTime() || at >= to.getTime()) continue;
+        if (e.workflowExecutionSignaledEventAttributes) signalAt ??= at;
+        else if (e.workflowTaskStartedEventAttributes) {
+          startedAt = at;
+          if (signalAt !== null) out.signalToTaskStartMs.push(at - signalAt);
+          signalAt = null;
+        } else if (e.workflowTaskCompletedEventAttributes) {
+          out.completed += 1;
+          if (startedAt !== null) out.taskRunMs.push(at - startedAt);
+          startedAt = null;
+        } else if (e.workflowTaskTimedOutEventAttributes) out.timedOut += 1;
+        else if (e.workflowTaskFailedEventAttributes) out.failed += 1;
+      }
+    }
+  }
+  out.signalToTaskStartMs.sort((a, b) => a - b);
+  out.taskRunMs.sort((a, b) => a - b);
+  return out;
+}

@@ -87,7 +87,7 @@ async function withTemporal<T>(fn: (client: Client, cfg: Config) => Promise<T>):
 }
 
 const withStaff = <T>(fn: (ops: StaffOperations, db: Db) => Promise<T>): Promise<T> =>
-  withDb((db) => fn(staffOperations({ db, clock: systemClock }), db));
+  withDb((db, cfg) => fn(staffOperations({ db, clock: systemClock, config: cfg }), db));
 
 /** Drops undefined values so zod sees only the flags that were given. */
 function defined(obj: Record<string, unknown>): Record<string, unknown> {
@@ -110,7 +110,7 @@ program
   .description('run everything locally: Temporal dev server (unless TEMPORAL_ADDRESS), migrations, schedules, worker, gateway, admin API')
   .action(async () => {
     const cfg = getConfig();
-    const logger = createLogger(cfg, 'dev');
+    const logger = createLogger({ ...cfg, logFormat: (await import('./dev/logFormat')).devLogFormat(cfg) }, 'dev');
     const { runDev } = await import('./dev');
     const say = (line: string) => process.stdout.write(`[dev] ${line}\n`);
     // Ctrl-C during start-up is remembered and acted on once everything is up to be stopped.
@@ -272,7 +272,9 @@ staffCommand(keys, 'create', 'create an API key; the key is printed once and onl
   );
 staffCommand(keys, 'list', "list an account's keys (metadata only)")
   .requiredOption('--account <id>', 'account id')
-  .action(async (o) => print(await withStaff((ops) => ops.listKeys({ id: o.account })), !!o.json));
+  .option('--limit <n>', 'page size', '100')
+  .option('--after <key>', 'the last key id of the previous page')
+  .action(async (o) => print(await withStaff((ops) => ops.listKeys(defined({ id: o.account, limit: o.limit, after: o.after }))), !!o.json));
 staffCommand(keys, 'revoke', 'revoke an API key (idempotent)')
   .argument('<id>', 'key id')
   .action(async (id: string, o) => print(await withStaff((ops) => ops.revokeKey({ id })), !!o.json));
@@ -281,12 +283,15 @@ const providers = program.command('providers').description('upstream model provi
 staffCommand(providers, 'add', 'add a provider')
   .requiredOption('--name <name>', 'short name, e.g. openai')
   .requiredOption('--base-url <url>', 'API base URL, e.g. https://api.openai.com/v1')
-  .option('--api-key-env <var>', 'NAME of the environment variable holding its API key')
+  .option('--api-key-env <var>', 'the PROVIDER_<NAME>_API_KEY variable holding its API key (default: from --name)')
   .option('--kind <kind>', 'openai | anthropic', 'openai')
   .action(async (o) =>
     print(await withStaff((ops) => ops.addProvider(defined({ name: o.name, baseUrl: o.baseUrl, apiKeyEnv: o.apiKeyEnv, kind: o.kind }))), !!o.json),
   );
-staffCommand(providers, 'list', 'list providers').action(async (o) => print(await withStaff((ops) => ops.listProviders()), !!o.json));
+staffCommand(providers, 'list', 'list providers')
+  .option('--limit <n>', 'page size', '100')
+  .option('--after <key>', 'the last name of the previous page')
+  .action(async (o) => print(await withStaff((ops) => ops.listProviders(defined({ limit: o.limit, after: o.after }))), !!o.json));
 
 const models = program.command('models').description('models and their prices');
 staffCommand(models, 'add', 'add a model with its price, or a new price version (USD per million tokens)')
@@ -315,6 +320,28 @@ staffCommand(models, 'add', 'add a model with its price, or a new price version 
       !!o.json,
     ),
   );
+staffCommand(models, 'price', 'add a price version of an existing model (USD per million tokens); its route stays')
+  .requiredOption('--name <public>', 'public model name')
+  .requiredOption('--input-per-mtok <amount>', 'USD per million input tokens')
+  .requiredOption('--output-per-mtok <amount>', 'USD per million output tokens')
+  .option('--cached-input-per-mtok <amount>', 'USD per million cached input tokens')
+  .option('--effective-from <iso>', 'when the price takes effect (default now)')
+  .action(async (o) =>
+    print(
+      await withStaff((ops) =>
+        ops.addPrice(
+          defined({
+            name: o.name,
+            inputPerMtok: o.inputPerMtok,
+            outputPerMtok: o.outputPerMtok,
+            cachedInputPerMtok: o.cachedInputPerMtok,
+            effectiveFrom: o.effectiveFrom,
+          }),
+        ),
+      ),
+      !!o.json,
+    ),
+  );
 staffCommand(models, 'fallbacks', "set a model's ordered fallback routes (replaces the list; none clears it)")
   .requiredOption('--name <public>', 'public model name')
   .option('--route <provider:upstream-model>', 'a fallback route; repeat in order', (v: string, acc: string[]) => [...acc, v], [] as string[])
@@ -326,7 +353,10 @@ staffCommand(models, 'fallbacks', "set a model's ordered fallback routes (replac
     });
     print(await withStaff((ops) => ops.setModelFallbacks({ name: o.name, routes })), !!o.json);
   });
-staffCommand(models, 'list', 'list models with the price in force').action(async (o) => print(await withStaff((ops) => ops.listModels()), !!o.json));
+staffCommand(models, 'list', 'list models with the price in force')
+  .option('--limit <n>', 'page size', '100')
+  .option('--after <key>', 'the last name of the previous page')
+  .action(async (o) => print(await withStaff((ops) => ops.listModels(defined({ limit: o.limit, after: o.after }))), !!o.json));
 
 const staffTokens = program.command('staff-tokens').description('tokens for the admin API');
 staffCommand(staffTokens, 'create', 'create a staff token; printed once, only its hash is stored')
@@ -494,7 +524,10 @@ staffCommand(taxRatesCmd, 'set', 'set the rate of a country from a date')
   .action(async (o) =>
     print(await withStaff((_ops, db) => taxRates(db).set(defined({ country: o.country, rate: o.rate, effectiveFrom: o.from, effectiveTo: o.to }))), !!o.json),
   );
-staffCommand(taxRatesCmd, 'list', 'list tax rates').action(async (o) => print(await withStaff((_ops, db) => taxRates(db).list()), !!o.json));
+staffCommand(taxRatesCmd, 'list', 'list tax rates')
+  .option('--limit <n>', 'page size', '100')
+  .option('--after <key>', 'the last COUNTRY:effectiveFrom of the previous page')
+  .action(async (o) => print(await withStaff((_ops, db) => taxRates(db).list(defined({ limit: o.limit, after: o.after }))), !!o.json));
 
 // --- reconciliation ----------------------------------------------------------
 
@@ -627,8 +660,9 @@ staffCommand(dsr, 'list', 'requests by due date')
   .option('--overdue', 'only overdue requests')
   .option('--type <type>', 'one type')
   .option('--limit <n>', 'page size', '100')
+  .option('--after <id>', 'the last request id of the previous page')
   .action(async (o) =>
-    print(await withDsr((svc) => svc.list(defined({ status: o.open ? 'open' : undefined, overdue: o.overdue ? 'true' : undefined, type: o.type, limit: o.limit })), false), !!o.json, (rows) =>
+    print(await withDsr((svc) => svc.list(defined({ status: o.open ? 'open' : undefined, overdue: o.overdue ? 'true' : undefined, type: o.type, limit: o.limit, after: o.after })), false), !!o.json, (rows) =>
       rows.map((r: any) => `${r.id}  ${r.type.padEnd(18)} ${r.status.padEnd(19)} due ${r.dueDate}${r.overdue ? '  OVERDUE' : ''}`).join('\n') || '(none)',
     ),
   );
@@ -690,7 +724,8 @@ staffCommand(retention, 'run', 'expire data past its retention period now (waits
   .action(async (o) => print(await withRetention((svc) => svc.run(cliActor(), { wait: o.wait }), true), !!o.json, runHumanRetention));
 staffCommand(retention, 'runs', 'expiry runs, newest first')
   .option('--limit <n>', 'how many', '20')
-  .action(async (o) => print(await withRetention((svc) => svc.listRuns({ limit: o.limit })), !!o.json, (rows) => rows.map(runHumanRetention).join('\n\n') || '(no runs)'));
+  .option('--before <id>', 'the last run id of the previous page')
+  .action(async (o) => print(await withRetention((svc) => svc.listRuns(defined({ limit: o.limit, before: o.before }))), !!o.json, (rows) => rows.map(runHumanRetention).join('\n\n') || '(no runs)'));
 staffCommand(retention, 'show', 'one expiry run')
   .argument('<id>', 'run id')
   .action(async (id: string, o) => print(await withRetention((svc) => svc.getRun(id)), !!o.json, runHumanRetention));
@@ -716,7 +751,9 @@ staffCommand(holds, 'release', 'release a legal hold')
   .action(async (id: string, o) => print(await withRetention((svc) => svc.releaseHold(id, { reason: o.reason }, cliActor())), !!o.json));
 staffCommand(holds, 'list', 'legal holds')
   .option('--active', 'only holds in force')
-  .action(async (o) => print(await withRetention((svc) => svc.holds({ active: o.active ? 'true' : undefined })), !!o.json));
+  .option('--limit <n>', 'page size', '100')
+  .option('--before <id>', 'the last hold id of the previous page')
+  .action(async (o) => print(await withRetention((svc) => svc.holds(defined({ active: o.active ? 'true' : undefined, limit: o.limit, before: o.before }))), !!o.json));
 
 staffCommand(program.command('staff-users').description('people who sign in to the staff console'), 'create', 'add a staff member (email and password sign-in to /console)')
   .requiredOption('--email <email>', 'sign-in email')
@@ -731,6 +768,38 @@ staffCommand(program.command('staff-users').description('people who sign in to t
       password = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
     }
     print(await withDb((db) => createStaffUser(db, { email: o.email, name: o.name, role: o.role, password })), !!o.json);
+  });
+
+staffCommand(program.command('demo').description("the local demo of `mixroute dev` (DEV_DEMO)"), 'traffic', 'send a minute of mixed requests to the local gateway with the demo account, then stop')
+  .option('--seconds <n>', 'how long, at most 300', '60')
+  .option('--rps <n>', 'requests per second, at most 50', '4')
+  .option('--key <key>', "an API key to use (default: a key of the demo account made for the run and revoked after it)")
+  .action(async (o) => {
+    const { demoTrafficCommand } = await import('./demo/traffic');
+    const say = (line: string) => process.stderr.write(`[demo] ${line}\n`);
+    print(await demoTrafficCommand(getConfig(), { seconds: o.seconds, rps: o.rps, key: o.key }, say), !!o.json, (r) =>
+      `sent ${r.sent} requests to ${r.gateway} in ${r.seconds} s; by status: ${Object.entries(r.byStatus).map(([k, v]) => `${k} ${v}`).join(', ')}; by model: ${Object.entries(r.byModel).map(([k, v]) => `${k} ${v}`).join(', ')}`,
+    );
+  });
+
+staffCommand(program.command('settlement').description('usage settlement (settlement shards)'), 'migrate', 'start every settlement shard with a sweep and retire the per-account metering workflows (safe to repeat)')
+  .option('--terminate', 'terminate running metering:* workflows instead of letting each settle its account once more and complete')
+  .option('--wait', 'wait (up to 5 minutes) until no metering:* workflow runs any more')
+  .action(async (o) => {
+    const { migrateSettlement } = await import('./metering/settlementMigration');
+    print(
+      await withTemporal((client, cfg) =>
+        migrateSettlement(
+          client,
+          { taskQueue: cfg.temporal.taskQueue, shards: cfg.billing.settlementShards, sweepMs: cfg.billing.settleSweepMs, minIntervalMs: cfg.billing.settleMinIntervalMs },
+          { terminate: !!o.terminate, wait: !!o.wait },
+        ),
+      ),
+      !!o.json,
+      (r) =>
+        `settlement shards started or woken with a sweep: ${r.shards}\nmetering:* workflows running: ${r.meteringRunning} (draining: ${r.drained}, terminated: ${r.terminated})` +
+        (r.meteringLeft === null ? '' : `\nstill running after the wait: ${r.meteringLeft}`),
+    );
   });
 
 // Every verb gets --help from commander; make usage errors one line too.

@@ -42,10 +42,19 @@ const LOCAL_SETTLEMENT_PATCH = 'settle-as-local-activity';
  * workflow thread is saturated). Histories from before replay the old waits.
  */
 const ONE_SWEEP_TIMER_PATCH = 'metering-one-sweep-timer';
+/**
+ * Retired: settlement shards (settlementShard) settle every account now. A
+ * per-account workflow still running, or started by a gateway of the old
+ * version during a rollout, settles its account once more at its next
+ * wake-up (a signal, or its sweep timer) and completes. Histories from before
+ * replay the old loop.
+ */
+const RETIRED_PATCH = 'metering-retired';
 
 /**
- * The account's metering entity (`metering:{accountId}`), started by
- * signal-with-start from the gateway's metering batcher. A signal wakes it;
+ * Retired (see RETIRED_PATCH): the account's metering entity
+ * (`metering:{accountId}`), formerly started by signal-with-start from the
+ * gateway's metering batcher. A signal wakes it;
  * it settles the account's unsettled usage (usage_hourly, one ledger entry,
  * holds released, events marked) through one activity, then waits at least
  * `settleMinIntervalMs` so frequent signals share a settlement. Without
@@ -102,6 +111,7 @@ export async function accountMetering(input: AccountMeteringInput): Promise<void
       await continueAsNew<typeof accountMetering>({ ...input, state: { ...state, generation: state.generation + 1 } });
     }
     woken = false;
+    const retired = patched(RETIRED_PATCH);
     for (;;) {
       const settle = patched(LOCAL_SETTLEMENT_PATCH) ? settleUsageLocally : settleUsage;
       const r = await settle({ accountId: input.accountId });
@@ -110,7 +120,12 @@ export async function accountMetering(input: AccountMeteringInput): Promise<void
         state.eventsSettled += r.events;
         state.costSettled = toAmountString(new Money(state.costSettled).plus(r.cost));
       }
-      if (!r.more || historyIsLong()) break;
+      // Draining, a long history does not matter any more: the workflow ends after this.
+      if (!r.more || (!retired && historyIsLong())) break;
+    }
+    if (retired) {
+      await condition(allHandlersFinished);
+      return;
     }
     if (minInterval > 0) await sleep(minInterval);
   }

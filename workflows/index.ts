@@ -5,4 +5,5 @@ export { invoiceAccount } from './invoiceAccount';
 export { invoiceRun } from './invoiceRun';
 export { metadataExpiry } from './metadataExpiry';
 export { reconcile } from './reconcile';
+export { settlementShard } from './settlementShard';
 export { topUp } from './topUp';

@@ -18,12 +18,16 @@ export interface HealthProbeResult {
   migrationsPending: number;
 }
 
-/** What the gateway's metering batcher tells an account's metering workflow after a batch reached usage_events. */
+/** What the gateway's metering batcher tells a settlement shard (formerly an account's metering workflow) after a batch reached usage_events. */
 export interface UsageRecordedSignal {
   events: number;
   cost: string;
   /** The latest occurred_at in the batch (ISO): a watermark, not a cursor; the database is the truth. */
   lastOccurredAt: string;
+  /** For a shard: the accounts with new usage, settled first (a hint; bounded, see `sweep`). */
+  accounts?: string[];
+  /** For a shard: settle every account of the shard (the hint overflowed, or an operator asked). */
+  sweep?: boolean;
 }
 
 export interface AccountMeteringState {
@@ -62,17 +66,61 @@ export interface TopUpInput {
   kind: 'topup' | 'grant';
   /** Who caused it: 'webhook:stripe', 'staff:<token id>', 'cli:<user>'. */
   actor: string;
+  /** The provider's customer that paid (webhooks; absent in histories recorded before it existed): checked against the account's. */
+  customerId?: string | null;
 }
 
 export interface TopUpResult {
-  entryId: number;
-  /** False when this payment had been credited before. */
+  /** The credit's ledger entry; null when the payment was refused. */
+  entryId: number | null;
+  /** False when this payment had been credited before, or was refused. */
   applied: boolean;
   balanceAfter: string;
+  /** Set when the payment was recorded but not credited: its customer is not the account's. */
+  refused?: 'customer_mismatch';
 }
 
 export const usageRecordedSignal = defineSignal<[UsageRecordedSignal]>('usageRecorded');
 export const meteringStatusQuery = defineQuery<AccountMeteringState>('meteringStatus');
+
+// --- settlement shards -------------------------------------------------------------
+
+export interface SettlementShardState {
+  shard: number;
+  wakeups: number;
+  eventsSignalled: number;
+  /** Settled by this shard (all generations). */
+  eventsSettled: number;
+  costSettled: string;
+  /** Passes that settled something, and sweeps run. */
+  passes: number;
+  sweeps: number;
+  /** Accounts named by wake-ups and not settled yet (carried across continue-as-new). */
+  pendingAccounts: string[];
+  sweepPending: boolean;
+  generation: number;
+}
+
+/** `settlement:{shard}`: ids and counts only. */
+export interface SettlementShardInput {
+  shard: number;
+  /** Settle every account of the shard at least this often (a lost wake-up delays settlement, never loses it). */
+  sweepMs?: number;
+  /** Least time between two rounds of passes (batches frequent wake-ups; 0: none). */
+  minIntervalMs?: number;
+  /** Continue as new at this history length even if the SDK does not suggest it yet. */
+  maxHistoryEvents?: number;
+  state?: SettlementShardState;
+}
+
+export interface SettleShardInput {
+  shard: number;
+  /** The accounts to settle; absent: every account of the shard (a sweep). */
+  accounts?: string[];
+}
+
+export const settlementWakeSignal = defineSignal<[UsageRecordedSignal]>('settlementWake');
+export const settlementShardStatusQuery = defineQuery<SettlementShardState>('settlementShardStatus');
 
 // --- invoicing -----------------------------------------------------------------
 
@@ -201,8 +249,10 @@ export interface DsrRefusalItem {
 export interface DsrState {
   requestId: string;
   type: DsrInput['type'];
-  status: 'received' | 'verifying' | 'in_progress' | 'awaiting_approval' | 'completed' | 'partially_completed' | 'refused' | 'withdrawn';
+  status: 'received' | 'verifying' | 'in_progress' | 'awaiting_approval' | 'completed' | 'partially_completed' | 'refused' | 'withdrawn' | 'failed';
   jurisdiction: DsrInput['jurisdiction'];
+  /** Set with status `failed`: the reason code (never a value). */
+  failureReason?: string;
   dueDate: string;
   dueAt: string;
   extended: boolean;
@@ -217,6 +267,8 @@ export interface DsrFulfilment {
   counts: Record<string, number>;
   exportId: string | null;
   fieldsChanged: string[];
+  /** Parts the fulfilment itself refused (a correction of an account by someone who is not its billing contact). */
+  refused?: DsrRefusalItem[];
 }
 
 export const dsrStatusQuery = defineQuery<DsrState>('dsrStatus');

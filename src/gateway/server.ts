@@ -1,11 +1,11 @@
-import type { Config } from '../config';
+import { providerCredentialEnv, type Config } from '../config';
 import { createDb } from '../db/knex';
 import { closeServer, listen } from '../http/listen';
-import { createMetricsRegistry } from '../http/metrics';
+import { createMetricsRegistry, startMetricsServer } from '../http/metrics';
 import { createLogger } from '../logger';
 import { MeteringBatcher } from '../metering/batcher';
 import { MeteringJournal } from '../metering/journal';
-import { accountMeteringSignaler } from '../metering/signaler';
+import { settlementShardSignaler, shardSignalTarget } from '../metering/signaler';
 import { checkTemporal, createTemporalClient } from '../temporal/client';
 import { createGatewayApp } from './app';
 import { Forwarder } from './forwarder';
@@ -13,6 +13,8 @@ import { KeyCache } from './keyCache';
 import { RateLimiter } from './rateLimit';
 import { RoutingTable } from './routingTable';
 import { SecurityEventSink } from './securityEvents';
+import { AuthFailureLimiter } from './authLimiter';
+import { upstreamAuthFailures } from './metrics';
 import { countTextTokens } from './tokenEstimate';
 import { createUpstreamAgent } from './upstream';
 import { BalanceGate } from './balanceGate';
@@ -23,8 +25,11 @@ import { Money } from '../billing/money';
  * run, load the routing table, listen. Stop (SIGTERM): stop accepting, let
  * in-flight requests and streams finish up to the grace period, then flush
  * the journal to PostgreSQL (what cannot be flushed stays for the next start).
+ * `env` is where provider credentials come from; only its PROVIDER_*_API_KEY
+ * variables are kept, so nothing else of it can reach a provider.
  */
 export async function startGatewayServer(config: Config, env: Record<string, string | undefined> = {}) {
+  const credentials = providerCredentialEnv(env);
   const logger = createLogger(config, 'gateway');
   const db = createDb({ databaseUrl: config.databaseUrl, poolMax: config.databasePoolMax, applicationName: 'mixroute-gateway', onWarning: (m) => logger.warn({ db: m }, 'database warning') });
   const temporal = createTemporalClient(config);
@@ -34,7 +39,7 @@ export async function startGatewayServer(config: Config, env: Record<string, str
   journal.open();
   const routing = new RoutingTable(db, config.gateway.routingRefreshMs, logger);
   await routing.start();
-  const security = new SecurityEventSink(db, logger);
+  const security = new SecurityEventSink(db, logger, 1_000, 10_000, config.gateway.securityEventWindowMs);
   security.start();
   const agent = createUpstreamAgent(config);
   const gate = new BalanceGate(
@@ -61,10 +66,21 @@ export async function startGatewayServer(config: Config, env: Record<string, str
       },
     },
     forwarding: {
-      keys: new KeyCache(db, config.gateway.keyCacheMs),
+      keys: new KeyCache(db, config.gateway.keyCacheMs, Date.now, config.gateway.keyCacheMaxEntries),
       limiter: new RateLimiter(),
+      authLimiter: new AuthFailureLimiter(config.gateway.authFailuresPerMinute, config.gateway.authLimiterMaxAddresses),
       routing,
-      forwarder: new Forwarder({ routing, agent, logger, env, gate, defaultMaxOutputTokens: config.billing.defaultMaxOutputTokens }),
+      forwarder: new Forwarder({
+        routing,
+        agent,
+        logger,
+        env: credentials,
+        gate,
+        defaultMaxOutputTokens: config.billing.defaultMaxOutputTokens,
+        maxResponseBytes: config.upstream.maxResponseBytes,
+        maxStreamEventBytes: config.upstream.maxStreamEventBytes,
+        onUpstreamAuthFailure: upstreamAuthFailures(registry),
+      }),
       gate,
       security,
       record: (record, onWritten, alone) => {
@@ -87,13 +103,16 @@ export async function startGatewayServer(config: Config, env: Record<string, str
   const batcher = new MeteringBatcher({
     journal,
     db,
-    signal: accountMeteringSignaler(temporal.client, config.temporal.taskQueue, {
-      settleMinIntervalMs: config.billing.settleMinIntervalMs,
+    // One wake-up per settlement shard per batch, naming the shard's accounts with new usage.
+    signal: settlementShardSignaler(temporal.client, config.temporal.taskQueue, {
+      minIntervalMs: config.billing.settleMinIntervalMs,
       sweepMs: config.billing.settleSweepMs,
     }),
+    signalTarget: shardSignalTarget(config.billing.settlementShards),
     logger,
     intervalMs: config.metering.batchMs,
     signalThrottleMs: config.metering.signalThrottleMs,
+    registry,
     onRecorded: (records) => {
       const now = Date.now();
       for (const r of records) metrics.meteringLag.observe(Math.max(0, now - Date.parse(r.finishedAt)) / 1000);
@@ -108,9 +127,11 @@ export async function startGatewayServer(config: Config, env: Record<string, str
   countTextTokens('warm up');
   const { server, url } = await listen(app, config.gatewayPort, config.host);
   server.keepAliveTimeout = 65_000;
-  logger.info({ url, instance: config.gateway.instanceId }, `gateway listening on ${url}`);
+  const metricsServer = await startMetricsServer(registry, config.metrics.gatewayPort, config.metrics.host);
+  logger.info({ url, metricsUrl: metricsServer.url, instance: config.gateway.instanceId }, `gateway listening on ${url}, metrics on ${metricsServer.url}`);
   return {
     url,
+    metricsUrl: metricsServer.url,
     logger,
     journal,
     batcher,
@@ -120,6 +141,7 @@ export async function startGatewayServer(config: Config, env: Record<string, str
       const grace = new Promise<void>((r) => setTimeout(r, config.gateway.shutdownGraceMs).unref());
       await Promise.race([closing, grace]);
       server.closeAllConnections();
+      await metricsServer.close();
       clearInterval(journalGauge);
       routing.stop();
       await batcher.stop();

@@ -1,4 +1,5 @@
-import type { Db } from '../db/knex';
+import { Counter, type Registry } from 'prom-client';
+import type { Db, Trx } from '../db/knex';
 import type { Logger } from '../logger';
 import { Money, toAmountString } from '../billing/money';
 import type { UsageRecordedSignal } from '../../workflows/messages';
@@ -24,6 +25,16 @@ import { usageEventRow, type UsageRecord } from './record';
  * restarted meanwhile). Anything that acts on the rows commits
  * synchronously after them (settlement, reconciliation), and WAL is flushed in
  * order, so nothing durable can depend on a row that was lost.
+ *
+ * One record cannot stop metering: when PostgreSQL refuses a segment for a
+ * data reason (SQLSTATE class 22 data exception or 23 integrity violation;
+ * the idempotent conflict never raises), the segment goes in again with each
+ * chunk under a savepoint, halving a refused chunk until the refused records
+ * are single ones. Those are set aside in metering_quarantine (metadata only,
+ * see setAside) in the same transaction as the rest, counted in
+ * metering_quarantined_records_total and logged, and the segment is done.
+ * Anything else (connection lost, database down, a schema that does not match)
+ * is not the record's fault: the segment stays and is retried, as before.
  */
 export type AccountSignaler = (accountId: string, summary: UsageRecordedSignal) => Promise<void>;
 
@@ -36,11 +47,20 @@ export interface BatcherOptions {
   /** Called after each segment reached the database, with the records' finish times (for the lag metric). */
   onRecorded?: (records: UsageRecord[]) => void;
   /**
-   * At most one signal per account per this many ms (the last one always
-   * follows): at hundreds of requests per second, signalling every account
-   * on every batch would make Temporal's work, not settlement, the limit.
+   * At most one signal per target (account, or settlement shard) per this
+   * many ms (the last one always follows): at hundreds of requests per
+   * second, signalling on every batch would make Temporal's work, not
+   * settlement, the limit.
    */
   signalThrottleMs?: number;
+  /**
+   * Whom a record's signal goes to (default: its account). For settlement
+   * shards, the account's shard: a batch then sends at most one signal per
+   * shard, naming the accounts (up to MAX_SIGNAL_ACCOUNTS, then a sweep).
+   */
+  signalTarget?: (accountId: string) => string;
+  /** Where the quarantine and clamp counters are registered (the gateway's /metrics). */
+  registry?: Registry;
 }
 
 const INSERT_CHUNK = 500;
@@ -50,6 +70,63 @@ const EVENT_COLUMNS = Object.keys(usageEventRow({} as UsageRecord)).join(', ');
 const INSERT_EVENTS_SQL = `INSERT INTO usage_events (${EVENT_COLUMNS})
   SELECT ${EVENT_COLUMNS} FROM jsonb_populate_recordset(NULL::usage_events, ?::jsonb)
   ON CONFLICT (request_id, occurred_at) DO NOTHING`;
+
+/** The SQLSTATE of a PostgreSQL error, if it is one. */
+function sqlState(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
+/** Refused because of what a record holds: retrying the same record cannot succeed. */
+export function isDataError(err: unknown): boolean {
+  const code = sqlState(err);
+  return code !== undefined && (code.startsWith('22') || code.startsWith('23'));
+}
+
+/**
+ * PostgreSQL's own message without knex's prefix (the statement with its
+ * bindings, which would be every record of the chunk) and without quoted
+ * values other than plain identifiers and numbers: what is kept and logged
+ * says which rule refused the record, not what it held.
+ */
+export function safeErrorMessage(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  const own = message.includes(' - ') ? message.slice(message.lastIndexOf(' - ') + 3) : message;
+  return own.replace(/"[^"]*"/g, (q) => (/^"[A-Za-z0-9_.+-]{0,64}"$/.test(q) ? q : '"…"')).slice(0, 300);
+}
+
+/** What an error log line of the batcher may say: never knex's message, which carries the statement's bindings. */
+const errorSummary = (err: unknown) => ({ errCode: sqlState(err) ?? (err as NodeJS.ErrnoException | null)?.code, error: safeErrorMessage(err) });
+
+/** The UTC day a record's partition is for, when its time is one. */
+function dayOf(r: UsageRecord): string | undefined {
+  return typeof r.occurredAt === 'string' && /^\d{4}-\d{2}-\d{2}T/.test(r.occurredAt) ? r.occurredAt.slice(0, 10) : undefined;
+}
+
+/** PostgreSQL text and jsonb refuse NUL; a quarantined record must still go in. */
+const noNul = (v: unknown) => String(v ?? '').split('\u0000').join('');
+
+/**
+ * The metadata of a refused record as it is kept: the record without its
+ * network facts and user id (personal data that retention and deletion would
+ * otherwise have to find here too), and nothing else: a record never holds
+ * request or response content.
+ */
+function quarantineRow(r: UsageRecord, err: unknown) {
+  const kept: Partial<UsageRecord> = { ...r };
+  delete kept.sourceIp;
+  delete kept.userAgent;
+  delete kept.userId;
+  return {
+    request_id: noNul(r.requestId).slice(0, 200),
+    occurred_at: noNul(r.occurredAt).slice(0, 64),
+    account_id: r.accountId == null ? null : noNul(r.accountId).slice(0, 64),
+    gateway_instance: r.gatewayInstance == null ? null : noNul(r.gatewayInstance).slice(0, 200),
+    record: JSON.stringify(Object.fromEntries(Object.entries(kept).map(([k, v]) => [k, typeof v === 'string' ? noNul(v) : v]))),
+    error_code: sqlState(err) ?? 'unknown',
+    error_message: safeErrorMessage(err),
+  };
+}
 
 /** A WAL position ('16/B374D848') as a number that orders like it. */
 export function lsnValue(lsn: string): bigint {
@@ -95,8 +172,23 @@ export class MeteringBatcher {
   private readonly lastSignalAt = new Map<string, number>();
   /** Segments already in usage_events whose commit may not be flushed yet: path → WAL position after the commit. */
   private readonly awaitingFlush = new Map<string, WalMark>();
+  private readonly quarantined: Counter<'code'>;
+  private readonly clamped: Counter;
 
-  constructor(private readonly opts: BatcherOptions) {}
+  constructor(private readonly opts: BatcherOptions) {
+    const registers = opts.registry ? [opts.registry] : [];
+    this.quarantined = new Counter({
+      name: 'metering_quarantined_records_total',
+      help: 'Metering records PostgreSQL refused for a data reason, set aside in metering_quarantine, by SQLSTATE',
+      labelNames: ['code'],
+      registers,
+    });
+    this.clamped = new Counter({
+      name: 'metering_clamped_records_total',
+      help: 'Metering records whose provider-reported token count was clamped (usage_clamped)',
+      registers,
+    });
+  }
 
   start(): void {
     this.schedule(0);
@@ -128,7 +220,7 @@ export class MeteringBatcher {
       await this.makeDurable();
       await this.flushSignals();
     } catch (err) {
-      this.opts.logger.warn({ err, pendingBytes: this.opts.journal.pendingBytes() }, 'metering flush at stop failed; the journal keeps the records for the next start');
+      this.opts.logger.warn({ ...errorSummary(err), pendingBytes: this.opts.journal.pendingBytes() }, 'metering flush at stop failed; the journal keeps the records for the next start');
     }
   }
 
@@ -147,7 +239,7 @@ export class MeteringBatcher {
       this.failures += 1;
       const backoff = Math.min(MAX_BACKOFF_MS, this.opts.intervalMs * 2 ** this.failures);
       this.opts.logger.warn(
-        { err, failures: this.failures, retryInMs: backoff, pendingBytes: this.opts.journal.pendingBytes() },
+        { ...errorSummary(err), failures: this.failures, retryInMs: backoff, pendingBytes: this.opts.journal.pendingBytes() },
         'metering batch failed; records stay in the journal',
       );
       this.schedule(backoff);
@@ -163,9 +255,10 @@ export class MeteringBatcher {
       const { records, unreadable } = journal.readSegment(segment.path);
       if (unreadable > 0) logger.error({ segment: segment.path, unreadable }, 'unreadable metering journal lines');
       if (records.length > 0) {
-        this.awaitingFlush.set(segment.path, await this.insert(records));
-        await this.signalAccounts(records);
-        this.opts.onRecorded?.(records);
+        const { mark, accepted } = await this.insert(records, segment.path);
+        this.awaitingFlush.set(segment.path, mark);
+        await this.signalAccounts(accepted);
+        this.opts.onRecorded?.(accepted);
       } else {
         journal.removeSegment(segment.path);
       }
@@ -233,28 +326,101 @@ export class MeteringBatcher {
     if (failed) throw (failed as PromiseRejectedResult).reason;
   }
 
-  /** Inserts a segment's records in one transaction committed asynchronously; returns the WAL position after its commit. */
-  private async insert(records: UsageRecord[]): Promise<WalMark> {
+  /**
+   * Inserts a segment's records in one transaction committed asynchronously;
+   * returns the WAL position after its commit. A segment refused for a data
+   * reason goes in again record by record where needed (insertSettingAside).
+   */
+  private async insert(records: UsageRecord[], segment: string): Promise<{ mark: WalMark; accepted: UsageRecord[] }> {
     const { db } = this.opts;
-    const days = new Set(records.map((r) => r.occurredAt.slice(0, 10)));
-    for (const day of days) {
-      if (this.partitions.has(day)) continue;
-      await db.raw('SELECT ensure_usage_events_partition(?::date)', [day]);
-      this.partitions.add(day);
+    await this.ensurePartitions(records, false);
+    let accepted = records;
+    try {
+      await db.transaction(async (trx) => {
+        await trx.raw(`SET LOCAL synchronous_commit = off`);
+        // One JSON parameter per chunk, expanded by PostgreSQL: building a multi-row
+        // INSERT with ~28 bindings per row was a visible share of the gateway's own
+        // CPU under load, on the same event loop that serves requests.
+        for (let i = 0; i < records.length; i += INSERT_CHUNK) {
+          await insertChunk(trx, records.slice(i, i + INSERT_CHUNK));
+        }
+      });
+    } catch (err) {
+      if (!isDataError(err)) throw err;
+      const refused = await this.insertSettingAside(records, segment);
+      accepted = records.filter((r) => !refused.has(r));
     }
-    await db.transaction(async (trx) => {
-      await trx.raw(`SET LOCAL synchronous_commit = off`);
-      // One JSON parameter per chunk, expanded by PostgreSQL: building a multi-row
-      // INSERT with ~28 bindings per row was a visible share of the gateway's own
-      // CPU under load, on the same event loop that serves requests.
-      for (let i = 0; i < records.length; i += INSERT_CHUNK) {
-        const rows = records.slice(i, i + INSERT_CHUNK).map(usageEventRow);
-        await trx.raw(INSERT_EVENTS_SQL, [JSON.stringify(rows)]);
-      }
-    });
+    const clamped = accepted.filter((r) => r.usageClamped === true).length;
+    if (clamped > 0) this.clamped.inc(clamped);
     // Asked after the commit returned, so its commit record is in the WAL before this position:
     // a flush that reaches it has made the rows durable.
-    return walMark((await db.raw(WAL_MARK_SQL('insert'))).rows[0]);
+    return { mark: walMark((await db.raw(WAL_MARK_SQL('insert'))).rows[0]), accepted };
+  }
+
+  /** Creates the day partitions the records need (once per day and process, unless `again`). */
+  private async ensurePartitions(records: UsageRecord[], again: boolean): Promise<void> {
+    const days = new Set<string>();
+    for (const r of records) {
+      const day = dayOf(r);
+      if (day) days.add(day);
+    }
+    for (const day of days) {
+      if (!again && this.partitions.has(day)) continue;
+      try {
+        await this.opts.db.raw('SELECT ensure_usage_events_partition(?::date)', [day]);
+        this.partitions.add(day);
+      } catch (err) {
+        // Not a day after all ('2026-02-31'): the records of it are refused and set aside by the insert.
+        if (!isDataError(err)) throw err;
+      }
+    }
+  }
+
+  /**
+   * The slow path, only for a segment PostgreSQL refused for a data reason:
+   * each chunk under a savepoint, a refused chunk halved until the refused
+   * records stand alone; those go to metering_quarantine in the same
+   * transaction as the rest, so the segment is done in one commit.
+   */
+  private async insertSettingAside(records: UsageRecord[], segment: string): Promise<Set<UsageRecord>> {
+    const { db, logger } = this.opts;
+    await this.ensurePartitions(records, true);
+    const refused: { record: UsageRecord; err: unknown }[] = [];
+    await db.transaction(async (trx) => {
+      await trx.raw(`SET LOCAL synchronous_commit = off`);
+      const attempt = async (rows: UsageRecord[]): Promise<void> => {
+        try {
+          await trx.transaction((sp) => insertChunk(sp, rows));
+        } catch (err) {
+          if (!isDataError(err)) throw err;
+          if (rows.length === 1) {
+            refused.push({ record: rows[0]!, err });
+            return;
+          }
+          const half = Math.ceil(rows.length / 2);
+          await attempt(rows.slice(0, half));
+          await attempt(rows.slice(half));
+        }
+      };
+      for (let i = 0; i < records.length; i += INSERT_CHUNK) await attempt(records.slice(i, i + INSERT_CHUNK));
+      if (refused.length > 0) {
+        await trx('metering_quarantine')
+          .insert(refused.map(({ record, err }) => quarantineRow(record, err)))
+          .onConflict(['request_id', 'occurred_at'])
+          .ignore();
+      }
+    });
+    // Counted and logged once committed: a retried segment whose records were already set aside counts them again,
+    // which at worst overstates the metric; the table holds each record once.
+    for (const { record, err } of refused) {
+      const code = sqlState(err) ?? 'unknown';
+      this.quarantined.labels(code).inc();
+      logger.error(
+        { requestId: noNul(record.requestId).slice(0, 200), accountId: noNul(record.accountId).slice(0, 64), segment, ...errorSummary(err) },
+        'metering record refused by PostgreSQL for a data reason; set aside in metering_quarantine, the rest of its batch went in',
+      );
+    }
+    return new Set(refused.map((r) => r.record));
   }
 
   /** Deletes the segments whose commit PostgreSQL has flushed; those of an earlier server run go in again at the next tick. */
@@ -287,19 +453,48 @@ export class MeteringBatcher {
   /** Folds the batch into the per-account summaries waiting to be signalled. */
   private async signalAccounts(records: UsageRecord[]): Promise<void> {
     for (const r of records) {
-      const s = this.pendingSignals.get(r.accountId) ?? { events: 0, cost: '0', lastOccurredAt: r.occurredAt };
+      const target = this.opts.signalTarget ? this.opts.signalTarget(r.accountId) : r.accountId;
+      const s = this.pendingSignals.get(target) ?? { events: 0, cost: '0', lastOccurredAt: r.occurredAt };
+      if (target !== r.accountId) nameAccount(s, r.accountId);
       s.events += 1;
-      s.cost = toAmountString(new Money(s.cost).plus(r.cost));
+      // A signal is a wake-up; a cost PostgreSQL took but decimal.js does not must not stop the batcher.
+      try {
+        s.cost = toAmountString(new Money(s.cost).plus(r.cost));
+      } catch {
+        /* the summary's cost is informational; settlement reads the events */
+      }
       if (r.occurredAt > s.lastOccurredAt) s.lastOccurredAt = r.occurredAt;
-      this.pendingSignals.set(r.accountId, s);
+      this.pendingSignals.set(target, s);
     }
   }
 }
 
+async function insertChunk(trx: Trx, records: UsageRecord[]): Promise<void> {
+  await trx.raw(INSERT_EVENTS_SQL, [JSON.stringify(records.map(usageEventRow))]);
+}
+
 function mergeSummaries(a: UsageRecordedSignal, b: UsageRecordedSignal): UsageRecordedSignal {
-  return {
+  const merged: UsageRecordedSignal = {
     events: a.events + b.events,
     cost: toAmountString(new Money(a.cost).plus(b.cost)),
     lastOccurredAt: a.lastOccurredAt > b.lastOccurredAt ? a.lastOccurredAt : b.lastOccurredAt,
   };
+  if (a.sweep || b.sweep) merged.sweep = true;
+  for (const id of [...(a.accounts ?? []), ...(b.accounts ?? [])]) nameAccount(merged, id);
+  return merged;
+}
+
+/** A shard's wake-up names at most this many accounts (a few dozen KB); past that it asks for a sweep of the shard. */
+const MAX_SIGNAL_ACCOUNTS = 1_000;
+
+function nameAccount(s: UsageRecordedSignal, accountId: string): void {
+  if (s.sweep) return;
+  s.accounts ??= [];
+  if (s.accounts.includes(accountId)) return;
+  if (s.accounts.length < MAX_SIGNAL_ACCOUNTS) {
+    s.accounts.push(accountId);
+    return;
+  }
+  s.sweep = true;
+  delete s.accounts;
 }

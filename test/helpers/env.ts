@@ -7,8 +7,9 @@ import { createLogger } from '../../src/logger';
 /**
  * The fake providers listen on loopback, which the gateway refuses unless the
  * allowlist names it; metrics listeners take free ports so parallel files never collide.
+ * `mixroute dev` runs without its demo (test/e2e/dev-demo.test.ts turns it on, on a database of its own).
  */
-const TEST_SERVER_SETTINGS = { UPSTREAM_ALLOWED_HOSTS: '127.0.0.1', GATEWAY_METRICS_PORT: '0', ADMIN_METRICS_PORT: '0' };
+const TEST_SERVER_SETTINGS = { UPSTREAM_ALLOWED_HOSTS: '127.0.0.1', GATEWAY_METRICS_PORT: '0', ADMIN_METRICS_PORT: '0', DEV_DEMO: '0' };
 
 /**
  * Files share one database, and a settlement shard's sweep settles every

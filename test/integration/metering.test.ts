@@ -4,7 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
-import { meteringStatusQuery } from '../../workflows/messages';
+import { settlementShardStatusQuery } from '../../workflows/messages';
+import { shardOf } from '../../src/metering/shards.rules';
 import { workflowIds } from '../../src/temporal/conventions';
 import { freePort } from '../../src/util/ports';
 import { BIN } from '../helpers/cli';
@@ -145,28 +146,27 @@ describe('journal write failure', () => {
   });
 });
 
-describe('account metering workflow', () => {
-  it('is started by the batcher and told about every event', async () => {
+describe('settlement shard wake-ups', () => {
+  it('the batcher starts the account\'s shard and names the account in its wake-up', async () => {
     const customer = await createCustomer(db, upstream.url);
     const gw = await startTestGateway({}, config);
     try {
       await withTestWorker(config, db, async () => {
         for (let i = 0; i < 3; i++) await (await chat(gw.url, customer.key, customer.model)).text();
         await gw.batcher.flush();
-        // Signals go out beside the batches (throttled per account), so the workflow appears shortly after.
-        const handle = client.workflow.getHandle(workflowIds.metering(customer.accountId));
-        const status = () => handle.query(meteringStatusQuery).catch((err: unknown) => {
+        // Signals go out beside the batches (throttled per shard), so the workflow appears shortly after.
+        const handle = client.workflow.getHandle(workflowIds.settlement(shardOf(customer.accountId, config.billing.settlementShards), config.temporal.taskQueue));
+        const status = () => handle.query(settlementShardStatusQuery).catch((err: unknown) => {
           if (err instanceof WorkflowNotFoundError) return undefined;
           throw err;
         });
         let state = await status();
-        while (!state || state.eventsSignalled < 3) {
+        // The shard may carry other accounts of this file too.
+        while (!state || state.eventsSignalled < 3 || Number((await db('usage_events').where({ account_id: customer.accountId }).whereNull('settled_at').count('* as n').first())!.n) > 0) {
           await new Promise((r) => setTimeout(r, 100));
           state = await status();
         }
-        expect(state.eventsSignalled).toBe(3);
-        // 3 x (11 x 2.5/M + 7 x 10/M)
-        expect(state.costSignalled).toBe('0.0002925');
+        expect(state.eventsSettled).toBeGreaterThanOrEqual(3);
         // The history holds ids and amounts only: no account name, no email.
         const history = JSON.stringify(await handle.fetchHistory());
         expect(history).not.toContain('@example.com');

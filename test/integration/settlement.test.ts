@@ -1,15 +1,33 @@
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { Money } from '../../src/billing/money';
+import { systemClock } from '../../src/clock';
+import type { Db } from '../../src/db/knex';
+import { acquireHold } from '../../src/db/holds';
+import { postEntry } from '../../src/db/ledger';
+import { checkBalances, checkUsage } from '../../src/db/reconciliation';
+import { settleAccountUsage, settleShardUsage } from '../../src/db/settlement';
+import { shardOf } from '../../src/metering/shards.rules';
+import { staffOperations } from '../../src/staff/operations';
 import { workflowIds } from '../../src/temporal/conventions';
-import { meteringStatusQuery, usageRecordedSignal } from '../../workflows/messages';
-import { BIN } from '../helpers/cli';
+import { accountMetering } from '../../workflows/accountMetering';
+import { settlementShardStatusQuery, settlementWakeSignal } from '../../workflows/messages';
+import { BIN, runCliJson } from '../helpers/cli';
 import { testConfig, testDb, testEnv } from '../helpers/env';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fakeUpstream';
 import { createCustomer, startTestGateway, UPSTREAM_KEY } from '../helpers/gateway';
+import { closeOwnStack, openOwnStack, ownDatabaseUrl, type OwnStack } from '../helpers/ownDatabase';
+import { insertUsageEvents } from '../helpers/usageEvents';
 import { withTestWorker } from '../helpers/worker';
 
+/**
+ * Settlement shards: `settlement:{shard}` settles its accounts' usage in
+ * set-based passes. The first part runs on the shared test database (wake-ups
+ * name their accounts, so a shard touches only this file's); the second
+ * sweeps shards and so has a database of its own.
+ */
 const config = testConfig({ SETTLE_MIN_INTERVAL_MS: '0' });
 const db = testDb(config);
 let upstream: FakeUpstream;
@@ -29,27 +47,30 @@ afterAll(async () => {
 const until = async (check: () => Promise<boolean>) => {
   while (!(await check())) await new Promise((r) => setTimeout(r, 100));
 };
-const unsettled = async (accountId: string) => Number((await db('usage_events').where({ account_id: accountId }).whereNull('settled_at').count('* as n').first())!.n);
+const unsettled = async (d: Db, accountId: string) => Number((await d('usage_events').where({ account_id: accountId }).whereNull('settled_at').count('* as n').first())!.n);
+const shardId = (accountId: string, cfg = config) => workflowIds.settlement(shardOf(accountId, cfg.billing.settlementShards), cfg.temporal.taskQueue);
 
 /** Every way of adding up the account's usage must agree. */
-async function expectBooksAgree(accountId: string, credit: string) {
-  const events = await db('usage_events').where({ account_id: accountId }).select(db.raw('count(*)::int AS n'), db.raw('coalesce(sum(cost),0)::text AS cost')).first();
-  const hourly = await db('usage_hourly').where({ account_id: accountId }).select(db.raw('coalesce(sum(requests),0)::int AS n'), db.raw('coalesce(sum(cost),0)::text AS cost')).first();
-  const usage = await db('ledger_entries').where({ account_id: accountId, kind: 'usage' }).select(db.raw('count(*)::int AS n'), db.raw('coalesce(sum(amount),0)::text AS amount')).first();
-  const all = await db('ledger_entries').where({ account_id: accountId }).sum({ s: 'amount' }).first();
-  const balance = await db('account_balances').where({ account_id: accountId }).first();
-  const batches = await db('usage_events').where({ account_id: accountId }).countDistinct({ n: 'settlement_key' }).first();
+async function expectBooksAgree(d: Db, accountId: string, credit: string) {
+  const events = await d('usage_events').where({ account_id: accountId }).select(d.raw('count(*)::int AS n'), d.raw('coalesce(sum(cost),0)::text AS cost')).first();
+  const hourly = await d('usage_hourly').where({ account_id: accountId }).select(d.raw('coalesce(sum(requests),0)::int AS n'), d.raw('coalesce(sum(cost),0)::text AS cost')).first();
+  const usage = await d('ledger_entries').where({ account_id: accountId, kind: 'usage' }).select(d.raw('count(*)::int AS n'), d.raw('coalesce(sum(amount),0)::text AS amount')).first();
+  const all = await d('ledger_entries').where({ account_id: accountId }).sum({ s: 'amount' }).first();
+  const balance = await d('account_balances').where({ account_id: accountId }).first();
+  const batches = await d('usage_events').where({ account_id: accountId }).countDistinct({ n: 'settlement_key' }).first();
+  const holds = await d('balance_holds').where({ account_id: accountId }).select(d.raw('coalesce(sum(amount - settled),0)::text AS open')).first();
   expect(hourly.n).toBe(events.n);
   expect(new Money(hourly.cost).eq(events.cost)).toBe(true);
   expect(new Money(usage.amount).neg().eq(events.cost)).toBe(true);
   expect(usage.n).toBe(Number(batches!.n)); // one ledger entry per settled batch, never two
-  expect(new Money(balance.balance).eq(all!.s)).toBe(true);
+  expect(new Money(balance.balance).eq(all!.s ?? 0)).toBe(true);
   expect(new Money(balance.balance).eq(new Money(credit).minus(events.cost))).toBe(true);
+  expect(new Money(balance.held).eq(holds.open)).toBe(true);
   return { events: events.n as number, cost: events.cost as string };
 }
 
-describe('usage settlement', () => {
-  it('deducts gateway usage from the balance through the metering workflow', async () => {
+describe('usage settlement through the shards', () => {
+  it('deducts gateway usage from the balance through the account\'s settlement shard', async () => {
     const c = await createCustomer(db, upstream.url, { credit: '100' });
     const gw = await startTestGateway({ SETTLE_MIN_INTERVAL_MS: '0' }, config);
     try {
@@ -64,11 +85,15 @@ describe('usage settlement', () => {
           await r.text();
         }
         await gw.batcher.flush();
-        await until(async () => (await unsettled(c.accountId)) === 0);
-        const totals = await expectBooksAgree(c.accountId, '100');
+        await until(async () => (await unsettled(db, c.accountId)) === 0);
+        const totals = await expectBooksAgree(db, c.accountId, '100');
         expect(totals.events).toBe(5);
-        const state = await client.workflow.getHandle(workflowIds.metering(c.accountId)).query(meteringStatusQuery);
-        expect(state.eventsSettled).toBe(5);
+        const state = await client.workflow.getHandle(shardId(c.accountId)).query(settlementShardStatusQuery);
+        expect(state.shard).toBe(shardOf(c.accountId, config.billing.settlementShards));
+        expect(state.eventsSettled).toBeGreaterThanOrEqual(5);
+        expect(state.pendingAccounts).toEqual([]);
+        // No per-account workflow was started.
+        await expect(client.workflow.getHandle(workflowIds.metering(c.accountId)).describe()).rejects.toThrow();
       });
     } finally {
       await gw.stop();
@@ -84,14 +109,16 @@ describe('usage settlement', () => {
          FROM generate_series(1, 22000) g`,
       [c.accountId, c.accountId, c.keyId, c.model],
     );
-    const env = testEnv(config, { SETTLE_MIN_INTERVAL_MS: '0', LOG_LEVEL: 'info' });
+    // Small passes, so the kill lands between two of them with work left.
+    const env = testEnv(config, { SETTLE_MIN_INTERVAL_MS: '0', SETTLEMENT_BATCH_EVENTS: '1000', LOG_LEVEL: 'info' });
+    const workflowId = shardId(c.accountId);
     // If this hangs, the failure says where: the step it was in, the workflow's pending work and the workers' own logs.
     let step = 'first worker starting';
     const logs: string[] = [];
     onTestFailed(async () => {
-      const description = await client.workflow.getHandle(workflowIds.metering(c.accountId)).describe().catch((err: Error) => err.message);
-      const pending = typeof description === 'string' ? description : { status: description.status.name, pendingActivities: description.raw.pendingActivities?.length ?? 0, pendingWorkflowTask: description.raw.pendingWorkflowTask ?? null };
-      console.error(`[settlement kill test] failed at step: ${step}; unsettled ${await unsettled(c.accountId)}; workflow ${JSON.stringify(pending)}\n${logs.slice(-80).join('\n')}`);
+      const description = await client.workflow.getHandle(workflowId).describe().catch((err: Error) => err.message);
+      const pending = typeof description === 'string' ? description : { status: description.status.name, pendingWorkflowTask: description.raw.pendingWorkflowTask ?? null };
+      console.error(`[settlement kill test] failed at step: ${step}; unsettled ${await unsettled(db, c.accountId)}; workflow ${JSON.stringify(pending)}\n${logs.slice(-80).join('\n')}`);
     });
     let n = 0;
     const startWorker = () => {
@@ -106,30 +133,215 @@ describe('usage settlement', () => {
       return { child, exited: new Promise((r) => child.once('exit', r)) };
     };
     let worker = startWorker();
-    await client.workflow.signalWithStart('accountMetering', {
-      workflowId: workflowIds.metering(c.accountId),
+    await client.workflow.signalWithStart('settlementShard', {
+      workflowId,
       taskQueue: config.temporal.taskQueue,
-      args: [{ accountId: c.accountId, settleMinIntervalMs: 0 }],
-      signal: usageRecordedSignal,
-      signalArgs: [{ events: 22000, cost: '0', lastOccurredAt: new Date().toISOString() }],
+      args: [{ shard: shardOf(c.accountId, config.billing.settlementShards), minIntervalMs: 0, sweepMs: 86_400_000 }],
+      signal: settlementWakeSignal,
+      signalArgs: [{ events: 22000, cost: '0', lastOccurredAt: new Date().toISOString(), accounts: [c.accountId] }],
     });
-    // Kill it once settlement is under way, with batches still to go.
-    step = 'waiting for the first worker to settle a batch';
-    await until(async () => (await unsettled(c.accountId)) < 22000);
+    // Kill it once settlement is under way, with passes still to go.
+    step = 'waiting for the first worker to settle a pass';
+    await until(async () => (await unsettled(db, c.accountId)) < 22000);
     worker.child.kill('SIGKILL');
     await worker.exited;
-    expect(await unsettled(c.accountId)).toBeGreaterThan(0);
+    expect(await unsettled(db, c.accountId)).toBeGreaterThan(0);
 
     step = 'waiting for the second worker to settle the rest';
     worker = startWorker();
     try {
-      await until(async () => (await unsettled(c.accountId)) === 0);
+      await until(async () => (await unsettled(db, c.accountId)) === 0);
       step = 'checking the books';
-      const totals = await expectBooksAgree(c.accountId, '50');
+      const totals = await expectBooksAgree(db, c.accountId, '50');
       expect(totals.events).toBe(22000);
     } finally {
       worker.child.kill('SIGTERM');
       await worker.exited;
     }
+  });
+});
+
+describe('set-based shard settlement (a database of its own)', () => {
+  const own = testConfig({ DATABASE_URL: ownDatabaseUrl('settlement'), SETTLE_MIN_INTERVAL_MS: '0' });
+  let stack: OwnStack;
+  beforeAll(async () => {
+    stack = await openOwnStack(own);
+  });
+  afterAll(async () => {
+    await closeOwnStack(own, stack);
+  });
+
+  const grantOf = new Map<string, string>();
+  async function newAccounts(n: number, credit = '10'): Promise<string[]> {
+    const ops = staffOperations({ db: stack.db, clock: systemClock });
+    const ids: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const id = (await ops.createAccount({ name: `Shard ${i}` })).id;
+      await postEntry(stack.db, { accountId: id, kind: 'grant', contra: 'promotions', amount: new Money(credit), idempotencyKey: `grant:${id}`, referenceType: 'test', referenceId: id, actor: 'test' }, { overdraftAllowance: new Money(0) });
+      grantOf.set(id, credit);
+      ids.push(id);
+    }
+    return ids;
+  }
+  const hour = (h: number) => new Date(Date.now() - h * 3_600_000);
+  const allUnsettledOf = async (ids: string[]) => Number((await stack.db('usage_events').whereIn('account_id', ids).whereNull('settled_at').count('* as n').first())!.n);
+  /** The statements a call sends to PostgreSQL (BEGIN and COMMIT included). */
+  async function countingStatements<T>(fn: () => Promise<T>): Promise<{ result: T; statements: number }> {
+    let statements = 0;
+    const onQuery = () => (statements += 1);
+    stack.db.on('query', onQuery);
+    try {
+      return { result: await fn(), statements };
+    } finally {
+      stack.db.off('query', onQuery);
+    }
+  }
+
+  it('settles any number of accounts in the same few statements, exactly once, with late rows for invoiced hours and holds released', async () => {
+    const few = await newAccounts(3);
+    const many = await newAccounts(60);
+    const holds = new Map<string, string>();
+    for (const id of [...few, ...many]) {
+      const hold = await acquireHold(stack.db, { accountId: id, need: new Money('0.5'), slice: new Money('1'), holder: 'test', ttlMs: 600_000, overdraftAllowance: new Money(0) });
+      holds.set(id, hold!.holdId);
+      await insertUsageEvents(stack.db, [
+        { account_id: id, occurred_at: hour(3), cost: '0.010000000001', hold_id: hold!.holdId },
+        { account_id: id, occurred_at: hour(3), cost: '0.02', model: 'other', hold_id: hold!.holdId },
+        { account_id: id, occurred_at: hour(1), cost: '0.03', input_tokens: 7, hold_id: hold!.holdId },
+        { account_id: id, occurred_at: hour(0), cost: '0', output_tokens: 0 },
+      ]);
+    }
+    // One account was invoiced up to two hours ago: its older usage is late, for the next invoice.
+    const invoiced = many[0]!;
+    await stack.db('usage_invoiced_boundaries').insert({ account_id: invoiced, invoiced_until: new Date(Math.floor(hour(2).getTime() / 3_600_000) * 3_600_000) });
+
+    const small = await countingStatements(() => settleShardUsage(stack.db, { shard: 0, shards: 1, accounts: few, limit: 5_000 }));
+    const large = await countingStatements(() => settleShardUsage(stack.db, { shard: 0, shards: 1, accounts: many, limit: 5_000 }));
+    expect(small.result).toMatchObject({ events: 12, accounts: 3, more: false });
+    expect(large.result).toMatchObject({ events: 240, accounts: 60, more: false });
+    expect(new Money(large.result.cost).eq(new Money('0.060000000001').times(60))).toBe(true);
+    // The work is set-based: twenty times the accounts, the same statements.
+    expect(large.statements).toBe(small.statements);
+    expect(large.statements).toBeLessThanOrEqual(4);
+
+    for (const id of [...few, ...many]) {
+      await expectBooksAgree(stack.db, id, '10');
+      // Each hold gave up what its usage cost: 0.06 of the 1.00 it reserved.
+      const h = await stack.db('balance_holds').where({ id: holds.get(id) }).first();
+      expect(new Money(h.settled).eq('0.060000000001')).toBe(true);
+    }
+    const late = await stack.db('usage_hourly').where({ account_id: invoiced }).orderBy(['hour', 'model']).select('late', 'requests');
+    expect(late).toEqual([
+      { late: true, requests: 1 },
+      { late: true, requests: 1 },
+      { late: false, requests: 1 },
+      { late: false, requests: 1 },
+    ]);
+    const onTime = await stack.db('usage_hourly').where({ account_id: many[1] }).where({ late: true }).count('* as n').first();
+    expect(Number(onTime!.n)).toBe(0);
+
+    // The key is the one per-account settlement would give the same events, so reconciliation reads both alike.
+    const events = await stack.db('usage_events').where({ account_id: many[1] }).orderBy([{ column: 'occurred_at' }, { column: 'request_id' }]).select('request_id', stack.db.raw('occurred_at::text AS at'), 'settlement_key');
+    const key = `usage:${many[1]}:${createHash('sha256').update(events.map((e) => `${e.request_id}@${e.at}`).join('\n')).digest('hex').slice(0, 32)}`;
+    expect(new Set(events.map((e) => e.settlement_key))).toEqual(new Set([key]));
+    expect(await stack.db('ledger_entries').where({ idempotency_key: key }).first()).toMatchObject({ account_id: many[1], kind: 'usage', reference_type: 'usage_batch', reference_id: key });
+
+    // A re-run finds nothing and changes nothing.
+    const entries = Number((await stack.db('ledger_entries').count('* as n').first())!.n);
+    expect(await settleShardUsage(stack.db, { shard: 0, shards: 1, accounts: many, limit: 5_000 })).toMatchObject({ events: 0, more: false });
+    expect(Number((await stack.db('ledger_entries').count('* as n').first())!.n)).toBe(entries);
+    for (const id of many) await expectBooksAgree(stack.db, id, '10');
+  });
+
+  it('bounds a pass, says when more is pending, and ignores names that are not account ids', async () => {
+    const [a, b] = await newAccounts(2);
+    await insertUsageEvents(stack.db, Array.from({ length: 25 }, (_, i) => ({ account_id: i % 2 ? a! : b!, occurred_at: hour(0), cost: '0.001' })));
+    const passes = [];
+    for (;;) {
+      // A name in a wake-up that is not an account id is dropped, not allowed to fail the pass.
+      const r = await settleShardUsage(stack.db, { shard: 0, shards: 1, accounts: [a!, 'not-an-account', b!], limit: 10 });
+      passes.push(r.events);
+      if (!r.more) break;
+    }
+    expect(passes).toEqual([10, 10, 5]);
+    await expectBooksAgree(stack.db, a!, '10');
+    await expectBooksAgree(stack.db, b!, '10');
+  });
+
+  it('sweeps exactly the accounts of its shard: PostgreSQL and the rule agree on the hash', async () => {
+    const ids = await newAccounts(32);
+    await insertUsageEvents(stack.db, ids.map((id) => ({ account_id: id, occurred_at: hour(0), cost: '0.001' })));
+    const shards = 4;
+    for (let shard = 0; shard < shards; shard++) {
+      const mine = ids.filter((id) => shardOf(id, shards) === shard);
+      let r;
+      do r = await settleShardUsage(stack.db, { shard, shards, limit: 7 });
+      while (r.more);
+      const settledNow = (await stack.db('usage_events').whereIn('account_id', ids).whereNotNull('settled_at').pluck('account_id')) as string[];
+      // Everything of this shard and the shards before it, nothing of the later ones.
+      expect(new Set(settledNow)).toEqual(new Set(ids.filter((id) => shardOf(id, shards) <= shard)));
+      expect(mine.every((id) => settledNow.includes(id))).toBe(true);
+    }
+    for (const id of ids) await expectBooksAgree(stack.db, id, '10');
+  });
+
+  it('lets top-ups, refunds and per-account settlement of the same accounts wait instead of deadlocking', async () => {
+    const ids = await newAccounts(40, '100');
+    await insertUsageEvents(stack.db, ids.flatMap((id) => Array.from({ length: 20 }, () => ({ account_id: id, occurred_at: hour(0), cost: '0.0123' }))));
+    const shuffled = () => [...ids].sort(() => Math.random() - 0.5);
+    const credits = new Map(ids.map((id) => [id, new Money(100)]));
+    const work: Promise<unknown>[] = [];
+    for (let round = 0; round < 6; round++) {
+      // Overlapping passes over the accounts, named in any order.
+      work.push(settleShardUsage(stack.db, { shard: 0, shards: 1, accounts: shuffled().slice(0, 30), limit: 150 }));
+      for (const id of shuffled().slice(0, 10)) {
+        const kind = round % 2 ? 'topup' : 'refund';
+        const amount = new Money('0.5');
+        credits.set(id, kind === 'topup' ? credits.get(id)!.plus(amount) : credits.get(id)!.minus(amount));
+        work.push(postEntry(stack.db, { accountId: id, kind, contra: 'cash', amount: kind === 'topup' ? amount : amount.neg(), idempotencyKey: `${kind}:${id}:${round}`, referenceType: 'test', referenceId: id, actor: 'test' }, { overdraftAllowance: new Money(0) }));
+      }
+      work.push(settleAccountUsage(stack.db, ids[round]!, { limit: 7, overdraftAllowance: new Money(0) }));
+    }
+    await Promise.all(work);
+    while ((await settleShardUsage(stack.db, { shard: 0, shards: 1, accounts: ids, limit: 5_000 })).more);
+    expect(await allUnsettledOf(ids)).toBe(0);
+    for (const id of ids) await expectBooksAgree(stack.db, id, credits.get(id)!.toString());
+  });
+
+  it('leaves books that reconciliation finds clean', async () => {
+    const now = new Date();
+    const start = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate())).toISOString();
+    const end = new Date(Date.parse(start) + 86_400_000).toISOString();
+    const ctx = { db: stack.db, reportId: '00000000-0000-4000-8000-000000000000', window: { scope: 'day' as const, label: start.slice(0, 10), start, end }, now, settlementLagS: 900, paymentGraceS: 900, overdraftAllowance: new Money(0) };
+    expect(await checkUsage(ctx)).toEqual([]);
+    expect(await checkBalances(ctx)).toEqual([]);
+  });
+
+  it('`mixroute settlement migrate` starts every shard with a sweep and drains the per-account workflows', async () => {
+    const [drainer, ...silent] = await newAccounts(5);
+    await insertUsageEvents(stack.db, [drainer!, ...silent].flatMap((id) => Array.from({ length: 3 }, () => ({ account_id: id, occurred_at: hour(0), cost: '0.002' }))));
+    await withTestWorker(own, stack.db, async () => {
+      // A per-account workflow of the old design, waiting for its next wake-up.
+      const old = await stack.client.workflow.start(accountMetering, {
+        taskQueue: own.temporal.taskQueue,
+        workflowId: workflowIds.metering(drainer!),
+        args: [{ accountId: drainer!, settleMinIntervalMs: 0, sweepMs: 86_400_000 }],
+      });
+      // The command finds running workflows through visibility, which follows the start by a moment.
+      await until(async () => {
+        for await (const w of stack.client.workflow.list({ query: `WorkflowId = '${old.workflowId}' AND ExecutionStatus = 'Running'` })) return w.workflowId === old.workflowId;
+        return false;
+      });
+      const out = await runCliJson(['settlement', 'migrate', '--wait'], testEnv(own));
+      expect(out).toMatchObject({ shards: own.billing.settlementShards, drained: out.meteringRunning, terminated: 0, meteringLeft: 0 });
+      expect(out.meteringRunning).toBeGreaterThanOrEqual(1);
+      expect((await old.describe()).status.name).toBe('COMPLETED');
+      await until(async () => (await allUnsettledOf([drainer!, ...silent])) === 0);
+      for (const id of [drainer!, ...silent]) await expectBooksAgree(stack.db, id, '10');
+      const shard = await stack.client.workflow.getHandle(shardId(silent[0]!, own)).query(settlementShardStatusQuery);
+      expect(shard.sweeps).toBeGreaterThanOrEqual(1);
+      // Again: nothing changes, nothing is left to drain.
+      expect(await runCliJson(['settlement', 'migrate'], testEnv(own))).toMatchObject({ meteringRunning: 0 });
+    });
   });
 });

@@ -11,7 +11,9 @@ import { workflowIds } from '../../src/temporal/conventions';
 import { accountMetering } from '../../workflows/accountMetering';
 import { topUp } from '../../workflows/topUp';
 import { staffOperations } from '../../src/staff/operations';
-import { meteringStatusQuery, usageRecordedSignal } from '../../workflows/messages';
+import { settlementShardStatusQuery, settlementWakeSignal, usageRecordedSignal } from '../../workflows/messages';
+import { settlementShard } from '../../workflows/settlementShard';
+import { insertUsageEvents } from '../helpers/usageEvents';
 import { runHealthProbe } from '../../src/temporal/healthProbe';
 import { WORKFLOWS_PATH } from '../../src/temporal/worker';
 import { silentLogger, testConfig, testDb } from '../helpers/env';
@@ -71,33 +73,67 @@ describe('healthProbe workflow', () => {
   });
 });
 
-describe('accountMetering workflow', () => {
-  it('folds signals into its state and continues as new with it before the history grows long', async () => {
+describe('accountMetering workflow (retired)', () => {
+  it('settles its account once more at its next wake-up and completes', async () => {
     const accountId = (await staffOperations({ db, clock: systemClock }).createAccount({ name: 'Metering WF' })).id;
+    await insertUsageEvents(db, [{ account_id: accountId, occurred_at: new Date(), cost: '0.0000125' }]);
     const handle = await env.client.workflow.start(accountMetering, {
       taskQueue: config.temporal.taskQueue,
       workflowId: workflowIds.metering(accountId),
-      args: [{ accountId, maxHistoryEvents: 40, settleMinIntervalMs: 0 }],
+      args: [{ accountId, settleMinIntervalMs: 0, sweepMs: 86_400_000 }],
+    });
+    await withWorker(async () => {
+      await handle.signal(usageRecordedSignal, { events: 1, cost: '0.0000125', lastOccurredAt: new Date().toISOString() });
+      await handle.result();
+    });
+    expect((await handle.describe()).status.name).toBe('COMPLETED');
+    expect(Number((await db('usage_events').where({ account_id: accountId }).whereNull('settled_at').count('* as n').first())!.n)).toBe(0);
+    const history = await handle.fetchHistory();
+    await Worker.runReplayHistory({ workflowBundle: bundle }, history, handle.workflowId);
+    if (process.env.UPDATE_REPLAY_FIXTURES) {
+      fs.writeFileSync(path.join(HISTORIES, 'accountMetering.retired.json'), historyToJSON(history));
+    }
+  });
+});
+
+describe('settlementShard workflow', () => {
+  it('settles the accounts its wake-ups name and continues as new, carrying its state, before the history grows long', async () => {
+    const ops = staffOperations({ db, clock: systemClock });
+    const shard = 7;
+    const handle = await env.client.workflow.start(settlementShard, {
+      taskQueue: config.temporal.taskQueue,
+      workflowId: workflowIds.settlement(shard, config.temporal.taskQueue),
+      args: [{ shard, maxHistoryEvents: 40, minIntervalMs: 0, sweepMs: 86_400_000 }],
     });
     const firstRunId = handle.firstExecutionRunId;
+    const accounts: string[] = [];
     await withWorker(async () => {
-      // One signal per workflow task, so the history grows past the cap of 30 events.
-      let state = await handle.query(meteringStatusQuery);
+      // One wake-up per workflow task, each naming a new account, so the history grows past the cap.
+      let state = await handle.query(settlementShardStatusQuery);
       for (let i = 0; i < 12; i++) {
-        await handle.signal(usageRecordedSignal, { events: 2, cost: '0.0000125', lastOccurredAt: `2026-11-26T10:00:${String(i).padStart(2, '0')}.000Z` });
-        while (state.signals < i + 1) state = await handle.query(meteringStatusQuery);
+        const accountId = (await ops.createAccount({ name: `Shard WF ${i}` })).id;
+        accounts.push(accountId);
+        await insertUsageEvents(db, [
+          { account_id: accountId, occurred_at: new Date(), cost: '0.0000125' },
+          { account_id: accountId, occurred_at: new Date(), cost: '0.0000125' },
+        ]);
+        await handle.signal(settlementWakeSignal, { events: 2, cost: '0.000025', lastOccurredAt: new Date().toISOString(), accounts: [accountId] });
+        while (state.eventsSettled < 2 * (i + 1)) state = await handle.query(settlementShardStatusQuery);
       }
-      expect(state).toMatchObject({ signals: 12, eventsSignalled: 24, costSignalled: '0.00015', lastOccurredAt: '2026-11-26T10:00:11.000Z' });
-      // No usage events exist for this account: settlement ran and found nothing.
-      expect(state.eventsSettled).toBe(0);
+      expect(state).toMatchObject({ shard, eventsSignalled: 24, eventsSettled: 24, costSettled: '0.0003', pendingAccounts: [], sweeps: 0 });
       expect(state.generation).toBeGreaterThan(0);
     });
+    for (const accountId of accounts) {
+      expect(await db('ledger_entries').where({ account_id: accountId, kind: 'usage' }).sum({ s: 'amount' }).first()).toEqual({ s: '-0.000025000000' });
+    }
     const first = env.client.workflow.getHandle(handle.workflowId, firstRunId);
     const history = await first.fetchHistory();
     expect(history.events?.at(-1)?.workflowExecutionContinuedAsNewEventAttributes).toBeTruthy();
     await Worker.runReplayHistory({ workflowBundle: bundle }, history, handle.workflowId);
+    // Ids, counts and amounts only.
+    expect(JSON.stringify(history)).not.toContain('Shard WF');
     if (process.env.UPDATE_REPLAY_FIXTURES) {
-      fs.writeFileSync(path.join(HISTORIES, 'accountMetering.json'), historyToJSON(history));
+      fs.writeFileSync(path.join(HISTORIES, 'settlementShard.json'), historyToJSON(history));
     }
     await handle.terminate('test done');
   });

@@ -16,6 +16,8 @@ export interface NormalizedUsage {
   cacheWriteTokens: number; // input tokens written to the prompt cache (Anthropic's cache_creation_input_tokens)
   outputTokens: number; // all output tokens, reasoning included
   reasoningTokens: number; // the reasoning part of outputTokens (also counted inside outputTokens)
+  /** A count the provider reported was not one (negative, fractional, beyond 2^53) and was read as missing: the record is flagged usage_clamped. */
+  invalid?: boolean;
 }
 
 export type UsageConvention = 'openai' | 'anthropic';
@@ -48,6 +50,8 @@ function count(v: unknown): number | undefined {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v + 0 : undefined; // +0 turns -0 into 0
 }
 
+const COUNT_FIELDS = ['prompt_tokens', 'input_tokens', 'cache_read_input_tokens', 'cache_creation_input_tokens', 'completion_tokens', 'output_tokens', 'total_tokens'] as const;
+
 function detail(parent: unknown, key: string): number | undefined {
   return isObj(parent) ? count(parent[key]) : undefined;
 }
@@ -69,6 +73,7 @@ export function normalizeUsage(raw: unknown, convention?: UsageConvention): Norm
   const anthropicRead = count(raw.cache_read_input_tokens);
   const anthropicWrite = count(raw.cache_creation_input_tokens);
   const output = count(raw.completion_tokens) ?? count(raw.output_tokens);
+  const invalid = COUNT_FIELDS.some((f) => raw[f] !== undefined && raw[f] !== null && count(raw[f]) === undefined);
   if (prompt === undefined && input === undefined && output === undefined && anthropicRead === undefined && anthropicWrite === undefined) {
     return undefined;
   }
@@ -101,5 +106,5 @@ export function normalizeUsage(raw: unknown, convention?: UsageConvention): Norm
   // Reasoning is a part of output (it is never billed on its own), so it cannot exceed it.
   const reasoning = detail(raw.completion_tokens_details, 'reasoning_tokens') ?? detail(raw.output_tokens_details, 'reasoning_tokens') ?? 0;
 
-  return { inputTokens, cacheReadTokens, cacheWriteTokens, outputTokens, reasoningTokens: Math.min(reasoning, outputTokens) };
+  return { inputTokens, cacheReadTokens, cacheWriteTokens, outputTokens, reasoningTokens: Math.min(reasoning, outputTokens), ...(invalid ? { invalid } : {}) };
 }

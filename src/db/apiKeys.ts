@@ -1,3 +1,4 @@
+import { ValidationError } from '../errors';
 import type { DbOrTrx } from './knex';
 
 export interface ApiKeyRow {
@@ -31,7 +32,12 @@ export function apiKeysRepo(db: DbOrTrx) {
     /** A page of an account's keys in creation order; `after` is the last key id of the previous page. */
     async listByAccount(accountId: string, page: { limit: number; after?: string }, trx: DbOrTrx = db): Promise<ApiKeyRow[]> {
       const q = trx<ApiKeyRow>('api_keys').where({ account_id: accountId }).orderBy([{ column: 'created_at' }, { column: 'id' }]).limit(page.limit);
-      if (page.after) q.whereRaw('(created_at, id) > (SELECT created_at, id FROM api_keys WHERE id = ?)', [page.after]);
+      if (page.after) {
+        // Only a key of this account: another's would place the page by its creation time, and a missing one would end it early.
+        const cursor = await trx<ApiKeyRow>('api_keys').where({ id: page.after, account_id: accountId }).first('id');
+        if (!cursor) throw new ValidationError('after: no such key on this account', [{ field: 'after', message: "must be the id of the last key of the previous page of this account's keys" }]);
+        q.whereRaw('(created_at, id) > (SELECT created_at, id FROM api_keys WHERE id = ?)', [cursor.id]);
+      }
       return q;
     },
     /** Revoking twice keeps the first revocation time. */

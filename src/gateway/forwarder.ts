@@ -7,7 +7,7 @@ import type { Endpoint } from '../metering/record';
 import type { BalanceGate } from './balanceGate';
 import type { Meter } from './meter';
 import { sendOpenAIError } from './openaiError';
-import { ASKS_FOR_STREAM_USAGE, endpointPaths, endpointSchemas, firstIssue, OUTPUT_LIMIT_PARAM, outputBound } from './requests';
+import { ASKS_FOR_STREAM_USAGE, endpointPaths, endpointSchemas, firstIssue, outputBound, outputLimitParams } from './requests';
 import { RoutingTable, type ModelEntry, type PriceVersion, type Route } from './routingTable';
 import { isResponseTooLarge } from './responseLimit';
 import { SseEventTooLarge, SseSplitter } from './sse';
@@ -93,7 +93,7 @@ export class Forwarder {
     // spend past the balance.
     const bound = outputBound(endpoint, body);
     const perChoice = bound.perChoice ?? this.deps.defaultMaxOutputTokens;
-    const boundUpstream = bound.perChoice === null && meter.caller.prepaid && endpoint !== 'embeddings' ? OUTPUT_LIMIT_PARAM[endpoint] : null;
+    const boundUpstream = bound.perChoice === null && meter.caller.prepaid && endpoint !== 'embeddings' ? { endpoint, tokens: perChoice } : null;
 
     // Reserve the request's maximum cost before anything is forwarded.
     if (price) {
@@ -113,7 +113,6 @@ export class Forwarder {
     // Ask for usage in the stream's last chunk; remember whether the client wanted to see it.
     const clientWantsStreamUsage = (body.stream_options as { include_usage?: boolean } | null | undefined)?.include_usage === true;
     const upstreamBody: Record<string, unknown> = { ...body };
-    if (boundUpstream) upstreamBody[boundUpstream] = perChoice;
     if (meter.stream && ASKS_FOR_STREAM_USAGE.has(endpoint)) {
       upstreamBody.stream_options = { ...(body.stream_options ?? {}), include_usage: true };
     }
@@ -127,7 +126,7 @@ export class Forwarder {
       }
     });
 
-    const call = await this.callWithFallback(entry, endpoint, upstreamBody, abort, meter);
+    const call = await this.callWithFallback(entry, endpoint, upstreamBody, abort, meter, boundUpstream);
     if (clientGone) {
       meter.finish(this.outcome(499, 'client_closed', undefined, promptEstimate, 0, price));
       return;
@@ -175,6 +174,7 @@ export class Forwarder {
     upstreamBody: Record<string, unknown>,
     signal: UpstreamCancel,
     meter: Meter,
+    bound: { endpoint: Exclude<Endpoint, 'embeddings'>; tokens: number } | null,
   ): Promise<{ call: UpstreamCall } | { failure: CallFailure; code: string; upstreamStatus?: number }> {
     let last: { failure: CallFailure; code: string; upstreamStatus?: number } = {
       failure: 'unreachable',
@@ -185,7 +185,9 @@ export class Forwarder {
       const route = routes[i]!;
       meter.provider = route.provider;
       meter.upstreamModel = route.upstreamModel;
-      const body = JSON.stringify({ ...upstreamBody, model: route.upstreamModel });
+      // The gateway's own output limit, in the names this route honours (see outputLimitParams).
+      const limits = bound ? Object.fromEntries(outputLimitParams(bound.endpoint, route.baseUrl).map((p) => [p, bound.tokens])) : {};
+      const body = JSON.stringify({ ...upstreamBody, ...limits, model: route.upstreamModel });
       const attemptStart = performance.now();
       // A streamed answer is relayed as it arrives; any other is relayed whole, so it is read whole.
       const call = upstreamBody.stream === true ? callUpstream : callUpstreamWhole;

@@ -73,6 +73,7 @@ export class Meter {
       outputTokens: outcome.usage.outputTokens,
       reasoningTokens: outcome.usage.reasoningTokens,
       usageEstimated: outcome.usageEstimated,
+      usageInvalid: outcome.usage.invalid === true,
       cost: outcome.cost,
       currency: this.currency,
       latencyMs,

@@ -115,6 +115,32 @@ export const OUTPUT_LIMIT_PARAM: Record<Exclude<Endpoint, 'embeddings'>, string>
   responses: 'max_output_tokens',
 };
 
+/**
+ * Chat hosts known to refuse max_tokens next to max_completion_tokens ("Setting
+ * 'max_tokens' and 'max_completion_tokens' at the same time is not supported"):
+ * OpenAI (whose reasoning models also refuse max_tokens alone), Azure OpenAI,
+ * Volcengine Ark.
+ */
+const REFUSES_BOTH_CHAT_LIMITS = [/^api\.openai\.com$/, /\.openai\.azure\.com$/, /(^|\.)volces\.com$/];
+
+/**
+ * The parameters the gateway sets, all to the same value, to bound a request
+ * it must bound itself, for one route. On chat, OpenAI-compatible servers that
+ * predate max_completion_tokens ignore it and would generate their own maximum,
+ * past what was reserved: they get max_tokens too, unless their host is known
+ * to refuse the pair.
+ */
+export function outputLimitParams(endpoint: Exclude<Endpoint, 'embeddings'>, baseUrl: string): string[] {
+  if (endpoint !== 'chat.completions') return [OUTPUT_LIMIT_PARAM[endpoint]];
+  let host = '';
+  try {
+    host = new URL(baseUrl).hostname.toLowerCase();
+  } catch {
+    // An unparsable base URL is never reached (the call fails first); both names are the safe default.
+  }
+  return REFUSES_BOTH_CHAT_LIMITS.some((r) => r.test(host)) ? ['max_completion_tokens'] : ['max_completion_tokens', 'max_tokens'];
+}
+
 export const endpointPaths: Record<Endpoint, string> = {
   'chat.completions': '/chat/completions',
   completions: '/completions',

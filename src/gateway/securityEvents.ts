@@ -1,5 +1,6 @@
 import type { Db } from '../db/knex';
 import type { Logger } from '../logger';
+import { addressKey } from './authLimiter';
 
 export interface SecurityEvent {
   kind: 'auth_failed' | 'rate_limited';
@@ -11,7 +12,7 @@ export interface SecurityEvent {
   userAgent: string | null;
 }
 
-/** One row's worth: the events of one kind, reason, address and key within one window. */
+/** One row's worth: the events of one kind, reason, address (IPv6: /64) and key within one window. */
 interface Tally {
   kind: SecurityEvent['kind'];
   reason: string;
@@ -32,7 +33,8 @@ interface Tally {
 const ROWS_PER_STATEMENT = 500;
 
 /**
- * Security events, counted per kind, reason, source address, key and window
+ * Security events, counted per kind, reason, source address (an IPv6 one by
+ * its /64, as the auth limiter keys it), key and window
  * (GATEWAY_SECURITY_EVENT_WINDOW_MS) in memory and written as one row per
  * such group with its count, so a flood of bad requests from one address adds
  * one row per window, not one per request.
@@ -69,11 +71,16 @@ export class SecurityEventSink {
   record(event: SecurityEvent): void {
     const t = this.now();
     const windowStart = t - (t % this.windowMs);
-    const key = `${event.kind}\u0000${event.reason}\u0000${event.sourceIp ?? ''}\u0000${event.apiKeyId ?? ''}\u0000${windowStart}`;
+    // Addresses as the auth limiter sees them (IPv6 by /64): an attacker who holds a /64 is one client there
+    // and must be one row here, not one row per address it rotates through.
+    const source = event.sourceIp === null ? null : addressKey(event.sourceIp);
+    const key = `${event.kind}\u0000${event.reason}\u0000${source ?? ''}\u0000${event.apiKeyId ?? ''}\u0000${windowStart}`;
     const group = this.groups.get(key);
     if (group) {
       group.count++;
       group.lastAt = t;
+      // A row that counts several addresses names their prefix, not the first of them.
+      if (group.sourceIp !== event.sourceIp) group.sourceIp = source;
       return;
     }
     if (this.groups.size >= this.maxGroups) {
@@ -133,6 +140,8 @@ export class SecurityEventSink {
           .onConflict(db.raw('(request_id, kind) WHERE request_id IS NOT NULL'))
           .merge({
             count: db.raw('GREATEST(security_events.count, excluded.count)'),
+            // The prefix once a second address joined the group; a source erased meanwhile stays erased.
+            source_ip: db.raw('CASE WHEN security_events.source_ip IS NULL THEN NULL ELSE excluded.source_ip END'),
             last_occurred_at: db.raw('GREATEST(security_events.last_occurred_at, excluded.last_occurred_at)'),
           });
         for (const { g, count } of part) g.written = Math.max(g.written, count);

@@ -48,9 +48,9 @@ const SPECIAL_V4: [string, number][] = [
   ['240.0.0.0', 4], // reserved, incl. broadcast
 ];
 const SPECIAL_V6: [string, number][] = [
-  ['::', 128],
-  ['::1', 128],
+  ['::', 96], // IPv4-compatible (deprecated), incl. :: and ::1: ::7f00:1 embeds 127.0.0.1
   ['64:ff9b::', 96], // NAT64: embeds an IPv4 address
+  ['64:ff9b:1::', 48], // local-use NAT64 (RFC 8215)
   ['100::', 64], // discard
   ['2001::', 32], // Teredo: embeds an IPv4 address
   ['2001:db8::', 32], // documentation

@@ -29,7 +29,7 @@ export interface UsageRecord {
   outputTokens: number;
   reasoningTokens: number;
   usageEstimated: boolean;
-  /** A token count was beyond MAX_TOKEN_COUNT or negative and was clamped (absent in journals written before it existed). */
+  /** A token count was beyond MAX_TOKEN_COUNT, negative or not a count, and was clamped (absent in journals written before it existed). */
   usageClamped?: boolean;
   cost: string; // decimal string, unrounded (12 dp)
   currency: string;
@@ -71,8 +71,9 @@ function tokens(n: number, flag: { clamped: boolean }): number {
 }
 
 /** Copies exactly the allowed fields, clipping the free-text metadata to sane lengths. */
-export function usageRecord(fields: Omit<UsageRecord, 'v' | 'holdId' | 'usageClamped'> & { holdId?: string | null }): UsageRecord {
-  const flag = { clamped: false };
+export function usageRecord(fields: Omit<UsageRecord, 'v' | 'holdId' | 'usageClamped'> & { holdId?: string | null; usageInvalid?: boolean }): UsageRecord {
+  // A reported count that was no count at all (see normalizeUsage) was clamped too, to what could be read.
+  const flag = { clamped: fields.usageInvalid === true };
   const counts = {
     inputTokens: tokens(fields.inputTokens, flag),
     cacheReadTokens: tokens(fields.cacheReadTokens, flag),

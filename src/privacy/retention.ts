@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { Clock } from '../clock';
 import type { Config } from '../config';
 import type { Db } from '../db/knex';
-import { ConflictError, DependencyUnavailableError, NotFoundError } from '../errors';
+import { ConflictError, DependencyUnavailableError, NotFoundError, ValidationError } from '../errors';
 import { pageLimit } from '../staff/schemas';
 import { validate } from '../staff/validate';
 import type { MetadataExpiryInput, MetadataExpiryResult } from '../../workflows/messages';
@@ -72,7 +72,12 @@ export function retentionService(deps: { db: Db; clock: Clock; config: Config; c
     async listRuns(raw: unknown = {}) {
       const page = validate(listRunsInput, raw ?? {});
       const q = db('retention_runs').orderBy([{ column: 'started_at', order: 'desc' }, { column: 'id', order: 'desc' }]).limit(page.limit);
-      if (page.before) q.whereRaw('(started_at, id) < (SELECT started_at, id FROM retention_runs WHERE id = ?)', [page.before]);
+      if (page.before) {
+        // A cursor that names no run would compare with NULL and end the listing early, as if there were no more.
+        const cursor = await db('retention_runs').where({ id: page.before }).first('id');
+        if (!cursor) throw new ValidationError('before: no such run', [{ field: 'before', message: 'must be the id of the last run of the previous page' }]);
+        q.whereRaw('(started_at, id) < (SELECT started_at, id FROM retention_runs WHERE id = ?)', [cursor.id]);
+      }
       const rows = await q;
       return Promise.all(rows.map(runView));
     },
@@ -130,7 +135,11 @@ export function retentionService(deps: { db: Db; clock: Clock; config: Config; c
       const page = validate(listHoldsInput, raw ?? {});
       const q = db('legal_holds').orderBy([{ column: 'created_at', order: 'desc' }, { column: 'id', order: 'desc' }]).limit(page.limit);
       if (page.active === 'true') q.whereNull('released_at');
-      if (page.before) q.whereRaw('(created_at, id) < (SELECT created_at, id FROM legal_holds WHERE id = ?)', [page.before]);
+      if (page.before) {
+        const cursor = await db('legal_holds').where({ id: page.before }).first('id');
+        if (!cursor) throw new ValidationError('before: no such hold', [{ field: 'before', message: 'must be the id of the last hold of the previous page' }]);
+        q.whereRaw('(created_at, id) < (SELECT created_at, id FROM legal_holds WHERE id = ?)', [cursor.id]);
+      }
       return (await q).map(holdView);
     },
   };

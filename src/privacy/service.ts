@@ -70,6 +70,14 @@ export const listDsrInput = z.strictObject({
 export const codeInput = z.strictObject({ code: z.string().regex(/^\d{6}$/, 'code must be the 6 digits from the email') });
 
 const MAX_CODE_ATTEMPTS = 5;
+const FAILURE_WINDOW_MS = 86_400_000;
+/** A request's wrong codes: its counted attempts less the one that verified it. */
+const WRONG_CODES = "GREATEST(verification_attempts - CASE WHEN verification_method = 'email_code' THEN 1 ELSE 0 END, 0)";
+/** The one answer of the public form, for a new request, a duplicate and a held-back one alike: it names no request and no date. */
+export const PUBLIC_INTAKE_ANSWER = Object.freeze({
+  status: 'received',
+  next: 'If we can act on this request, we sent a code to the email address. Follow the instructions in that email to confirm it is you.',
+});
 
 export function dsrService(deps: { db: Db; clock: Clock; config: Config; client?: Client; taskQueue?: string }) {
   const { db, clock, config } = deps;
@@ -87,7 +95,6 @@ export function dsrService(deps: { db: Db; clock: Clock; config: Config; client?
   }
   const open_ = (r: { status: DsrStatus }) => !FINAL_STATUSES.includes(r.status);
   const unanswered = (r: { status: DsrStatus }) => !ANSWERED_STATUSES.includes(r.status);
-  const dateOnly = (v: string | Date) => (typeof v === 'string' ? v : new Date(v).toISOString().slice(0, 10));
   const requireOpen = (r: { id: string; status: DsrStatus }) => {
     if (!open_(r)) throw new ConflictError(`request ${r.id} is ${r.status}: it can no longer change`);
   };
@@ -99,13 +106,21 @@ export function dsrService(deps: { db: Db; clock: Clock; config: Config; client?
    * already has an open request of the type gets that one back instead of a
    * new one. A request whose code has expired or was guessed at too often no
    * longer counts: someone who files in another person's name holds up that
-   * person's own request only while the code it sent is live.
+   * person's own request only while the code it sent is live. Filing again
+   * would then be a fresh code and fresh guesses, so once an address and type
+   * had DSR_CODE_FAILURES_PER_DAY wrong codes over all its requests of the
+   * last day, nothing more is filed for it until they age out.
    */
-  async function publicIntakeCheck(trx: DbOrTrx, subjectHash: string, type: string, now: Date): Promise<{ id: string; due_date: string | Date } | undefined> {
+  async function publicIntakeCheck(trx: DbOrTrx, subjectHash: string, type: string, now: Date): Promise<'duplicate' | 'blocked' | undefined> {
     await trx.raw('SELECT pg_advisory_xact_lock(hashtext(?))', ['dsr:public-intake']);
     const recent = await trx('dsr_requests').where({ channel: 'subject' }).where('received_at', '>', new Date(now.getTime() - 60_000)).count({ n: '*' }).first();
     if (Number(recent?.n ?? 0) >= config.dsr.intakeGlobalRpm) throw new IntakeBusyError('we receive too many requests right now: try again in a minute');
-    return trx('dsr_requests')
+    const failed = await trx('dsr_requests')
+      .where({ subject_email_hash: subjectHash, type })
+      .where('received_at', '>', new Date(now.getTime() - FAILURE_WINDOW_MS))
+      .first(trx.raw(`COALESCE(SUM(${WRONG_CODES}), 0)::int AS n`));
+    if (Number(failed?.n ?? 0) >= config.dsr.codeFailuresPerDay) return 'blocked';
+    const earlier = await trx('dsr_requests')
       .where({ subject_email_hash: subjectHash, type })
       .whereNull('closed_at')
       .where((w) =>
@@ -113,8 +128,8 @@ export function dsrService(deps: { db: Db; clock: Clock; config: Config; client?
           u.where('verification_attempts', '<', MAX_CODE_ATTEMPTS).where((c) => c.whereNull('verification_code_expires_at').orWhere('verification_code_expires_at', '>', now)),
         ),
       )
-      .orderBy('received_at', 'desc')
-      .first('id', 'due_date');
+      .first('id');
+    return earlier ? 'duplicate' : undefined;
   }
 
   async function start(raw: unknown, actor: string, channel: 'staff' | 'subject') {
@@ -125,8 +140,8 @@ export function dsrService(deps: { db: Db; clock: Clock; config: Config; client?
     const subjectHash = emailHash(input.email);
     const taken = await db.transaction(async (trx) => {
       if (channel === 'subject') {
-        const earlier = await publicIntakeCheck(trx, subjectHash, input.type, receivedAt);
-        if (earlier) return { row: earlier, duplicate: true };
+        const held = await publicIntakeCheck(trx, subjectHash, input.type, receivedAt);
+        if (held) return { row: undefined };
       }
       const [row] = await trx('dsr_requests')
         .insert({
@@ -146,11 +161,11 @@ export function dsrService(deps: { db: Db; clock: Clock; config: Config; client?
         })
         .returning(['id', 'status', 'due_date', 'due_at']);
       await appendDsrEvent(trx, row.id, actor, 'received', { type: input.type, channel, jurisdiction: input.jurisdiction }, 'received');
-      return { row, duplicate: false };
+      return { row };
     });
+    // No request and no second code; the public answer (submit) is the same as for a new one.
+    if (!taken.row) return undefined;
     const row = taken.row;
-    // The same answer as for a new request, and no second code: the caller learns nothing about the address.
-    if (taken.duplicate) return { id: row.id as string, workflowId: workflowIds.dsr(row.id), type: input.type, status: 'received', dueDate: dateOnly(row.due_date) };
     const wfInput: DsrInput = {
       requestId: row.id,
       type: input.type,
@@ -233,11 +248,12 @@ export function dsrService(deps: { db: Db; clock: Clock; config: Config; client?
 
   return {
     /** Compliance staff take a request (by phone, letter, email). */
-    create: (raw: unknown, actor: string) => start(raw, actor, 'staff'),
+    create: async (raw: unknown, actor: string) => (await start(raw, actor, 'staff'))!, // staff requests are never held back
     /** The public form: no account needed; the code to the email on record proves identity. */
     submit: async (raw: unknown) => {
-      const r = await start(raw, 'subject', 'subject');
-      return { id: r.id, status: r.status, dueDate: r.dueDate, next: 'We sent a code to the email address. Send it to /privacy/requests/{id}/verify.' };
+      // The request id goes only to the mailbox: whoever knows an address must not learn the id to spend its guesses on.
+      await start(raw, 'subject', 'subject');
+      return { ...PUBLIC_INTAKE_ANSWER };
     },
 
     async submitCode(id: string, raw: unknown) {
@@ -247,21 +263,28 @@ export function dsrService(deps: { db: Db; clock: Clock; config: Config; client?
       if (r.verified_at) return { id, verified: true };
       // Counted and checked in one statement, before the code is looked at: concurrent
       // guesses cannot all pass a limit that each read before any of them counted.
+      // A code that was not sent or has expired costs no attempt, and the wrong codes
+      // of the address's other requests of the type in the last day count too (the
+      // public form keeps one live code per address and type, so that sum holds still).
       const counted = await db.raw(
-        `UPDATE dsr_requests SET verification_attempts = verification_attempts + 1
+        `UPDATE dsr_requests r SET verification_attempts = verification_attempts + 1
           WHERE id = ? AND verified_at IS NULL AND closed_at IS NULL AND verification_attempts < ?
-          RETURNING verification_code_hash, verification_code_expires_at`,
-        [id, MAX_CODE_ATTEMPTS],
+            AND verification_code_hash IS NOT NULL AND verification_code_expires_at > ?
+            AND verification_attempts + COALESCE((
+              SELECT SUM(${WRONG_CODES}) FROM dsr_requests o
+               WHERE o.subject_email_hash = r.subject_email_hash AND o.type = r.type AND o.id <> r.id AND o.received_at > ?), 0) < ?
+          RETURNING verification_code_hash`,
+        [id, MAX_CODE_ATTEMPTS, clock.now(), new Date(clock.now().getTime() - FAILURE_WINDOW_MS), config.dsr.codeFailuresPerDay],
       );
-      const attempt = counted.rows[0] as { verification_code_hash: string | null; verification_code_expires_at: Date | null } | undefined;
+      const attempt = counted.rows[0] as { verification_code_hash: string } | undefined;
       if (!attempt) {
         const now = await load(id);
         if (now.verified_at) return { id, verified: true };
         requireOpen(now);
+        if (now.verification_attempts < MAX_CODE_ATTEMPTS && (!now.verification_code_hash || !now.verification_code_expires_at || new Date(now.verification_code_expires_at) <= clock.now())) {
+          throw new ConflictError('the code has expired or was not sent yet: file the request again for a new code');
+        }
         throw new ConflictError('too many wrong codes: ask us for a new request');
-      }
-      if (!attempt.verification_code_hash || !attempt.verification_code_expires_at || new Date(attempt.verification_code_expires_at) < clock.now()) {
-        throw new ConflictError('the code has expired or was not sent yet: file the request again for a new code');
       }
       if (!codeMatches(codeKey({ dsr: config.dsr, dataDir: config.dataDir }), id, code, attempt.verification_code_hash)) {
         throw new ValidationError('the code is not correct', [{ field: 'code', message: 'not correct' }]);
@@ -349,7 +372,12 @@ export function dsrService(deps: { db: Db; clock: Clock; config: Config; client?
     async list(raw: unknown) {
       const input = validate(listDsrInput, raw);
       const q = db('dsr_requests').orderBy([{ column: 'due_at' }, { column: 'id' }]).limit(input.limit);
-      if (input.after) q.whereRaw('(due_at, id) > (SELECT due_at, id FROM dsr_requests WHERE id = ?)', [input.after]);
+      if (input.after) {
+        // A cursor that names no request would compare with NULL and end the listing early, as if there were no more.
+        const cursor = await db('dsr_requests').where({ id: input.after }).first('id');
+        if (!cursor) throw new ValidationError('after: no such request', [{ field: 'after', message: 'must be the id of the last request of the previous page' }]);
+        q.whereRaw('(due_at, id) > (SELECT due_at, id FROM dsr_requests WHERE id = ?)', [cursor.id]);
+      }
       if (input.status === 'open') q.whereNotIn('status', ANSWERED_STATUSES as DsrStatus[]);
       else if (input.status) q.where({ status: input.status });
       if (input.type) q.where({ type: input.type });

@@ -49,6 +49,19 @@ export const until = async <T>(f: () => Promise<T | null | undefined | false>): 
   }
 };
 
+/**
+ * Every code mailed to `email`, oldest first, with the request id of its verify
+ * link: the public form names no request, so a subject (and a test) learns the
+ * id from the email only.
+ */
+export const codeMails = (config: Config, email: string): { id: string; code: string }[] =>
+  mailbox(config)
+    .filter((x) => x.to === email && /confirm it is you/.test(x.subject))
+    .map((m) => ({ id: /\/privacy\/requests\/([0-9a-f-]{36})\/verify/.exec(m.body)![1]!, code: /enter this code: (\d{6})/.exec(m.body)![1]! }));
+
+/** The request id and code of the first code mailed to `email`, once it is there. */
+export const codeMailFor = (config: Config, email: string) => until(async () => codeMails(config, email)[0]);
+
 export interface Answer {
   status: number;
   type: string;

@@ -62,9 +62,10 @@ function mailbox(config: Config): { to: string; subject: string; body: string }[
     .sort()
     .map((f) => JSON.parse(fs.readFileSync(path.join(config.mail.mailboxDir, f), 'utf8')));
 }
-const codeFrom = (config: Config, email: string) => {
+/** The code mailed to `email` and the request id of its verify link (the public form names no request). */
+const codeMail = (config: Config, email: string) => {
   const m = mailbox(config).find((x) => x.to === email && /confirm it is you/.test(x.subject));
-  return m ? /enter this code: (\d{6})/.exec(m.body)![1]! : null;
+  return m ? { id: /\/privacy\/requests\/([0-9a-f-]{36})\/verify/.exec(m.body)![1]!, code: /enter this code: (\d{6})/.exec(m.body)![1]! } : null;
 };
 const until = async <T>(f: () => Promise<T | null | undefined | false>): Promise<T> => {
   for (;;) {
@@ -155,8 +156,8 @@ describe('data-subject requests: each right and its effect on the data', () => {
       await withTestWorker(config, db, async () => {
         const filed = await admin.call('POST', '/privacy/requests', { type: 'access', email: p.email, jurisdiction: 'gdpr' }, false);
         expect(filed.status).toBe(202);
-        const id = filed.body.id as string;
-        const code = await until(async () => codeFrom(config, p.email));
+        // The public answer names no request: the subject has its id from the link in the email.
+        const { id, code } = await until(async () => codeMail(config, p.email));
         const wrong = await admin.call('POST', `/privacy/requests/${id}/verify`, { code: code === '000000' ? '111111' : '000000' }, false);
         expect(wrong.status).toBe(400);
         expect(wrong.type).toContain('application/problem+json');

@@ -4,7 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { staffOperations } from '../../src/staff/operations';
 import { systemClock } from '../../src/clock';
 import { testDb } from '../helpers/env';
-import { accountWithUsers, codeFrom, dsrAdminServer, dsrConfig, until, uniqueEmail } from '../helpers/dsrStack';
+import { emailHash } from '../../src/db/dsr';
+import { accountWithUsers, codeMailFor, codeMails, dsrAdminServer, dsrConfig, until, uniqueEmail } from '../helpers/dsrStack';
 import { withTestWorker } from '../helpers/worker';
 
 /**
@@ -40,9 +41,9 @@ describe('one-time codes of privacy requests', () => {
     await withTestWorker(config, db, async () => {
       const filed = await admin.call('POST', '/privacy/requests', { type: 'deletion', email: victim });
       expect(filed.status).toBe(202);
-      const id = filed.body.id as string;
-      // Only the victim sees this; the test reads it to know which guesses are wrong and to try the right one last.
-      const code = await until(async () => codeFrom(config, victim));
+      // Only the victim sees this (and the request id, which the public answer does not name); the test
+      // reads it to know which guesses are wrong and to try the right one last.
+      const { id, code } = await codeMailFor(config, victim);
 
       const guesses = Array.from({ length: 10 }, (_, i) => String((Number(code) + 1 + i * 7919) % 1_000_000).padStart(6, '0'));
       const answers = await Promise.all(guesses.map((g) => admin.call('POST', `/privacy/requests/${id}/verify`, { code: g })));
@@ -75,9 +76,8 @@ describe('one-time codes of privacy requests', () => {
     const subject = uniqueEmail('subject');
     await accountWithUsers(db, { billing: subject, users: [subject] });
     await withTestWorker(config, db, async () => {
-      const filed = await admin.call('POST', '/privacy/requests', { type: 'payload', email: subject });
-      const id = filed.body.id as string;
-      const code = await until(async () => codeFrom(config, subject));
+      expect((await admin.call('POST', '/privacy/requests', { type: 'payload', email: subject })).status).toBe(202);
+      const { id, code } = await codeMailFor(config, subject);
       const wrong = code === '000000' ? '000001' : '000000';
       expect((await admin.call('POST', `/privacy/requests/${id}/verify`, { code: wrong })).status).toBe(400);
       const [a, b] = await Promise.all([admin.call('POST', `/privacy/requests/${id}/verify`, { code }), admin.call('POST', `/privacy/requests/${id}/verify`, { code })]);
@@ -86,5 +86,41 @@ describe('one-time codes of privacy requests', () => {
       const events = await db('dsr_events').where({ request_id: id, action: 'identity_verified' });
       expect(events).toHaveLength(1);
     });
+  });
+  it('does not hand out fresh guesses for filing again: after 10 wrong codes over its requests, the email and type get no new request or code for a day', async () => {
+    const victim = uniqueEmail('refiled');
+    await accountWithUsers(db, { billing: victim, users: [victim] });
+    const wrongFor = (code: string, i: number) => String((Number(code) + 1 + i * 7919) % 1_000_000).padStart(6, '0');
+    await withTestWorker(config, db, async () => {
+      const answers = [];
+      for (const round of [1, 2]) {
+        answers.push(await admin.call('POST', '/privacy/requests', { type: 'deletion', email: victim }));
+        const { id, code } = await until(async () => codeMails(config, victim)[round - 1]);
+        for (let i = 0; i < 5; i++) expect((await admin.call('POST', `/privacy/requests/${id}/verify`, { code: wrongFor(code, i) })).status).toBe(400);
+        expect((await admin.call('POST', `/privacy/requests/${id}/verify`, { code: wrongFor(code, 5) })).status).toBe(409);
+      }
+      const third = await admin.call('POST', '/privacy/requests', { type: 'deletion', email: victim });
+      // The same neutral answer as before, but nothing was filed and no code was sent.
+      expect(third.status).toBe(202);
+      expect(third.body).toEqual(answers[0]!.body);
+      expect(await db('dsr_requests').where({ subject_email_hash: emailHash(victim), type: 'deletion' })).toHaveLength(2);
+      expect(codeMails(config, victim)).toHaveLength(2);
+      // Another type is not held back.
+      expect((await admin.call('POST', '/privacy/requests', { type: 'access', email: victim })).status).toBe(202);
+      expect(await db('dsr_requests').where({ subject_email_hash: emailHash(victim), type: 'access' })).toHaveLength(1);
+    });
+  });
+
+  it('spends no attempt while no code is stored', async () => {
+    const subject = uniqueEmail('early');
+    await accountWithUsers(db, { billing: subject, users: [subject] });
+    // No worker runs: the request exists but its code was not made yet. The attacker learned the id somehow.
+    expect((await admin.call('POST', '/privacy/requests', { type: 'objection', email: subject })).status).toBe(202);
+    const { id } = await db('dsr_requests').where({ subject_email_hash: emailHash(subject), type: 'objection' }).first();
+    const answers = [];
+    for (let i = 0; i < 7; i++) answers.push(await admin.call('POST', `/privacy/requests/${id}/verify`, { code: String(i).padStart(6, '0') }));
+    expect(answers.map((a) => a.status)).toEqual(Array(7).fill(409));
+    expect(answers[0]!.body.detail).toMatch(/not sent yet/);
+    expect((await db('dsr_requests').where({ id }).first()).verification_attempts).toBe(0);
   });
 });

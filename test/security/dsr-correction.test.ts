@@ -2,7 +2,7 @@ import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DsrState } from '../../workflows/messages';
 import { testDb } from '../helpers/env';
-import { accountWithUsers, codeFrom, dsrAdminServer, dsrConfig, until, uniqueEmail, type Answer } from '../helpers/dsrStack';
+import { accountWithUsers, codeMailFor, dsrAdminServer, dsrConfig, until, uniqueEmail, type Answer } from '../helpers/dsrStack';
 import { withTestWorker } from '../helpers/worker';
 
 /**
@@ -47,8 +47,7 @@ describe('data-subject corrections', () => {
         changes: { account: { billing_email: member, name: 'Taken Over Ltd' }, user: { job_title: 'Owner' } },
       });
       expect(filed.status).toBe(202);
-      const id = filed.body.id as string;
-      const code = await until(async () => codeFrom(config, member));
+      const { id, code } = await codeMailFor(config, member);
       expect((await admin.call('POST', `/privacy/requests/${id}/verify`, { code })).status).toBe(200);
       await awaitingApproval(id);
 

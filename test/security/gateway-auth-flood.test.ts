@@ -44,6 +44,8 @@ describe('a flood of wrong API keys from one address', () => {
       { TRUSTED_PROXIES: '127.0.0.1', GATEWAY_AUTH_FAILURES_PER_MIN: String(LIMIT), UPSTREAM_ALLOWED_HOSTS: '127.0.0.1' },
       config,
     );
+    // The table is shared by the whole run: only this test's rows count.
+    const startedAt = new Date();
     let stopped = false;
     try {
       const answers = await Promise.all(
@@ -71,12 +73,38 @@ describe('a flood of wrong API keys from one address', () => {
 
       await gw.stop(); // flushes the security events
       stopped = true;
-      const rows = await db('security_events').where({ source_ip: ATTACKER }).select('kind', 'reason', 'count', 'window_start');
+      const rows = await db('security_events').where({ source_ip: ATTACKER }).where('occurred_at', '>=', startedAt).select('kind', 'reason', 'count', 'window_start');
       // One row per kind, reason and window (a window boundary during the burst may double it).
       expect(rows.length).toBeGreaterThanOrEqual(2);
       expect(rows.length).toBeLessThanOrEqual(4);
       expect(rows.reduce((sum, r) => sum + Number(r.count), 0)).toBe(ATTEMPTS + 1);
       expect(rows.map((r) => `${r.kind}/${r.reason}`).sort()).toEqual(expect.arrayContaining(['auth_failed/invalid_key', 'rate_limited/auth_failures']));
+    } finally {
+      if (!stopped) await gw.stop();
+    }
+  });
+
+  it('from addresses rotated through one IPv6 /64 is limited as one client and recorded as one client', async () => {
+    // A /64 of its own per run (documentation range), so rows of other runs or tests cannot count here.
+    const prefix = `2001:db8:${randomBytes(2).toString('hex')}:${randomBytes(2).toString('hex')}`;
+    const ADDRESSES = 20;
+    const PER_ADDRESS = 3;
+    const gw = await startTestGateway({ TRUSTED_PROXIES: '127.0.0.1', GATEWAY_AUTH_FAILURES_PER_MIN: String(LIMIT) }, config);
+    let stopped = false;
+    try {
+      const statuses = await Promise.all(
+        Array.from({ length: ADDRESSES * PER_ADDRESS }, async (_, i) => (await call(gw.url, guess(), `${prefix}::${(i % ADDRESSES) + 1}`)).status),
+      );
+      expect(statuses.filter((st) => st === 401).length).toBeLessThanOrEqual(LIMIT);
+      await gw.stop();
+      stopped = true;
+      const rows = await db('security_events').whereRaw('source_ip <<= ?::inet', [`${prefix}::/64`]).select('kind', 'reason', 'count', 'source_ip');
+      // One row per kind, reason and window, as for one address: not one per address the attacker rotates through.
+      expect(rows.length).toBeGreaterThanOrEqual(2);
+      expect(rows.length).toBeLessThanOrEqual(4);
+      expect(rows.reduce((sum, r) => sum + Number(r.count), 0)).toBe(ADDRESSES * PER_ADDRESS);
+      // A row that counts many addresses names their /64, not the first of them.
+      expect(rows.filter((r) => Number(r.count) > PER_ADDRESS).map((r) => r.source_ip)).toEqual(expect.arrayContaining([`${prefix}::/64`]));
     } finally {
       if (!stopped) await gw.stop();
     }

@@ -92,6 +92,8 @@ describe('a prepaid request without an output limit', () => {
       ];
       const sent = upstream.requests.slice(start).map((r) => r.body);
       expect(sent.map((b) => b.max_completion_tokens ?? b.max_output_tokens ?? b.max_tokens)).toEqual([DEFAULT_BOUND, DEFAULT_BOUND, DEFAULT_BOUND]);
+      // Chat carries the bound under both names: an OpenAI-compatible server that ignores max_completion_tokens honours max_tokens.
+      expect(sent[0]).toMatchObject({ max_completion_tokens: DEFAULT_BOUND, max_tokens: DEFAULT_BOUND });
       expect(sent[1].max_output_tokens).toBe(DEFAULT_BOUND);
       expect(sent[2].max_tokens).toBe(DEFAULT_BOUND);
       // Three requests of 3.00 each fit in 10.00; a fourth cannot be covered.

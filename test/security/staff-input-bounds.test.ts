@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAdminApp } from '../../src/admin/app';
 import { adminRoutes } from '../../src/admin/routes';
@@ -115,5 +116,26 @@ describe('list routes', () => {
     expect(page1.body).toHaveLength(2);
     const page2 = await call('GET', `/billing/accounts/${accountId}/keys?limit=2&after=${page1.body[1].id}`);
     expect(page2.body.map((k: { name: string }) => k.name)).toEqual(['k3']);
+  });
+
+  it('refuses a cursor that names nothing (or another account\'s key) instead of answering an empty page', async () => {
+    // An empty page reads as "no more": a script paging with a stale or foreign cursor would stop, believing it saw everything.
+    const other = (await ops.createAccount({ name: 'Other Co' })).id;
+    const foreignKey = (await ops.createKey({ accountId: other, name: 'theirs' })).id;
+    const missing = randomUUID();
+    for (const [path, field] of [
+      [`/privacy/dsr?after=${missing}`, 'after'],
+      [`/billing/accounts/${accountId}/keys?after=${missing}`, 'after'],
+      [`/billing/accounts/${accountId}/keys?after=${foreignKey}`, 'after'],
+      [`/privacy/retention/runs?before=${missing}`, 'before'],
+      [`/privacy/legal-holds?before=${missing}`, 'before'],
+    ] as const) {
+      const res = await call('GET', path);
+      expect(res.status, path).toBe(400);
+      expect(res.contentType, path).toContain('application/problem+json');
+      expect(res.body.errors.map((e: { field: string }) => e.field), path).toEqual([field]);
+    }
+    // The owner's own cursor still pages.
+    expect((await call('GET', `/billing/accounts/${other}/keys?after=${foreignKey}`)).status).toBe(200);
   });
 });

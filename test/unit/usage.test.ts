@@ -94,8 +94,11 @@ describe('normalizeUsage', () => {
       prompt_tokens_details: { cached_tokens: 1.5 },
       completion_tokens_details: { reasoning_tokens: '7' },
     });
-    expect(u).toEqual({ inputTokens: 40, cacheReadTokens: 0, cacheWriteTokens: 0, outputTokens: 0, reasoningTokens: 0 });
-    expect(normalizeUsage({ prompt_tokens: Infinity, completion_tokens: 3 })).toEqual({ ...ZERO_USAGE, outputTokens: 3 });
+    // Flagged, so the record says its counts were clamped (usage_clamped) instead of passing for the provider's word.
+    expect(u).toEqual({ inputTokens: 40, cacheReadTokens: 0, cacheWriteTokens: 0, outputTokens: 0, reasoningTokens: 0, invalid: true });
+    expect(normalizeUsage({ prompt_tokens: Infinity, completion_tokens: 3 })).toEqual({ ...ZERO_USAGE, outputTokens: 3, invalid: true });
+    expect(normalizeUsage({ prompt_tokens: -5, completion_tokens: 3 })).toEqual({ ...ZERO_USAGE, outputTokens: 3, invalid: true });
+    expect(normalizeUsage({ prompt_tokens: 4, completion_tokens: 3, total_tokens: 7 })).not.toHaveProperty('invalid');
     expect(normalizeUsage({ prompt_tokens: 2 ** 53, completion_tokens: 3 })?.inputTokens).toBe(0);
     expect(normalizeUsage({ prompt_tokens: -0, completion_tokens: 0 })?.inputTokens).toBe(0);
     expect(Object.is(normalizeUsage({ prompt_tokens: -0 })?.inputTokens, 0)).toBe(true);

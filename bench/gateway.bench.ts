@@ -25,7 +25,7 @@
  * `npm run bench -- gateway`; `BENCH_CPU_PROF=1 npm run bench -- gateway` (or
  * `node --import tsx bench/gateway.bench.ts --cpu-prof`) also profiles the gateway
  * and prints its top self-time functions. `BENCH_QUICK=1` shrinks every run (smoke test).
- * Writes bench/results/gateway.json (not on a profiled run: the profiler skews
+ * Writes .data/bench/gateway.json (not on a profiled run: the profiler skews
  * the figures). Exit code: 0 even when a performance target is missed; 1 when the
  * metering check fails or anything crashes.
  */
@@ -67,6 +67,7 @@ import {
   type RunResult,
   cleanEnv,
   intEnv,
+  benchResultsFile,
 } from './lib';
 import { MOCK_COMPLETION_TOKENS, MOCK_PROMPT_TOKENS, MOCK_STREAM_CHUNKS } from './mockUpstream';
 
@@ -105,7 +106,7 @@ const TARGETS = { sequentialOverheadFactor: 2, overheadP99Ms: 2, throughputRatio
 
 const UPSTREAM_KEY_ENV = 'PROVIDER_BENCH_UPSTREAM_API_KEY';
 const BENCH_CREDIT_USD = '10000';
-const RESULTS_FILE = path.join(REPO_ROOT, 'bench/results/gateway.json');
+const RESULTS_FILE = benchResultsFile('gateway.json');
 
 type CaseName = 'json' | 'sse';
 type TargetName = 'direct' | 'proxy' | 'gateway';

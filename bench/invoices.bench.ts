@@ -20,7 +20,7 @@ import { staffOperations } from '../src/staff/operations';
 import { findTemporalCli, startDevServer, type DevServer } from '../src/temporal/devServer';
 import { freePort } from '../src/util/ports';
 import type { InvoiceRunState } from '../workflows/messages';
-import { cleanEnv, REPO_ROOT, round, sleep, spawnNode, type Child } from './lib';
+import { cleanEnv, REPO_ROOT, round, sleep, spawnNode, type Child, benchResultsFile } from './lib';
 
 const QUICK = process.env.BENCH_QUICK === '1';
 // BENCH_INVOICE_ACCOUNTS=1000 (or 1000,10000) runs chosen sizes: a 10,000-account run alone takes half an hour here.
@@ -28,7 +28,7 @@ const SIZES = process.env.BENCH_INVOICE_ACCOUNTS ? process.env.BENCH_INVOICE_ACC
 const PERIOD = '2026-09';
 const HOURS = 30 * 24;
 const MODELS = 3;
-const RESULTS_FILE = path.join(REPO_ROOT, 'bench/results/invoices.json');
+const RESULTS_FILE = benchResultsFile('invoices.json');
 const log = (line: string) => process.stdout.write(`[invoices] ${line}\n`);
 
 

@@ -505,6 +505,11 @@ export function oneLine(sql: string, max = 160): string {
   return s.length > max ? `${s.slice(0, max - 1)}…` : s;
 }
 
+/** Where a benchmark's raw results go: .data/bench/ (BENCH_RESULTS_DIR), never the repository. */
+export function benchResultsFile(name: string): string {
+  return path.join(process.env.BENCH_RESULTS_DIR ?? path.join(REPO_ROOT, '.data/bench'), name);
+}
+
 /** Writes a benchmark's results as pretty JSON and says where. */
 export function writeResults(file: string, out: unknown, log: (line: string) => void): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });

@@ -26,7 +26,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import pg from 'pg';
 import { Money } from '../src/billing/money';
 import { CHECKS, reconcileWindow, type CheckName, type Discrepancy } from '../src/billing/reconciliation';
@@ -34,7 +33,7 @@ import { dropDatabase, ensureDatabase } from '../src/db/database';
 import { createDb, type Db } from '../src/db/knex';
 import { migrateLatest } from '../src/db/migrate';
 import { CHECK_FUNCTIONS, closeReport, openReport, recordCheck, type CheckContext, type CheckCounts } from '../src/db/reconciliation';
-import { dropOrKeepDatabase, intEnv, oneLine, REPO_ROOT, round, runMain, sleep, table, writeResults } from './lib';
+import { dropOrKeepDatabase, intEnv, oneLine, round, runMain, sleep, table, writeResults, benchResultsFile } from './lib';
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const ACCOUNTS = intEnv('BENCH_RECONCILE_ACCOUNTS', QUICK ? 1_000 : 10_000, 100);
@@ -50,7 +49,7 @@ const TARGET_MS = 120_000;
 const SETTLEMENT_LAG_S = 900;
 const PAYMENT_GRACE_S = 900;
 const OVERDRAFT = '0';
-const RESULTS_FILE = path.join(REPO_ROOT, 'bench/results/reconcile.json');
+const RESULTS_FILE = benchResultsFile('reconcile.json');
 const log = (line: string) => process.stdout.write(`[reconcile] ${line}\n`);
 
 // Upstream models with their prices (USD per million tokens: input, cached input, output).

@@ -10,7 +10,7 @@
  * batcher makes before it may delete a journal segment, on a pool of its own.
  * Reports the expiry time and the insert latency during the expiry
  * against a baseline without it, checks that exactly the right partitions
- * went and the right rows stayed, and writes bench/results/retention.json.
+ * went and the right rows stayed, and writes .data/bench/retention.json.
  * Target: the 20 days expire in under 30 s, and the insert p99 during the
  * expiry is at most twice the p99 without it.
  *
@@ -43,14 +43,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
-import path from 'node:path';
 import pg from 'pg';
 import { dropDatabase, ensureDatabase } from '../src/db/database';
 import { createDb, type Db } from '../src/db/knex';
 import { migrateLatest } from '../src/db/migrate';
 import { cutoffFor, expireUsageEvents, type CategoryOutcome, type Policy } from '../src/db/retention';
 import { DEFAULT_PAUSE_FACTOR } from '../src/db/retentionPacing';
-import { dropOrKeepDatabase, intEnv, oneLine, REPO_ROOT, round, runMain, sleep, summarize, table, writeResults, type LatencySummary } from './lib';
+import { dropOrKeepDatabase, intEnv, oneLine, round, runMain, sleep, summarize, table, writeResults, type LatencySummary, benchResultsFile } from './lib';
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const DAYS = intEnv('BENCH_RETENTION_DAYS', 30, 2);
@@ -74,7 +73,7 @@ const TARGET_P99_RATIO = 2;
 const HELD_ACCOUNT = 7;
 const UNBILLED_ACCOUNT = 13;
 const DAY_MS = 86_400_000;
-const RESULTS_FILE = path.join(REPO_ROOT, 'bench/results/retention.json');
+const RESULTS_FILE = benchResultsFile('retention.json');
 const log = (line: string) => process.stdout.write(`[retention] ${line}\n`);
 
 if (EXPIRE_DAYS >= DAYS) throw new Error(`BENCH_RETENTION_EXPIRE_DAYS (${EXPIRE_DAYS}) must be below BENCH_RETENTION_DAYS (${DAYS})`);

@@ -1,7 +1,7 @@
 /**
  * `npm run bench [-- NAME...]`: runs bench/<NAME>.bench.ts (all of them when no
  * name is given). Each benchmark prints its figures and writes
- * bench/results/<NAME>.json itself. Benchmarks never run under `npm test`.
+ * .data/bench/<NAME>.json (BENCH_RESULTS_DIR) itself, never into the repository. Benchmarks never run under `npm test`.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';

@@ -161,8 +161,9 @@ describe('settlement shard wake-ups', () => {
           throw err;
         });
         let state = await status();
-        // The shard may carry other accounts of this file too.
-        while (!state || state.eventsSignalled < 3 || Number((await db('usage_events').where({ account_id: customer.accountId }).whereNull('settled_at').count('* as n').first())!.n) > 0) {
+        // The shard may carry other accounts of this file too. The pass commits before the
+        // workflow records its result, so a query can see the rows settled and the count not yet.
+        while (!state || state.eventsSignalled < 3 || state.eventsSettled < 3 || Number((await db('usage_events').where({ account_id: customer.accountId }).whereNull('settled_at').count('* as n').first())!.n) > 0) {
           await new Promise((r) => setTimeout(r, 100));
           state = await status();
         }

@@ -84,8 +84,8 @@ export const configSchema = z.object({
   GATEWAY_METRICS_PORT: port.default(9464),
   ADMIN_METRICS_PORT: port.default(9465),
   METERING_BATCH_MS: z.coerce.number().int().min(10).max(60_000).default(200),
-  // Per settlement shard: at most SETTLEMENT_SHARDS × 2 wake-ups a second per gateway (see the deduction benchmark).
-  METERING_SIGNAL_THROTTLE_MS: z.coerce.number().int().min(0).max(60_000).default(500),
+  // Per settlement shard: at most SETTLEMENT_SHARDS × 4 wake-ups a second per gateway (see the deduction benchmark).
+  METERING_SIGNAL_THROTTLE_MS: z.coerce.number().int().min(0).max(60_000).default(250),
   PREPAID_OVERDRAFT_ALLOWANCE: z.string().refine((v) => /^\d+(\.\d+)?$/.test(v), 'a non-negative decimal such as "0.50"').default('0'),
   GATEWAY_HOLD_SLICE: z.string().refine((v) => /^\d+(\.\d+)?$/.test(v) && Number(v) > 0, 'a positive decimal such as "1.00"').default('1.00'),
   GATEWAY_HOLD_TTL_MS: z.coerce.number().int().min(1_000).max(3_600_000).default(60_000),

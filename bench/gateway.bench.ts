@@ -15,6 +15,9 @@
  *   2. 1,000 req/s on the gateway (~10 s): p99 of `gateway_overhead_seconds` for that
  *      run only (bucket counts minus those scraped just before), by bucket upper bound.
  *      Once with autocannon `overallRate`, once with the paced generator (see below).
+ *   1b. Anthropic's Messages API, sequential like 1: /v1/messages passthrough (to the
+ *      mock's /v1/messages) and translated (to its /v1/chat/completions); their overhead
+ *      as a ratio of the chat passthrough overhead of run 1 (targets 1.2 and 1.5)
  *   3. max throughput: 50 connections, ~10 s per target: requests/s; gateway / proxy
  *   Then every request the gateway completed must be exactly one row in usage_events.
  *
@@ -102,7 +105,7 @@ const METERING_DRAIN_MS = 30_000;
 const EVENT_LOOP_RESOLUTION_MS = 10;
 const GATEWAY_HISTOGRAMS = ['gateway_overhead_seconds', 'gateway_request_duration_seconds', 'gateway_upstream_duration_seconds'] as const;
 
-const TARGETS = { sequentialOverheadFactor: 2, overheadP99Ms: 2, throughputRatio: 0.3 } as const;
+const TARGETS = { sequentialOverheadFactor: 2, overheadP99Ms: 2, throughputRatio: 0.3, messagesPassthroughRatio: 1.2, messagesTranslatedRatio: 1.5 } as const;
 
 const UPSTREAM_KEY_ENV = 'PROVIDER_BENCH_UPSTREAM_API_KEY';
 const BENCH_CREDIT_USD = '10000';
@@ -198,6 +201,11 @@ async function main(): Promise<number> {
     await ops.addProvider({ name: provider, baseUrl: `${mockUrl}/v1`, apiKeyEnv: UPSTREAM_KEY_ENV });
     const model = `bench-model-${tag}`;
     await ops.addModel({ name: model, provider, upstreamModel: 'bench-model', inputPerMtok: '2.5', cachedInputPerMtok: '1.25', outputPerMtok: '10', effectiveFrom: '2020-01-01T00:00:00Z' });
+    // Anthropic's Messages API (issue 21): a model of an Anthropic-kind provider on the same mock.
+    const anthropicProvider = `bench-anthropic-${tag}`;
+    await ops.addProvider({ name: anthropicProvider, baseUrl: `${mockUrl}/v1`, apiKeyEnv: UPSTREAM_KEY_ENV, kind: 'anthropic' });
+    const claudeModel = `bench-claude-${tag}`;
+    await ops.addModel({ name: claudeModel, provider: anthropicProvider, upstreamModel: 'bench-model', inputPerMtok: '2.5', cachedInputPerMtok: '1.25', outputPerMtok: '10', effectiveFrom: '2020-01-01T00:00:00Z' });
     const account = await ops.createAccount({ name: `Bench ${tag}` });
     // Prepaid credit for the balance gate (as test/helpers/gateway.ts grants it): ~$0.0001 a request, so plenty.
     await postEntry(
@@ -291,6 +299,32 @@ async function main(): Promise<number> {
         record('seq warm-up', t, c, await cannon(spec(t, c), { connections: 1, amount: SEQ_WARMUP }));
         checkInterrupted();
         sequential[c][t] = record('sequential', t, c, await withCpu(t, () => cannon(spec(t, c), { connections: 1, amount: SEQ_AMOUNT })));
+      }
+    }
+
+    // 1b. Anthropic's Messages API, sequential
+    const messagesHeaders = { 'content-type': 'application/json', 'x-api-key': key.key, 'anthropic-version': '2023-06-01' };
+    const messagesBody = (m: string, c: CaseName) => JSON.stringify({ model: m, messages, max_tokens: 16, ...(c === 'sse' ? { stream: true } : {}) });
+    const messagesSpecs = (c: CaseName): Record<'direct' | 'passthrough' | 'translated', RequestSpec> => ({
+      direct: { url: `${mockUrl}/v1/messages`, headers: messagesHeaders, body: messagesBody('bench-model', c) },
+      passthrough: { url: `${gatewayUrl}/v1/messages`, headers: messagesHeaders, body: messagesBody(claudeModel, c) },
+      translated: { url: `${gatewayUrl}/v1/messages`, headers: messagesHeaders, body: messagesBody(model, c) },
+    });
+    const messagesSeq = {} as Record<CaseName, Record<'direct' | 'passthrough' | 'translated', RunResult>>;
+    for (const c of CASES) {
+      messagesSeq[c] = {} as Record<'direct' | 'passthrough' | 'translated', RunResult>;
+      for (const [name, s] of Object.entries(messagesSpecs(c)) as ['direct' | 'passthrough' | 'translated', RequestSpec][]) {
+        const t: TargetName = name === 'direct' ? 'direct' : 'gateway';
+        const r = await fetch(s.url, { method: 'POST', headers: s.headers, body: s.body, signal: AbortSignal.timeout(10_000) });
+        const text = await r.text();
+        if (!r.ok || (c === 'sse' ? !text.includes('event: message_stop') : JSON.parse(text).usage?.output_tokens !== MOCK_COMPLETION_TOKENS)) {
+          throw new Error(`messages ${name} ${c}: unexpected answer ${r.status}: ${text.slice(0, 300)}`);
+        }
+        if (t === 'gateway') gatewayCounts.completed += 1;
+        checkInterrupted();
+        record(`msg warm-up ${name.slice(0, 5)}`, t, c, await cannon(s, { connections: 1, amount: SEQ_WARMUP }));
+        checkInterrupted();
+        messagesSeq[c][name] = record(`msg seq ${name.slice(0, 5)}`, t, c, await withCpu(t, () => cannon(s, { connections: 1, amount: SEQ_AMOUNT })));
       }
     }
 
@@ -452,7 +486,29 @@ async function main(): Promise<number> {
         ...perCaseTarget((c) => ({ gatewayRps: perCase[c].throughput.gateway.rps, bareProxyRps: perCase[c].throughput.proxy.rps, ratio: perCase[c].throughputRatioGatewayToProxy, min: TARGETS.throughputRatio, pass: perCase[c].throughputRatioGatewayToProxy >= TARGETS.throughputRatio })),
       },
       metering: { rule: 'usage_events rows == requests the gateway completed (2xx, warm-ups included)', pass: metering.equal },
+      messagesOverhead: {
+        rule: `sequential p50 overhead of /v1/messages passthrough <= ${TARGETS.messagesPassthroughRatio} x, translated <= ${TARGETS.messagesTranslatedRatio} x that of /v1/chat/completions passthrough (passthrough overhead against the mock's /v1/messages, translated against its /v1/chat/completions)`,
+        ...perCaseTarget((c) => {
+          const chatMs = perCase[c].sequentialOverheadMs.gateway;
+          const passthroughMs = round(messagesSeq[c].passthrough.latency.p50Ms - messagesSeq[c].direct.latency.p50Ms);
+          const translatedMs = round(messagesSeq[c].translated.latency.p50Ms - sequential[c].direct.latency.p50Ms);
+          const passthroughRatio = round(passthroughMs / chatMs);
+          const translatedRatio = round(translatedMs / chatMs);
+          return {
+            chatMs,
+            passthroughMs,
+            translatedMs,
+            passthroughRatio,
+            translatedRatio,
+            pass: passthroughRatio <= TARGETS.messagesPassthroughRatio && translatedRatio <= TARGETS.messagesTranslatedRatio,
+          };
+        }),
+      },
     };
+    for (const c of CASES) {
+      const m = targets.messagesOverhead[c];
+      log(`messages overhead (${c}): chat ${fmt(m.chatMs)} ms; passthrough ${fmt(m.passthroughMs)} ms = ${fmt(m.passthroughRatio, 2)}x (max ${TARGETS.messagesPassthroughRatio}); translated ${fmt(m.translatedMs)} ms = ${fmt(m.translatedRatio, 2)}x (max ${TARGETS.messagesTranslatedRatio}) -> ${yes(m.pass)}`);
+    }
 
     const finishedAt = new Date();
     const output = {
@@ -482,6 +538,7 @@ async function main(): Promise<number> {
         latencyUnit: 'ms, per 2xx response as seen by the load generator',
       },
       cases: perCase,
+      messages: messagesSeq,
       metering,
       targets,
       runs,

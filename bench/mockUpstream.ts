@@ -8,6 +8,9 @@
  *   POST /v1/chat/completions {"stream":true}  -> 50 chat.completion.chunk events written
  *        back to back, then (stream_options.include_usage) a usage chunk with
  *        `choices: []`, then `data: [DONE]`
+ *   POST /v1/messages                          -> Anthropic Message JSON, the same usage
+ *   POST /v1/messages {"stream":true}          -> 50 Messages events (message_start, one text
+ *        block of 46 deltas, message_delta with the usage, message_stop)
  *
  * Listens on MOCK_PORT (default 0 = any free port) and reports
  * `{ ready: true, port }` over the IPC channel when there is one (else prints it).
@@ -49,6 +52,47 @@ const done = 'data: [DONE]\n\n';
 const notFound = Buffer.from(JSON.stringify({ error: { message: 'not found', type: 'invalid_request_error', code: 'unknown_url' } }));
 const badJson = Buffer.from(JSON.stringify({ error: { message: 'invalid JSON', type: 'invalid_request_error', code: 'invalid_json' } }));
 
+const message = Buffer.from(
+  JSON.stringify({
+    id: 'msg_bench',
+    type: 'message',
+    role: 'assistant',
+    model,
+    content: [{ type: 'text', text: 'Hello from the benchmark mock.' }],
+    stop_reason: 'end_turn',
+    stop_sequence: null,
+    usage: { input_tokens: MOCK_PROMPT_TOKENS, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: MOCK_COMPLETION_TOKENS },
+  }),
+);
+const ev = (type: string, data: object) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
+/** 50 events, as many as the chat stream has chunks. */
+export const MESSAGES_STREAM_EVENTS: string[] = [
+  ev('message_start', { message: { id: 'msg_bench', type: 'message', role: 'assistant', model, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: MOCK_PROMPT_TOKENS, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 1 } } }),
+  ev('content_block_start', { index: 0, content_block: { type: 'text', text: '' } }),
+  ...Array.from({ length: MOCK_STREAM_CHUNKS - 5 }, (_, i) => ev('content_block_delta', { index: 0, delta: { type: 'text_delta', text: i === 0 ? 'tok' : ' tok' } })),
+  ev('content_block_stop', { index: 0 }),
+  ev('message_delta', { delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: MOCK_COMPLETION_TOKENS } }),
+  ev('message_stop', {}),
+];
+
+function answerMessages(res: http.ServerResponse, raw: Buffer): void {
+  let body: { stream?: unknown };
+  try {
+    body = JSON.parse(raw.toString('utf8')) as typeof body;
+  } catch {
+    res.writeHead(400, { 'content-type': 'application/json', 'content-length': badJson.length }).end(badJson);
+    return;
+  }
+  if (body?.stream !== true) {
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': message.length }).end(message);
+    return;
+  }
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+  res.cork();
+  for (let i = 0; i < MESSAGES_STREAM_EVENTS.length - 1; i++) res.write(MESSAGES_STREAM_EVENTS[i]);
+  res.end(MESSAGES_STREAM_EVENTS.at(-1));
+}
+
 function answer(res: http.ServerResponse, raw: Buffer): void {
   let body: { stream?: unknown; stream_options?: { include_usage?: unknown } | null };
   try {
@@ -71,14 +115,15 @@ function answer(res: http.ServerResponse, raw: Buffer): void {
 
 export function createMockUpstream(): http.Server {
   const server = http.createServer((req, res) => {
-    if (req.method !== 'POST' || req.url !== '/v1/chat/completions') {
+    const messagesApi = req.url === '/v1/messages';
+    if (req.method !== 'POST' || (req.url !== '/v1/chat/completions' && !messagesApi)) {
       req.resume();
       res.writeHead(404, { 'content-type': 'application/json', 'content-length': notFound.length }).end(notFound);
       return;
     }
     const parts: Buffer[] = [];
     req.on('data', (c: Buffer) => parts.push(c));
-    req.on('end', () => answer(res, parts.length === 1 ? parts[0]! : Buffer.concat(parts)));
+    req.on('end', () => (messagesApi ? answerMessages : answer)(res, parts.length === 1 ? parts[0]! : Buffer.concat(parts)));
   });
   // Keep connections from the gateway's pool and the load generator open for the whole run.
   server.keepAliveTimeout = 65_000;

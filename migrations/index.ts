@@ -21,6 +21,7 @@ import * as m20261204170300 from './20261204170300_dsr_trust_boundaries';
 import * as m20261204170400 from './20261204170400_console_sign_in_throttle';
 import * as m20261204170500 from './20261204170500_metering_bigint_and_quarantine';
 import * as m20261204170600 from './20261204170600_payment_reversals';
+import * as m20261204180000 from './20261204180000_anthropic_cache_writes';
 
 /**
  * Every migration, in order, imported statically. knex's directory loader would
@@ -52,4 +53,5 @@ export const migrations: ReadonlyArray<readonly [name: string, migration: Knex.M
   ['20261204170400_console_sign_in_throttle.ts', m20261204170400],
   ['20261204170500_metering_bigint_and_quarantine.ts', m20261204170500],
   ['20261204170600_payment_reversals.ts', m20261204170600],
+  ['20261204180000_anthropic_cache_writes.ts', m20261204180000],
 ];

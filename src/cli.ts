@@ -301,6 +301,8 @@ staffCommand(models, 'add', 'add a model with its price, or a new price version 
   .requiredOption('--input-per-mtok <amount>', 'USD per million input tokens')
   .requiredOption('--output-per-mtok <amount>', 'USD per million output tokens')
   .option('--cached-input-per-mtok <amount>', 'USD per million cached input tokens')
+  .option('--cache-write-per-mtok <amount>', 'USD per million five-minute prompt-cache write tokens (default: the input price)')
+  .option('--cache-write-1h-per-mtok <amount>', 'USD per million one-hour prompt-cache write tokens (default: the input price)')
   .option('--effective-from <iso>', 'when the price takes effect (default now)')
   .action(async (o) =>
     print(
@@ -313,6 +315,8 @@ staffCommand(models, 'add', 'add a model with its price, or a new price version 
             inputPerMtok: o.inputPerMtok,
             outputPerMtok: o.outputPerMtok,
             cachedInputPerMtok: o.cachedInputPerMtok,
+            cacheWritePerMtok: o.cacheWritePerMtok,
+            cacheWrite1hPerMtok: o.cacheWrite1hPerMtok,
             effectiveFrom: o.effectiveFrom,
           }),
         ),
@@ -325,6 +329,8 @@ staffCommand(models, 'price', 'add a price version of an existing model (USD per
   .requiredOption('--input-per-mtok <amount>', 'USD per million input tokens')
   .requiredOption('--output-per-mtok <amount>', 'USD per million output tokens')
   .option('--cached-input-per-mtok <amount>', 'USD per million cached input tokens')
+  .option('--cache-write-per-mtok <amount>', 'USD per million five-minute prompt-cache write tokens (default: the input price)')
+  .option('--cache-write-1h-per-mtok <amount>', 'USD per million one-hour prompt-cache write tokens (default: the input price)')
   .option('--effective-from <iso>', 'when the price takes effect (default now)')
   .action(async (o) =>
     print(
@@ -335,6 +341,8 @@ staffCommand(models, 'price', 'add a price version of an existing model (USD per
             inputPerMtok: o.inputPerMtok,
             outputPerMtok: o.outputPerMtok,
             cachedInputPerMtok: o.cachedInputPerMtok,
+            cacheWritePerMtok: o.cacheWritePerMtok,
+            cacheWrite1hPerMtok: o.cacheWrite1hPerMtok,
             effectiveFrom: o.effectiveFrom,
           }),
         ),

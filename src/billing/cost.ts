@@ -6,7 +6,10 @@
  *   computed per kind of token with decimal arithmetic (never a JS number).
  * - Uncached input tokens are priced at inputPerMtok.
  * - Cache reads are priced at cachedInputPerMtok when the price sets one, else at inputPerMtok.
- * - Cache writes are priced at inputPerMtok (there is no separate cache-write price yet).
+ * - Cache writes are priced by lifetime: five-minute writes (and writes of unreported lifetime)
+ *   at cacheWritePerMtok, one-hour writes (cacheWrite1hTokens, a part of cacheWriteTokens) at
+ *   cacheWrite1hPerMtok; either price unset means inputPerMtok (what versions before those
+ *   prices existed charged).
  * - Output tokens, reasoning included, are priced at outputPerMtok; reasoning tokens are
  *   a part of the output count and are not priced again.
  * - Costs are NOT rounded to cents here: rounding to the currency's minor unit happens
@@ -23,12 +26,16 @@ export interface TokenPrice {
   inputPerMtok: string;
   cachedInputPerMtok: string | null;
   outputPerMtok: string;
+  cacheWritePerMtok?: string | null;
+  cacheWrite1hPerMtok?: string | null;
 } // USD per million tokens, decimal strings
 
 export interface CostBreakdown {
   input: Decimal;
   cacheRead: Decimal;
+  /** Five-minute (and unlabelled) cache writes. */
   cacheWrite: Decimal;
+  cacheWrite1h: Decimal;
   output: Decimal;
   total: Decimal;
 }
@@ -69,6 +76,8 @@ function part(n: number, field: string, perToken: Decimal): Decimal {
 interface ParsedPrice {
   input: Decimal;
   cached: Decimal;
+  write5m: Decimal;
+  write1h: Decimal;
   output: Decimal;
 }
 
@@ -83,7 +92,8 @@ const parsedPrices = new Map<string, ParsedPrice>();
 const PARSED_PRICES_MAX = 1_000;
 
 function priceKey(price: TokenPrice): string {
-  return `${price.inputPerMtok}|${price.cachedInputPerMtok === null ? 'N' : `V${price.cachedInputPerMtok}`}|${price.outputPerMtok}`;
+  const opt = (v: string | null | undefined) => (v === null || v === undefined ? 'N' : `V${v}`);
+  return `${price.inputPerMtok}|${opt(price.cachedInputPerMtok)}|${price.outputPerMtok}|${opt(price.cacheWritePerMtok)}|${opt(price.cacheWrite1hPerMtok)}`;
 }
 
 function parsePrice(price: TokenPrice): ParsedPrice {
@@ -91,9 +101,12 @@ function parsePrice(price: TokenPrice): ParsedPrice {
   let parsed = parsedPrices.get(key);
   if (!parsed) {
     const input = unitPrice(price.inputPerMtok, 'inputPerMtok').div(TOKENS_PER_PRICE_UNIT);
+    const orInput = (v: string | null | undefined, field: string) => (v === null || v === undefined ? input : unitPrice(v, field).div(TOKENS_PER_PRICE_UNIT));
     parsed = {
       input,
-      cached: price.cachedInputPerMtok === null ? input : unitPrice(price.cachedInputPerMtok, 'cachedInputPerMtok').div(TOKENS_PER_PRICE_UNIT),
+      cached: orInput(price.cachedInputPerMtok, 'cachedInputPerMtok'),
+      write5m: orInput(price.cacheWritePerMtok, 'cacheWritePerMtok'),
+      write1h: orInput(price.cacheWrite1hPerMtok, 'cacheWrite1hPerMtok'),
       output: unitPrice(price.outputPerMtok, 'outputPerMtok').div(TOKENS_PER_PRICE_UNIT),
     };
     if (parsedPrices.size >= PARSED_PRICES_MAX) parsedPrices.clear();
@@ -103,17 +116,23 @@ function parsePrice(price: TokenPrice): ParsedPrice {
 }
 
 export function computeCost(usage: NormalizedUsage, price: TokenPrice): CostBreakdown {
-  const { input, cached, output } = parsePrice(price);
+  const { input, cached, write5m, write1h, output } = parsePrice(price);
+  const oneHour = usage.cacheWrite1hTokens ?? 0;
+  checkTokens(oneHour, 'cacheWrite1hTokens');
+  checkTokens(usage.cacheWriteTokens, 'cacheWriteTokens');
+  // The one-hour writes are a part of cacheWriteTokens: each write is priced once, by its lifetime.
+  const hour = Math.min(oneHour, usage.cacheWriteTokens);
 
   const breakdown = {
     input: part(usage.inputTokens, 'inputTokens', input),
     cacheRead: part(usage.cacheReadTokens, 'cacheReadTokens', cached),
-    cacheWrite: part(usage.cacheWriteTokens, 'cacheWriteTokens', input),
+    cacheWrite: part(usage.cacheWriteTokens - hour, 'cacheWriteTokens', write5m),
+    cacheWrite1h: part(hour, 'cacheWrite1hTokens', write1h),
     output: part(usage.outputTokens, 'outputTokens', output),
   };
   // Zero parts (most requests have no cache tokens) are skipped: each plus allocates.
   let total: Decimal = ZERO;
-  for (const p of [breakdown.input, breakdown.cacheRead, breakdown.cacheWrite, breakdown.output]) if (!p.isZero()) total = total === ZERO ? p : total.plus(p);
+  for (const p of [breakdown.input, breakdown.cacheRead, breakdown.cacheWrite, breakdown.cacheWrite1h, breakdown.output]) if (!p.isZero()) total = total === ZERO ? p : total.plus(p);
   return { ...breakdown, total };
 }
 

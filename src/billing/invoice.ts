@@ -8,10 +8,13 @@
  * - Lines are ordered by model, then regular before late (late lines by usage period),
  *   then price version (by the price's effectiveFrom when given, then its id), then
  *   kind: input, cached_input, output.
- * - quantity = tokens. Cache writes count as input tokens at the input price; cache
- *   reads are the cached_input line, at cachedInputPerMtok, or at inputPerMtok when the
- *   price has no cached price; output tokens (reasoning included) at outputPerMtok.
- *   Every token is priced exactly once.
+ * - quantity = tokens. Cache writes are priced by lifetime: five-minute writes are the
+ *   cache_write line at cacheWritePerMtok, one-hour writes the cache_write_1h line at
+ *   cacheWrite1hPerMtok; a write whose price is unset counts as input tokens at the input
+ *   price (as every price version before those prices did). Cache reads are the
+ *   cached_input line, at cachedInputPerMtok, or at inputPerMtok when the price has no
+ *   cached price; output tokens (reasoning included) at outputPerMtok. Every token is
+ *   priced exactly once.
  * - unitPricePerMtok is kept at full precision (the stored price, normalised with
  *   toAmountString).
  * - amount = roundToMinorUnit(quantity × unitPrice / 1,000,000, currency). Rounding
@@ -36,7 +39,7 @@ import type Decimal from 'decimal.js';
 import { isDecimalString, minorUnits, Money, parseAmount, roundToMinorUnit, toAmountString } from './money';
 import type { TaxTreatment } from './tax';
 
-export type LineKind = 'input' | 'cached_input' | 'output';
+export type LineKind = 'input' | 'cached_input' | 'cache_write' | 'cache_write_1h' | 'output';
 
 export interface UsageAggregate {
   model: string;
@@ -45,7 +48,10 @@ export interface UsageAggregate {
   /** Uncached input tokens. */
   inputTokens: number;
   cacheReadTokens: number;
+  /** Every cache write, whatever its lifetime. */
   cacheWriteTokens: number;
+  /** The one-hour part of cacheWriteTokens (absent: none). */
+  cacheWrite1hTokens?: number;
   /** All output tokens, reasoning included. */
   outputTokens: number;
   /** Usage of an earlier period that was not on that period's invoice. */
@@ -59,6 +65,9 @@ export interface LinePrice {
   inputPerMtok: string;
   cachedInputPerMtok: string | null;
   outputPerMtok: string;
+  /** Five-minute and one-hour cache writes; unset or null: written tokens are input tokens at the input price. */
+  cacheWritePerMtok?: string | null;
+  cacheWrite1hPerMtok?: string | null;
   /** Optional: when the price version took effect (ISO). Only used to order two versions of one model. */
   effectiveFrom?: string | null;
 }
@@ -116,8 +125,14 @@ export interface BuildInvoiceInput {
 }
 
 const TOKENS_PER_PRICE_UNIT = 1_000_000;
-const KIND_ORDER: readonly LineKind[] = ['input', 'cached_input', 'output'];
-const KIND_LABEL: Record<LineKind, string> = { input: 'input tokens', cached_input: 'cached input tokens', output: 'output tokens' };
+const KIND_ORDER: readonly LineKind[] = ['input', 'cached_input', 'cache_write', 'cache_write_1h', 'output'];
+const KIND_LABEL: Record<LineKind, string> = {
+  input: 'input tokens',
+  cached_input: 'cached input tokens',
+  cache_write: 'cache write tokens (5 minutes)',
+  cache_write_1h: 'cache write tokens (1 hour)',
+  output: 'output tokens',
+};
 const PERIOD = /^(\d{4})-(0[1-9]|1[0-2])$/;
 
 function fail(message: string): never {
@@ -222,6 +237,8 @@ interface Group {
   usagePeriod: string;
   input: number;
   cacheRead: number;
+  cacheWrite: number;
+  cacheWrite1h: number;
   output: number;
 }
 
@@ -253,16 +270,19 @@ export function buildInvoice(input: BuildInvoiceInput): BuiltInvoice {
     const uncached = tokenCount(agg.inputTokens, 'inputTokens', agg);
     const cacheRead = tokenCount(agg.cacheReadTokens, 'cacheReadTokens', agg);
     const cacheWrite = tokenCount(agg.cacheWriteTokens, 'cacheWriteTokens', agg);
+    const cacheWrite1h = Math.min(tokenCount(agg.cacheWrite1hTokens ?? 0, 'cacheWrite1hTokens', agg), cacheWrite);
     const output = tokenCount(agg.outputTokens, 'outputTokens', agg);
 
     const key = JSON.stringify([agg.model, agg.priceId, agg.late, agg.usagePeriod]);
     let g = groups.get(key);
     if (!g) {
-      g = { model: agg.model, priceId: agg.priceId, late: agg.late, usagePeriod: agg.usagePeriod, input: 0, cacheRead: 0, output: 0 };
+      g = { model: agg.model, priceId: agg.priceId, late: agg.late, usagePeriod: agg.usagePeriod, input: 0, cacheRead: 0, cacheWrite: 0, cacheWrite1h: 0, output: 0 };
       groups.set(key, g);
     }
-    // Cache writes are input tokens at the input price (there is no cache-write price).
-    g.input = addTokens(g.input, addTokens(uncached, cacheWrite, 'input tokens', g), 'input tokens', g);
+    // Cache writes are kept by lifetime here; those whose price is unset join the input line below.
+    g.input = addTokens(g.input, uncached, 'input tokens', g);
+    g.cacheWrite = addTokens(g.cacheWrite, cacheWrite - cacheWrite1h, 'cache-write tokens', g);
+    g.cacheWrite1h = addTokens(g.cacheWrite1h, cacheWrite1h, 'one-hour cache-write tokens', g);
     g.cacheRead = addTokens(g.cacheRead, cacheRead, 'cache-read tokens', g);
     g.output = addTokens(g.output, output, 'output tokens', g);
   }
@@ -289,9 +309,14 @@ export function buildInvoice(input: BuildInvoiceInput): BuiltInvoice {
         ? inputPrice
         : priceValue(price.cachedInputPerMtok, 'cachedInputPerMtok', g.priceId);
     const outputPrice = priceValue(price.outputPerMtok, 'outputPerMtok', g.priceId);
+    const has = (v: unknown) => v !== null && v !== undefined;
+    const write5m = has(price.cacheWritePerMtok) ? g.cacheWrite : 0;
+    const write1h = has(price.cacheWrite1hPerMtok) ? g.cacheWrite1h : 0;
     const parts: Record<LineKind, { quantity: number; unit: Decimal }> = {
-      input: { quantity: g.input, unit: inputPrice },
+      input: { quantity: addTokens(g.input, addTokens(g.cacheWrite - write5m, g.cacheWrite1h - write1h, 'input tokens', g), 'input tokens', g), unit: inputPrice },
       cached_input: { quantity: g.cacheRead, unit: cachedPrice },
+      cache_write: { quantity: write5m, unit: write5m ? priceValue(price.cacheWritePerMtok, 'cacheWritePerMtok', g.priceId) : inputPrice },
+      cache_write_1h: { quantity: write1h, unit: write1h ? priceValue(price.cacheWrite1hPerMtok, 'cacheWrite1hPerMtok', g.priceId) : inputPrice },
       output: { quantity: g.output, unit: outputPrice },
     };
     for (const kind of KIND_ORDER) {

@@ -13,7 +13,9 @@
 export interface NormalizedUsage {
   inputTokens: number; // uncached input tokens only
   cacheReadTokens: number; // input tokens read from the provider's prompt cache
-  cacheWriteTokens: number; // input tokens written to the prompt cache (Anthropic's cache_creation_input_tokens)
+  cacheWriteTokens: number; // input tokens written to the prompt cache (Anthropic's cache_creation_input_tokens), whatever their lifetime
+  /** The one-hour part of cacheWriteTokens (priced apart from five-minute writes); absent means 0. */
+  cacheWrite1hTokens?: number;
   outputTokens: number; // all output tokens, reasoning included
   reasoningTokens: number; // the reasoning part of outputTokens (also counted inside outputTokens)
   /** A count the provider reported was not one (negative, fractional, beyond 2^53) and was read as missing: the record is flagged usage_clamped. */
@@ -66,12 +68,15 @@ function detail(parent: unknown, key: string): number | undefined {
  */
 export function normalizeUsage(raw: unknown, convention?: UsageConvention): NormalizedUsage | undefined {
   if (!isObj(raw)) return undefined;
-  const conv = convention ?? ('cache_read_input_tokens' in raw || 'cache_creation_input_tokens' in raw ? 'anthropic' : 'openai');
+  const conv = convention ?? ('cache_read_input_tokens' in raw || 'cache_creation_input_tokens' in raw || 'cache_creation' in raw ? 'anthropic' : 'openai');
 
   const prompt = count(raw.prompt_tokens);
   const input = count(raw.input_tokens);
   const anthropicRead = count(raw.cache_read_input_tokens);
-  const anthropicWrite = count(raw.cache_creation_input_tokens);
+  // Anthropic splits writes by lifetime in cache_creation; its total is cache_creation_input_tokens.
+  const write5m = detail(raw.cache_creation, 'ephemeral_5m_input_tokens');
+  const write1h = detail(raw.cache_creation, 'ephemeral_1h_input_tokens');
+  const anthropicWrite = count(raw.cache_creation_input_tokens) ?? (write5m !== undefined || write1h !== undefined ? (write5m ?? 0) + (write1h ?? 0) : undefined);
   const output = count(raw.completion_tokens) ?? count(raw.output_tokens);
   const invalid = COUNT_FIELDS.some((f) => raw[f] !== undefined && raw[f] !== null && count(raw[f]) === undefined);
   if (prompt === undefined && input === undefined && output === undefined && anthropicRead === undefined && anthropicWrite === undefined) {
@@ -106,5 +111,14 @@ export function normalizeUsage(raw: unknown, convention?: UsageConvention): Norm
   // Reasoning is a part of output (it is never billed on its own), so it cannot exceed it.
   const reasoning = detail(raw.completion_tokens_details, 'reasoning_tokens') ?? detail(raw.output_tokens_details, 'reasoning_tokens') ?? 0;
 
-  return { inputTokens, cacheReadTokens, cacheWriteTokens, outputTokens, reasoningTokens: Math.min(reasoning, outputTokens), ...(invalid ? { invalid } : {}) };
+  const cacheWrite1hTokens = Math.min(write1h ?? 0, cacheWriteTokens);
+  return {
+    inputTokens,
+    cacheReadTokens,
+    cacheWriteTokens,
+    ...(cacheWrite1hTokens > 0 ? { cacheWrite1hTokens } : {}),
+    outputTokens,
+    reasoningTokens: Math.min(reasoning, outputTokens),
+    ...(invalid ? { invalid } : {}),
+  };
 }

@@ -76,17 +76,17 @@ export async function invoiceAccountForPeriod(
     // Aggregated in PostgreSQL: a month of hourly rows per model becomes a few line groups. The open
     // usage (see uninvoiced.ts) in two branches, each a range of one index. `late` labels the lines of
     // earlier periods, whichever kind of row they come from.
-    const grouped: { model: string; price_id: string; usage_period: string; late: boolean; input: string; cached: string; cache_write: string; output: string }[] = (
+    const grouped: { model: string; price_id: string; usage_period: string; late: boolean; input: string; cached: string; cache_write: string; cache_write_1h: string; output: string }[] = (
       await trx.raw(
         `SELECT model, price_id, to_char(hour AT TIME ZONE 'UTC', 'YYYY-MM') AS usage_period, hour < ?::timestamptz AS late,
                 sum(input_tokens)::text AS input, sum(cache_read_tokens)::text AS cached,
-                sum(cache_write_tokens)::text AS cache_write, sum(output_tokens)::text AS output
-           FROM (SELECT model, price_id, hour, input_tokens, cache_read_tokens, cache_write_tokens, output_tokens
+                sum(cache_write_tokens)::text AS cache_write, sum(cache_write_1h_tokens)::text AS cache_write_1h, sum(output_tokens)::text AS output
+           FROM (SELECT model, price_id, hour, input_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens
                    FROM usage_hourly
                   WHERE account_id = ? AND invoiced_by IS NULL AND NOT late AND hour >= ?::timestamptz AND hour < ?::timestamptz
                     AND cost > 0 AND price_id <> ''
                  UNION ALL
-                 SELECT model, price_id, hour, input_tokens, cache_read_tokens, cache_write_tokens, output_tokens
+                 SELECT model, price_id, hour, input_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens
                    FROM usage_hourly
                   WHERE account_id = ? AND invoiced_by IS NULL AND late AND hour < ?::timestamptz
                     AND cost > 0 AND price_id <> '') open
@@ -104,6 +104,7 @@ export async function invoiceAccountForPeriod(
           inputTokens: Number(g.input),
           cacheReadTokens: Number(g.cached),
           cacheWriteTokens: Number(g.cache_write),
+          cacheWrite1hTokens: Number(g.cache_write_1h),
           outputTokens: Number(g.output),
           late: g.late,
           usagePeriod: g.usage_period,
@@ -113,7 +114,17 @@ export async function invoiceAccountForPeriod(
     const billable = grouped;
     const priceRows = await trx('prices').whereIn('id', [...new Set(billable.map((g) => g.price_id))]);
     const prices = new Map<string, LinePrice>(
-      priceRows.map((p) => [p.id, { inputPerMtok: p.input_per_mtok, cachedInputPerMtok: p.cached_input_per_mtok, outputPerMtok: p.output_per_mtok, effectiveFrom: new Date(p.effective_from).toISOString() }]),
+      priceRows.map((p) => [
+        p.id,
+        {
+          inputPerMtok: p.input_per_mtok,
+          cachedInputPerMtok: p.cached_input_per_mtok,
+          outputPerMtok: p.output_per_mtok,
+          cacheWritePerMtok: p.cache_write_per_mtok,
+          cacheWrite1hPerMtok: p.cache_write_1h_per_mtok,
+          effectiveFrom: new Date(p.effective_from).toISOString(),
+        },
+      ]),
     );
     const rates: TaxRate[] = (await trx('tax_rates').select('*')).map((r) => ({
       country: r.country,

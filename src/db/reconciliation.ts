@@ -463,6 +463,7 @@ interface UsageGroupRow {
   input: string;
   cached: string;
   cache_write: string;
+  cache_write_1h: string;
   output: string;
 }
 
@@ -487,7 +488,7 @@ export async function checkInvoices(ctx: CheckContext): Promise<Discrepancy[]> {
         `SELECT u.invoice_id, u.model, u.price_id, to_char(u.hour AT TIME ZONE 'UTC', 'YYYY-MM') AS usage_period,
                 to_char(u.hour AT TIME ZONE 'UTC', 'YYYY-MM') < u.period AS late,
                 sum(u.input_tokens)::text AS input, sum(u.cache_read_tokens)::text AS cached,
-                sum(u.cache_write_tokens)::text AS cache_write, sum(u.output_tokens)::text AS output
+                sum(u.cache_write_tokens)::text AS cache_write, sum(u.cache_write_1h_tokens)::text AS cache_write_1h, sum(u.output_tokens)::text AS output
            FROM (SELECT i.id AS invoice_id, i.period, u.*
                    FROM invoices i JOIN usage_hourly u ON u.invoiced_by = i.id
                   WHERE i.id = ANY(?::uuid[])
@@ -503,7 +504,17 @@ export async function checkInvoices(ctx: CheckContext): Promise<Discrepancy[]> {
     const lines = await db('invoice_lines').whereIn('invoice_id', ids).orderBy(['invoice_id', 'position']);
     const priceRows = await db('prices').whereIn('id', [...new Set(usage.map((u) => u.price_id))]);
     const prices = new Map<string, LinePrice>(
-      priceRows.map((p) => [p.id, { inputPerMtok: p.input_per_mtok, cachedInputPerMtok: p.cached_input_per_mtok, outputPerMtok: p.output_per_mtok, effectiveFrom: new Date(p.effective_from).toISOString() }]),
+      priceRows.map((p) => [
+        p.id,
+        {
+          inputPerMtok: p.input_per_mtok,
+          cachedInputPerMtok: p.cached_input_per_mtok,
+          outputPerMtok: p.output_per_mtok,
+          cacheWritePerMtok: p.cache_write_per_mtok,
+          cacheWrite1hPerMtok: p.cache_write_1h_per_mtok,
+          effectiveFrom: new Date(p.effective_from).toISOString(),
+        },
+      ]),
     );
     for (const inv of chunk) {
       const aggregates: UsageAggregate[] = usage
@@ -514,6 +525,7 @@ export async function checkInvoices(ctx: CheckContext): Promise<Discrepancy[]> {
           inputTokens: Number(u.input),
           cacheReadTokens: Number(u.cached),
           cacheWriteTokens: Number(u.cache_write),
+          cacheWrite1hTokens: Number(u.cache_write_1h),
           outputTokens: Number(u.output),
           late: u.late,
           usagePeriod: u.usage_period,

@@ -25,6 +25,9 @@ export interface PriceRow {
   input_per_mtok: string;
   cached_input_per_mtok: string | null;
   output_per_mtok: string;
+  /** Five-minute and one-hour prompt-cache writes; null: the input price. */
+  cache_write_per_mtok?: string | null;
+  cache_write_1h_per_mtok?: string | null;
   effective_from: Date;
   created_at: Date;
 }

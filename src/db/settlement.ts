@@ -28,6 +28,8 @@ interface EventRow {
   input_tokens: number;
   cache_read_tokens: number;
   cache_write_tokens: number;
+  /** The one-hour part of cache_write_tokens (priced apart). */
+  cache_write_1h_tokens: number;
   output_tokens: number;
   reasoning_tokens: number;
   cost: string;
@@ -53,7 +55,7 @@ export async function settleAccountUsage(
       .whereNull('settled_at')
       .orderBy([{ column: 'occurred_at' }, { column: 'request_id' }])
       .limit(opts.limit)
-      .select(trx.raw(`occurred_at::text AS occurred_at_exact`), 'request_id', 'occurred_at', 'model', 'provider', 'price_id', 'hold_id', 'input_tokens', 'cache_read_tokens', 'cache_write_tokens', 'output_tokens', 'reasoning_tokens', 'cost');
+      .select(trx.raw(`occurred_at::text AS occurred_at_exact`), 'request_id', 'occurred_at', 'model', 'provider', 'price_id', 'hold_id', 'input_tokens', 'cache_read_tokens', 'cache_write_tokens', 'cache_write_1h_tokens', 'output_tokens', 'reasoning_tokens', 'cost');
     if (opts.before) q.where('occurred_at', '<', opts.before);
     const events: EventRow[] = await q;
     if (events.length === 0) return { events: 0, cost: '0', settlementKey: null, more: false };
@@ -70,9 +72,9 @@ export async function settleAccountUsage(
     for (const e of events) {
       const hour = new Date(Math.floor(e.occurred_at.getTime() / 3_600_000) * 3_600_000);
       const g = `${hour.toISOString()}|${e.model ?? ''}|${e.provider ?? ''}|${e.price_id ?? ''}`;
-      const agg = groups.get(g) ?? { hour, model: e.model ?? '', provider: e.provider ?? '', priceId: e.price_id ?? '', requests: 0, t: [0n, 0n, 0n, 0n, 0n], cost: new Money(0) };
+      const agg = groups.get(g) ?? { hour, model: e.model ?? '', provider: e.provider ?? '', priceId: e.price_id ?? '', requests: 0, t: [0n, 0n, 0n, 0n, 0n, 0n], cost: new Money(0) };
       agg.requests += 1;
-      const counts = [e.input_tokens, e.cache_read_tokens, e.cache_write_tokens, e.output_tokens, e.reasoning_tokens];
+      const counts = [e.input_tokens, e.cache_read_tokens, e.cache_write_tokens, e.cache_write_1h_tokens, e.output_tokens, e.reasoning_tokens];
       agg.t = agg.t.map((sum, i) => sum + BigInt(counts[i]!));
       agg.cost = agg.cost.plus(e.cost);
       groups.set(g, agg);
@@ -85,15 +87,16 @@ export async function settleAccountUsage(
     // move between this read and the commit.
     const groupRows = [...groups.values()];
     await trx.raw(
-      `INSERT INTO usage_hourly AS u (account_id, hour, model, provider, price_id, requests, input_tokens, cache_read_tokens, cache_write_tokens, output_tokens, reasoning_tokens, cost, late)
+      `INSERT INTO usage_hourly AS u (account_id, hour, model, provider, price_id, requests, input_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, cost, late)
        SELECT ?::uuid, g.*, g.hour < ${boundarySql('?::uuid')}
-         FROM unnest(?::timestamptz[], ?::text[], ?::text[], ?::text[], ?::int[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::numeric[])
-              AS g(hour, model, provider, price_id, requests, input_tokens, cache_read_tokens, cache_write_tokens, output_tokens, reasoning_tokens, cost)
+         FROM unnest(?::timestamptz[], ?::text[], ?::text[], ?::text[], ?::int[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::numeric[])
+              AS g(hour, model, provider, price_id, requests, input_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, cost)
        ON CONFLICT (account_id, hour, model, provider, price_id, late) WHERE invoiced_by IS NULL DO UPDATE SET
          requests = u.requests + EXCLUDED.requests,
          input_tokens = u.input_tokens + EXCLUDED.input_tokens,
          cache_read_tokens = u.cache_read_tokens + EXCLUDED.cache_read_tokens,
          cache_write_tokens = u.cache_write_tokens + EXCLUDED.cache_write_tokens,
+         cache_write_1h_tokens = u.cache_write_1h_tokens + EXCLUDED.cache_write_1h_tokens,
          output_tokens = u.output_tokens + EXCLUDED.output_tokens,
          reasoning_tokens = u.reasoning_tokens + EXCLUDED.reasoning_tokens,
          cost = u.cost + EXCLUDED.cost`,
@@ -105,7 +108,7 @@ export async function settleAccountUsage(
         groupRows.map((g) => g.provider),
         groupRows.map((g) => g.priceId),
         groupRows.map((g) => g.requests),
-        ...[0, 1, 2, 3, 4].map((i) => groupRows.map((g) => g.t[i]!.toString())),
+        ...[0, 1, 2, 3, 4, 5].map((i) => groupRows.map((g) => g.t[i]!.toString())),
         groupRows.map((g) => toAmountString(g.cost)),
       ],
     );
@@ -253,14 +256,14 @@ export async function settleShardUsage(
           WHERE u.account_id = k.account_id AND u.request_id = k.request_id AND u.occurred_at = k.occurred_at
             AND u.settled_at IS NULL
          RETURNING u.account_id, u.occurred_at, u.model, u.provider, u.price_id, u.hold_id, u.cost, k.key,
-                   u.input_tokens, u.cache_read_tokens, u.cache_write_tokens, u.output_tokens, u.reasoning_tokens),
+                   u.input_tokens, u.cache_read_tokens, u.cache_write_tokens, u.cache_write_1h_tokens, u.output_tokens, u.reasoning_tokens),
        per_account AS (
          SELECT account_id, key, sum(cost) AS cost, count(*) AS events FROM marked GROUP BY account_id, key),
        hourly AS (
          INSERT INTO usage_hourly AS h (account_id, hour, model, provider, price_id, requests, input_tokens, cache_read_tokens,
-                                        cache_write_tokens, output_tokens, reasoning_tokens, cost, late)
+                                        cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, cost, late)
          SELECT m.account_id, date_trunc('hour', m.occurred_at, 'UTC') AS hour, COALESCE(m.model, ''), COALESCE(m.provider, ''),
-                COALESCE(m.price_id::text, ''), count(*), sum(m.input_tokens), sum(m.cache_read_tokens), sum(m.cache_write_tokens),
+                COALESCE(m.price_id::text, ''), count(*), sum(m.input_tokens), sum(m.cache_read_tokens), sum(m.cache_write_tokens), sum(m.cache_write_1h_tokens),
                 sum(m.output_tokens), sum(m.reasoning_tokens), sum(m.cost),
                 -- Usage of an hour already invoiced goes to a late row, for the next invoice (see uninvoiced.ts).
                 date_trunc('hour', m.occurred_at, 'UTC') < COALESCE(bd.invoiced_until, '-infinity'::timestamptz)
@@ -271,6 +274,7 @@ export async function settleShardUsage(
            input_tokens = h.input_tokens + EXCLUDED.input_tokens,
            cache_read_tokens = h.cache_read_tokens + EXCLUDED.cache_read_tokens,
            cache_write_tokens = h.cache_write_tokens + EXCLUDED.cache_write_tokens,
+           cache_write_1h_tokens = h.cache_write_1h_tokens + EXCLUDED.cache_write_1h_tokens,
            output_tokens = h.output_tokens + EXCLUDED.output_tokens,
            reasoning_tokens = h.reasoning_tokens + EXCLUDED.reasoning_tokens,
            cost = h.cost + EXCLUDED.cost

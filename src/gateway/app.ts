@@ -7,7 +7,8 @@ import { healthRouter, type ReadinessCheck } from '../http/health';
 import { createMetricsRegistry } from '../http/metrics';
 import { requestIdMiddleware } from '../http/requestId';
 import type { Logger } from '../logger';
-import type { Endpoint, UsageRecord } from '../metering/record';
+import type { RecordEndpoint, UsageRecord } from '../metering/record';
+import { sendAnthropicErrorLike } from './anthropic/errors';
 import type { AuthFailureLimiter } from './authLimiter';
 import type { BalanceGate, Reservation } from './balanceGate';
 import type { Forwarder } from './forwarder';
@@ -48,8 +49,10 @@ export interface GatewayAppDeps {
   registry?: Registry;
 }
 
-const ENDPOINTS = new Map<string, Endpoint>([
+const ENDPOINTS = new Map<string, RecordEndpoint>([
   ['/v1/chat/completions', 'chat.completions'],
+  ['/v1/messages', 'messages'],
+  ['/v1/messages/count_tokens', 'messages.count_tokens'],
   ['/v1/completions', 'completions'],
   ['/v1/embeddings', 'embeddings'],
   ['/v1/responses', 'responses'],
@@ -79,7 +82,7 @@ export function createGatewayApp(deps: GatewayAppDeps): { app: RequestListener; 
 
   app.use(requestIdMiddleware('req-'));
 
-  let v1: ((endpoint: Endpoint, req: IncomingMessage, res: ServerResponse) => Promise<void>) | null = null;
+  let v1: ((endpoint: RecordEndpoint, req: IncomingMessage, res: ServerResponse) => Promise<void>) | null = null;
 
   if (fw) {
     const access = deps.logger.child({ log: 'access' });
@@ -134,10 +137,12 @@ export function createGatewayApp(deps: GatewayAppDeps): { app: RequestListener; 
      * or returns the caller (and, for a metered endpoint, its meter).
      */
     const authenticate = async (
-      endpoint: Endpoint | null,
+      endpoint: RecordEndpoint | null,
       req: IncomingMessage,
       res: ServerResponse,
       requestId: string,
+      /** The error shape of the route: OpenAI's, or Anthropic's on the Messages routes. */
+      sendError: typeof sendOpenAIError = sendOpenAIError,
     ): Promise<{ caller: Caller; meter: Meter | null } | null> => {
       const sourceIp = sourceIpOf(req);
       const userAgent = req.headers['user-agent'] ?? null;
@@ -148,18 +153,21 @@ export function createGatewayApp(deps: GatewayAppDeps): { app: RequestListener; 
         fw.security.record({ kind: 'rate_limited', reason: 'auth_failures', accountId: null, apiKeyId: null, requestId, sourceIp, userAgent });
         metrics.securityEvents.inc({ kind: 'auth_throttled' });
         res.setHeader('retry-after', String(wait));
-        sendOpenAIError(res, 429, 'requests', `Too many failed authentication attempts from your address. Please try again in ${wait}s.`, 'too_many_auth_failures');
+        sendError(res, 429, 'requests', `Too many failed authentication attempts from your address. Please try again in ${wait}s.`, 'too_many_auth_failures');
         return null;
       };
       const wait = authLimiter ? authLimiter.retryAfter(sourceIp) : 0;
       if (wait > 0) return throttled(wait);
       let charged = false;
-      const answer = fw.keys.authenticate(req.headers.authorization, authLimiter && (() => (charged = authLimiter.admit(sourceIp))));
+      // Anthropic's clients send the key as x-api-key; Authorization wins when both are there.
+      const xApiKey = req.headers['x-api-key'];
+      const authorization = req.headers.authorization ?? (typeof xApiKey === 'string' && xApiKey ? `Bearer ${xApiKey}` : undefined);
+      const answer = fw.keys.authenticate(authorization, authLimiter && (() => (charged = authLimiter.admit(sourceIp))));
       const result = answer instanceof Promise ? await answer : answer;
       if (!result.ok && result.reason === 'throttled') return throttled(Math.max(1, authLimiter?.retryAfter(sourceIp) ?? 1));
       if (charged && (result.ok || result.reason === 'unavailable')) authLimiter?.refund(sourceIp);
       if (!result.ok && result.reason === 'unavailable') {
-        sendOpenAIError(res, 503, 'server_error', 'The service is temporarily unable to check API keys. Please retry.', 'service_unavailable');
+        sendError(res, 503, 'server_error', 'The service is temporarily unable to check API keys. Please retry.', 'service_unavailable');
         return null;
       }
       if (!result.ok) {
@@ -170,7 +178,7 @@ export function createGatewayApp(deps: GatewayAppDeps): { app: RequestListener; 
           result.reason === 'missing_key'
             ? "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
             : 'Incorrect API key provided.';
-        sendOpenAIError(res, 401, 'invalid_request_error', message, result.reason === 'missing_key' ? 'missing_api_key' : 'invalid_api_key');
+        sendError(res, 401, 'invalid_request_error', message, result.reason === 'missing_key' ? 'missing_api_key' : 'invalid_api_key');
         return null;
       }
       const caller = result.caller;
@@ -190,7 +198,7 @@ export function createGatewayApp(deps: GatewayAppDeps): { app: RequestListener; 
           res.setHeader('retry-after', String(taken.retryAfterSeconds));
           res.setHeader('x-ratelimit-remaining-requests', '0');
           meter?.finish({ statusCode: 429, errorType: 'rate_limit_exceeded', usage: ZERO, usageEstimated: false, cost: '0' });
-          sendOpenAIError(res, 429, 'requests', `Rate limit reached for requests: limit ${rpm} per minute. Please try again in ${taken.retryAfterSeconds}s.`, 'rate_limit_exceeded');
+          sendError(res, 429, 'requests', `Rate limit reached for requests: limit ${rpm} per minute. Please try again in ${taken.retryAfterSeconds}s.`, 'rate_limit_exceeded');
           return null;
         }
         res.setHeader('x-ratelimit-remaining-requests', String(taken.remaining));
@@ -199,8 +207,15 @@ export function createGatewayApp(deps: GatewayAppDeps): { app: RequestListener; 
     };
 
     app.get('/v1/models', async (req, res) => {
-      const auth = await authenticate(null, req, res, res.locals.requestId as string);
+      // Anthropic's clients always send anthropic-version: they get Anthropic's list shape and errors.
+      const anthropic = req.headers['anthropic-version'] !== undefined;
+      const auth = await authenticate(null, req, res, res.locals.requestId as string, anthropic ? sendAnthropicErrorLike : sendOpenAIError);
       if (!auth) return;
+      if (anthropic) {
+        const data = fw.routing.list().map((m) => ({ type: 'model', id: m.name, display_name: m.name, created_at: new Date(m.createdAt).toISOString() }));
+        res.json({ data, has_more: false, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null });
+        return;
+      }
       res.json({
         object: 'list',
         data: fw.routing.list().map((m) => ({ id: m.name, object: 'model', created: Math.floor(m.createdAt / 1000), owned_by: 'mixroute' })),
@@ -218,9 +233,12 @@ export function createGatewayApp(deps: GatewayAppDeps): { app: RequestListener; 
       const requestId = `req-${randomUUID()}`;
       res.setHeader('x-request-id', requestId);
       let meter: Meter | null = null;
+      // The Messages routes answer every refusal in Anthropic's error shape.
+      const anthropic = endpoint === 'messages' || endpoint === 'messages.count_tokens';
+      const sendError = anthropic ? sendAnthropicErrorLike : sendOpenAIError;
       inFlight++;
       try {
-        const auth = await authenticate(endpoint, req, res, requestId);
+        const auth = await authenticate(endpoint, req, res, requestId, sendError);
         if (!auth) return;
         meter = auth.meter!;
         let raw: Buffer | undefined;
@@ -232,17 +250,19 @@ export function createGatewayApp(deps: GatewayAppDeps): { app: RequestListener; 
           if (status === 500) throw err;
           const code = status === 413 ? 'request_too_large' : 'invalid_body';
           meter.finish({ statusCode: status, errorType: code, usage: ZERO, usageEstimated: false, cost: '0' });
-          if (status === 413) sendOpenAIError(res, 413, 'invalid_request_error', `The request body is larger than the ${fw.maxBodyBytes} bytes allowed.`, code);
-          else sendOpenAIError(res, 400, 'invalid_request_error', 'The request body could not be read.', code);
+          if (status === 413) sendError(res, 413, 'invalid_request_error', `The request body is larger than the ${fw.maxBodyBytes} bytes allowed.`, code);
+          else sendError(res, 400, 'invalid_request_error', 'The request body could not be read.', code);
           return;
         }
-        await fw.forwarder.handle(endpoint, raw, res, meter);
+        if (endpoint === 'messages') await fw.forwarder.anthropic.messages(raw, req.headers, res, meter);
+        else if (endpoint === 'messages.count_tokens') await fw.forwarder.anthropic.countTokens(raw, req.headers, res, meter);
+        else await fw.forwarder.handle(endpoint, raw, res, meter);
       } catch (err) {
         // Record first, then answer (see Forwarder.refuse). Never echo the error: it may quote the request body.
         meter?.finish({ statusCode: 500, errorType: 'server_error', usage: ZERO, usageEstimated: false, cost: '0' });
         deps.logger.error({ requestId, errType: (err as Error)?.name }, 'unhandled gateway error');
         if (res.headersSent) res.destroy();
-        else sendOpenAIError(res, 500, 'server_error', 'The server had an error processing your request.');
+        else sendError(res, 500, 'server_error', 'The server had an error processing your request.');
       } finally {
         inFlight--;
       }

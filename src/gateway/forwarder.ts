@@ -4,6 +4,7 @@ import { computeCost, costString, reservationBound } from '../billing/cost';
 import { normalizeUsage, ZERO_USAGE, type NormalizedUsage } from '../billing/usage';
 import type { Logger } from '../logger';
 import type { Endpoint } from '../metering/record';
+import { AnthropicHandler } from './anthropic/handler';
 import type { BalanceGate } from './balanceGate';
 import type { Meter } from './meter';
 import { sendOpenAIError } from './openaiError';
@@ -54,9 +55,12 @@ const RELAYED_FOLD_BYTES = 1024 * 1024;
 
 export class Forwarder {
   private readonly maxResponseBytes: number;
+  /** Anthropic's Messages API, and chat for models with an Anthropic route. */
+  readonly anthropic: AnthropicHandler;
 
   constructor(private readonly deps: ForwarderDeps) {
     this.maxResponseBytes = deps.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
+    this.anthropic = new AnthropicHandler(deps);
   }
 
   async handle(endpoint: Endpoint, raw: Buffer | undefined, res: ServerResponse, meter: Meter): Promise<void> {
@@ -78,6 +82,8 @@ export class Forwarder {
     if (!entry) {
       return this.refuse(res, meter, 404, 'invalid_request_error', `The model \`${body.model}\` does not exist or you do not have access to it.`, 'model_not_found', 'model');
     }
+    // Chat for a model an Anthropic provider serves (on any of its routes) is translated per route there.
+    if (endpoint === 'chat.completions' && entry.routes.some((r) => r.kind === 'anthropic')) return this.anthropic.chat(body, raw?.length ?? 0, entry, res, meter);
     meter.model = entry.name;
     const price = RoutingTable.priceAt(entry, meter.startedWall.getTime());
     if (price) {

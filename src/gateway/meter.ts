@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { NormalizedUsage } from '../billing/usage';
-import type { Endpoint } from '../metering/record';
+import type { RecordEndpoint } from '../metering/record';
 import { usageRecord, type UsageRecord } from '../metering/record';
 import type { Reservation } from './balanceGate';
 import type { Caller } from './keyCache';
@@ -19,7 +19,7 @@ export interface MeterOutcome {
 }
 
 export class Meter {
-  endpoint: Endpoint | null = null;
+  endpoint: RecordEndpoint | null = null;
   model: string | null = null;
   provider: string | null = null;
   upstreamModel: string | null = null;
@@ -70,6 +70,7 @@ export class Meter {
       inputTokens: outcome.usage.inputTokens,
       cacheReadTokens: outcome.usage.cacheReadTokens,
       cacheWriteTokens: outcome.usage.cacheWriteTokens,
+      cacheWrite1hTokens: outcome.usage.cacheWrite1hTokens ?? 0,
       outputTokens: outcome.usage.outputTokens,
       reasoningTokens: outcome.usage.reasoningTokens,
       usageEstimated: outcome.usageEstimated,

@@ -19,6 +19,10 @@ export interface PriceVersion {
   inputPerMtok: string;
   cachedInputPerMtok: string | null;
   outputPerMtok: string;
+  /** Five-minute cache writes; null: the input price. */
+  cacheWritePerMtok: string | null;
+  /** One-hour cache writes; null: the input price. */
+  cacheWrite1hPerMtok: string | null;
 }
 
 export interface ModelEntry {
@@ -130,6 +134,8 @@ export class RoutingTable {
         inputPerMtok: p.input_per_mtok,
         cachedInputPerMtok: p.cached_input_per_mtok,
         outputPerMtok: p.output_per_mtok,
+        cacheWritePerMtok: p.cache_write_per_mtok ?? null,
+        cacheWrite1hPerMtok: p.cache_write_1h_per_mtok ?? null,
       });
     }
     this.models = next;

@@ -87,12 +87,19 @@ export interface UpstreamRequest {
   env: Record<string, string | undefined>;
   /** A body read whole (`bytes`) past this many bytes fails with UpstreamResponseTooLarge. */
   maxResponseBytes?: number;
+  /** How the credential goes: Authorization: Bearer (default) or Anthropic's x-api-key. */
+  auth?: 'bearer' | 'x-api-key';
+  /** More request headers (anthropic-version, anthropic-beta). */
+  headers?: Record<string, string>;
 }
 
-function requestHeaders(route: Route, env: Record<string, string | undefined>): Record<string, string> {
-  const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+function requestHeaders(route: Route, env: Record<string, string | undefined>, auth?: 'bearer' | 'x-api-key', extra?: Record<string, string>): Record<string, string> {
+  const headers: Record<string, string> = extra
+    ? { ...extra, 'content-type': 'application/json', accept: 'application/json, text/event-stream' }
+    : { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
   const key = credential(route, env);
-  if (key) headers.authorization = `Bearer ${key}`;
+  if (key && auth === 'x-api-key') headers['x-api-key'] = key;
+  else if (key) headers.authorization = `Bearer ${key}`;
   return headers;
 }
 
@@ -100,8 +107,8 @@ function requestHeaders(route: Route, env: Record<string, string | undefined>): 
  * Calls the provider and hands back its answer as soon as the headers are in;
  * the body is read as it arrives (streams).
  */
-export async function callUpstream({ agent, route, path, body, signal, env, maxResponseBytes = Infinity }: UpstreamRequest): Promise<UpstreamCall | UpstreamFailure> {
-  const headers = requestHeaders(route, env);
+export async function callUpstream({ agent, route, path, body, signal, env, maxResponseBytes = Infinity, auth, headers: extra }: UpstreamRequest): Promise<UpstreamCall | UpstreamFailure> {
+  const headers = requestHeaders(route, env, auth, extra);
   const startedAt = performance.now();
   try {
     const { origin, basePath } = baseOf(route.baseUrl);
@@ -131,8 +138,8 @@ export async function callUpstream({ agent, route, path, body, signal, env, maxR
  * after the headers (idle timeout, dropped connection, the client going away)
  * surfaces from `bytes()`, as with a streamed body.
  */
-export function callUpstreamWhole({ agent, route, path, body, signal, env, maxResponseBytes = Infinity }: UpstreamRequest): Promise<UpstreamCall | UpstreamFailure> {
-  const headers = requestHeaders(route, env);
+export function callUpstreamWhole({ agent, route, path, body, signal, env, maxResponseBytes = Infinity, auth, headers: extra }: UpstreamRequest): Promise<UpstreamCall | UpstreamFailure> {
+  const headers = requestHeaders(route, env, auth, extra);
   const startedAt = performance.now();
   const { origin, basePath } = baseOf(route.baseUrl);
   return new Promise((resolve) => {

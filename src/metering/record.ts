@@ -13,7 +13,7 @@ export interface UsageRecord {
   accountId: string;
   apiKeyId: string;
   userId: string | null;
-  endpoint: Endpoint;
+  endpoint: RecordEndpoint;
   model: string | null; // public model name, null when it was unknown
   provider: string | null;
   upstreamModel: string | null;
@@ -26,6 +26,8 @@ export interface UsageRecord {
   inputTokens: number;
   cacheReadTokens: number;
   cacheWriteTokens: number;
+  /** The one-hour part of cacheWriteTokens (absent in journals written before it existed). */
+  cacheWrite1hTokens?: number;
   outputTokens: number;
   reasoningTokens: number;
   usageEstimated: boolean;
@@ -41,6 +43,8 @@ export interface UsageRecord {
 }
 
 export type Endpoint = 'chat.completions' | 'completions' | 'embeddings' | 'responses';
+/** Every endpoint a record can name: the OpenAI ones and Anthropic's Messages API (src/gateway/anthropic). */
+export type RecordEndpoint = Endpoint | 'messages' | 'messages.count_tokens';
 
 const MAX_USER_AGENT = 512;
 const MAX_ERROR_TYPE = 64;
@@ -99,6 +103,8 @@ export function usageRecord(fields: Omit<UsageRecord, 'v' | 'holdId' | 'usageCla
     errorType: fields.errorType === null ? null : sanitizeCode(fields.errorType).slice(0, MAX_ERROR_TYPE),
     stream: fields.stream,
     ...counts,
+    // Only when there are any: records (and journals) of every other request keep their shape.
+    ...(fields.cacheWrite1hTokens ? { cacheWrite1hTokens: Math.min(tokens(fields.cacheWrite1hTokens, flag), counts.cacheWriteTokens) } : {}),
     usageEstimated: fields.usageEstimated,
     usageClamped: flag.clamped,
     cost: fields.cost,
@@ -137,6 +143,7 @@ export function usageEventRow(r: UsageRecord) {
     input_tokens: r.inputTokens,
     cache_read_tokens: r.cacheReadTokens,
     cache_write_tokens: r.cacheWriteTokens,
+    cache_write_1h_tokens: r.cacheWrite1hTokens ?? 0,
     output_tokens: r.outputTokens,
     reasoning_tokens: r.reasoningTokens,
     usage_estimated: r.usageEstimated,

@@ -64,20 +64,32 @@ export function staffOperations({ db, clock, config }: StaffDeps) {
     trx: Trx,
     model: ModelRow,
     providerName: string,
-    input: { name: string; inputPerMtok: string; outputPerMtok: string; cachedInputPerMtok?: string | undefined; effectiveFrom?: string | undefined },
+    input: {
+      name: string;
+      inputPerMtok: string;
+      outputPerMtok: string;
+      cachedInputPerMtok?: string | undefined;
+      cacheWritePerMtok?: string | undefined;
+      cacheWrite1hPerMtok?: string | undefined;
+      effectiveFrom?: string | undefined;
+    },
   ) {
     const effectiveFrom = input.effectiveFrom ? new Date(input.effectiveFrom) : clock.now();
     const price = {
       input_per_mtok: parseAmount(input.inputPerMtok).toFixed(),
       output_per_mtok: parseAmount(input.outputPerMtok).toFixed(),
       cached_input_per_mtok: input.cachedInputPerMtok ? parseAmount(input.cachedInputPerMtok).toFixed() : null,
+      cache_write_per_mtok: input.cacheWritePerMtok ? parseAmount(input.cacheWritePerMtok).toFixed() : null,
+      cache_write_1h_per_mtok: input.cacheWrite1hPerMtok ? parseAmount(input.cacheWrite1hPerMtok).toFixed() : null,
     };
     const existing = await routing.findPrice(model.id, effectiveFrom, trx);
     if (existing) {
       const same =
         parseAmount(existing.input_per_mtok).eq(price.input_per_mtok) &&
         parseAmount(existing.output_per_mtok).eq(price.output_per_mtok) &&
-        sameOptionalAmount(existing.cached_input_per_mtok, price.cached_input_per_mtok);
+        sameOptionalAmount(existing.cached_input_per_mtok, price.cached_input_per_mtok) &&
+        sameOptionalAmount(existing.cache_write_per_mtok ?? null, price.cache_write_per_mtok) &&
+        sameOptionalAmount(existing.cache_write_1h_per_mtok ?? null, price.cache_write_1h_per_mtok);
       if (!same) {
         throw new ConflictError(`model ${input.name} already has a different price effective from ${effectiveFrom.toISOString()}`);
       }

@@ -91,6 +91,10 @@ export const addModelInput = z.strictObject({
   inputPerMtok: nonNegativeDecimal('inputPerMtok'),
   outputPerMtok: nonNegativeDecimal('outputPerMtok'),
   cachedInputPerMtok: nonNegativeDecimal('cachedInputPerMtok').optional(),
+  /** Five-minute prompt-cache writes (Anthropic); unset: the input price. */
+  cacheWritePerMtok: nonNegativeDecimal('cacheWritePerMtok').optional(),
+  /** One-hour prompt-cache writes (Anthropic); unset: the input price. */
+  cacheWrite1hPerMtok: nonNegativeDecimal('cacheWrite1hPerMtok').optional(),
   effectiveFrom: z.iso.datetime({ offset: true, error: 'effectiveFrom must be an ISO 8601 time such as 2026-12-01T00:00:00Z' }).optional(),
 });
 export type AddModelInput = z.input<typeof addModelInput>;

@@ -62,6 +62,8 @@ export const priceView = (p: PriceRow) => ({
   inputPerMtok: amount(p.input_per_mtok),
   cachedInputPerMtok: optionalAmount(p.cached_input_per_mtok),
   outputPerMtok: amount(p.output_per_mtok),
+  cacheWritePerMtok: optionalAmount(p.cache_write_per_mtok ?? null),
+  cacheWrite1hPerMtok: optionalAmount(p.cache_write_1h_per_mtok ?? null),
   effectiveFrom: iso(p.effective_from),
 });
 

@@ -41,7 +41,7 @@ async function books(accountId: string) {
 async function insertUsage(accountId: string, costs: string[], holdId: string | null = null) {
   await insertUsageEvents(
     db,
-    costs.map((cost) => ({ account_id: accountId, occurred_at: new Date(), cost, hold_id: holdId })),
+    costs.map((cost) => ({ account_id: accountId, occurred_at: new Date(), cost, hold_id: holdId, cache_write_tokens: 3, cache_write_1h_tokens: 1 })),
   );
 }
 
@@ -149,7 +149,7 @@ describe('holds and settlement', () => {
     // Settling again changes nothing; usage_hourly holds the batch once.
     expect((await settleAccountUsage(db, a, { limit: 100, overdraftAllowance: new Money(0) })).events).toBe(0);
     const hourly = await db('usage_hourly').where({ account_id: a }).first();
-    expect(hourly).toMatchObject({ requests: 2, input_tokens: 20, output_tokens: 10 });
+    expect(hourly).toMatchObject({ requests: 2, input_tokens: 20, output_tokens: 10, cache_write_tokens: 6, cache_write_1h_tokens: 2 });
     expect(new Money(hourly.cost).eq('0.6')).toBe(true);
   });
 

@@ -9,6 +9,9 @@ import { freePort } from '../../src/util/ports';
 import { BIN } from '../helpers/cli';
 import { testConfig, testDb, testEnv } from '../helpers/env';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fakeUpstream';
+import { startFakeAnthropic, type FakeAnthropic } from '../helpers/fakeAnthropic';
+import { staffOperations } from '../../src/staff/operations';
+import { systemClock } from '../../src/clock';
 import { createCustomer, UPSTREAM_KEY, UPSTREAM_KEY_ENV, type Customer } from '../helpers/gateway';
 import { withTestWorker } from '../helpers/worker';
 
@@ -22,6 +25,9 @@ const CANARY = `CANARY-${randomUUID()}`;
 const config = testConfig();
 const db = testDb(config);
 let upstream: FakeUpstream;
+/** Anthropic's Messages API (issue 21): a model of an Anthropic provider. */
+let anthropicUp: FakeAnthropic;
+let claude: string;
 let customer: Customer;
 let gateway: ChildProcess;
 let gatewayUrl: string;
@@ -32,6 +38,11 @@ let exited: Promise<number | null>;
 beforeAll(async () => {
   upstream = await startFakeUpstream({ apiKey: UPSTREAM_KEY });
   customer = await createCustomer(db, upstream.url);
+  anthropicUp = await startFakeAnthropic({ apiKey: UPSTREAM_KEY });
+  const ops = staffOperations({ db, clock: systemClock });
+  const provider = await ops.addProvider({ name: `${customer.provider}-anthropic`, baseUrl: anthropicUp.url, apiKeyEnv: UPSTREAM_KEY_ENV, kind: 'anthropic' });
+  claude = `${customer.model}-claude`;
+  await ops.addModel({ name: claude, provider: provider.name, upstreamModel: 'claude-fake-1', inputPerMtok: '3', outputPerMtok: '15', cacheWritePerMtok: '3.75', effectiveFrom: '2020-01-01T00:00:00Z' });
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mixroute-privacy-'));
   const port = await freePort();
   gatewayUrl = `http://127.0.0.1:${port}`;
@@ -59,6 +70,7 @@ beforeAll(async () => {
 afterAll(async () => {
   if (gateway.exitCode === null) gateway.kill('SIGKILL');
   await upstream?.close();
+  await anthropicUp?.close();
   await db.destroy();
 });
 
@@ -79,6 +91,31 @@ function fullRequest(extra: Record<string, unknown> = {}) {
       { role: 'user', content: [{ type: 'text', text: `Hello ${CANARY}` }] },
     ],
     tools: [{ type: 'function', function: { name: 'lookup', description: CANARY, parameters: { type: 'object', properties: { q: { type: 'string', description: CANARY } } } } }],
+    ...extra,
+  });
+}
+
+const sendMessages = (body: string, signal?: AbortSignal, path = '/v1/messages') =>
+  fetch(`${gatewayUrl}${path}`, {
+    method: 'POST',
+    headers: { 'x-api-key': customer.key, 'anthropic-version': '2023-06-01', 'content-type': 'application/json' },
+    body,
+    signal,
+  });
+
+/** A Messages request with the canary in every place: system, text, tool definitions, tool input and result, metadata. */
+function fullMessagesRequest(model: string, extra: Record<string, unknown> = {}) {
+  return JSON.stringify({
+    model,
+    max_tokens: 100,
+    system: [{ type: 'text', text: `You are ${CANARY}`, cache_control: { type: 'ephemeral' } }],
+    metadata: { user_id: CANARY },
+    tools: [{ name: 'lookup', description: CANARY, input_schema: { type: 'object', properties: { q: { type: 'string', description: CANARY } } } }],
+    messages: [
+      { role: 'user', content: [{ type: 'text', text: `Hello ${CANARY}` }] },
+      { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name: 'lookup', input: { q: CANARY } }] },
+      { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: CANARY }] },
+    ],
     ...extra,
   });
 }
@@ -165,6 +202,47 @@ describe('privacy canary', () => {
       const reader = res.body!.getReader();
       await reader.read();
       controller.abort();
+
+      // Anthropic's Messages API: passthrough and translated, streamed and not, count_tokens.
+      for (const model of [claude, customer.model]) {
+        for (const stream of [false, true]) {
+          res = await sendMessages(fullMessagesRequest(model, { stream }));
+          expect(res.status).toBe(200);
+          note(res);
+          await res.text();
+        }
+        res = await sendMessages(fullMessagesRequest(model, { max_tokens: undefined }), undefined, '/v1/messages/count_tokens');
+        expect(res.status).toBe(200);
+        note(res);
+      }
+      // Chat for the Anthropic model (translated to Messages).
+      res = await send(fullRequest({ model: claude }));
+      expect(res.status).toBe(200);
+      note(res);
+      await res.text();
+      // Malformed, unknown model, and a provider echoing the prompt in its errors (4xx relayed to the client only, 5xx).
+      res = await sendMessages(`{"model": "${claude}", "max_tokens": 5, "messages": [{"role": "user", "content": "${CANARY}"`);
+      expect(res.status).toBe(400);
+      note(res);
+      res = await sendMessages(fullMessagesRequest(CANARY));
+      expect(res.status).toBe(404);
+      note(res);
+      anthropicUp.enqueue({ kind: 'error', status: 400, errorType: 'invalid_request_error', echoPromptInError: true });
+      res = await sendMessages(fullMessagesRequest(claude));
+      expect(res.status).toBe(400);
+      expect(await res.text()).toContain(CANARY);
+      note(res);
+      anthropicUp.enqueue({ kind: 'error', status: 500, echoPromptInError: true });
+      res = await sendMessages(fullMessagesRequest(claude));
+      expect(res.status).toBe(502);
+      note(res);
+      // Aborted mid-stream.
+      anthropicUp.enqueue({ kind: 'ok', chunks: 40, chunkDelayMs: 20, content: `${CANARY} `.repeat(40) });
+      const aborter = new AbortController();
+      res = await sendMessages(fullMessagesRequest(claude, { stream: true }), aborter.signal);
+      note(res);
+      await res.body!.getReader().read();
+      aborter.abort();
 
       // Every request is metered, then the gateway stops (flushing) and the history is complete.
       while (Number((await db('usage_events').whereIn('request_id', expected).count('* as n').first())!.n) < expected.length) {

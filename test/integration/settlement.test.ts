@@ -207,7 +207,7 @@ describe('set-based shard settlement (a database of its own)', () => {
       await insertUsageEvents(stack.db, [
         { account_id: id, occurred_at: hour(3), cost: '0.010000000001', hold_id: hold!.holdId },
         { account_id: id, occurred_at: hour(3), cost: '0.02', model: 'other', hold_id: hold!.holdId },
-        { account_id: id, occurred_at: hour(1), cost: '0.03', input_tokens: 7, hold_id: hold!.holdId },
+        { account_id: id, occurred_at: hour(1), cost: '0.03', input_tokens: 7, cache_write_tokens: 9, cache_write_1h_tokens: 4, hold_id: hold!.holdId },
         { account_id: id, occurred_at: hour(0), cost: '0', output_tokens: 0 },
       ]);
     }
@@ -237,6 +237,9 @@ describe('set-based shard settlement (a database of its own)', () => {
       { late: false, requests: 1 },
       { late: false, requests: 1 },
     ]);
+    // Cache writes reach usage_hourly with their one-hour part apart (invoices price the two lifetimes apart).
+    const writes = await stack.db('usage_hourly').where({ account_id: many[1] }).sum({ all: 'cache_write_tokens', oneHour: 'cache_write_1h_tokens' }).first();
+    expect({ all: Number(writes!.all), oneHour: Number(writes!.oneHour) }).toEqual({ all: 9, oneHour: 4 });
     const onTime = await stack.db('usage_hourly').where({ account_id: many[1] }).where({ late: true }).count('* as n').first();
     expect(Number(onTime!.n)).toBe(0);
 

@@ -5,7 +5,8 @@ import type { Config } from '../src/config';
 import type { Db, Trx } from '../src/db/knex';
 import { NotFoundError } from '../src/errors';
 import { postEntries } from '../src/db/ledger';
-import { settleAccountUsage, settleShardUsage, type SettlementResult, type ShardSettlementResult } from '../src/db/settlement';
+import { settleAccountUsage, settleShardUsage, settleShardUsageByAccount, settlementDataErrorCode, type SettlementResult, type ShardSettlementResult } from '../src/db/settlement';
+import type { Logger } from '../src/logger';
 import type { SettleShardInput, TopUpInput, TopUpResult } from '../workflows/messages';
 
 /**
@@ -52,7 +53,7 @@ async function checkPaymentCustomer(trx: Trx, input: TopUpInput): Promise<TopUpR
 /** Settlement batches are bounded so one transaction stays short; the workflow loops while `more`. */
 export const SETTLEMENT_BATCH_LIMIT = 5_000;
 
-export function billingActivities({ db, billing }: { db: Db; billing: Config['billing'] }) {
+export function billingActivities({ db, billing, logger }: { db: Db; billing: Config['billing']; logger: Logger }) {
   const overdraftAllowance = new Money(billing.overdraftAllowance);
   return {
     async settleUsage(input: { accountId: string }): Promise<SettlementResult> {
@@ -78,14 +79,31 @@ export function billingActivities({ db, billing }: { db: Db; billing: Config['bi
      * the named accounts, or a sweep of the shard. The shard count and batch
      * size are the worker's settings, so every shard workflow of a worker
      * fleet splits the accounts the same way.
+     *
+     * A pass that fails because of what some account's usage holds (a data
+     * error: retrying it would fail forever and hold up the whole shard) is
+     * redone one account at a time; an account that still fails is logged
+     * (its id and the error code only) and left unsettled, for
+     * reconciliation's overdue-settlement check. Other errors are thrown and
+     * the pass retried.
      */
     async settleShard(input: SettleShardInput): Promise<ShardSettlementResult> {
-      return settleShardUsage(db, {
+      const pass = {
         shard: input.shard,
         shards: billing.settlementShards,
         ...(input.accounts ? { accounts: input.accounts } : {}),
         limit: billing.settlementBatchEvents,
-      });
+      };
+      try {
+        return await settleShardUsage(db, pass);
+      } catch (err) {
+        const code = settlementDataErrorCode(err);
+        if (code === undefined) throw err;
+        logger.warn({ shard: input.shard, code }, 'shard settlement pass failed with a data error; settling its accounts one at a time');
+        const { failed, ...result } = await settleShardUsageByAccount(db, { ...pass, overdraftAllowance });
+        for (const f of failed) logger.error({ shard: input.shard, accountId: f.accountId, code: f.code }, 'account usage cannot be settled (data error); left unsettled');
+        return { ...result, ...(failed.length > 0 ? { failedAccounts: failed.length } : {}) };
+      }
     },
 
     /**

@@ -6,7 +6,8 @@
 #   2. finds (or builds, once) the Temporal CLI and exports TEMPORAL_CLI;
 #   3. checks PostgreSQL; with --db also creates the DATABASE_URL database and migrates it.
 #      With DATABASE_URL unset and nothing on 127.0.0.1:5432 (or MIXROUTE_EMBEDDED_PG=1),
-#      first starts an embedded PostgreSQL (scripts/embedded-pg.ts) for as long as COMMAND runs.
+#      first starts an embedded PostgreSQL (scripts/embedded-pg.ts) for as long as COMMAND runs;
+#      never with NODE_ENV=production (any case): there DATABASE_URL must be set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,6 +47,12 @@ if [[ -z "${DATABASE_URL:-}" && "${MIXROUTE_EMBEDDED_PG:-auto}" != 0 ]]; then
     reason="DATABASE_URL is not set and nothing answers on 127.0.0.1:5432"
   fi
   if [[ -n "$reason" ]]; then
+    # The embedded server is for development: production must name its database.
+    node_env="${NODE_ENV:-}"
+    if [[ "${node_env,,}" == production ]]; then
+      say "DATABASE_URL must be set when NODE_ENV=production (the embedded PostgreSQL is for development only)"
+      exit 1
+    fi
     # This script again, under the server: DATABASE_URL is then set, so it goes on from here.
     exec node --import tsx scripts/embedded-pg.ts --reason "$reason" -- bash scripts/bootstrap.sh ${all_args[@]+"${all_args[@]}"}
   fi

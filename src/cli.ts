@@ -96,6 +96,29 @@ function defined(obj: Record<string, unknown>): Record<string, unknown> {
 
 const jsonOption = () => new Option('--json', 'print machine-readable JSON');
 
+/** The price options of `models add` and `models price` (USD per million tokens). */
+function priceOptions(cmd: Command): Command {
+  return cmd
+    .requiredOption('--input-per-mtok <amount>', 'USD per million input tokens')
+    .requiredOption('--output-per-mtok <amount>', 'USD per million output tokens')
+    .option('--cached-input-per-mtok <amount>', 'USD per million cached input tokens')
+    .option('--cache-write-per-mtok <amount>', 'USD per million five-minute prompt-cache write tokens (default: the input price)')
+    .option('--cache-write-1h-per-mtok <amount>', 'USD per million one-hour prompt-cache write tokens (default: the input price)')
+    .option('--effective-from <iso>', 'when the price takes effect (default now)');
+}
+
+/** Those options' values, as the staff operations take them. */
+function priceFields(o: Record<string, string | undefined>) {
+  return {
+    inputPerMtok: o.inputPerMtok,
+    outputPerMtok: o.outputPerMtok,
+    cachedInputPerMtok: o.cachedInputPerMtok,
+    cacheWritePerMtok: o.cacheWritePerMtok,
+    cacheWrite1hPerMtok: o.cacheWrite1hPerMtok,
+    effectiveFrom: o.effectiveFrom,
+  };
+}
+
 function staffCommand(parent: Command, name: string, description: string): Command {
   return parent.command(name).description(description).addOption(jsonOption());
 }
@@ -294,62 +317,41 @@ staffCommand(providers, 'list', 'list providers')
   .action(async (o) => print(await withStaff((ops) => ops.listProviders(defined({ limit: o.limit, after: o.after }))), !!o.json));
 
 const models = program.command('models').description('models and their prices');
-staffCommand(models, 'add', 'add a model with its price, or a new price version (USD per million tokens)')
-  .requiredOption('--name <public>', 'public model name clients send')
-  .requiredOption('--provider <name>', 'provider name')
-  .requiredOption('--upstream-model <model>', "the provider's model name")
-  .requiredOption('--input-per-mtok <amount>', 'USD per million input tokens')
-  .requiredOption('--output-per-mtok <amount>', 'USD per million output tokens')
-  .option('--cached-input-per-mtok <amount>', 'USD per million cached input tokens')
-  .option('--cache-write-per-mtok <amount>', 'USD per million five-minute prompt-cache write tokens (default: the input price)')
-  .option('--cache-write-1h-per-mtok <amount>', 'USD per million one-hour prompt-cache write tokens (default: the input price)')
-  .option('--effective-from <iso>', 'when the price takes effect (default now)')
-  .action(async (o) =>
-    print(
-      await withStaff((ops) =>
-        ops.addModel(
-          defined({
-            name: o.name,
-            provider: o.provider,
-            upstreamModel: o.upstreamModel,
-            inputPerMtok: o.inputPerMtok,
-            outputPerMtok: o.outputPerMtok,
-            cachedInputPerMtok: o.cachedInputPerMtok,
-            cacheWritePerMtok: o.cacheWritePerMtok,
-            cacheWrite1hPerMtok: o.cacheWrite1hPerMtok,
-            effectiveFrom: o.effectiveFrom,
-          }),
-        ),
+priceOptions(
+  staffCommand(models, 'add', 'add a model with its price, or a new price version (USD per million tokens)')
+    .requiredOption('--name <public>', 'public model name clients send')
+    .requiredOption('--provider <name>', 'provider name')
+    .requiredOption('--upstream-model <model>', "the provider's model name"),
+).action(async (o) =>
+  print(
+    await withStaff((ops) =>
+      ops.addModel(
+        defined({
+          name: o.name,
+          provider: o.provider,
+          upstreamModel: o.upstreamModel,
+          ...priceFields(o),
+        }),
       ),
-      !!o.json,
     ),
-  );
-staffCommand(models, 'price', 'add a price version of an existing model (USD per million tokens); its route stays')
-  .requiredOption('--name <public>', 'public model name')
-  .requiredOption('--input-per-mtok <amount>', 'USD per million input tokens')
-  .requiredOption('--output-per-mtok <amount>', 'USD per million output tokens')
-  .option('--cached-input-per-mtok <amount>', 'USD per million cached input tokens')
-  .option('--cache-write-per-mtok <amount>', 'USD per million five-minute prompt-cache write tokens (default: the input price)')
-  .option('--cache-write-1h-per-mtok <amount>', 'USD per million one-hour prompt-cache write tokens (default: the input price)')
-  .option('--effective-from <iso>', 'when the price takes effect (default now)')
-  .action(async (o) =>
-    print(
-      await withStaff((ops) =>
-        ops.addPrice(
-          defined({
-            name: o.name,
-            inputPerMtok: o.inputPerMtok,
-            outputPerMtok: o.outputPerMtok,
-            cachedInputPerMtok: o.cachedInputPerMtok,
-            cacheWritePerMtok: o.cacheWritePerMtok,
-            cacheWrite1hPerMtok: o.cacheWrite1hPerMtok,
-            effectiveFrom: o.effectiveFrom,
-          }),
-        ),
+    !!o.json,
+  ),
+);
+priceOptions(
+  staffCommand(models, 'price', 'add a price version of an existing model (USD per million tokens); its route stays').requiredOption('--name <public>', 'public model name'),
+).action(async (o) =>
+  print(
+    await withStaff((ops) =>
+      ops.addPrice(
+        defined({
+          name: o.name,
+          ...priceFields(o),
+        }),
       ),
-      !!o.json,
     ),
-  );
+    !!o.json,
+  ),
+);
 staffCommand(models, 'fallbacks', "set a model's ordered fallback routes (replaces the list; none clears it)")
   .requiredOption('--name <public>', 'public model name')
   .option('--route <provider:upstream-model>', 'a fallback route; repeat in order', (v: string, acc: string[]) => [...acc, v], [] as string[])
@@ -783,6 +785,7 @@ staffCommand(program.command('demo').description("the local demo of `mixroute de
   .option('--rps <n>', 'requests per second, at most 50', '4')
   .option('--key <key>', "an API key to use (default: a key of the demo account made for the run and revoked after it)")
   .action(async (o) => {
+    if (getConfig().dev.production) throw new UsageError('demo traffic does not run with NODE_ENV=production');
     const { demoTrafficCommand } = await import('./demo/traffic');
     const say = (line: string) => process.stderr.write(`[demo] ${line}\n`);
     print(await demoTrafficCommand(getConfig(), { seconds: o.seconds, rps: o.rps, key: o.key }, say), !!o.json, (r) =>

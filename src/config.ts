@@ -298,6 +298,8 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
   }
   const e = parsed.data;
+  // NODE_ENV=Production is production too.
+  const production = e.NODE_ENV?.toLowerCase() === 'production';
   return Object.freeze({
     databaseUrl: e.DATABASE_URL,
     databasePoolMax: e.DATABASE_POOL_MAX,
@@ -320,7 +322,7 @@ export function loadConfig(env: Env = process.env): Config {
     dataDir: path.resolve(e.DATA_DIR),
     logLevel: e.LOG_LEVEL,
     logFormat: e.LOG_FORMAT,
-    dev: Object.freeze({ demo: e.DEV_DEMO === '1' && e.NODE_ENV !== 'production', demoProviderPort: e.DEV_DEMO_PROVIDER_PORT, production: e.NODE_ENV === 'production' }),
+    dev: Object.freeze({ demo: e.DEV_DEMO === '1' && !production, demoProviderPort: e.DEV_DEMO_PROVIDER_PORT, production }),
     readyCheckTimeoutMs: e.READY_CHECK_TIMEOUT_MS,
     gateway: Object.freeze({
       instanceId: e.GATEWAY_INSTANCE_ID,

@@ -94,7 +94,11 @@ export async function settlementShard(input: SettlementShardInput): Promise<void
         state.sweepPending = false;
         pending.clear();
         state.sweeps += 1;
-        while ((await pass()) && !historyIsLong());
+        let more = await pass();
+        while (more && !historyIsLong()) more = await pass();
+        // Cut short by a long history: the next generation sweeps again (the accounts it named were
+        // forgotten when the sweep began). Only the continue-as-new input changes, not the commands.
+        if (more) state.sweepPending = true;
         continue;
       }
       const accounts = [...pending].slice(0, ACCOUNTS_PER_PASS);

@@ -151,8 +151,11 @@ const BOUNDS_MAX = 10_000;
 /**
  * An upper bound of a request's cost, for reserving balance before it is
  * forwarded: at most `inputTokensAtMost` input tokens, rounded up to the next
- * multiple of 1,024, and `outputTokens` output tokens, all at the uncached input
- * and the output price. Rounding up keeps it a bound and lets the gateway
+ * multiple of 1,024, and `outputTokens` output tokens. Every input token is
+ * priced at the highest of the input-side prices (uncached input, cache read,
+ * five-minute and one-hour cache write, each when set), since any of them may
+ * be written to the cache, and every output token at the output price.
+ * Rounding up keeps it a bound and lets the gateway
  * reuse it: requests of one price and similar size share one computation
  * instead of pricing every request twice. The reservation is replaced by the
  * actual cost when the request ends, so the rounding holds back a little more
@@ -163,7 +166,13 @@ export function reservationBound(price: TokenPrice, inputTokensAtMost: number, o
   const key = `${priceKey(price)}|${input}|${outputTokens}`;
   let bound = bounds.get(key);
   if (bound === undefined) {
-    bound = computeCost({ inputTokens: input, cacheReadTokens: 0, cacheWriteTokens: 0, outputTokens, reasoningTokens: 0 }, price).total;
+    const p = parsePrice(price);
+    // A cache write can cost 1.25x (five minutes) or 2x (one hour) the input price.
+    let perInput = p.input;
+    for (const v of [p.cached, p.write5m, p.write1h]) if (v.gt(perInput)) perInput = v;
+    const inputPart = part(input, 'inputTokensAtMost', perInput);
+    const outputPart = part(outputTokens, 'outputTokens', p.output);
+    bound = inputPart.isZero() ? outputPart : outputPart.isZero() ? inputPart : inputPart.plus(outputPart);
     if (bounds.size >= BOUNDS_MAX) bounds.clear();
     bounds.set(key, bound);
   }

@@ -4,7 +4,7 @@ import { Money, toAmountString } from '../billing/money';
 import { taxTreatment, type TaxRate } from '../billing/tax';
 import type { Config } from '../config';
 import type { InvoiceAccountResult } from '../../workflows/messages';
-import type { Db } from './knex';
+import type { Db, DbOrTrx } from './knex';
 import { lockBalances } from './ledger';
 import { settleAccountUsage } from './settlement';
 import { openUsageExistsSql } from './uninvoiced';
@@ -112,20 +112,7 @@ export async function invoiceAccountForPeriod(
       ]),
     );
     const billable = grouped;
-    const priceRows = await trx('prices').whereIn('id', [...new Set(billable.map((g) => g.price_id))]);
-    const prices = new Map<string, LinePrice>(
-      priceRows.map((p) => [
-        p.id,
-        {
-          inputPerMtok: p.input_per_mtok,
-          cachedInputPerMtok: p.cached_input_per_mtok,
-          outputPerMtok: p.output_per_mtok,
-          cacheWritePerMtok: p.cache_write_per_mtok,
-          cacheWrite1hPerMtok: p.cache_write_1h_per_mtok,
-          effectiveFrom: new Date(p.effective_from).toISOString(),
-        },
-      ]),
-    );
+    const prices = await linePrices(trx, billable.map((g) => g.price_id));
     const rates: TaxRate[] = (await trx('tax_rates').select('*')).map((r) => ({
       country: r.country,
       rate: toAmountString(new Money(r.rate)),
@@ -221,3 +208,21 @@ export async function allocateNumber(trx: Db, series: string): Promise<string> {
 }
 
 export { InvoiceDataError };
+
+/** The prices with these ids (repeats allowed), as invoice lines show them, by id. */
+export async function linePrices(db: DbOrTrx, priceIds: readonly string[]): Promise<Map<string, LinePrice>> {
+  const priceRows = await db('prices').whereIn('id', [...new Set(priceIds)]);
+  return new Map<string, LinePrice>(
+    priceRows.map((p) => [
+      p.id,
+      {
+        inputPerMtok: p.input_per_mtok,
+        cachedInputPerMtok: p.cached_input_per_mtok,
+        outputPerMtok: p.output_per_mtok,
+        cacheWritePerMtok: p.cache_write_per_mtok,
+        cacheWrite1hPerMtok: p.cache_write_1h_per_mtok,
+        effectiveFrom: new Date(p.effective_from).toISOString(),
+      },
+    ]),
+  );
+}

@@ -1,12 +1,13 @@
 import type Decimal from 'decimal.js';
-import { buildInvoice, type LinePrice, type UsageAggregate } from '../billing/invoice';
+import { buildInvoice, type UsageAggregate } from '../billing/invoice';
 import { Money, toAmountString } from '../billing/money';
 import { DISCREPANCY_KINDS, fingerprint, verdict, type CheckName, type Discrepancy, type ReconcileWindow, type Verdict } from '../billing/reconciliation';
 import type { StatementRow } from '../billing/providerStatement';
 import type { TaxTreatment } from '../billing/tax';
+import { linePrices } from './invoices';
 import type { Db } from './knex';
 import { postEntries } from './ledger';
-import { settleAccountUsage } from './settlement';
+import { settleAccountUsage, settlementDataErrorCode } from './settlement';
 import { CONSUMED_THROUGH_BOUNDARY } from './uninvoiced';
 
 /**
@@ -231,13 +232,36 @@ export async function checkUsage(ctx: CheckContext): Promise<Discrepancy[]> {
     const keys: string[] = [];
     let events = 0;
     let cost = new Money(0);
+    let refused: string | undefined;
     for (;;) {
-      const r = await settleAccountUsage(db, o.account_id, { limit: 5_000, overdraftAllowance: ctx.overdraftAllowance, before: cutoff, actor: ACTOR, reason });
+      let r;
+      try {
+        r = await settleAccountUsage(db, o.account_id, { limit: 5_000, overdraftAllowance: ctx.overdraftAllowance, before: cutoff, actor: ACTOR, reason });
+      } catch (err) {
+        // Usage the data refuses (the settlement shard set it aside too) is for billing staff, not a failed check.
+        refused = settlementDataErrorCode(err);
+        if (refused === undefined) throw err;
+        break;
+      }
       if (r.settlementKey) keys.push(r.settlementKey);
       events += r.events;
       cost = cost.plus(r.cost);
       ctx.onProgress?.();
       if (!r.more) break;
+    }
+    if (refused !== undefined) {
+      out.push({
+        kind: 'unsettled_usage',
+        subject: `${o.account_id}:refused`,
+        accountId: o.account_id,
+        expected: money(o.cost),
+        actual: toAmountString(cost),
+        unit: 'USD',
+        details: { events: o.events, settledEvents: events, settlementKeys: keys, refusedWith: refused, settledBefore: cutoff.toISOString() },
+        resolution: 'needs_attention',
+        repairRef: null,
+      });
+      continue;
     }
     // Zero: the metering workflow settled them between the query and the lock.
     if (events === 0) continue;
@@ -502,20 +526,7 @@ export async function checkInvoices(ctx: CheckContext): Promise<Discrepancy[]> {
       )
     ).rows;
     const lines = await db('invoice_lines').whereIn('invoice_id', ids).orderBy(['invoice_id', 'position']);
-    const priceRows = await db('prices').whereIn('id', [...new Set(usage.map((u) => u.price_id))]);
-    const prices = new Map<string, LinePrice>(
-      priceRows.map((p) => [
-        p.id,
-        {
-          inputPerMtok: p.input_per_mtok,
-          cachedInputPerMtok: p.cached_input_per_mtok,
-          outputPerMtok: p.output_per_mtok,
-          cacheWritePerMtok: p.cache_write_per_mtok,
-          cacheWrite1hPerMtok: p.cache_write_1h_per_mtok,
-          effectiveFrom: new Date(p.effective_from).toISOString(),
-        },
-      ]),
-    );
+    const prices = await linePrices(db, usage.map((u) => u.price_id));
     for (const inv of chunk) {
       const aggregates: UsageAggregate[] = usage
         .filter((u) => u.invoice_id === inv.id)

@@ -1,10 +1,38 @@
 import { createHash } from 'node:crypto';
 import type Decimal from 'decimal.js';
 import { Money, toAmountString } from '../billing/money';
+import { ConflictError } from '../errors';
 import type { Db } from './knex';
 import { lockBalances, postEntries } from './ledger';
 import { boundarySql } from './uninvoiced';
 import { isAccountId, shardSql } from '../metering/shards.rules';
+
+/** A settlement's own check found its writes inconsistent and rolled it back: a data error, like SQLSTATE 22 or 23. */
+export class SettlementConsistencyError extends Error {
+  override readonly name = 'SettlementConsistencyError';
+}
+
+/** The SQLSTATE of a PostgreSQL error, if it is one. */
+function sqlState(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
+/**
+ * Why a settlement failed, when it failed because of what some account's
+ * usage holds (retrying the same data cannot succeed): the SQLSTATE of a data
+ * exception (class 22) or integrity violation (class 23), `consistency` for a
+ * settlement's own consistency check, `conflict` for an idempotency key used
+ * for another entry. Undefined for anything else (a lost connection, a
+ * timeout): those are retried.
+ */
+export function settlementDataErrorCode(err: unknown): string | undefined {
+  const code = sqlState(err);
+  if (code !== undefined) return code.startsWith('22') || code.startsWith('23') ? code : undefined;
+  if (err instanceof SettlementConsistencyError) return 'consistency';
+  if (err instanceof ConflictError) return 'conflict';
+  return undefined;
+}
 
 export interface SettlementResult {
   events: number;
@@ -163,7 +191,7 @@ export async function settleAccountUsage(
     );
     // Every selected event must be marked in this transaction, or the batch is not settled at all.
     if (marked.rowCount !== events.length) {
-      throw new Error(`settlement marked ${marked.rowCount} of ${events.length} events; rolled back`);
+      throw new SettlementConsistencyError(`settlement marked ${marked.rowCount} of ${events.length} events; rolled back`);
     }
     return { events: events.length, cost: toAmountString(total), settlementKey: key, more: events.length === opts.limit };
   });
@@ -176,6 +204,8 @@ export interface ShardSettlementResult {
   cost: string;
   /** True when the pass hit its limit and more unsettled events may be waiting. */
   more: boolean;
+  /** Accounts left unsettled by a data error (set only when the pass fell back to one account at a time). */
+  failedAccounts?: number;
 }
 
 /**
@@ -322,8 +352,8 @@ export async function settleShardUsage(
     );
     const r = rows[0] as { selected: number; marked: number; accounts: number; to_post: number; posted: number; cost: string };
     // Every selected event marked and every account's entry posted in this transaction, or nothing is.
-    if (r.marked !== r.selected) throw new Error(`shard settlement marked ${r.marked} of ${r.selected} events; rolled back`);
-    if (r.posted !== r.to_post) throw new Error(`shard settlement posted ${r.posted} of ${r.to_post} usage entries (a key was used before); rolled back`);
+    if (r.marked !== r.selected) throw new SettlementConsistencyError(`shard settlement marked ${r.marked} of ${r.selected} events; rolled back`);
+    if (r.posted !== r.to_post) throw new SettlementConsistencyError(`shard settlement posted ${r.posted} of ${r.to_post} usage entries (a key was used before); rolled back`);
     return {
       events: r.selected,
       accounts: r.accounts,
@@ -332,4 +362,69 @@ export async function settleShardUsage(
       more: r.selected === input.limit || (!named && locked[0]!.scanned === input.limit),
     };
   });
+}
+
+/**
+ * The accounts a shard pass with this input would settle, in account-id
+ * order: the named ones (account ids only) with unsettled usage, or for a
+ * sweep those of the shard's first `limit` unsettled events (as the pass
+ * scans them). Read without locks: for settling them one at a time.
+ */
+export async function shardPassAccounts(db: Db, input: { shard: number; shards: number; accounts?: readonly string[]; limit: number }): Promise<string[]> {
+  const named = input.accounts?.filter(isAccountId);
+  if (named && named.length === 0) return [];
+  const { rows } = (await db.raw(
+    named
+      ? `SELECT a.id::text AS account_id FROM accounts a
+          WHERE a.id = ANY(?::uuid[])
+            AND EXISTS (SELECT 1 FROM usage_events e WHERE e.account_id = a.id AND e.settled_at IS NULL)
+          ORDER BY a.id`
+      : `SELECT DISTINCT s.account_id::text AS account_id
+           FROM (SELECT e.account_id FROM usage_events e
+                  WHERE e.settled_at IS NULL AND ${shardSql('e.account_id')} = ?::int
+                    AND EXISTS (SELECT 1 FROM accounts a WHERE a.id = e.account_id)
+                  ORDER BY e.account_id
+                  LIMIT ?) s
+          ORDER BY 1`,
+    named ? [named] : [input.shards, input.shard, input.limit],
+  )) as { rows: { account_id: string }[] };
+  return rows.map((r) => r.account_id);
+}
+
+export interface AccountByAccountResult extends ShardSettlementResult {
+  /** The accounts that could not be settled, with the data error's code (settlementDataErrorCode). */
+  failed: { accountId: string; code: string }[];
+}
+
+/**
+ * A shard pass one account at a time, each in its own transaction
+ * (settleAccountUsage, one batch of up to `limit` events per account): for
+ * when the set-based pass failed with a data error, so that one account whose
+ * usage cannot be settled does not hold back the rest of its pass. An account
+ * that fails with a data error is left unsettled and listed in `failed`;
+ * reconciliation's overdue-settlement check reports it. Any other error is
+ * thrown (the caller retries). `more` is true when an account that did settle
+ * has more waiting, so a pass of failing accounts only does not loop.
+ */
+export async function settleShardUsageByAccount(
+  db: Db,
+  input: { shard: number; shards: number; accounts?: readonly string[]; limit: number; overdraftAllowance: Decimal; actor?: string },
+): Promise<AccountByAccountResult> {
+  const result: AccountByAccountResult = { events: 0, accounts: 0, cost: '0', more: false, failed: [] };
+  let cost = new Money(0);
+  for (const accountId of await shardPassAccounts(db, input)) {
+    try {
+      const r = await settleAccountUsage(db, accountId, { limit: input.limit, overdraftAllowance: input.overdraftAllowance, ...(input.actor ? { actor: input.actor } : {}) });
+      if (r.events > 0) result.accounts += 1;
+      result.events += r.events;
+      cost = cost.plus(r.cost);
+      if (r.more) result.more = true;
+    } catch (err) {
+      const code = settlementDataErrorCode(err);
+      if (code === undefined) throw err;
+      result.failed.push({ accountId, code });
+    }
+  }
+  result.cost = toAmountString(cost);
+  return result;
 }

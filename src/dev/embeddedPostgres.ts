@@ -133,14 +133,38 @@ function idsOf(name: string): { uid: number; gid: number } | undefined {
   }
 }
 
-/** PostgreSQL wants its folder private to its user; as root, that user must also reach it through every parent. */
+function lstatOrUndefined(p: string): fs.Stats | undefined {
+  try {
+    return fs.lstatSync(p);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/**
+ * PostgreSQL wants its folder private to its user; as root, that user must also reach it through every parent.
+ * The folder must be a real folder (not a symlink: chmod and chown would follow it) that is new, empty or
+ * holds a cluster (data/PG_VERSION): anything else is refused rather than handed to the server's user.
+ */
 function prepareDataDir(dataDir: string, user: { uid: number; gid: number; name: string } | undefined): void {
-  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const refuse = (why: string) =>
+    new Error(`the embedded PostgreSQL will not use ${dataDir}: ${why}; point DATA_DIR elsewhere, remove it, or set DATABASE_URL`);
+  let st = lstatOrUndefined(dataDir);
+  if (st?.isSymbolicLink()) throw refuse('it is a symbolic link');
+  if (st && !st.isDirectory()) throw refuse('it is not a folder');
+  if (!st) {
+    fs.mkdirSync(path.dirname(dataDir), { recursive: true });
+    fs.mkdirSync(dataDir, { mode: 0o700 });
+    st = fs.lstatSync(dataDir);
+  }
+  const cluster = fs.existsSync(path.join(dataDir, 'data', 'PG_VERSION'));
+  if (!cluster && fs.readdirSync(dataDir).length > 0) throw refuse('it is not empty and holds no PostgreSQL cluster (no data/PG_VERSION)');
   if (user) {
-    const st = fs.statSync(dataDir);
     if (st.uid !== user.uid) {
-      // chown -R: a folder initialised by a previous run as another user.
-      execFileSync('chown', ['-R', `${user.uid}:${user.gid}`, dataDir]);
+      // A cluster initialised by a previous run as another user: chown -R, never following a symlink (-P).
+      if (cluster) execFileSync('chown', ['-R', '-P', `${user.uid}:${user.gid}`, dataDir]);
+      else fs.lchownSync(dataDir, user.uid, user.gid);
     }
     const reach = spawnSync('test', ['-w', dataDir], { uid: user.uid, gid: user.gid });
     if (reach.status !== 0) {
@@ -235,15 +259,26 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   if (!fs.existsSync(path.join(pgData, 'PG_VERSION'))) {
     fs.rmSync(pgData, { recursive: true, force: true });
     const password = randomBytes(18).toString('base64url');
-    const tmp = path.join(dataDir, 'initdb.pw');
-    fs.writeFileSync(tmp, `${password}\n`, { mode: 0o600 });
-    if (user) fs.chownSync(tmp, user.uid, user.gid);
+    // The password goes to initdb through a file in a fresh folder of ours (not in the data folder, which
+    // belongs to the server's user): created exclusively (never through a planted link), owner-only, handed
+    // to the server's user by descriptor. The folder stays ours and unwritable by anyone else; 0711 lets
+    // the server's user reach the file by its name.
+    const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mixroute-initdb-'));
+    const tmp = path.join(tmpDir, 'initdb.pw');
     try {
+      const fd = fs.openSync(tmp, 'wx', 0o600);
+      try {
+        fs.writeFileSync(fd, `${password}\n`);
+        if (user) fs.fchownSync(fd, user.uid, user.gid);
+      } finally {
+        fs.closeSync(fd);
+      }
+      if (user) fs.chmodSync(tmpDir, 0o711);
       // The builtin C.UTF-8 provider: the same collation on every OS, no dependence on installed locales.
       const r = run(bins.initdb, ['-D', pgData, '-U', USER, '--auth=scram-sha-256', `--pwfile=${tmp}`, '--encoding=UTF8', '--locale=C', '--locale-provider=builtin', '--builtin-locale=C.UTF-8'], user, env);
       if (r.status !== 0) throw new Error(`initdb failed for ${pgData}: ${r.output.split('\n').slice(-3).join(' ')}`);
     } finally {
-      fs.rmSync(tmp, { force: true });
+      fs.rmSync(tmpDir, { recursive: true, force: true });
     }
     fs.writeFileSync(pwFile, `${password}\n`, { mode: 0o600 });
     initialised = true;

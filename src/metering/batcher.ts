@@ -487,14 +487,29 @@ function mergeSummaries(a: UsageRecordedSignal, b: UsageRecordedSignal): UsageRe
 /** A shard's wake-up names at most this many accounts (a few dozen KB); past that it asks for a sweep of the shard. */
 const MAX_SIGNAL_ACCOUNTS = 1_000;
 
-function nameAccount(s: UsageRecordedSignal, accountId: string): void {
+/**
+ * The accounts each pending summary names, as a set beside its array (the array is what the
+ * signal carries): a lookup per record instead of a scan of up to MAX_SIGNAL_ACCOUNTS names.
+ * Only nameAccount changes a summary's accounts, so the two stay in step.
+ */
+const namedAccounts = new WeakMap<UsageRecordedSignal, Set<string>>();
+
+/** Names the account in the shard's summary, once; past MAX_SIGNAL_ACCOUNTS names the summary asks for a sweep. Exported for tests. */
+export function nameAccount(s: UsageRecordedSignal, accountId: string): void {
   if (s.sweep) return;
   s.accounts ??= [];
-  if (s.accounts.includes(accountId)) return;
+  let named = namedAccounts.get(s);
+  if (!named || named.size !== s.accounts.length) {
+    named = new Set(s.accounts);
+    namedAccounts.set(s, named);
+  }
+  if (named.has(accountId)) return;
   if (s.accounts.length < MAX_SIGNAL_ACCOUNTS) {
     s.accounts.push(accountId);
+    named.add(accountId);
     return;
   }
   s.sweep = true;
   delete s.accounts;
+  namedAccounts.delete(s);
 }

@@ -5,9 +5,9 @@ import { systemClock } from '../../src/clock';
 import { startDemoProvider } from '../../src/demo/provider';
 import { staffOperations } from '../../src/staff/operations';
 import { testConfig, testDb } from '../helpers/env';
-import { startFakeAnthropic, type FakeAnthropic } from '../helpers/fakeAnthropic';
-import { startFakeUpstream, type FakeUpstream } from '../helpers/fakeUpstream';
-import { createCustomer, startTestGateway, UPSTREAM_KEY, UPSTREAM_KEY_ENV, type Customer } from '../helpers/gateway';
+import type { FakeAnthropic } from '../helpers/fakeAnthropic';
+import type { FakeUpstream } from '../helpers/fakeUpstream';
+import { createCustomer, startAnthropicUpstreams, startTestGateway, UPSTREAM_KEY, UPSTREAM_KEY_ENV, type Customer } from '../helpers/gateway';
 
 /**
  * Anthropic's Messages API on the gateway, with the official @anthropic-ai/sdk
@@ -31,13 +31,10 @@ let mixed: string;
 let gpt: string;
 
 beforeAll(async () => {
-  anthropicUp = await startFakeAnthropic({ apiKey: UPSTREAM_KEY });
-  openaiUp = await startFakeUpstream({ apiKey: UPSTREAM_KEY });
-  customer = await createCustomer(db, openaiUp.url);
+  const up = await startAnthropicUpstreams(db);
+  ({ anthropicUp, openaiUp, customer } = up);
+  const { ops, tag, provider } = up;
   gpt = customer.model;
-  const ops = staffOperations({ db, clock: systemClock });
-  const tag = customer.provider.slice(5);
-  const provider = await ops.addProvider({ name: `anthropic-${tag}`, baseUrl: anthropicUp.url, apiKeyEnv: UPSTREAM_KEY_ENV, kind: 'anthropic' });
   const price = { inputPerMtok: '3', cachedInputPerMtok: '0.3', cacheWritePerMtok: '3.75', cacheWrite1hPerMtok: '6', outputPerMtok: '15', effectiveFrom: '2020-01-01T00:00:00Z' };
   claude = `claude-${tag}`;
   await ops.addModel({ name: claude, provider: provider.name, upstreamModel: 'claude-fake-1', ...price });
@@ -135,6 +132,22 @@ describe('passthrough to an Anthropic provider', () => {
     expect(err).toBeInstanceOf(Anthropic.BadRequestError);
     expect(err!.error).toMatchObject({ error: { type: 'invalid_request_error', message: expect.stringContaining('web_search_20250305') } });
     expect(anthropicUp.requests.length).toBe(before);
+  });
+
+  it('refuses betas whose billing is not metered (context-1m), naming the beta, and forwards allowed ones', async () => {
+    const before = anthropicUp.requests.length;
+    const params = { model: claude, max_tokens: 100, messages: [{ role: 'user' as const, content: 'long' }] };
+    const err = await client.messages
+      .create(params, { headers: { 'anthropic-beta': 'prompt-caching-2024-07-31, context-1m-2025-08-07' } })
+      .then(
+        () => undefined,
+        (e: unknown) => e as ApiError,
+      );
+    expect(err).toBeInstanceOf(Anthropic.BadRequestError);
+    expect(err!.error).toMatchObject({ type: 'error', error: { type: 'invalid_request_error', message: expect.stringContaining("'context-1m-2025-08-07'") } });
+    expect(anthropicUp.requests.length).toBe(before);
+    await client.messages.create(params, { headers: { 'anthropic-beta': 'extended-cache-ttl-2025-04-11, interleaved-thinking-2025-05-14' } });
+    expect(anthropicUp.requests.at(-1)!.headers['anthropic-beta']).toBe('extended-cache-ttl-2025-04-11,interleaved-thinking-2025-05-14');
   });
 
   it('counts tokens through the provider', async () => {

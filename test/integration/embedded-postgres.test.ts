@@ -122,6 +122,19 @@ describe('embedded PostgreSQL', () => {
     expect(fs.existsSync(path.join(dir, 'pg'))).toBe(false);
   });
 
+  it('bootstrap refuses to embed with NODE_ENV=production (any case) and no DATABASE_URL, in one line', async () => {
+    for (const [nodeEnv, embedded] of [['production', '1'], ['Production', 'auto']] as const) {
+      const dir = dataDir();
+      // MIXROUTE_EMBEDDED_PG=1 or (auto) nothing answering on 127.0.0.1:5432: it would embed, on a port where nothing answers.
+      const env = { ...bootstrapEnv(dir, await freePort()), NODE_ENV: nodeEnv, MIXROUTE_EMBEDDED_PG: embedded };
+      if (embedded === 'auto' && (await portInUse(5432))) continue; // auto embeds only when nothing answers on 5432
+      const r = spawnSync('bash', ['scripts/bootstrap.sh', '--', 'true'], { cwd: ROOT, env, encoding: 'utf8' });
+      expect(r.status).toBe(1);
+      expect(r.stderr.trim().split('\n')).toEqual(['[bootstrap] DATABASE_URL must be set when NODE_ENV=production (the embedded PostgreSQL is for development only)']);
+      expect(fs.existsSync(path.join(dir, 'pg'))).toBe(false);
+    }
+  });
+
   it('is shared with a second command while the first runs, and goes when the first launcher is killed outright (SIGKILL)', async () => {
     const dir = dataDir();
     const port = await freePort();
@@ -155,6 +168,28 @@ describe('embedded PostgreSQL', () => {
     launcher.kill('SIGKILL');
     await until('the server to stop after its launcher died', async () => !(await portInUse(port)));
     if (sleeper) process.kill(Number(sleeper));
+  });
+
+  it('refuses a data folder that is a symbolic link, or that is not empty and holds no cluster, and changes nothing in it', async () => {
+    const dir = dataDir();
+    const elsewhere = fs.mkdtempSync(path.join(os.tmpdir(), 'mixroute-epg-target-'));
+    fs.chmodSync(elsewhere, 0o755);
+    fs.writeFileSync(path.join(elsewhere, 'keep.txt'), 'not PostgreSQL\n');
+    const before = fs.statSync(elsewhere);
+    fs.symlinkSync(elsewhere, path.join(dir, 'pg'));
+    // As root, an existing user to run as (nothing is created); the refusal comes before any use of it.
+    const opts = { port: await freePort(), logFile: path.join(dir, 'pg.log'), env: process.env, osUsers: ['nobody'] };
+    await expect(startEmbeddedPostgres({ ...opts, dataDir: path.join(dir, 'pg') })).rejects.toThrow(/is a symbolic link/);
+    const after = fs.statSync(elsewhere);
+    expect({ uid: after.uid, mode: after.mode }).toEqual({ uid: before.uid, mode: before.mode });
+    expect(fs.readdirSync(elsewhere)).toEqual(['keep.txt']);
+
+    // The same folder named directly: not empty, no data/PG_VERSION.
+    await expect(startEmbeddedPostgres({ ...opts, dataDir: elsewhere })).rejects.toThrow(/not empty and holds no PostgreSQL cluster/);
+    const still = fs.statSync(elsewhere);
+    expect({ uid: still.uid, mode: still.mode }).toEqual({ uid: before.uid, mode: before.mode });
+    expect(fs.readdirSync(elsewhere)).toEqual(['keep.txt']);
+    fs.rmSync(elsewhere, { recursive: true, force: true });
   });
 
   it.skipIf(!isRoot)('as root on a machine without its OS user, creates a system user for it and hands it the data folder', async () => {

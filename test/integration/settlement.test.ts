@@ -1,10 +1,12 @@
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { Money } from '../../src/billing/money';
 import { systemClock } from '../../src/clock';
-import type { Db } from '../../src/db/knex';
+import { createDb, type Db } from '../../src/db/knex';
 import { acquireHold } from '../../src/db/holds';
 import { postEntry } from '../../src/db/ledger';
 import { checkBalances, checkUsage } from '../../src/db/reconciliation';
@@ -12,7 +14,9 @@ import { settleAccountUsage, settleShardUsage } from '../../src/db/settlement';
 import { shardOf } from '../../src/metering/shards.rules';
 import { staffOperations } from '../../src/staff/operations';
 import { workflowIds } from '../../src/temporal/conventions';
+import { billingActivities } from '../../activities/billing';
 import { accountMetering } from '../../workflows/accountMetering';
+import { settlementShard } from '../../workflows/settlementShard';
 import { settlementShardStatusQuery, settlementWakeSignal } from '../../workflows/messages';
 import { BIN, runCliJson } from '../helpers/cli';
 import { testConfig, testDb, testEnv } from '../helpers/env';
@@ -318,6 +322,97 @@ describe('set-based shard settlement (a database of its own)', () => {
     const ctx = { db: stack.db, reportId: '00000000-0000-4000-8000-000000000000', window: { scope: 'day' as const, label: start.slice(0, 10), start, end }, now, settlementLagS: 900, paymentGraceS: 900, overdraftAllowance: new Money(0) };
     expect(await checkUsage(ctx)).toEqual([]);
     expect(await checkBalances(ctx)).toEqual([]);
+  });
+
+  it('one account whose usage cannot be settled (a data error) does not hold back the rest of its pass', async () => {
+    const [healthy1, bad, healthy2] = await newAccounts(3);
+    // Two events at the largest cost NUMERIC(24,12) holds: their sum (the ledger entry's amount, the
+    // usage_hourly cost and the balance) overflows it, SQLSTATE 22003, in the shard pass and alone alike.
+    const max = '999999999999.999999999999';
+    await insertUsageEvents(stack.db, [
+      { account_id: healthy1!, occurred_at: hour(0), cost: '0.25' },
+      { account_id: bad!, occurred_at: hour(0), cost: max },
+      { account_id: bad!, occurred_at: hour(0), cost: max },
+      { account_id: healthy2!, occurred_at: hour(0), cost: '0.5' },
+    ]);
+    const named = [healthy1!, bad!, healthy2!];
+    await expect(settleShardUsage(stack.db, { shard: 0, shards: 1, accounts: named, limit: 5_000 })).rejects.toMatchObject({ code: '22003' });
+
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
+    const activities = billingActivities({ db: stack.db, billing: { ...own.billing, settlementShards: 1 }, logger });
+    const r = await activities.settleShard({ shard: 0, accounts: named });
+    expect(r).toMatchObject({ events: 2, accounts: 2, cost: '0.75', more: false, failedAccounts: 1 });
+    await expectBooksAgree(stack.db, healthy1!, '10');
+    await expectBooksAgree(stack.db, healthy2!, '10');
+    expect(await allUnsettledOf([healthy1!, healthy2!])).toBe(0);
+    expect(await allUnsettledOf([bad!])).toBe(2);
+    expect(await stack.db('ledger_entries').where({ account_id: bad!, kind: 'usage' }).first()).toBeUndefined();
+    // The account that failed is logged by id and SQLSTATE, nothing of its usage.
+    const failed = lines.filter((l) => l.accountId !== undefined);
+    expect(failed).toEqual([expect.objectContaining({ level: 50, shard: 0, accountId: bad!, code: '22003' })]);
+    expect(JSON.stringify(lines)).not.toContain('999999999999');
+
+    // A sweep of the shard goes on the same way, and stops (more: false) with the bad account still unsettled.
+    await insertUsageEvents(stack.db, [{ account_id: healthy1!, occurred_at: hour(0), cost: '0.125' }]);
+    expect(await activities.settleShard({ shard: 0 })).toMatchObject({ events: 1, accounts: 1, more: false, failedAccounts: 1 });
+    await expectBooksAgree(stack.db, healthy1!, '10');
+    expect(await allUnsettledOf([bad!])).toBe(2);
+
+    // Not a data error (the connection is gone): thrown, for the workflow to retry the pass.
+    const gone = createDb({ databaseUrl: 'postgres://nobody:x@127.0.0.1:1/none', poolMax: 1, applicationName: 'mixroute-test' });
+    try {
+      await expect(billingActivities({ db: gone, billing: { ...own.billing, settlementShards: 1 }, logger }).settleShard({ shard: 0, accounts: named })).rejects.toThrow();
+    } finally {
+      await gone.destroy();
+    }
+    // Reconciliation's overdue-usage repair meets the same refusal: the account is flagged for billing
+    // staff with the SQLSTATE, and the check goes on instead of failing.
+    const window = { scope: 'day' as const, label: 'test', start: hour(2).toISOString(), end: new Date().toISOString() };
+    const found = await checkUsage({ db: stack.db, reportId: randomUUID(), window, now: new Date(), settlementLagS: 0, paymentGraceS: 0, overdraftAllowance: new Money(0) });
+    expect(found.filter((d) => d.accountId === bad!)).toEqual([
+      expect.objectContaining({ kind: 'unsettled_usage', resolution: 'needs_attention', details: expect.objectContaining({ refusedWith: '22003', events: 2 }) }),
+    ]);
+    // Leave the database as the next test expects it: nothing unsettled.
+    await stack.db('usage_events').where({ account_id: bad! }).delete();
+  });
+
+  it('a sweep cut short by a long history is carried to the next generation, not left for the sweep timer', async () => {
+    const ids = (await newAccounts(6)).sort();
+    await insertUsageEvents(stack.db, ids.flatMap((id) => [0, 1].map(() => ({ account_id: id, occurred_at: hour(0), cost: '0.001' }))));
+    // Two events a pass: the sweep's first pass takes the first account (account-id order), whose balance row
+    // this transaction holds, so the pass waits and the workflow task heartbeats (every 0.8 s of a 1 s task
+    // timeout), which makes the history long in the middle of the sweep.
+    const cfg = { ...own, billing: { ...own.billing, settlementShards: 1, settlementBatchEvents: 2 } };
+    const blocker = await stack.db.transaction();
+    await blocker('account_balances').where({ account_id: ids[0]! }).forUpdate().first();
+    await withTestWorker(cfg, stack.db, async () => {
+      const handle = await stack.client.workflow.signalWithStart(settlementShard, {
+        taskQueue: own.temporal.taskQueue,
+        workflowId: `${workflowIds.settlement(0, own.temporal.taskQueue)}:cut-short`,
+        workflowTaskTimeout: '1s',
+        args: [{ shard: 0, maxHistoryEvents: 6, minIntervalMs: 0, sweepMs: 86_400_000 }],
+        signal: settlementWakeSignal,
+        signalArgs: [{ events: 0, cost: '0', lastOccurredAt: new Date().toISOString(), sweep: true }],
+      });
+      const first = stack.client.workflow.getHandle(handle.workflowId, handle.signaledRunId);
+      try {
+        // Started, signalled, a task, and a heartbeat's task: the history is long (>= 6) once the pass returns.
+        await until(async () => ((await first.fetchHistory()).events?.length ?? 0) >= 7);
+        await blocker.rollback();
+        await until(async () => (await first.describe()).status.name === 'CONTINUED_AS_NEW');
+        const history = await first.fetchHistory();
+        const payload = history.events?.at(-1)?.workflowExecutionContinuedAsNewEventAttributes?.input?.payloads?.[0];
+        const carried = defaultPayloadConverter.fromPayload<{ state: { sweepPending: boolean; sweeps: number } }>(payload as never);
+        expect(carried.state).toMatchObject({ sweeps: 1, sweepPending: true });
+        // The next generation sweeps the rest at once (its sweep timer is a day away).
+        await until(async () => (await allUnsettledOf(ids)) === 0);
+      } finally {
+        if (!blocker.isCompleted()) await blocker.rollback();
+        await handle.terminate('test done').catch(() => undefined);
+      }
+    });
+    for (const id of ids) await expectBooksAgree(stack.db, id, '10');
   });
 
   it('`mixroute settlement migrate` starts every shard with a sweep and drains the per-account workflows', async () => {

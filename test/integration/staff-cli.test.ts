@@ -96,6 +96,11 @@ describe('mixroute staff verbs', () => {
     const badEnv = await runCli(['accounts', 'list'], { ...env, ADMIN_PORT: 'many' });
     expect(badEnv.code).toBe(2);
     expectOneLineError(badEnv.stderr, /ADMIN_PORT/);
+
+    // The demo's traffic is never sent in production (NODE_ENV in any case), before anything is touched.
+    const demo = await runCli(['demo', 'traffic', '--seconds', '1'], { ...env, NODE_ENV: 'Production' });
+    expect(demo.code).toBe(2);
+    expectOneLineError(demo.stderr, /NODE_ENV=production/);
   });
 
   it('prints --help for every verb', async () => {

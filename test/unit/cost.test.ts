@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { computeCost, costString, type TokenPrice } from '../../src/billing/cost';
+import { computeCost, costString, reservationBound, type TokenPrice } from '../../src/billing/cost';
 import { Money, roundToMinorUnit } from '../../src/billing/money';
 import { normalizeUsage, ZERO_USAGE, type NormalizedUsage } from '../../src/billing/usage';
 
@@ -98,5 +98,29 @@ describe('costString', () => {
     expect(costString(new Money('1e21'))).toBe('1000000000000000000000');
     expect(costString(new Money('-0.0000000000001'))).toBe('0');
     expect(costString(new Money(0))).toBe('0');
+  });
+});
+
+describe('reservationBound', () => {
+  const SONNET: TokenPrice = { inputPerMtok: '3', cachedInputPerMtok: '0.30', outputPerMtok: '15', cacheWritePerMtok: '3.75', cacheWrite1hPerMtok: '6' };
+
+  it('holds at least what a prompt written to the one-hour cache costs', () => {
+    const written = computeCost(usage({ cacheWriteTokens: 2_048, cacheWrite1hTokens: 2_048, outputTokens: 100 }), SONNET).total;
+    const bound = reservationBound(SONNET, 2_048, 100);
+    expect(costString(written)).toBe('0.013788');
+    expect(costString(bound)).toBe('0.013788'); // 2,048 × 6 / 1e6 + 100 × 15 / 1e6
+    expect(bound.gte(written)).toBe(true);
+  });
+
+  it('holds at least what a five-minute cache write costs when there is no one-hour price', () => {
+    const price: TokenPrice = { ...SONNET, cacheWrite1hPerMtok: null };
+    const written = computeCost(usage({ cacheWriteTokens: 1_024 }), price).total;
+    expect(costString(reservationBound(price, 1_000, 0))).toBe('0.00384'); // 1,024 × 3.75 / 1e6
+    expect(reservationBound(price, 1_000, 0).gte(written)).toBe(true);
+  });
+
+  it('prices input at the input price when no cache price is higher', () => {
+    expect(costString(reservationBound(GPT4O, 1, 10))).toBe('0.00266'); // 1,024 × 2.5 / 1e6 + 10 × 10 / 1e6
+    expect(costString(reservationBound({ ...GPT4O, cachedInputPerMtok: null }, 0, 0))).toBe('0');
   });
 });

@@ -9,6 +9,11 @@ describe('dev settings', () => {
     expect(loadConfig({ DEV_DEMO: '0' }).dev.demo).toBe(false);
     expect(loadConfig({ NODE_ENV: 'production' }).dev.demo).toBe(false);
     expect(loadConfig({ NODE_ENV: 'production', DEV_DEMO: '1' }).dev.demo).toBe(false);
+    // Any case is production.
+    for (const NODE_ENV of ['Production', 'PRODUCTION', ' production ']) {
+      expect(loadConfig({ NODE_ENV }).dev).toMatchObject({ demo: false, production: true });
+    }
+    expect(loadConfig({ NODE_ENV: 'development' }).dev).toMatchObject({ demo: true, production: false });
     expect(() => loadConfig({ DEV_DEMO: 'yes' })).toThrow(/DEV_DEMO/);
   });
 

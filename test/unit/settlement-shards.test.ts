@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { nameAccount } from '../../src/metering/batcher';
 import { allShards, shardOf } from '../../src/metering/shards.rules';
 import { workflowIds } from '../../src/temporal/conventions';
+import type { UsageRecordedSignal } from '../../workflows/messages';
 
 describe('settlement shards', () => {
   it('maps an account id to the same shard every time, from the id alone', () => {
@@ -36,5 +38,26 @@ describe('settlement shards', () => {
   it('names shard workflows by shard, qualified by a task queue other than the default', () => {
     expect(workflowIds.settlement(3, 'mixroute')).toBe('settlement:3');
     expect(workflowIds.settlement(3, 'test-abc')).toBe('settlement:test-abc:3');
+  });
+});
+
+describe("a shard wake-up's account names", () => {
+  it('names each account once, up to 1,000, then asks for a sweep; without scanning the names for each record', () => {
+    // The list counts its own scans (includes, indexOf): one per record would be quadratic in a batch.
+    let scans = 0;
+    const accounts: string[] = [];
+    for (const method of ['includes', 'indexOf'] as const) {
+      const scan = accounts[method].bind(accounts) as (v: string) => unknown;
+      Object.defineProperty(accounts, method, { value: (v: string) => ((scans += 1), scan(v)) });
+    }
+    const summary: UsageRecordedSignal = { events: 0, cost: '0', lastOccurredAt: '', accounts };
+    const ids = Array.from({ length: 1_000 }, () => randomUUID());
+    for (const id of [...ids, ...ids]) nameAccount(summary, id);
+    expect(scans).toBe(0);
+    expect(summary.accounts).toEqual(ids);
+    expect(summary.sweep).toBeUndefined();
+    nameAccount(summary, randomUUID());
+    expect(summary).toMatchObject({ sweep: true });
+    expect(summary.accounts).toBeUndefined();
   });
 });

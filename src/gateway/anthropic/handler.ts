@@ -1,7 +1,9 @@
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import { computeCost, costString, reservationBound } from '../../billing/cost';
 import { normalizeUsage, ZERO_USAGE, type NormalizedUsage, type UsageConvention } from '../../billing/usage';
+import { judgeAttempt, type AttemptFailure } from '../attempts';
 import type { ForwarderDeps } from '../forwarder';
+import { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_STREAM_EVENT_BYTES, drained, memo, readLimited } from '../relay';
 import type { Meter } from '../meter';
 import { sendOpenAIError } from '../openaiError';
 import { outputBound, outputLimitParams } from '../requests';
@@ -12,7 +14,7 @@ import { inspectEvent } from '../streamInspector';
 import { countTextTokens, estimatePromptTokens } from '../tokenEstimate';
 import { callUpstream, callUpstreamWhole, isBodyTimeout, UpstreamCancel, type UpstreamCall } from '../upstream';
 import { anthropicErrorType, anthropicErrorTypeOf, OVERLOADED_STATUS, sendAnthropicError } from './errors';
-import { anthropicHeaders, countTokensSchema, firstMessagesIssue, messagesSchema } from './requests';
+import { anthropicHeaders, countTokensSchema, firstMessagesIssue, messagesSchema, refusedBeta } from './requests';
 import {
   chatAnswerToMessages,
   ChatToMessagesStream,
@@ -57,6 +59,8 @@ const MAX_ERROR_BODY = 64 * 1024;
  */
 const UNBILLED_SERVER_TOOLS = /^(web_search|code_execution)_/;
 const RELAYED_FOLD_BYTES = 1024 * 1024;
+/** A final 5xx's error code; 529 is Anthropic's "overloaded". */
+const anthropicStatusCode = (status: number): string => (status === OVERLOADED_STATUS ? 'overloaded_error' : `upstream_${status}`);
 
 export class AnthropicHandler {
   constructor(private readonly deps: ForwarderDeps) {}
@@ -76,6 +80,8 @@ export class AnthropicHandler {
     meter.stream = body.stream === true;
     const paid = Array.isArray(body.tools) ? body.tools.find((t: Obj) => typeof t?.type === 'string' && UNBILLED_SERVER_TOOLS.test(t.type)) : undefined;
     if (paid) return fail(400, `tools: the server tool '${String(paid.type).slice(0, 64)}' is billed by the provider beyond tokens and is not offered through this gateway.`, 'server_tool_not_offered');
+    const beta = refusedBeta(headers);
+    if (beta) return fail(400, beta, 'beta_not_offered');
     const entry = this.deps.routing.get(body.model);
     if (!entry) return fail(404, `model: ${body.model}`, 'model_not_found');
     await this.run('messages', body, raw?.length ?? 0, { perChoice: body.max_tokens, choices: 1 }, entry, headers, res, meter);
@@ -102,6 +108,8 @@ export class AnthropicHandler {
     }
     const check = countTokensSchema.safeParse(parsed);
     if (!check.success) return fail(400, firstMessagesIssue(check.error), 'invalid_value');
+    const beta = refusedBeta(headers);
+    if (beta) return fail(400, beta, 'beta_not_offered');
     const body = check.data as Obj;
     const entry = this.deps.routing.get(body.model);
     if (!entry) return fail(404, `model: ${body.model}`, 'model_not_found');
@@ -299,8 +307,8 @@ export class AnthropicHandler {
     signal: UpstreamCancel,
     meter: Meter,
     stream: boolean,
-  ): Promise<{ call: UpstreamCall; speaks: Client } | { failure: 'unreachable' | 'timeout' | 'upstream_5xx' | 'upstream_auth'; code: string; upstreamStatus?: number } | { untranslatable: string }> {
-    let last: { failure: 'unreachable' | 'timeout' | 'upstream_5xx' | 'upstream_auth'; code: string; upstreamStatus?: number } | { untranslatable: string } = { failure: 'unreachable', code: 'no_route' };
+  ): Promise<{ call: UpstreamCall; speaks: Client } | AttemptFailure | { untranslatable: string }> {
+    let last: AttemptFailure | { untranslatable: string } = { failure: 'unreachable', code: 'no_route' };
     const routes = entry.routes;
     for (let i = 0; i < routes.length; i++) {
       const route = routes[i]!;
@@ -322,38 +330,10 @@ export class AnthropicHandler {
         agent: this.deps.agent, route, path: attempt.path, body: attempt.body, signal, env: this.deps.env,
         maxResponseBytes: this.deps.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES, auth: attempt.auth, headers: attempt.headers,
       });
-      if (signal.aborted) {
-        if ('response' in result) result.response.body.destroy();
-        return { failure: 'unreachable', code: 'client_closed' };
-      }
-      if ('kind' in result) {
-        meter.upstreamMs = (meter.upstreamMs ?? 0) + (performance.now() - attemptStart);
-        last = { failure: result.kind, code: result.code };
-        if (result.kind === 'timeout' || isLast) return last;
-        this.deps.logger.warn({ requestId: meter.requestId, provider: route.provider, code: result.code }, 'upstream unreachable; trying the next route');
-        continue;
-      }
-      const status = result.response.statusCode;
-      const authRefused = status === 401 || status === 403;
-      if (authRefused) {
-        this.deps.onUpstreamAuthFailure?.(route.provider, status);
-        this.deps.logger.warn({ requestId: meter.requestId, provider: route.provider, status }, 'upstream refused the gateway credential');
-      }
-      // 529 is Anthropic's "overloaded": a 5xx in all but number.
-      if ((status >= 500 || status === 429 || authRefused) && !isLast) {
-        result.response.body.destroy();
-        meter.upstreamMs = (meter.upstreamMs ?? 0) + (performance.now() - attemptStart);
-        this.deps.logger.warn({ requestId: meter.requestId, provider: route.provider, status }, 'upstream failed; trying the next route');
-        continue;
-      }
-      if (status >= 500 || authRefused) {
-        result.response.body.destroy();
-        meter.upstreamMs = (meter.upstreamMs ?? 0) + (performance.now() - attemptStart);
-        return authRefused
-          ? { failure: 'upstream_auth', code: 'upstream_auth_failed', upstreamStatus: status }
-          : { failure: 'upstream_5xx', code: status === OVERLOADED_STATUS ? 'overloaded_error' : `upstream_${status}`, upstreamStatus: status };
-      }
-      return { call: result, speaks: attempt.speaks };
+      const judged = judgeAttempt(this.deps, result, route, isLast, attemptStart, signal, meter, anthropicStatusCode);
+      if (judged === null) continue;
+      if ('failure' in judged) return judged;
+      return { call: judged, speaks: attempt.speaks };
     }
     return last;
   }
@@ -549,20 +529,6 @@ class Translated implements StreamRelay {
   deliveredTokens = () => countTextTokens(this.t.text.slice(0, RELAYED_FOLD_BYTES * 4));
 }
 
-async function readLimited(body: AsyncIterable<Uint8Array> & { destroy(): void }, limit: number): Promise<string> {
-  const parts: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    parts.push(Buffer.from(chunk));
-    size += chunk.length;
-    if (size >= limit) {
-      body.destroy();
-      break;
-    }
-  }
-  return Buffer.concat(parts).toString('utf8').slice(0, limit);
-}
-
 /** error.message of an OpenAI or Anthropic error body, bounded. */
 function providerMessage(text: string): string | null {
   try {
@@ -584,31 +550,5 @@ function openaiErrorCode(text: string): string | null {
   }
 }
 
-function memo<T>(fn: () => T): () => T {
-  let done = false;
-  let value: T;
-  return () => {
-    if (!done) {
-      value = fn();
-      done = true;
-    }
-    return value;
-  };
-}
 
-function drained(res: ServerResponse): Promise<void> {
-  if (res.destroyed || res.writableEnded) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.on('drain', done);
-    res.on('close', done);
-  });
-}
-
-const DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024;
-const DEFAULT_MAX_STREAM_EVENT_BYTES = 16 * 1024 * 1024;
 

@@ -75,14 +75,19 @@ export const MESSAGES_STREAM_EVENTS: string[] = [
   ev('message_stop', {}),
 ];
 
-function answerMessages(res: http.ServerResponse, raw: Buffer): void {
-  let body: { stream?: unknown };
+/** The request's JSON body, or undefined once a 400 has been sent for it. */
+function bodyOr400<T>(res: http.ServerResponse, raw: Buffer): T | undefined {
   try {
-    body = JSON.parse(raw.toString('utf8')) as typeof body;
+    return JSON.parse(raw.toString('utf8')) as T;
   } catch {
     res.writeHead(400, { 'content-type': 'application/json', 'content-length': badJson.length }).end(badJson);
-    return;
+    return undefined;
   }
+}
+
+function answerMessages(res: http.ServerResponse, raw: Buffer): void {
+  const body = bodyOr400<{ stream?: unknown }>(res, raw);
+  if (body === undefined) return;
   if (body?.stream !== true) {
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': message.length }).end(message);
     return;
@@ -94,13 +99,8 @@ function answerMessages(res: http.ServerResponse, raw: Buffer): void {
 }
 
 function answer(res: http.ServerResponse, raw: Buffer): void {
-  let body: { stream?: unknown; stream_options?: { include_usage?: unknown } | null };
-  try {
-    body = JSON.parse(raw.toString('utf8')) as typeof body;
-  } catch {
-    res.writeHead(400, { 'content-type': 'application/json', 'content-length': badJson.length }).end(badJson);
-    return;
-  }
+  const body = bodyOr400<{ stream?: unknown; stream_options?: { include_usage?: unknown } | null }>(res, raw);
+  if (body === undefined) return;
   if (body?.stream !== true) {
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': completion.length }).end(completion);
     return;

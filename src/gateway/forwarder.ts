@@ -5,6 +5,8 @@ import { normalizeUsage, ZERO_USAGE, type NormalizedUsage } from '../billing/usa
 import type { Logger } from '../logger';
 import type { Endpoint } from '../metering/record';
 import { AnthropicHandler } from './anthropic/handler';
+import { judgeAttempt, upstreamStatusCode, type AttemptFailure } from './attempts';
+import { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_STREAM_EVENT_BYTES, drained, memo, readLimited } from './relay';
 import type { BalanceGate } from './balanceGate';
 import type { Meter } from './meter';
 import { sendOpenAIError } from './openaiError';
@@ -181,11 +183,8 @@ export class Forwarder {
     signal: UpstreamCancel,
     meter: Meter,
     bound: { endpoint: Exclude<Endpoint, 'embeddings'>; tokens: number } | null,
-  ): Promise<{ call: UpstreamCall } | { failure: CallFailure; code: string; upstreamStatus?: number }> {
-    let last: { failure: CallFailure; code: string; upstreamStatus?: number } = {
-      failure: 'unreachable',
-      code: 'no_route',
-    };
+  ): Promise<{ call: UpstreamCall } | AttemptFailure> {
+    const last: AttemptFailure = { failure: 'unreachable', code: 'no_route' };
     const routes: Route[] = entry.routes;
     for (let i = 0; i < routes.length; i++) {
       const route = routes[i]!;
@@ -198,41 +197,10 @@ export class Forwarder {
       // A streamed answer is relayed as it arrives; any other is relayed whole, so it is read whole.
       const call = upstreamBody.stream === true ? callUpstream : callUpstreamWhole;
       const result = await call({ agent: this.deps.agent, route, path: endpointPaths[endpoint], body, signal, env: this.deps.env, maxResponseBytes: this.maxResponseBytes });
-      if (signal.aborted) {
-        if ('response' in result) result.response.body.destroy();
-        return { failure: 'unreachable', code: 'client_closed' };
-      }
-      const isLast = i === routes.length - 1;
-      if ('kind' in result) {
-        meter.upstreamMs = (meter.upstreamMs ?? 0) + (performance.now() - attemptStart);
-        last = { failure: result.kind, code: result.code };
-        // A timeout waiting for headers is not retried elsewhere: it already cost the client the timeout.
-        if (result.kind === 'timeout' || isLast) return last;
-        this.deps.logger.warn({ requestId: meter.requestId, provider: route.provider, code: result.code }, 'upstream unreachable; trying the next route');
-        continue;
-      }
-      const status = result.response.statusCode;
-      // A provider refusing our credential is our problem, not the client's: its answer
-      // (which may describe our account with it) is never relayed, only counted.
-      const authRefused = status === 401 || status === 403;
-      if (authRefused) {
-        this.deps.onUpstreamAuthFailure?.(route.provider, status);
-        this.deps.logger.warn({ requestId: meter.requestId, provider: route.provider, status }, 'upstream refused the gateway credential');
-      }
-      if ((status >= 500 || status === 429 || authRefused) && !isLast) {
-        result.response.body.destroy();
-        meter.upstreamMs = (meter.upstreamMs ?? 0) + (performance.now() - attemptStart);
-        this.deps.logger.warn({ requestId: meter.requestId, provider: route.provider, status }, 'upstream failed; trying the next route');
-        continue;
-      }
-      if (status >= 500 || authRefused) {
-        result.response.body.destroy();
-        meter.upstreamMs = (meter.upstreamMs ?? 0) + (performance.now() - attemptStart);
-        return authRefused
-          ? { failure: 'upstream_auth', code: 'upstream_auth_failed', upstreamStatus: status }
-          : { failure: 'upstream_5xx', code: `upstream_${status}`, upstreamStatus: status };
-      }
-      return { call: result };
+      const judged = judgeAttempt(this.deps, result, route, i === routes.length - 1, attemptStart, signal, meter, upstreamStatusCode);
+      if (judged === null) continue;
+      if ('failure' in judged) return judged;
+      return { call: judged };
     }
     return last;
   }
@@ -371,20 +339,6 @@ export class Forwarder {
   }
 }
 
-async function readLimited(body: AsyncIterable<Uint8Array> & { destroy(): void }, limit: number): Promise<string> {
-  const parts: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    parts.push(Buffer.from(chunk));
-    size += chunk.length;
-    if (size >= limit) {
-      body.destroy();
-      break;
-    }
-  }
-  return Buffer.concat(parts).toString('utf8').slice(0, limit);
-}
-
 function isOpenAIError(text: string): boolean {
   try {
     const j = JSON.parse(text) as { error?: { message?: unknown } };
@@ -405,36 +359,7 @@ function providerErrorCode(text: string): string | null {
   return null;
 }
 
-function memo<T>(fn: () => T): () => T {
-  let done = false;
-  let value: T;
-  return () => {
-    if (!done) {
-      value = fn();
-      done = true;
-    }
-    return value;
-  };
-}
 
-type CallFailure = 'unreachable' | 'timeout' | 'upstream_5xx' | 'upstream_auth';
-
-const DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024;
-const DEFAULT_MAX_STREAM_EVENT_BYTES = 16 * 1024 * 1024;
-
-/** Resolves once the response can take more (or is gone). */
-function drained(res: ServerResponse): Promise<void> {
-  if (res.destroyed || res.writableEnded) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.on('drain', done);
-    res.on('close', done);
-  });
-}
 
 /** Cheap pre-check before parsing an SSE event: only a non-null usage object needs a look. */
 function mayCarryUsage(event: string): boolean {

@@ -12,16 +12,11 @@ export interface SecurityEvent {
   userAgent: string | null;
 }
 
-/** One row's worth: the events of one kind, reason, address (IPv6: /64) and key within one window. */
-interface Tally {
-  kind: SecurityEvent['kind'];
-  reason: string;
-  accountId: string | null;
-  apiKeyId: string | null;
-  /** The window's first request: names the row (see flush). */
-  requestId: string;
-  sourceIp: string | null;
-  userAgent: string | null;
+/**
+ * One row's worth: the events of one kind, reason, address (IPv6: /64) and key within one window.
+ * Its requestId is the window's first request: it names the row (see flush).
+ */
+interface Tally extends SecurityEvent {
   windowStart: number;
   firstAt: number;
   lastAt: number;

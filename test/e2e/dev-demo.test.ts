@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,7 +7,8 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { dropDatabase } from '../../src/db/database';
 import { createDb } from '../../src/db/knex';
 import { freePort } from '../../src/util/ports';
-import { BIN, runCli } from '../helpers/cli';
+import { runCli } from '../helpers/cli';
+import { startDev, stopDevRuns, until, waitForOutput } from '../helpers/devProcess';
 import { testConfig, testEnv } from '../helpers/env';
 import { ownDatabaseUrl } from '../helpers/ownDatabase';
 
@@ -17,51 +17,10 @@ import { ownDatabaseUrl } from '../helpers/ownDatabase';
  * prints a key, and a request with that key is answered offline by the local
  * demo provider, metered and deducted. A second run creates nothing twice.
  */
-interface DevRun {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<number | null>;
-}
-const runs: DevRun[] = [];
 const databaseUrl = ownDatabaseUrl('devdemo');
 
-afterEach(async () => {
-  for (const run of runs.splice(0)) {
-    if (run.child.exitCode !== null || run.child.signalCode !== null) continue;
-    run.child.kill('SIGINT');
-    const stopped = await Promise.race([run.exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 30_000))]);
-    if (!stopped) run.child.kill('SIGKILL');
-  }
-});
+afterEach(stopDevRuns);
 afterAll(() => dropDatabase(databaseUrl));
-
-function startDev(env: Record<string, string>): DevRun {
-  const child = spawn(process.execPath, [BIN, 'dev'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const run = { child, output: () => out, exited };
-  runs.push(run);
-  return run;
-}
-
-async function waitForOutput(run: DevRun, text: string): Promise<void> {
-  while (!run.output().includes(text)) {
-    if (run.child.exitCode !== null) throw new Error(`mixroute dev exited early:\n${run.output()}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 describe('mixroute dev demo', () => {
   it('on a fresh database prints a key whose requests are answered offline, metered and deducted; a re-run creates nothing twice', async () => {

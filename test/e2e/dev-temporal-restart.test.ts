@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,7 +6,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { dropDatabase } from '../../src/db/database';
 import { createDb } from '../../src/db/knex';
 import { freePort, portInUse } from '../../src/util/ports';
-import { BIN } from '../helpers/cli';
+import { alive, startDev, stopDevRuns, until as untilWithin } from '../helpers/devProcess';
 import { testConfig, testEnv } from '../helpers/env';
 import { ownDatabaseUrl } from '../helpers/ownDatabase';
 
@@ -17,53 +16,12 @@ import { ownDatabaseUrl } from '../helpers/ownDatabase';
  * on the same state file, and settlement catches up with every usage event
  * deducted exactly once. Killing `mixroute dev` itself takes the server along.
  */
-interface DevRun {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<number | null>;
-}
-const runs: DevRun[] = [];
 const databaseUrl = ownDatabaseUrl('devrestart');
 
-afterEach(async () => {
-  for (const run of runs.splice(0)) {
-    if (run.child.exitCode !== null || run.child.signalCode !== null) continue;
-    run.child.kill('SIGINT');
-    const stopped = await Promise.race([run.exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 30_000))]);
-    if (!stopped) run.child.kill('SIGKILL');
-  }
-});
+afterEach(stopDevRuns);
 afterAll(() => dropDatabase(databaseUrl));
 
-function startDev(env: Record<string, string>): DevRun {
-  const child = spawn(process.execPath, [BIN, 'dev'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const run = { child, output: () => out, exited };
-  runs.push(run);
-  return run;
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
+const until = <T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 120_000) => untilWithin(what, probe, timeoutMs);
 
 /** `count` requests, five at a time, every third one streamed; returns their status codes. */
 async function send(gateway: string, key: string, count: number): Promise<number[]> {

@@ -1,52 +1,19 @@
 import { Client, Connection } from '@temporalio/client';
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort, portInUse } from '../../src/util/ports';
-import { BIN, runCliJson } from '../helpers/cli';
+import { runCliJson } from '../helpers/cli';
+import { alive, startDev, stopDevRuns, waitForOutput } from '../helpers/devProcess';
 import { testConfig, testEnv } from '../helpers/env';
 
 /**
  * `mixroute dev` as a person runs it: a real process tree, real ports, and
  * Ctrl-C (SIGINT to the dev process) stopping all of it.
  */
-interface DevRun {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<number | null>;
-}
-
-const started: DevRun[] = [];
-// A test that fails half-way must not leave `mixroute dev` (and its Temporal server) running:
-// Ctrl-C it as a user would, then kill it if it does not stop.
-afterEach(async () => {
-  for (const run of started.splice(0)) {
-    if (run.child.exitCode !== null || run.child.signalCode !== null) continue;
-    run.child.kill('SIGINT');
-    const stopped = await Promise.race([run.exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 30_000))]);
-    if (!stopped) run.child.kill('SIGKILL');
-  }
-});
-
-function startDev(env: Record<string, string>): DevRun {
-  const child = spawn(process.execPath, [BIN, 'dev'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const run = { child, output: () => out, exited };
-  started.push(run);
-  return run;
-}
-
-async function waitForOutput(run: DevRun, text: string): Promise<void> {
-  while (!run.output().includes(text)) {
-    if (run.child.exitCode !== null) throw new Error(`mixroute dev exited early:\n${run.output()}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+afterEach(stopDevRuns);
 
 /** The `mixroute <role>` children of a process (tsx's esbuild helper is not one of ours). */
 function roleChildren(pid: number): { pid: number; role: string }[] {
@@ -60,15 +27,6 @@ function roleChildren(pid: number): { pid: number; role: string }[] {
     return [];
   }
 }
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 async function ports() {
   return { gateway: await freePort(), admin: await freePort() };

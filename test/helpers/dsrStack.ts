@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Client } from '@temporalio/client';
+import { Client, Connection } from '@temporalio/client';
+import { afterAll, beforeAll } from 'vitest';
 import { createAdminApp } from '../../src/admin/app';
 import { systemClock } from '../../src/clock';
 import type { Config } from '../../src/config';
@@ -105,3 +106,25 @@ export async function accountWithUsers(db: Db, opts: { billing: string; users: s
 }
 
 export const uniqueEmail = (who: string) => `${who}-${randomUUID().slice(0, 8)}@example.com`;
+
+export type DsrAdmin = Awaited<ReturnType<typeof dsrAdminServer>>;
+
+/**
+ * A test file's Temporal client for `config` (and, with `admin`, the admin
+ * server on it), set up in beforeAll; closed with `db` in afterAll. Its
+ * fields are there once beforeAll has run.
+ */
+export function dsrSuite(config: Config, db: Db, opts: { admin?: boolean } = {}) {
+  const suite = {} as { connection: Connection; client: Client; admin: DsrAdmin };
+  beforeAll(async () => {
+    suite.connection = await Connection.connect({ address: config.temporal.address! });
+    suite.client = new Client({ connection: suite.connection, namespace: config.temporal.namespace });
+    if (opts.admin) suite.admin = await dsrAdminServer(db, config, suite.client);
+  });
+  afterAll(async () => {
+    if (opts.admin) await suite.admin.close();
+    await suite.connection.close();
+    await db.destroy();
+  });
+  return suite;
+}

@@ -7,7 +7,8 @@
  */
 import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
+import { listenTracking, waiterOn } from './servers';
 
 export interface AnthropicBehavior {
   kind: 'ok' | 'error' | 'overloaded' | 'slow' | 'drop-before-headers' | 'drop-mid-stream' | 'hang';
@@ -106,16 +107,7 @@ export async function startFakeAnthropic(opts: { apiKey?: string } = {}): Promis
   let active = 0;
   const sockets = new Set<Socket>();
   const events = new EventEmitter();
-  const waitUntil = (event: string, done: () => boolean) =>
-    new Promise<void>((resolve) => {
-      const check = () => {
-        if (!done()) return;
-        events.off(event, check);
-        resolve();
-      };
-      events.on(event, check);
-      check();
-    });
+  const waitUntil = waiterOn(events);
 
   async function handle(req: IncomingMessage, res: ServerResponse, rec: RecordedAnthropicRequest, state: { closed: boolean; dropped: boolean }) {
     const bufs: Buffer[] = [];
@@ -243,15 +235,7 @@ export async function startFakeAnthropic(opts: { apiKey?: string } = {}): Promis
       req.socket.destroy();
     });
   });
-  server.on('connection', (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const port = await listenTracking(server, sockets);
   return {
     url: `http://127.0.0.1:${port}/v1`,
     requests,

@@ -12,7 +12,8 @@
  */
 import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
+import { listenTracking, waiterOn } from './servers';
 
 export type UsageStyle = 'openai' | 'anthropic' | 'none';
 
@@ -267,15 +268,7 @@ export async function startFakeUpstream(opts: { apiKey?: string } = {}): Promise
     return { ...DEFAULTS, ...Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)) } as Resolved;
   };
 
-  const waitUntil = (event: string, done: () => boolean) => new Promise<void>((resolve) => {
-    const check = () => {
-      if (!done()) return;
-      events.off(event, check);
-      resolve();
-    };
-    events.on(event, check);
-    check();
-  });
+  const waitUntil = waiterOn(events);
 
   async function handle(req: IncomingMessage, res: ServerResponse, rec: RecordedRequest, state: { closed: boolean; dropped: boolean }) {
     const bufs: Buffer[] = [];
@@ -372,15 +365,7 @@ export async function startFakeUpstream(opts: { apiKey?: string } = {}): Promise
       req.socket.destroy();
     });
   });
-  server.on('connection', (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const port = await listenTracking(server, sockets);
 
   return {
     url: `http://127.0.0.1:${port}/v1`,

@@ -10,6 +10,8 @@ import { staffOperations } from '../../src/staff/operations';
 import { postEntry } from '../../src/db/ledger';
 import { Money } from '../../src/billing/money';
 import { testConfig } from './env';
+import { startFakeAnthropic } from './fakeAnthropic';
+import { startFakeUpstream } from './fakeUpstream';
 
 /** Of the only form the gateway reads a provider credential from. */
 export const UPSTREAM_KEY_ENV = 'PROVIDER_FAKE_UPSTREAM_API_KEY';
@@ -101,4 +103,19 @@ export async function createCustomer(
   const user = await ops.createUser({ accountId: account.id, name: `User ${tag}`, email: `user-${tag}@example.com` });
   const key = await ops.createKey({ accountId: account.id, userId: user.id, ...(opts.rateLimitRpm ? { rateLimitRpm: opts.rateLimitRpm } : {}) });
   return { accountId: account.id, userId: user.id, key: key.key, keyId: key.id, model, provider };
+}
+
+/**
+ * The Anthropic tests' upstreams: a fake Anthropic provider and a fake
+ * OpenAI-compatible one (the customer's), the customer, and the Anthropic
+ * provider added (named `anthropic-<tag>`); models are the caller's.
+ */
+export async function startAnthropicUpstreams(db: Db) {
+  const anthropicUp = await startFakeAnthropic({ apiKey: UPSTREAM_KEY });
+  const openaiUp = await startFakeUpstream({ apiKey: UPSTREAM_KEY });
+  const customer = await createCustomer(db, openaiUp.url);
+  const ops = staffOperations({ db, clock: systemClock });
+  const tag = customer.provider.slice(5);
+  const provider = await ops.addProvider({ name: `anthropic-${tag}`, baseUrl: anthropicUp.url, apiKeyEnv: UPSTREAM_KEY_ENV, kind: 'anthropic' });
+  return { anthropicUp, openaiUp, customer, ops, tag, provider };
 }

@@ -3,12 +3,10 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { computeCost, costString } from '../../src/billing/cost';
 import { Money } from '../../src/billing/money';
-import { systemClock } from '../../src/clock';
-import { staffOperations } from '../../src/staff/operations';
 import { testConfig, testDb } from '../helpers/env';
-import { startFakeAnthropic, type FakeAnthropic } from '../helpers/fakeAnthropic';
-import { startFakeUpstream, type FakeUpstream } from '../helpers/fakeUpstream';
-import { createCustomer, startTestGateway, UPSTREAM_KEY, UPSTREAM_KEY_ENV, type Customer } from '../helpers/gateway';
+import type { FakeAnthropic } from '../helpers/fakeAnthropic';
+import type { FakeUpstream } from '../helpers/fakeUpstream';
+import { startAnthropicUpstreams, startTestGateway, type Customer } from '../helpers/gateway';
 
 /**
  * The same answer costs the same however it travels: streamed or not, through
@@ -28,12 +26,9 @@ let claude: string;
 let gpt: string;
 
 beforeAll(async () => {
-  anthropicUp = await startFakeAnthropic({ apiKey: UPSTREAM_KEY });
-  openaiUp = await startFakeUpstream({ apiKey: UPSTREAM_KEY });
-  customer = await createCustomer(db, openaiUp.url);
-  const ops = staffOperations({ db, clock: systemClock });
-  const tag = customer.provider.slice(5);
-  const provider = await ops.addProvider({ name: `anthropic-${tag}`, baseUrl: anthropicUp.url, apiKeyEnv: UPSTREAM_KEY_ENV, kind: 'anthropic' });
+  const up = await startAnthropicUpstreams(db);
+  ({ anthropicUp, openaiUp, customer } = up);
+  const { ops, tag, provider } = up;
   claude = `claude-cost-${tag}`;
   await ops.addModel({ name: claude, provider: provider.name, upstreamModel: 'claude-fake-1', ...PRICE, effectiveFrom: '2020-01-01T00:00:00Z' });
   gpt = `gpt-cost-${tag}`;

@@ -4,9 +4,8 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Client, Connection } from '@temporalio/client';
 import { strFromU8, unzipSync } from 'fflate';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createAdminApp } from '../../src/admin/app';
 import { Money } from '../../src/billing/money';
 import { systemClock } from '../../src/clock';
@@ -19,6 +18,7 @@ import type { DsrState } from '../../workflows/messages';
 import { runCli, runCliJson } from '../helpers/cli';
 import { silentLogger, testConfig, testDb, testEnv } from '../helpers/env';
 import { serve } from '../helpers/servers';
+import { dsrSuite } from '../helpers/dsrStack';
 import { withTestWorker } from '../helpers/worker';
 import { insertUsageEvents } from '../helpers/usageEvents';
 
@@ -33,16 +33,7 @@ const HISTORIES = fileURLToPath(new URL('../replay/histories/', import.meta.url)
 
 const base = testConfig();
 const db = testDb(base);
-let connection: Connection;
-let client: Client;
-beforeAll(async () => {
-  connection = await Connection.connect({ address: base.temporal.address! });
-  client = new Client({ connection, namespace: base.temporal.namespace });
-});
-afterAll(async () => {
-  await connection.close();
-  await db.destroy();
-});
+const suite = dsrSuite(base, db);
 
 /** A config of its own (task queue, data dir and so mailbox), with DSR timers as given. */
 const overridesOf = new WeakMap<Config, Record<string, string>>();
@@ -74,7 +65,7 @@ const until = async <T>(f: () => Promise<T | null | undefined | false>): Promise
     await new Promise((r) => setTimeout(r, 100));
   }
 };
-const result = (id: string) => client.workflow.getHandle(`dsr:${id}`).result() as Promise<DsrState>;
+const result = (id: string) => suite.client.workflow.getHandle(`dsr:${id}`).result() as Promise<DsrState>;
 
 interface Person {
   email: string;
@@ -136,7 +127,7 @@ async function tablesContaining(needle: string): Promise<string[]> {
 }
 
 async function adminServer(config: Config) {
-  const app = createAdminApp({ db, billing: config.billing, config, clock: systemClock, logger: silentLogger, readiness: {}, readyCheckTimeoutMs: 1000, temporal: { client, taskQueue: config.temporal.taskQueue } });
+  const app = createAdminApp({ db, billing: config.billing, config, clock: systemClock, logger: silentLogger, readiness: {}, readyCheckTimeoutMs: 1000, temporal: { client: suite.client, taskQueue: config.temporal.taskQueue } });
   const s = await serve(app);
   const { token } = await staffOperations({ db, clock: systemClock }).createStaffToken({ role: 'compliance' });
   const call = async (method: string, p: string, body?: unknown, auth = true) => {
@@ -194,7 +185,7 @@ describe('data-subject requests: each right and its effect on the data', () => {
         );
 
         // The history carries ids and codes, never the subject's email.
-        const history = historyToJSON(await client.workflow.getHandle(`dsr:${id}`).fetchHistory());
+        const history = historyToJSON(await suite.client.workflow.getHandle(`dsr:${id}`).fetchHistory());
         expect(history).not.toContain(p.email);
         if (process.env.UPDATE_REPLAY_FIXTURES) fs.writeFileSync(path.join(HISTORIES, 'dataSubjectRequest.json'), history);
       });
@@ -232,7 +223,7 @@ describe('data-subject requests: each right and its effect on the data', () => {
     await withTestWorker(config, db, async () => {
       const created = await runCliJson(['dsr', 'create', '--type', 'correction', '--email', p.email, '--changes', JSON.stringify({ user: { name: 'Samantha Subject', job_title: 'CEO' } })], env);
       await runCliJson(['dsr', 'verify', created.id, '--method', 'account_login', '--note', 'confirmed from the console session'], env);
-      await until(async () => (await db('dsr_requests').where({ id: created.id }).first()).status === 'awaiting_approval' || (await client.workflow.getHandle(`dsr:${created.id}`).query('dsrStatus') as DsrState).status === 'awaiting_approval');
+      await until(async () => (await db('dsr_requests').where({ id: created.id }).first()).status === 'awaiting_approval' || (await suite.client.workflow.getHandle(`dsr:${created.id}`).query('dsrStatus') as DsrState).status === 'awaiting_approval');
       expect((await db('users').where({ id: p.userId }).first()).name).not.toBe('Samantha Subject');
       await runCliJson(['dsr', 'approve', created.id], env);
       expect(await result(created.id)).toMatchObject({ status: 'completed' });
@@ -307,7 +298,7 @@ describe('data-subject requests: each right and its effect on the data', () => {
     const config = dsrConfig();
     const p = await person();
     await withTestWorker(config, db, async () => {
-      const svc = dsrService({ db, clock: systemClock, config, client, taskQueue: config.temporal.taskQueue });
+      const svc = dsrService({ db, clock: systemClock, config, client: suite.client, taskQueue: config.temporal.taskQueue });
       const { id } = await svc.create({ type: 'payload', email: p.email }, 'staff:test');
       await svc.verify(id, { method: 'document', note: 'passport' }, 'staff:test');
       expect(await result(id)).toMatchObject({ status: 'completed', refusals: [] });
@@ -322,7 +313,7 @@ describe('data-subject requests: the clock, refusals and withdrawal', () => {
     const config = dsrConfig({ DSR_VERIFICATION_WAIT_S: '2' });
     const p = await person();
     await withTestWorker(config, db, async () => {
-      const { id } = await dsrService({ db, clock: systemClock, config, client, taskQueue: config.temporal.taskQueue }).create({ type: 'access', email: p.email }, 'staff:test');
+      const { id } = await dsrService({ db, clock: systemClock, config, client: suite.client, taskQueue: config.temporal.taskQueue }).create({ type: 'access', email: p.email }, 'staff:test');
       expect(await result(id)).toMatchObject({ status: 'refused', refusals: [{ item: '*', ground: 'identity_not_verified' }] });
       const answer = mailbox(config).find((m) => m.to === p.email && /refused/.test(m.subject))!;
       expect(answer.body).toContain('we could not verify your identity');
@@ -352,7 +343,7 @@ describe('data-subject requests: the clock, refusals and withdrawal', () => {
         expect(again.status).toBe(409);
         expect(again.body.detail).toMatch(/already extended/);
         await until(async () => mailbox(config).find((m) => m.to === p.email && /more time/.test(m.subject)));
-        const state = (await client.workflow.getHandle(`dsr:${id}`).query('dsrStatus')) as DsrState;
+        const state = (await suite.client.workflow.getHandle(`dsr:${id}`).query('dsrStatus')) as DsrState;
         expect(state).toMatchObject({ extended: true, dueDate: after.due_date });
         expect((await admin.call('POST', `/privacy/dsr/${id}/withdraw`)).status).toBe(200);
         expect(await result(id)).toMatchObject({ status: 'withdrawn' });
@@ -403,7 +394,7 @@ describe('data-subject requests: the clock, refusals and withdrawal', () => {
       expect(overdue.map((r: { id: string }) => r.id)).toContain(created.id);
       const found = await until(async () => {
         const ids: string[] = [];
-        for await (const w of client.workflow.list({ query: `DsrOverdue = true AND WorkflowId = 'dsr:${created.id}'` })) ids.push(w.workflowId);
+        for await (const w of suite.client.workflow.list({ query: `DsrOverdue = true AND WorkflowId = 'dsr:${created.id}'` })) ids.push(w.workflowId);
         return ids.length ? ids : null;
       });
       expect(found).toEqual([`dsr:${created.id}`]);

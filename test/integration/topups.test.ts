@@ -1,45 +1,18 @@
 import { randomUUID } from 'node:crypto';
-import Stripe from 'stripe';
-import { Client, Connection } from '@temporalio/client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAdminApp } from '../../src/admin/app';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { Money } from '../../src/billing/money';
-import { systemClock } from '../../src/clock';
-import { staffOperations } from '../../src/staff/operations';
 import { runCli, runCliJson } from '../helpers/cli';
-import { silentLogger, testConfig, testDb, testEnv } from '../helpers/env';
-import { serve } from '../helpers/servers';
+import { testEnv } from '../helpers/env';
+import { paymentWebhookStack } from '../helpers/paymentWebhook';
 import { withTestWorker } from '../helpers/worker';
 
 const SECRET = 'whsec_test_secret_for_mixroute';
-const config = testConfig({ PAYMENT_WEBHOOK_SECRET: SECRET, PAYMENT_WEBHOOK_TOLERANCE_S: '300' });
-const db = testDb(config);
-const ops = staffOperations({ db, clock: systemClock });
-const stripe = new Stripe('sk_test_unused');
-let connection: Connection;
-let url: string;
-let close: () => Promise<void>;
+const webhook = paymentWebhookStack(SECRET);
+const { config, db, ops, sign } = webhook;
 let billingToken: string;
 
 beforeAll(async () => {
-  connection = await Connection.connect({ address: config.temporal.address! });
-  const client = new Client({ connection, namespace: config.temporal.namespace });
-  const app = createAdminApp({
-    db,
-    billing: config.billing, config,
-    temporal: { client, taskQueue: config.temporal.taskQueue },
-    clock: systemClock,
-    logger: silentLogger,
-    readiness: {},
-    readyCheckTimeoutMs: 1000,
-  });
-  ({ url, close } = await serve(app));
   billingToken = (await ops.createStaffToken({ role: 'billing' })).token;
-});
-afterAll(async () => {
-  await close();
-  await connection.close();
-  await db.destroy();
 });
 
 function paymentEvent(accountId: string, paymentId: string, cents: number) {
@@ -51,13 +24,11 @@ function paymentEvent(accountId: string, paymentId: string, cents: number) {
   });
 }
 const deliver = (payload: string, signature?: string) =>
-  fetch(`${url}/webhooks/payments`, {
+  fetch(`${webhook.url}/webhooks/payments`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...(signature ? { 'stripe-signature': signature } : {}) },
     body: payload,
   });
-const sign = (payload: string, opts: { secret?: string; timestamp?: number } = {}) =>
-  stripe.webhooks.generateTestHeaderString({ payload, secret: opts.secret ?? SECRET, ...(opts.timestamp ? { timestamp: opts.timestamp } : {}) });
 
 describe('payment webhook', () => {
   it('credits a payment delivered ten times exactly once', async () => {
@@ -123,7 +94,7 @@ describe('staff credit operations', () => {
       expect(again).toMatchObject({ applied: false, entryId: first.entryId });
 
       const api = (path: string, body: unknown) =>
-        fetch(`${url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${billingToken}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+        fetch(`${webhook.url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${billingToken}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
       const grant = await api('/billing/topups', { accountId: account.id, amount: '5', reference: `PROMO-${account.id}`, kind: 'grant' });
       expect(grant.status).toBe(201);
       expect(await grant.json()).toMatchObject({ applied: true });
@@ -141,7 +112,7 @@ describe('staff credit operations', () => {
     expect(tooMuch.code).toBe(1);
     expect(tooMuch.stderr).toMatch(/cannot cover/);
 
-    const adjust = await fetch(`${url}/billing/adjustments`, {
+    const adjust = await fetch(`${webhook.url}/billing/adjustments`, {
       method: 'POST',
       headers: { authorization: `Bearer ${billingToken}`, 'content-type': 'application/json' },
       body: JSON.stringify({ accountId: account.id, amount: '-1.25', reference: `ADJ-${account.id}`, reason: 'goodwill reversal' }),

@@ -1,11 +1,10 @@
 import { createHash } from 'node:crypto';
-import { Client, Connection } from '@temporalio/client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { staffOperations } from '../../src/staff/operations';
 import { systemClock } from '../../src/clock';
 import { testDb } from '../helpers/env';
 import { emailHash } from '../../src/db/dsr';
-import { accountWithUsers, codeMailFor, codeMails, dsrAdminServer, dsrConfig, until, uniqueEmail } from '../helpers/dsrStack';
+import { accountWithUsers, codeMailFor, codeMails, dsrConfig, dsrSuite, until, uniqueEmail } from '../helpers/dsrStack';
 import { withTestWorker } from '../helpers/worker';
 
 /**
@@ -18,19 +17,7 @@ import { withTestWorker } from '../helpers/worker';
  */
 const config = dsrConfig({ DSR_INTAKE_RPM: '1000' });
 const db = testDb(config);
-let connection: Connection;
-let client: Client;
-let admin: Awaited<ReturnType<typeof dsrAdminServer>>;
-beforeAll(async () => {
-  connection = await Connection.connect({ address: config.temporal.address! });
-  client = new Client({ connection, namespace: config.temporal.namespace });
-  admin = await dsrAdminServer(db, config, client);
-});
-afterAll(async () => {
-  await admin.close();
-  await connection.close();
-  await db.destroy();
-});
+const dsr = dsrSuite(config, db, { admin: true });
 
 describe('one-time codes of privacy requests', () => {
   it('evaluates at most 5 concurrent wrong codes, then refuses even the right one; the stored code is a keyed hash and the outbox forgets it', async () => {
@@ -39,20 +26,20 @@ describe('one-time codes of privacy requests', () => {
     const key = await staffOperations({ db, clock: systemClock }).createKey({ accountId, userId: users[victim]! });
 
     await withTestWorker(config, db, async () => {
-      const filed = await admin.call('POST', '/privacy/requests', { type: 'deletion', email: victim });
+      const filed = await dsr.admin.call('POST', '/privacy/requests', { type: 'deletion', email: victim });
       expect(filed.status).toBe(202);
       // Only the victim sees this (and the request id, which the public answer does not name); the test
       // reads it to know which guesses are wrong and to try the right one last.
       const { id, code } = await codeMailFor(config, victim);
 
       const guesses = Array.from({ length: 10 }, (_, i) => String((Number(code) + 1 + i * 7919) % 1_000_000).padStart(6, '0'));
-      const answers = await Promise.all(guesses.map((g) => admin.call('POST', `/privacy/requests/${id}/verify`, { code: g })));
+      const answers = await Promise.all(guesses.map((g) => dsr.admin.call('POST', `/privacy/requests/${id}/verify`, { code: g })));
       const evaluated = answers.filter((a) => a.status === 400);
       expect(evaluated.length).toBeLessThanOrEqual(5);
       expect(answers.every((a) => a.status === 400 || a.status === 409)).toBe(true);
       expect(answers.every((a) => a.type.includes('application/problem+json'))).toBe(true);
 
-      const right = await admin.call('POST', `/privacy/requests/${id}/verify`, { code });
+      const right = await dsr.admin.call('POST', `/privacy/requests/${id}/verify`, { code });
       expect(right.status).toBe(409);
       expect(right.body.detail).toMatch(/too many wrong codes/);
       const row = await db('dsr_requests').where({ id }).first();
@@ -76,11 +63,11 @@ describe('one-time codes of privacy requests', () => {
     const subject = uniqueEmail('subject');
     await accountWithUsers(db, { billing: subject, users: [subject] });
     await withTestWorker(config, db, async () => {
-      expect((await admin.call('POST', '/privacy/requests', { type: 'payload', email: subject })).status).toBe(202);
+      expect((await dsr.admin.call('POST', '/privacy/requests', { type: 'payload', email: subject })).status).toBe(202);
       const { id, code } = await codeMailFor(config, subject);
       const wrong = code === '000000' ? '000001' : '000000';
-      expect((await admin.call('POST', `/privacy/requests/${id}/verify`, { code: wrong })).status).toBe(400);
-      const [a, b] = await Promise.all([admin.call('POST', `/privacy/requests/${id}/verify`, { code }), admin.call('POST', `/privacy/requests/${id}/verify`, { code })]);
+      expect((await dsr.admin.call('POST', `/privacy/requests/${id}/verify`, { code: wrong })).status).toBe(400);
+      const [a, b] = await Promise.all([dsr.admin.call('POST', `/privacy/requests/${id}/verify`, { code }), dsr.admin.call('POST', `/privacy/requests/${id}/verify`, { code })]);
       expect([a.status, b.status]).toEqual([200, 200]);
       await until(async () => (await db('dsr_requests').where({ id }).first()).closed_at);
       const events = await db('dsr_events').where({ request_id: id, action: 'identity_verified' });
@@ -94,19 +81,19 @@ describe('one-time codes of privacy requests', () => {
     await withTestWorker(config, db, async () => {
       const answers = [];
       for (const round of [1, 2]) {
-        answers.push(await admin.call('POST', '/privacy/requests', { type: 'deletion', email: victim }));
+        answers.push(await dsr.admin.call('POST', '/privacy/requests', { type: 'deletion', email: victim }));
         const { id, code } = await until(async () => codeMails(config, victim)[round - 1]);
-        for (let i = 0; i < 5; i++) expect((await admin.call('POST', `/privacy/requests/${id}/verify`, { code: wrongFor(code, i) })).status).toBe(400);
-        expect((await admin.call('POST', `/privacy/requests/${id}/verify`, { code: wrongFor(code, 5) })).status).toBe(409);
+        for (let i = 0; i < 5; i++) expect((await dsr.admin.call('POST', `/privacy/requests/${id}/verify`, { code: wrongFor(code, i) })).status).toBe(400);
+        expect((await dsr.admin.call('POST', `/privacy/requests/${id}/verify`, { code: wrongFor(code, 5) })).status).toBe(409);
       }
-      const third = await admin.call('POST', '/privacy/requests', { type: 'deletion', email: victim });
+      const third = await dsr.admin.call('POST', '/privacy/requests', { type: 'deletion', email: victim });
       // The same neutral answer as before, but nothing was filed and no code was sent.
       expect(third.status).toBe(202);
       expect(third.body).toEqual(answers[0]!.body);
       expect(await db('dsr_requests').where({ subject_email_hash: emailHash(victim), type: 'deletion' })).toHaveLength(2);
       expect(codeMails(config, victim)).toHaveLength(2);
       // Another type is not held back.
-      expect((await admin.call('POST', '/privacy/requests', { type: 'access', email: victim })).status).toBe(202);
+      expect((await dsr.admin.call('POST', '/privacy/requests', { type: 'access', email: victim })).status).toBe(202);
       expect(await db('dsr_requests').where({ subject_email_hash: emailHash(victim), type: 'access' })).toHaveLength(1);
     });
   });
@@ -115,10 +102,10 @@ describe('one-time codes of privacy requests', () => {
     const subject = uniqueEmail('early');
     await accountWithUsers(db, { billing: subject, users: [subject] });
     // No worker runs: the request exists but its code was not made yet. The attacker learned the id somehow.
-    expect((await admin.call('POST', '/privacy/requests', { type: 'objection', email: subject })).status).toBe(202);
+    expect((await dsr.admin.call('POST', '/privacy/requests', { type: 'objection', email: subject })).status).toBe(202);
     const { id } = await db('dsr_requests').where({ subject_email_hash: emailHash(subject), type: 'objection' }).first();
     const answers = [];
-    for (let i = 0; i < 7; i++) answers.push(await admin.call('POST', `/privacy/requests/${id}/verify`, { code: String(i).padStart(6, '0') }));
+    for (let i = 0; i < 7; i++) answers.push(await dsr.admin.call('POST', `/privacy/requests/${id}/verify`, { code: String(i).padStart(6, '0') }));
     expect(answers.map((a) => a.status)).toEqual(Array(7).fill(409));
     expect(answers[0]!.body.detail).toMatch(/not sent yet/);
     expect((await db('dsr_requests').where({ id }).first()).verification_attempts).toBe(0);

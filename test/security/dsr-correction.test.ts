@@ -1,8 +1,7 @@
-import { Client, Connection } from '@temporalio/client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { DsrState } from '../../workflows/messages';
 import { testDb } from '../helpers/env';
-import { accountWithUsers, codeMailFor, dsrAdminServer, dsrConfig, until, uniqueEmail, type Answer } from '../helpers/dsrStack';
+import { accountWithUsers, codeMailFor, dsrConfig, dsrSuite, until, uniqueEmail, type Answer } from '../helpers/dsrStack';
 import { withTestWorker } from '../helpers/worker';
 
 /**
@@ -15,22 +14,10 @@ import { withTestWorker } from '../helpers/worker';
  */
 const config = dsrConfig({ DSR_INTAKE_RPM: '1000' });
 const db = testDb(config);
-let connection: Connection;
-let client: Client;
-let admin: Awaited<ReturnType<typeof dsrAdminServer>>;
-beforeAll(async () => {
-  connection = await Connection.connect({ address: config.temporal.address! });
-  client = new Client({ connection, namespace: config.temporal.namespace });
-  admin = await dsrAdminServer(db, config, client);
-});
-afterAll(async () => {
-  await admin.close();
-  await connection.close();
-  await db.destroy();
-});
+const dsr = dsrSuite(config, db, { admin: true });
 
-const result = (id: string) => client.workflow.getHandle(`dsr:${id}`).result() as Promise<DsrState>;
-const staff = (method: string, p: string, body?: unknown) => admin.call(method, p, body, { staff: true });
+const result = (id: string) => dsr.client.workflow.getHandle(`dsr:${id}`).result() as Promise<DsrState>;
+const staff = (method: string, p: string, body?: unknown) => dsr.admin.call(method, p, body, { staff: true });
 const awaitingApproval = (id: string) => until(async () => ((await staff('GET', `/privacy/dsr/${id}`)).body.status === 'awaiting_approval' ? true : null));
 
 describe('data-subject corrections', () => {
@@ -40,7 +27,7 @@ describe('data-subject corrections', () => {
     const { accountId } = await accountWithUsers(db, { billing: owner, users: [owner, member] });
     const before = await db('accounts').where({ id: accountId }).first();
     await withTestWorker(config, db, async () => {
-      const filed = await admin.call('POST', '/privacy/requests', {
+      const filed = await dsr.admin.call('POST', '/privacy/requests', {
         type: 'correction',
         email: member,
         accountId,
@@ -48,7 +35,7 @@ describe('data-subject corrections', () => {
       });
       expect(filed.status).toBe(202);
       const { id, code } = await codeMailFor(config, member);
-      expect((await admin.call('POST', `/privacy/requests/${id}/verify`, { code })).status).toBe(200);
+      expect((await dsr.admin.call('POST', `/privacy/requests/${id}/verify`, { code })).status).toBe(200);
       await awaitingApproval(id);
 
       // The approver sees the account, who its contact is, and each change as it is and as asked.
@@ -75,7 +62,7 @@ describe('data-subject corrections', () => {
   it("refuses values that staff edits would refuse, with the staff schemas' messages", async () => {
     const subject = uniqueEmail('subject');
     await accountWithUsers(db, { billing: subject, users: [subject] });
-    const bad: Answer = await admin.call('POST', '/privacy/requests', {
+    const bad: Answer = await dsr.admin.call('POST', '/privacy/requests', {
       type: 'correction',
       email: subject,
       changes: { user: { email: 'not-an-email', name: '' }, account: { country: 'Germany', vat_id: 'x'.repeat(500) } },
@@ -92,7 +79,7 @@ describe('data-subject corrections', () => {
       ]),
     );
     // A name cannot be cleared: the record needs one.
-    const cleared = await admin.call('POST', '/privacy/requests', { type: 'correction', email: subject, changes: { account: { name: null } } });
+    const cleared = await dsr.admin.call('POST', '/privacy/requests', { type: 'correction', email: subject, changes: { account: { name: null } } });
     expect(cleared.status).toBe(400);
   });
 
@@ -139,7 +126,7 @@ describe('data-subject corrections', () => {
       expect(open.body.map((r: { id: string }) => r.id)).toContain(id);
       // Nothing half-applied, and no personal value in the workflow's history.
       expect((await db('users').where({ id: users[alice]! }).first()).email).toBe(alice);
-      const history = JSON.stringify(await client.workflow.getHandle(`dsr:${id}`).fetchHistory());
+      const history = JSON.stringify(await dsr.client.workflow.getHandle(`dsr:${id}`).fetchHistory());
       expect(history).not.toContain(bob);
     });
   });

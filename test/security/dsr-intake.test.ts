@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { Client, Connection } from '@temporalio/client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { emailHash } from '../../src/db/dsr';
 import { testDb } from '../helpers/env';
-import { accountWithUsers, dsrAdminServer, dsrConfig, uniqueEmail } from '../helpers/dsrStack';
+import { accountWithUsers, dsrAdminServer, dsrConfig, dsrSuite, uniqueEmail } from '../helpers/dsrStack';
 
 /**
  * Issue 17, item 3: the public privacy intake as a flood. Each new request
@@ -13,19 +12,10 @@ import { accountWithUsers, dsrAdminServer, dsrConfig, uniqueEmail } from '../hel
  */
 const base = dsrConfig();
 const db = testDb(base);
-let connection: Connection;
-let client: Client;
-beforeAll(async () => {
-  connection = await Connection.connect({ address: base.temporal.address! });
-  client = new Client({ connection, namespace: base.temporal.namespace });
-});
-afterAll(async () => {
-  await connection.close();
-  await db.destroy();
-});
+const dsr = dsrSuite(base, db);
 
 async function withAdmin<T>(overrides: Record<string, string>, fn: (admin: Awaited<ReturnType<typeof dsrAdminServer>>) => Promise<T>): Promise<T> {
-  const admin = await dsrAdminServer(db, dsrConfig(overrides), client);
+  const admin = await dsrAdminServer(db, dsrConfig(overrides), dsr.client);
   try {
     return await fn(admin);
   } finally {

@@ -1,13 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import Stripe from 'stripe';
-import { Client, Connection } from '@temporalio/client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAdminApp } from '../../src/admin/app';
+import { describe, expect, it } from 'vitest';
 import { Money } from '../../src/billing/money';
-import { systemClock } from '../../src/clock';
-import { staffOperations } from '../../src/staff/operations';
-import { silentLogger, testConfig, testDb } from '../helpers/env';
-import { serve } from '../helpers/servers';
+import { paymentWebhookStack } from '../helpers/paymentWebhook';
 import { withTestWorker } from '../helpers/worker';
 
 /**
@@ -19,41 +13,15 @@ import { withTestWorker } from '../helpers/worker';
  *   the metadata: before the fix the named account was credited.
  */
 const SECRET = 'whsec_test_secret_for_payment_reversals';
-const config = testConfig({ PAYMENT_WEBHOOK_SECRET: SECRET, PAYMENT_WEBHOOK_TOLERANCE_S: '300' });
-const db = testDb(config);
-const ops = staffOperations({ db, clock: systemClock });
-const stripe = new Stripe('sk_test_unused');
-let connection: Connection;
-let url: string;
-let close: () => Promise<void>;
-
-beforeAll(async () => {
-  connection = await Connection.connect({ address: config.temporal.address! });
-  const client = new Client({ connection, namespace: config.temporal.namespace });
-  const app = createAdminApp({
-    db,
-    billing: config.billing,
-    config,
-    temporal: { client, taskQueue: config.temporal.taskQueue },
-    clock: systemClock,
-    logger: silentLogger,
-    readiness: {},
-    readyCheckTimeoutMs: 1000,
-  });
-  ({ url, close } = await serve(app));
-});
-afterAll(async () => {
-  await close();
-  await connection.close();
-  await db.destroy();
-});
+const webhook = paymentWebhookStack(SECRET);
+const { config, db, ops } = webhook;
 
 const uid = () => randomUUID().replace(/-/g, '');
 const event = (type: string, object: Record<string, unknown>) => JSON.stringify({ id: `evt_${uid()}`, object: 'event', type, data: { object } });
 async function deliver(payload: string): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(`${url}/webhooks/payments`, {
+  const res = await fetch(`${webhook.url}/webhooks/payments`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', 'stripe-signature': stripe.webhooks.generateTestHeaderString({ payload, secret: SECRET }) },
+    headers: { 'content-type': 'application/json', 'stripe-signature': webhook.sign(payload) },
     body: payload,
   });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };

@@ -46,6 +46,8 @@ const DATA_ACCESS = ['^src/db/', '\\.data\\.ts$', '^migrations/'];
  */
 const ENTRY_POINTS = [
   'src/cli.ts',
+  'src/cli/shared.ts', // withDb opens the pool for the command groups
+  'src/cli/system.ts', // migrate and doctor open their own pool
   'src/dev.ts',
   'src/admin/server.ts',
   'src/gateway/server.ts',

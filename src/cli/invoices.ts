@@ -1,0 +1,104 @@
+import type { Command } from 'commander';
+
+import { systemClock } from '../clock';
+import fs from 'node:fs';
+import path from 'node:path';
+import { invoiceRuns } from '../invoicing/runs';
+import { invoiceQueries } from '../invoicing/invoices';
+import { taxRates } from '../invoicing/taxRates';
+import { renderInvoiceHtml, renderInvoicePdf } from '../billing/invoiceRender';
+
+import { UsageError, print, withDb, withTemporal, withStaff, defined, staffCommand, cliActor } from './shared';
+
+const runHuman = (r: any) => {
+  const s = r.state;
+  const head = `${r.workflowId} (${r.started ? 'started' : 'existing'})`;
+  if (!s) return `${head}\nstatus: waiting for a worker`;
+  const totals = Object.entries(s.totals as Record<string, string>).map(([c, v]) => `${v} ${c}`).join(', ') || '0';
+  return [
+    head,
+    `status: ${s.status}${s.dryRun ? ' (dry run)' : ''}`,
+    `accounts: ${s.total}${s.listingDone ? '' : '+'}  done: ${s.done}  failed: ${s.failed}  skipped: ${s.skipped}  invoiced: ${s.invoiced}  existing: ${s.existing}`,
+    `totals: ${totals}`,
+    ...s.failures.map((f: { accountId: string; reason: string }) => `  failed ${f.accountId}: ${f.reason}`),
+  ].join('\n');
+};
+
+const withInvoices = <T>(fn: (q: ReturnType<typeof invoiceQueries>) => Promise<T>): Promise<T> =>
+  withDb((db, cfg) => fn(invoiceQueries({ db, clock: systemClock, config: cfg })));
+
+/** Invoice runs, invoices and credit notes, VAT rates. */
+export function registerInvoices(program: Command): void {
+  const invoiceRun = program.command('invoice-run').description('invoice a billing period');
+  staffCommand(invoiceRun, 'start', 'start the invoice run of a period (or show the one that exists)')
+    .requiredOption('--period <YYYY-MM>', 'calendar month, UTC')
+    .option('--account <id...>', 'only these accounts')
+    .option('--dry-run', 'compute every invoice and report totals without writing')
+    .option('--force', 'start before the period end plus the grace window')
+    .option('--rerun', 'run a finished period again (after fixing failed accounts)')
+    .option('--wait', 'wait until the run finishes and print its final status')
+    .action(async (o) =>
+      print(
+        await withTemporal(async (client, cfg) => {
+          const runs = invoiceRuns({ client, taskQueue: cfg.temporal.taskQueue, config: cfg, clock: systemClock });
+          const started = await runs.start(defined({ period: o.period, accountIds: o.account, dryRun: !!o.dryRun, force: !!o.force, rerun: !!o.rerun }));
+          if (!o.wait) return started;
+          const state = await client.workflow.getHandle(started.workflowId).result();
+          return { ...started, state };
+        }),
+        !!o.json,
+        runHuman,
+      ),
+    );
+  staffCommand(invoiceRun, 'status', "an invoice run's progress")
+    .requiredOption('--period <YYYY-MM>', 'calendar month, UTC')
+    .action(async (o) =>
+      print(
+        await withTemporal((client, cfg) => invoiceRuns({ client, taskQueue: cfg.temporal.taskQueue, config: cfg, clock: systemClock }).status({ period: o.period })),
+        !!o.json,
+        runHuman,
+      ),
+    );
+
+  const invoices = program.command('invoices').description('invoices and credit notes');
+  staffCommand(invoices, 'list', 'list invoices')
+    .option('--period <YYYY-MM>', 'billing period')
+    .option('--account <id>', 'account id')
+    .option('--limit <n>', 'page size', '100')
+    .action(async (o) => print(await withInvoices((q) => q.list(defined({ period: o.period, accountId: o.account, limit: o.limit }))), !!o.json));
+  staffCommand(invoices, 'show', 'an invoice with its lines')
+    .argument('<id>', 'invoice id')
+    .action(async (id: string, o) => print(await withInvoices((q) => q.get(id)), !!o.json));
+  staffCommand(invoices, 'download', 'write an invoice as PDF or HTML')
+    .argument('<id>', 'invoice id')
+    .option('--format <pdf|html>', 'pdf or html', 'pdf')
+    .requiredOption('--out <file>', 'where to write it')
+    .action(async (id: string, o) => {
+      if (o.format !== 'pdf' && o.format !== 'html') throw new UsageError('--format must be pdf or html');
+      const written = await withInvoices(async (q) => {
+        const doc = await q.document(id);
+        const body = o.format === 'pdf' ? await renderInvoicePdf(doc) : renderInvoiceHtml(doc);
+        fs.writeFileSync(o.out, body);
+        return { id, format: o.format, file: path.resolve(o.out), bytes: Buffer.byteLength(body) };
+      });
+      print(written, !!o.json);
+    });
+  staffCommand(invoices, 'void', 'void a finalized invoice with a credit note; needs a reason')
+    .argument('<id>', 'invoice id')
+    .requiredOption('--reason <text>', 'why')
+    .action(async (id: string, o) => print(await withInvoices((q) => q.void({ id, reason: o.reason }, cliActor())), !!o.json));
+
+  const taxRatesCmd = program.command('tax-rates').description('VAT rates by country');
+  staffCommand(taxRatesCmd, 'set', 'set the rate of a country from a date')
+    .requiredOption('--country <CC>', 'ISO 3166-1 alpha-2')
+    .requiredOption('--rate <fraction>', 'decimal fraction, e.g. 0.19')
+    .requiredOption('--from <YYYY-MM-DD>', 'first day in force')
+    .option('--to <YYYY-MM-DD>', 'first day no longer in force')
+    .action(async (o) =>
+      print(await withStaff((_ops, db) => taxRates(db).set(defined({ country: o.country, rate: o.rate, effectiveFrom: o.from, effectiveTo: o.to }))), !!o.json),
+    );
+  staffCommand(taxRatesCmd, 'list', 'list tax rates')
+    .option('--limit <n>', 'page size', '100')
+    .option('--after <key>', 'the last COUNTRY:effectiveFrom of the previous page')
+    .action(async (o) => print(await withStaff((_ops, db) => taxRates(db).list(defined({ limit: o.limit, after: o.after }))), !!o.json));
+}

@@ -19,19 +19,24 @@ import type { SettleShardInput, TopUpInput, TopUpResult } from '../workflows/mes
  * reconciliation counts only succeeded payments, and billing staff find it
  * in payments. The answer is the same on every retry and redelivery.
  */
+/** The payments row of a top-up, credited (`succeeded`) or refused (`customer_mismatch`). */
+function paymentRow(input: TopUpInput, status: 'succeeded' | 'customer_mismatch') {
+  return {
+    provider: input.provider,
+    provider_payment_id: input.paymentId,
+    account_id: input.accountId,
+    amount: input.amount,
+    currency: input.currency.toUpperCase(),
+    status,
+    customer_id: input.customerId ?? null,
+  };
+}
+
 async function checkPaymentCustomer(trx: Trx, input: TopUpInput): Promise<TopUpResult | undefined> {
   const customer = input.customerId ?? null;
   const refuse = async (): Promise<TopUpResult> => {
     await trx('payments')
-      .insert({
-        provider: input.provider,
-        provider_payment_id: input.paymentId,
-        account_id: input.accountId,
-        amount: input.amount,
-        currency: input.currency.toUpperCase(),
-        status: 'customer_mismatch',
-        customer_id: customer,
-      })
+      .insert(paymentRow(input, 'customer_mismatch'))
       .onConflict(['provider', 'provider_payment_id'])
       .ignore();
     const b = await trx('account_balances').where({ account_id: input.accountId }).first<{ balance: string } | undefined>('balance');
@@ -128,15 +133,7 @@ export function billingActivities({ db, billing, logger }: { db: Db; billing: Co
         }
         if (input.kind === 'topup') {
           await trx('payments')
-            .insert({
-              provider: input.provider,
-              provider_payment_id: input.paymentId,
-              account_id: input.accountId,
-              amount: input.amount,
-              currency: input.currency.toUpperCase(),
-              status: 'succeeded',
-              customer_id: input.customerId ?? null,
-            })
+            .insert(paymentRow(input, 'succeeded'))
             .onConflict(['provider', 'provider_payment_id'])
             .ignore();
         }

@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import type { z } from 'zod';
 import { computeCost, costString, reservationBound } from '../../billing/cost';
 import { normalizeUsage, ZERO_USAGE, type NormalizedUsage, type UsageConvention } from '../../billing/usage';
 import { judgeAttempt, type AttemptFailure } from '../attempts';
@@ -62,21 +63,27 @@ const RELAYED_FOLD_BYTES = 1024 * 1024;
 /** A final 5xx's error code; 529 is Anthropic's "overloaded". */
 const anthropicStatusCode = (status: number): string => (status === OVERLOADED_STATUS ? 'overloaded_error' : `upstream_${status}`);
 
+/** A request body parsed as JSON and checked against its schema, or the 400's message and code. */
+function checkedBody(raw: Buffer | undefined, schema: z.ZodType): { body: Obj } | { refusal: string; code: string } {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw && raw.length ? raw.toString('utf8') : '');
+  } catch {
+    return { refusal: 'The request body is not valid JSON.', code: 'invalid_json' };
+  }
+  const check = schema.safeParse(parsed);
+  return check.success ? { body: check.data as Obj } : { refusal: firstMessagesIssue(check.error), code: 'invalid_value' };
+}
+
 export class AnthropicHandler {
   constructor(private readonly deps: ForwarderDeps) {}
 
   /** POST /v1/messages */
   async messages(raw: Buffer | undefined, headers: IncomingHttpHeaders, res: ServerResponse, meter: Meter): Promise<void> {
     const fail = (status: number, message: string, code: string) => this.refuse('messages', res, meter, status, message, code);
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(raw && raw.length ? raw.toString('utf8') : '');
-    } catch {
-      return fail(400, 'The request body is not valid JSON.', 'invalid_json');
-    }
-    const check = messagesSchema.safeParse(parsed);
-    if (!check.success) return fail(400, firstMessagesIssue(check.error), 'invalid_value');
-    const body = check.data as Obj;
+    const check = checkedBody(raw, messagesSchema);
+    if ('refusal' in check) return fail(400, check.refusal, check.code);
+    const body = check.body;
     meter.stream = body.stream === true;
     const paid = Array.isArray(body.tools) ? body.tools.find((t: Obj) => typeof t?.type === 'string' && UNBILLED_SERVER_TOOLS.test(t.type)) : undefined;
     if (paid) return fail(400, `tools: the server tool '${String(paid.type).slice(0, 64)}' is billed by the provider beyond tokens and is not offered through this gateway.`, 'server_tool_not_offered');
@@ -100,17 +107,11 @@ export class AnthropicHandler {
    */
   async countTokens(raw: Buffer | undefined, headers: IncomingHttpHeaders, res: ServerResponse, meter: Meter): Promise<void> {
     const fail = (status: number, message: string, code: string) => this.refuse('messages', res, meter, status, message, code);
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(raw && raw.length ? raw.toString('utf8') : '');
-    } catch {
-      return fail(400, 'The request body is not valid JSON.', 'invalid_json');
-    }
-    const check = countTokensSchema.safeParse(parsed);
-    if (!check.success) return fail(400, firstMessagesIssue(check.error), 'invalid_value');
+    const check = checkedBody(raw, countTokensSchema);
+    if ('refusal' in check) return fail(400, check.refusal, check.code);
     const beta = refusedBeta(headers);
     if (beta) return fail(400, beta, 'beta_not_offered');
-    const body = check.data as Obj;
+    const body = check.body;
     const entry = this.deps.routing.get(body.model);
     if (!entry) return fail(404, `model: ${body.model}`, 'model_not_found');
     meter.model = entry.name;

@@ -1,11 +1,11 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { CONTRA } from '../src/billing/ledger';
-import { Money, isDecimalString, toAmountString } from '../src/billing/money';
+import { CONTRA } from '../src/ledger/ledger.rules';
+import { Money, isDecimalString, toAmountString } from '../src/shared/money.rules';
 import type { Config } from '../src/config';
 import type { Db, Trx } from '../src/db/knex';
 import { NotFoundError } from '../src/errors';
-import { postEntries } from '../src/db/ledger';
-import { settleAccountUsage, settleShardUsage, settleShardUsageByAccount, settlementDataErrorCode, type SettlementResult, type ShardSettlementResult } from '../src/db/settlement';
+import { postEntries } from '../src/ledger/ledger.data';
+import { settleAccountUsage, settleShardUsage, settleShardUsageByAccount, settlementDataErrorCode, type SettlementResult, type ShardSettlementResult } from '../src/metering/settlement.data';
 import type { Logger } from '../src/logger';
 import type { SettleShardInput, TopUpInput, TopUpResult } from '../workflows/messages';
 

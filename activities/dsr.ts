@@ -14,7 +14,7 @@ import {
   providersUsed,
   setProcessingFlags,
   type Correction,
-} from '../src/db/dsr';
+} from '../src/privacy/privacy.data';
 import type { Db } from '../src/db/knex';
 import { createMailer } from '../src/notify/mailer';
 import { codeKey, hashCode } from '../src/privacy/codes';
@@ -29,7 +29,7 @@ import {
   type DsrType,
   type FulfilmentFailureReason,
   type RefusalGround,
-} from '../src/privacy/rights';
+} from '../src/privacy/rights.rules';
 import type { DsrFulfilment, DsrRefusalItem } from '../workflows/messages';
 
 export interface PrivacyDeps {

@@ -1,10 +1,10 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { InvoiceDataError } from '../src/billing/invoice';
-import { Money } from '../src/billing/money';
-import { TaxDataError } from '../src/billing/tax';
+import { InvoiceDataError } from '../src/invoicing/invoice.rules';
+import { Money } from '../src/shared/money.rules';
+import { TaxDataError } from '../src/invoicing/tax.rules';
 import type { Clock } from '../src/clock';
 import type { Config } from '../src/config';
-import { invoiceAccountForPeriod, listBillableAccounts } from '../src/db/invoices';
+import { invoiceAccountForPeriod, listBillableAccounts } from '../src/invoicing/invoicing.data';
 import type { Db } from '../src/db/knex';
 import { NotFoundError } from '../src/errors';
 import type { InvoiceAccountInput, InvoiceAccountResult, InvoiceBatchInput, InvoiceBatchItem } from '../workflows/messages';

@@ -1,10 +1,10 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { Money } from '../src/billing/money';
-import { reconcileWindow, WindowError, type CheckName, type Scope } from '../src/billing/reconciliation';
+import { Money } from '../src/shared/money.rules';
+import { reconcileWindow, WindowError, type CheckName, type Scope } from '../src/reconciliation/reconciliation.rules';
 import type { Clock } from '../src/clock';
 import type { Config } from '../src/config';
 import type { Db } from '../src/db/knex';
-import { CHECK_FUNCTIONS, closeReport, openReport, recordCheck, type ReportSummary } from '../src/db/reconciliation';
+import { CHECK_FUNCTIONS, closeReport, openReport, recordCheck, type ReportSummary } from '../src/reconciliation/reconciliation.data';
 import type { ReconcileCheckCounts } from '../workflows/messages';
 
 /**

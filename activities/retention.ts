@@ -2,7 +2,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Clock } from '../src/clock';
 import type { Config } from '../src/config';
 import type { Db } from '../src/db/knex';
-import { runCategory, type Policy } from '../src/db/retention';
+import { runCategory, type Policy } from '../src/retention/retention.data';
 import type { RetentionCategoryCounts } from '../workflows/messages';
 
 /** The order categories run in: minimisation before row expiry, usage first (the largest), billing records last. */

@@ -35,7 +35,7 @@ import { dropDatabase, ensureDatabase } from '../src/db/database';
 import { createDb, type Db } from '../src/db/knex';
 import { migrateLatest } from '../src/db/migrate';
 import { allShards } from '../src/metering/shards.rules';
-import { staffOperations } from '../src/staff/operations';
+import { staffOperations } from '../src/accounts/accounts.service';
 import { workflowIds } from '../src/temporal/conventions';
 import { findTemporalCli, startDevServer, type DevServer } from '../src/temporal/devServer';
 import { freePort } from '../src/util/ports';

@@ -36,13 +36,13 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Money } from '../src/billing/money';
+import { Money } from '../src/shared/money.rules';
 import { systemClock } from '../src/clock';
 import { dropDatabase, ensureDatabase } from '../src/db/database';
 import { createDb, type Db } from '../src/db/knex';
-import { postEntry } from '../src/db/ledger';
+import { postEntry } from '../src/ledger/ledger.data';
 import { migrateLatest } from '../src/db/migrate';
-import { staffOperations } from '../src/staff/operations';
+import { staffOperations } from '../src/accounts/accounts.service';
 import { findTemporalCli, startDevServer, type DevServer } from '../src/temporal/devServer';
 import { freePort } from '../src/util/ports';
 import {

@@ -16,7 +16,7 @@ import { systemClock } from '../src/clock';
 import { dropDatabase, ensureDatabase } from '../src/db/database';
 import { createDb, type Db } from '../src/db/knex';
 import { migrateLatest } from '../src/db/migrate';
-import { staffOperations } from '../src/staff/operations';
+import { staffOperations } from '../src/accounts/accounts.service';
 import { findTemporalCli, startDevServer, type DevServer } from '../src/temporal/devServer';
 import { freePort } from '../src/util/ports';
 import type { InvoiceRunState } from '../workflows/messages';

@@ -3,7 +3,7 @@
  * usage events over 10,000 accounts (with their usage_hourly rows, one
  * `usage` ledger entry per settlement batch, a paid top-up per account,
  * balances and the provider's statements), plant a handful of known
- * discrepancies, then run the five checks of src/db/reconciliation.ts as the
+ * discrepancies, then run the five checks of src/reconciliation/reconciliation.data.ts as the
  * `reconcile` workflow would (openReport, each check + recordCheck in the
  * workflow's order, closeReport). Reports seeding time, each check's time,
  * the total, this process's peak RSS and PostgreSQL-side figures, and
@@ -27,12 +27,12 @@ import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import pg from 'pg';
-import { Money } from '../src/billing/money';
-import { CHECKS, reconcileWindow, type CheckName, type Discrepancy } from '../src/billing/reconciliation';
+import { Money } from '../src/shared/money.rules';
+import { CHECKS, reconcileWindow, type CheckName, type Discrepancy } from '../src/reconciliation/reconciliation.rules';
 import { dropDatabase, ensureDatabase } from '../src/db/database';
 import { createDb, type Db } from '../src/db/knex';
 import { migrateLatest } from '../src/db/migrate';
-import { CHECK_FUNCTIONS, closeReport, openReport, recordCheck, type CheckContext, type CheckCounts } from '../src/db/reconciliation';
+import { CHECK_FUNCTIONS, closeReport, openReport, recordCheck, type CheckContext, type CheckCounts } from '../src/reconciliation/reconciliation.data';
 import { dropOrKeepDatabase, intEnv, oneLine, round, runMain, sleep, table, writeResults, benchResultsFile } from './lib';
 
 const QUICK = process.env.BENCH_QUICK === '1';

@@ -12,7 +12,7 @@ import type { Knex } from 'knex';
  *   so staff can see whose money a refused or reversed payment was.
  *
  * Refunds and disputes need no table of their own: each is a ledger entry
- * under a UNIQUE idempotency key (applyPaymentReversal in src/staff/ledgerOperations.ts).
+ * under a UNIQUE idempotency key (applyPaymentReversal in src/ledger/ledger.service.ts).
  */
 export async function up(knex: Knex): Promise<void> {
   await knex.raw(`ALTER TABLE accounts ADD COLUMN stripe_customer_id text NULL`);

@@ -1,6 +1,6 @@
 import { allHandlersFinished, condition, continueAsNew, patched, proxyActivities, proxyLocalActivities, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import { Money, toAmountString } from '../src/billing/money';
+import { Money, toAmountString } from '../src/shared/money.rules';
 import {
   meteringStatusQuery,
   usageRecordedSignal,

@@ -1,7 +1,7 @@
 import { ActivityFailure, allHandlersFinished, ApplicationFailure, condition, patched, proxyActivities, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import { deadlines, extendedDeadline, pausedDeadline, type Deadlines } from '../src/privacy/deadlines';
-import { FULFILMENT_FAILURE_REASONS, outcomeStatus } from '../src/privacy/rights';
+import { deadlines, extendedDeadline, pausedDeadline, type Deadlines } from '../src/privacy/deadlines.rules';
+import { FULFILMENT_FAILURE_REASONS, outcomeStatus } from '../src/privacy/rights.rules';
 import {
   dsrApproveSignal,
   dsrExtendSignal,

@@ -12,7 +12,7 @@ import {
   ApplicationFailure,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import { Money, toAmountString } from '../src/billing/money';
+import { Money, toAmountString } from '../src/shared/money.rules';
 import { invoiceAccount } from './invoiceAccount';
 import { invoiceRunStatusQuery, type InvoiceAccountResult, type InvoiceRunInput, type InvoiceRunState } from './messages';
 

@@ -1,6 +1,6 @@
 import { proxyActivities, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import { CHECKS, previousUtcDay } from '../src/billing/reconciliation';
+import { CHECKS, previousUtcDay } from '../src/reconciliation/reconciliation.rules';
 import { reconcileStatusQuery, type ReconcileInput, type ReconcileResult, type ReconcileState } from './messages';
 
 const { openReconciliationReport, closeReconciliationReport } = proxyActivities<Activities>({

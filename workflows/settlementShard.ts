@@ -1,6 +1,6 @@
 import { allHandlersFinished, condition, continueAsNew, proxyLocalActivities, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import { Money, toAmountString } from '../src/billing/money';
+import { Money, toAmountString } from '../src/shared/money.rules';
 import { settlementShardStatusQuery, settlementWakeSignal, type SettlementShardInput, type SettlementShardState } from './messages';
 
 /** A hard cap below Temporal's own limits, in case the SDK's suggestion comes late. */

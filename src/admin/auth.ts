@@ -1,7 +1,7 @@
 import type { RequestHandler } from 'express';
 import { hashSecret, looksLike } from '../auth/secrets';
 import type { Db } from '../db/knex';
-import { staffTokensRepo, type StaffRole } from '../db/staffTokens';
+import { staffTokensRepo, type StaffRole } from '../staff/staff.data';
 import { ForbiddenError, UnauthorizedError } from '../errors';
 
 export interface StaffPrincipal {

@@ -1,7 +1,7 @@
 import express, { Router } from 'express';
 import { RateLimiter } from '../gateway/rateLimit';
 import { clientAddressOf } from '../http/clientAddress';
-import type { DsrService } from '../privacy/service';
+import type { DsrService } from '../privacy/privacy.service';
 import { sendProblem } from './problem';
 
 /**

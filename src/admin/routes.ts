@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type { StaffRole } from '../db/staffTokens';
+import type { StaffRole } from '../staff/staff.data';
 import {
   addModelInput,
   addPriceInput,
@@ -14,18 +14,18 @@ import {
   refundInput,
   adjustmentInput,
 } from '../staff/schemas';
-import type { StaffOperations } from '../staff/operations';
-import { meteringQuarantineInput, type LedgerOperations } from '../staff/ledgerOperations';
+import type { StaffOperations } from '../accounts/accounts.service';
+import { meteringQuarantineInput, type LedgerOperations } from '../ledger/ledger.service';
 
-import type { invoiceQueries } from '../invoicing/invoices';
-import type { invoiceRuns } from '../invoicing/runs';
-import type { taxRates } from '../invoicing/taxRates';
-import { startRunInput } from '../invoicing/runs';
-import { setTaxRateInput } from '../invoicing/taxRates';
+import type { invoiceQueries } from '../invoicing/invoicing.service';
+import type { invoiceRuns } from '../invoicing/invoiceRuns.service';
+import type { taxRates } from '../invoicing/taxRates.service';
+import { startRunInput } from '../invoicing/invoiceRuns.service';
+import { setTaxRateInput } from '../invoicing/taxRates.service';
 import { DependencyUnavailableError } from '../errors';
-import { startReconcileInput, type ReconciliationService } from '../reconciliation/service';
-import { createDsrInput, extendInput, refuseInput, verifyInput, type DsrService } from '../privacy/service';
-import { addHoldInput, releaseHoldInput, setPolicyInput, type RetentionService } from '../privacy/retention';
+import { startReconcileInput, type ReconciliationService } from '../reconciliation/reconciliation.service';
+import { createDsrInput, extendInput, refuseInput, verifyInput, type DsrService } from '../privacy/privacy.service';
+import { addHoldInput, releaseHoldInput, setPolicyInput, type RetentionService } from '../retention/retention.service';
 
 export type AdminOperations = StaffOperations &
   LedgerOperations & {

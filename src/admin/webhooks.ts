@@ -2,12 +2,12 @@ import express, { Router } from 'express';
 import Stripe from 'stripe';
 import type { Client } from '@temporalio/client';
 import Decimal from 'decimal.js';
-import { minorUnits, toAmountString } from '../billing/money';
+import { minorUnits, toAmountString } from '../shared/money.rules';
 import type { Db } from '../db/knex';
 import type { Logger } from '../logger';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { workflowIds } from '../temporal/conventions';
-import { applyPaymentReversal, awaitTopUp, startTopUpWorkflow, type PaymentReversalEvent } from '../staff/ledgerOperations';
+import { applyPaymentReversal, awaitTopUp, startTopUpWorkflow, type PaymentReversalEvent } from '../ledger/ledger.service';
 import { sendProblem } from './problem';
 
 /**

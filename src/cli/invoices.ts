@@ -3,10 +3,10 @@ import type { Command } from 'commander';
 import { systemClock } from '../clock';
 import fs from 'node:fs';
 import path from 'node:path';
-import { invoiceRuns } from '../invoicing/runs';
-import { invoiceQueries } from '../invoicing/invoices';
-import { taxRates } from '../invoicing/taxRates';
-import { renderInvoiceHtml, renderInvoicePdf } from '../billing/invoiceRender';
+import { invoiceRuns } from '../invoicing/invoiceRuns.service';
+import { invoiceQueries } from '../invoicing/invoicing.service';
+import { taxRates } from '../invoicing/taxRates.service';
+import { renderInvoiceHtml, renderInvoicePdf } from '../invoicing/render';
 
 import { UsageError, print, withDb, withTemporal, withStaff, defined, staffCommand, cliActor } from './shared';
 

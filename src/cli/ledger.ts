@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 
-import { ledgerOperations, type LedgerOperations } from '../staff/ledgerOperations';
+import { ledgerOperations, type LedgerOperations } from '../ledger/ledger.service';
 
 import { print, withDb, withTemporal, defined, staffCommand, cliActor } from './shared';
 

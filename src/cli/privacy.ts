@@ -2,8 +2,8 @@ import type { Command } from 'commander';
 
 import { systemClock } from '../clock';
 import { ValidationError } from '../errors';
-import { dsrService, type DsrService } from '../privacy/service';
-import { usageAnalytics } from '../db/analytics';
+import { dsrService, type DsrService } from '../privacy/privacy.service';
+import { usageAnalytics } from '../privacy/analytics.data';
 
 import { print, withDb, withTemporal, defined, staffCommand, cliActor } from './shared';
 

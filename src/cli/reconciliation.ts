@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { systemClock } from '../clock';
 import { ValidationError } from '../errors';
 import fs from 'node:fs';
-import { reconciliationService } from '../reconciliation/service';
+import { reconciliationService } from '../reconciliation/reconciliation.service';
 
 import { print, withDb, withTemporal, defined, staffCommand, cliActor } from './shared';
 

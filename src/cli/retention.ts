@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 
 import { systemClock } from '../clock';
-import { retentionService, type RetentionService } from '../privacy/retention';
+import { retentionService, type RetentionService } from '../retention/retention.service';
 
 import { print, withDb, withTemporal, defined, staffCommand, cliActor } from './shared';
 

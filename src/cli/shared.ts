@@ -4,7 +4,7 @@ import { loadConfig, temporalAddress, type Config } from '../config';
 import { checkPostgresReachable } from '../db/database';
 import { createDb, type Db } from '../db/knex';
 import { DependencyUnavailableError } from '../errors';
-import { staffOperations, type StaffOperations } from '../staff/operations';
+import { staffOperations, type StaffOperations } from '../accounts/accounts.service';
 import { Client, Connection } from '@temporalio/client';
 import os from 'node:os';
 

@@ -48,7 +48,7 @@ export function registerSystem(program: Command): void {
             ? await (await import('../gateway/server')).startGatewayServer(cfg, providerCredentialEnv())
             : role === 'admin'
               ? await (await import('../admin/server')).startAdminServer(cfg)
-              : await (await import('../temporal/runWorker')).startWorker(cfg);
+              : await (await import('../worker/runWorker')).startWorker(cfg);
         stopOnSignals(started.logger, started.stop);
         if ('running' in started) {
           // The worker stops by itself on a fatal error: exit non-zero so a supervisor restarts it.

@@ -6,7 +6,7 @@ import express, { Router, type Request, type Response } from 'express';
 import helmet from 'helmet';
 import type { AdminOperations } from '../admin/routes';
 import type { Db } from '../db/knex';
-import type { StaffRole } from '../db/staffTokens';
+import type { StaffRole } from '../staff/staff.data';
 import { AppError } from '../errors';
 import { RateLimiter } from '../gateway/rateLimit';
 import type { Logger } from '../logger';

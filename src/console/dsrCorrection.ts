@@ -1,4 +1,4 @@
-import type { DsrService } from '../privacy/service';
+import type { DsrService } from '../privacy/privacy.service';
 import { html, table, type Html } from './html';
 
 type Correction = NonNullable<Awaited<ReturnType<DsrService['get']>>['correction']>;

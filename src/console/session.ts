@@ -3,7 +3,7 @@ import bcrypt from 'bcryptjs';
 import type { RequestHandler } from 'express';
 import { displayPrefix, hashSecret, looksLike } from '../auth/secrets';
 import type { Db } from '../db/knex';
-import { staffTokensRepo, type StaffRole } from '../db/staffTokens';
+import { staffTokensRepo, type StaffRole } from '../staff/staff.data';
 
 /**
  * Console sessions. The cookie carries a random id (httpOnly, Secure,

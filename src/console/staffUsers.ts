@@ -1,5 +1,5 @@
 import type { Db } from '../db/knex';
-import { STAFF_ROLES, type StaffRole } from '../db/staffTokens';
+import { STAFF_ROLES, type StaffRole } from '../staff/staff.data';
 import { ConflictError, NotFoundError, ValidationError } from '../errors';
 
 /**

@@ -4,8 +4,8 @@ import { systemClock } from '../clock';
 import type { Config } from '../config';
 import { createStaffUser } from '../console/app';
 import type { Db } from '../db/knex';
-import { ledgerOperations } from '../staff/ledgerOperations';
-import { staffOperations } from '../staff/operations';
+import { ledgerOperations } from '../ledger/ledger.service';
+import { staffOperations } from '../accounts/accounts.service';
 
 /**
  * The demo's data, made through the same services staff use (so the grant is

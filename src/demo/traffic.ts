@@ -2,7 +2,7 @@ import { systemClock } from '../clock';
 import type { Config } from '../config';
 import { createDb } from '../db/knex';
 import { NotFoundError, ValidationError } from '../errors';
-import { staffOperations } from '../staff/operations';
+import { staffOperations } from '../accounts/accounts.service';
 import { DEMO_EMAIL, DEMO_MODELS } from './setup';
 
 /**

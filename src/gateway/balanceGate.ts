@@ -1,7 +1,7 @@
 import type Decimal from 'decimal.js';
-import { Money } from '../billing/money';
+import { Money } from '../shared/money.rules';
 import type { Db } from '../db/knex';
-import { acquireHold, closeHold, expireHolds } from '../db/holds';
+import { acquireHold, closeHold, expireHolds } from '../ledger/holds.data';
 import type { Logger } from '../logger';
 
 /**

@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Agent } from 'undici';
-import { computeCost, costString, reservationBound } from '../billing/cost';
-import { normalizeUsage, ZERO_USAGE, type NormalizedUsage } from '../billing/usage';
+import { computeCost, costString, reservationBound } from '../metering/price.rules';
+import { normalizeUsage, ZERO_USAGE, type NormalizedUsage } from '../metering/usage.rules';
 import type { Logger } from '../logger';
 import type { Endpoint } from '../metering/record';
 import { AnthropicHandler } from './anthropic/handler';

@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import type { NormalizedUsage } from '../billing/usage';
+import type { NormalizedUsage } from '../metering/usage.rules';
 import type { RecordEndpoint } from '../metering/record';
 import { usageRecord, type UsageRecord } from '../metering/record';
 import type { Reservation } from './balanceGate';

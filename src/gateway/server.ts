@@ -18,7 +18,7 @@ import { upstreamAuthFailures } from './metrics';
 import { countTextTokens } from './tokenEstimate';
 import { createUpstreamAgent } from './upstream';
 import { BalanceGate } from './balanceGate';
-import { Money } from '../billing/money';
+import { Money } from '../shared/money.rules';
 
 /**
  * The gateway process. Start: replay the metering journal left by the last

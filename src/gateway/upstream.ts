@@ -3,7 +3,8 @@ import { Agent, errors, type Dispatcher } from 'undici';
 import { PROVIDER_KEY_ENV, type Config } from '../config';
 import { readCapped, UpstreamResponseTooLarge } from './responseLimit';
 import type { Route } from './routingTable';
-import { guardedConnector, upstreamAddressPolicy } from './upstreamAddress';
+import { guardedConnector } from './upstreamAddress';
+import { upstreamAddressPolicy } from '../shared/upstreamAddressPolicy';
 
 /**
  * The pooled keep-alive client for provider calls. Timeouts: connect, first

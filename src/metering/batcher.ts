@@ -1,7 +1,7 @@
 import { Counter, type Registry } from 'prom-client';
 import type { Db, Trx } from '../db/knex';
 import type { Logger } from '../logger';
-import { Money, toAmountString } from '../billing/money';
+import { Money, toAmountString } from '../shared/money.rules';
 import type { UsageRecordedSignal } from '../../workflows/messages';
 import type { MeteringJournal } from './journal';
 import { usageEventRow, type UsageRecord } from './record';

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { createAccountInput, createUserInput } from '../staff/schemas';
-import { CORRECTABLE_FIELDS } from './rights';
+import { CORRECTABLE_FIELDS } from './rights.rules';
 
 /**
  * What a data-subject correction may change, validated by the very schemas

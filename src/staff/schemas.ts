@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { decimalPlaces, isDecimalString, MAX_STAFF_AMOUNT, PRICE_SCALE, withinStaffAmountBound } from '../billing/money';
-import { STAFF_ROLES } from '../db/staffTokens';
+import { decimalPlaces, isDecimalString, MAX_STAFF_AMOUNT, PRICE_SCALE, withinStaffAmountBound } from '../shared/money.rules';
+import { STAFF_ROLES } from './staff.data';
 import { PROVIDER_KEY_ENV } from '../config';
 
 /**

@@ -8,7 +8,7 @@ import { createAdminApp } from '../../src/admin/app';
 import { systemClock } from '../../src/clock';
 import type { Config } from '../../src/config';
 import type { Db } from '../../src/db/knex';
-import { staffOperations } from '../../src/staff/operations';
+import { staffOperations } from '../../src/accounts/accounts.service';
 import { silentLogger, testConfig } from './env';
 import { serve } from './servers';
 

@@ -3,7 +3,7 @@ import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll } from 'vitest';
 import { createAdminApp } from '../../src/admin/app';
 import { systemClock } from '../../src/clock';
-import { staffOperations } from '../../src/staff/operations';
+import { staffOperations } from '../../src/accounts/accounts.service';
 import { silentLogger, testConfig, testDb } from './env';
 import { serve } from './servers';
 

@@ -3,7 +3,7 @@ import { createActivities } from '../../activities';
 import { systemClock } from '../../src/clock';
 import type { Config } from '../../src/config';
 import type { Db } from '../../src/db/knex';
-import { WORKFLOWS_PATH } from '../../src/temporal/worker';
+import { WORKFLOWS_PATH } from '../../src/worker/worker';
 import { silentLogger } from './env';
 
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;

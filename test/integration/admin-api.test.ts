@@ -2,8 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAdminApp } from '../../src/admin/app';
 import { adminRoutes } from '../../src/admin/routes';
 import { systemClock } from '../../src/clock';
-import { STAFF_ROLES, type StaffRole } from '../../src/db/staffTokens';
-import { staffOperations } from '../../src/staff/operations';
+import { STAFF_ROLES, type StaffRole } from '../../src/staff/staff.data';
+import { staffOperations } from '../../src/accounts/accounts.service';
 import { silentLogger, testConfig, testDb } from '../helpers/env';
 import { serve } from '../helpers/servers';
 

@@ -1,8 +1,8 @@
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { computeCost, costString } from '../../src/billing/cost';
-import { Money } from '../../src/billing/money';
+import { computeCost, costString } from '../../src/metering/price.rules';
+import { Money } from '../../src/shared/money.rules';
 import { testConfig, testDb } from '../helpers/env';
 import type { FakeAnthropic } from '../helpers/fakeAnthropic';
 import type { FakeUpstream } from '../helpers/fakeUpstream';

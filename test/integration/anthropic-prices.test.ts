@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAdminApp } from '../../src/admin/app';
 import { systemClock } from '../../src/clock';
-import { staffOperations } from '../../src/staff/operations';
+import { staffOperations } from '../../src/accounts/accounts.service';
 import { silentLogger, testConfig, testDb } from '../helpers/env';
 import { serve } from '../helpers/servers';
 

@@ -3,7 +3,7 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock';
 import { startDemoProvider } from '../../src/demo/provider';
-import { staffOperations } from '../../src/staff/operations';
+import { staffOperations } from '../../src/accounts/accounts.service';
 import { testConfig, testDb } from '../helpers/env';
 import type { FakeAnthropic } from '../helpers/fakeAnthropic';
 import type { FakeUpstream } from '../helpers/fakeUpstream';

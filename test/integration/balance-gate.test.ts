@@ -1,7 +1,7 @@
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Money } from '../../src/billing/money';
-import { postEntry } from '../../src/db/ledger';
+import { Money } from '../../src/shared/money.rules';
+import { postEntry } from '../../src/ledger/ledger.data';
 import { testConfig, testDb } from '../helpers/env';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fakeUpstream';
 import { createCustomer, startTestGateway, UPSTREAM_KEY } from '../helpers/gateway';

@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Money } from '../../src/billing/money';
+import { Money } from '../../src/shared/money.rules';
 import { systemClock } from '../../src/clock';
-import { acquireHold, closeHold, expireHolds } from '../../src/db/holds';
-import { postEntries, postEntry, reverseEntry, type NewEntry } from '../../src/db/ledger';
-import { settleAccountUsage } from '../../src/db/settlement';
-import { staffOperations } from '../../src/staff/operations';
+import { acquireHold, closeHold, expireHolds } from '../../src/ledger/holds.data';
+import { postEntries, postEntry, reverseEntry, type NewEntry } from '../../src/ledger/ledger.data';
+import { settleAccountUsage } from '../../src/metering/settlement.data';
+import { staffOperations } from '../../src/accounts/accounts.service';
 import { testConfig, testDb } from '../helpers/env';
 import { insertUsageEvents } from '../helpers/usageEvents';
 

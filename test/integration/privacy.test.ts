@@ -10,7 +10,7 @@ import { BIN } from '../helpers/cli';
 import { testConfig, testDb, testEnv } from '../helpers/env';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fakeUpstream';
 import { startFakeAnthropic, type FakeAnthropic } from '../helpers/fakeAnthropic';
-import { staffOperations } from '../../src/staff/operations';
+import { staffOperations } from '../../src/accounts/accounts.service';
 import { systemClock } from '../../src/clock';
 import { createCustomer, UPSTREAM_KEY, UPSTREAM_KEY_ENV, type Customer } from '../helpers/gateway';
 import { withTestWorker } from '../helpers/worker';

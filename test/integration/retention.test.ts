@@ -7,7 +7,7 @@ import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock';
 import type { Db } from '../../src/db/knex';
-import { staffOperations } from '../../src/staff/operations';
+import { staffOperations } from '../../src/accounts/accounts.service';
 import { productionSchedules } from '../../src/temporal/schedules';
 import { runCli, runCliJson } from '../helpers/cli';
 import { testConfig, testEnv } from '../helpers/env';

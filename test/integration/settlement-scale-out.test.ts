@@ -1,12 +1,12 @@
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
-import { Money } from '../../src/billing/money';
+import { Money } from '../../src/shared/money.rules';
 import { systemClock } from '../../src/clock';
-import { checkBalances, checkUsage } from '../../src/db/reconciliation';
+import { checkBalances, checkUsage } from '../../src/reconciliation/reconciliation.data';
 import { allShards } from '../../src/metering/shards.rules';
-import { staffOperations } from '../../src/staff/operations';
+import { staffOperations } from '../../src/accounts/accounts.service';
 import { workflowIds } from '../../src/temporal/conventions';
-import { postEntry } from '../../src/db/ledger';
+import { postEntry } from '../../src/ledger/ledger.data';
 import { BIN } from '../helpers/cli';
 import { testConfig, testEnv } from '../helpers/env';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fakeUpstream';

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Money } from '../../src/billing/money';
+import { Money } from '../../src/shared/money.rules';
 import { runCli, runCliJson } from '../helpers/cli';
 import { testEnv } from '../helpers/env';
 import { paymentWebhookStack } from '../helpers/paymentWebhook';

@@ -10,12 +10,12 @@ import { systemClock } from '../../src/clock';
 import { workflowIds } from '../../src/temporal/conventions';
 import { accountMetering } from '../../workflows/accountMetering';
 import { topUp } from '../../workflows/topUp';
-import { staffOperations } from '../../src/staff/operations';
+import { staffOperations } from '../../src/accounts/accounts.service';
 import { settlementShardStatusQuery, settlementWakeSignal, usageRecordedSignal } from '../../workflows/messages';
 import { settlementShard } from '../../workflows/settlementShard';
 import { insertUsageEvents } from '../helpers/usageEvents';
 import { runHealthProbe } from '../../src/temporal/healthProbe';
-import { WORKFLOWS_PATH } from '../../src/temporal/worker';
+import { WORKFLOWS_PATH } from '../../src/worker/worker';
 import { silentLogger, testConfig, testDb } from '../helpers/env';
 
 /**

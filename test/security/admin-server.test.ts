@@ -4,7 +4,7 @@ import { startAdminServer } from '../../src/admin/server';
 import { systemClock } from '../../src/clock';
 import { createDb } from '../../src/db/knex';
 import { createGatewayApp } from '../../src/gateway/app';
-import { staffOperations } from '../../src/staff/operations';
+import { staffOperations } from '../../src/accounts/accounts.service';
 import { silentLogger, testConfig, testDb } from '../helpers/env';
 import { startTestGateway } from '../helpers/gateway';
 import { serve } from '../helpers/servers';

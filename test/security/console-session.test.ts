@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAdminApp } from '../../src/admin/app';
 import { systemClock } from '../../src/clock';
 import { createStaffUser } from '../../src/console/app';
-import { staffOperations } from '../../src/staff/operations';
+import { staffOperations } from '../../src/accounts/accounts.service';
 import { silentLogger, testConfig, testDb } from '../helpers/env';
 import { serve } from '../helpers/servers';
 

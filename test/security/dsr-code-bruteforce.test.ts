@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { staffOperations } from '../../src/staff/operations';
+import { staffOperations } from '../../src/accounts/accounts.service';
 import { systemClock } from '../../src/clock';
 import { testDb } from '../helpers/env';
-import { emailHash } from '../../src/db/dsr';
+import { emailHash } from '../../src/privacy/privacy.data';
 import { accountWithUsers, codeMailFor, codeMails, dsrConfig, dsrSuite, until, uniqueEmail } from '../helpers/dsrStack';
 import { withTestWorker } from '../helpers/worker';
 

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { emailHash } from '../../src/db/dsr';
+import { emailHash } from '../../src/privacy/privacy.data';
 import { testDb } from '../helpers/env';
 import { accountWithUsers, dsrAdminServer, dsrConfig, dsrSuite, uniqueEmail } from '../helpers/dsrStack';
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Money } from '../../src/billing/money';
+import { Money } from '../../src/shared/money.rules';
 import { testConfig, testDb } from '../helpers/env';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fakeUpstream';
 import { createCustomer, startTestGateway, UPSTREAM_KEY } from '../helpers/gateway';

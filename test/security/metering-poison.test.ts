@@ -2,7 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createAdminApp } from '../../src/admin/app';
 import { systemClock } from '../../src/clock';
 import { MAX_TOKEN_COUNT } from '../../src/metering/record';
-import { staffOperations } from '../../src/staff/operations';
+import { staffOperations } from '../../src/accounts/accounts.service';
 import { silentLogger, testConfig, testDb } from '../helpers/env';
 import { serve } from '../helpers/servers';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fakeUpstream';

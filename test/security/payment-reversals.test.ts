@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { Money } from '../../src/billing/money';
+import { Money } from '../../src/shared/money.rules';
 import { paymentWebhookStack } from '../helpers/paymentWebhook';
 import { withTestWorker } from '../helpers/worker';
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAdminApp } from '../../src/admin/app';
 import { systemClock } from '../../src/clock';
-import { staffOperations } from '../../src/staff/operations';
+import { staffOperations } from '../../src/accounts/accounts.service';
 import { silentLogger, testConfig, testDb } from '../helpers/env';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fakeUpstream';
 import { createCustomer, startTestGateway, UPSTREAM_KEY, UPSTREAM_KEY_ENV } from '../helpers/gateway';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { computeCost, costString } from '../../src/billing/cost';
-import { buildInvoice } from '../../src/billing/invoice';
-import { normalizeUsage } from '../../src/billing/usage';
+import { computeCost, costString } from '../../src/metering/price.rules';
+import { buildInvoice } from '../../src/invoicing/invoice.rules';
+import { normalizeUsage } from '../../src/metering/usage.rules';
 import { chatToMessages, MessagesStreamUsage, messagesToChat, UntranslatableRequest } from '../../src/gateway/anthropic/translate';
 
 const PRICE = { inputPerMtok: '3', cachedInputPerMtok: '0.3', outputPerMtok: '15', cacheWritePerMtok: '3.75', cacheWrite1hPerMtok: '6' };

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { computeCost, costString, reservationBound, type TokenPrice } from '../../src/billing/cost';
-import { Money, roundToMinorUnit } from '../../src/billing/money';
-import { normalizeUsage, ZERO_USAGE, type NormalizedUsage } from '../../src/billing/usage';
+import { computeCost, costString, reservationBound, type TokenPrice } from '../../src/metering/price.rules';
+import { Money, roundToMinorUnit } from '../../src/shared/money.rules';
+import { normalizeUsage, ZERO_USAGE, type NormalizedUsage } from '../../src/metering/usage.rules';
 
 const GPT4O: TokenPrice = { inputPerMtok: '2.50', cachedInputPerMtok: '1.25', outputPerMtok: '10.00' };
 const usage = (u: Partial<NormalizedUsage>): NormalizedUsage => ({ ...ZERO_USAGE, ...u });

@@ -10,7 +10,7 @@ import {
   RULES,
   type Deadlines,
   type Jurisdiction,
-} from '../../src/privacy/deadlines';
+} from '../../src/privacy/deadlines.rules';
 
 const DAY = 86_400_000;
 

@@ -4,8 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { buildInvoice, type LinePrice } from '../../src/billing/invoice';
-import { escapeHtml, pdfSafeText, renderInvoiceHtml, renderInvoicePdf, type InvoiceDocument } from '../../src/billing/invoiceRender';
+import { buildInvoice, type LinePrice } from '../../src/invoicing/invoice.rules';
+import { escapeHtml, pdfSafeText, renderInvoiceHtml, renderInvoicePdf, type InvoiceDocument } from '../../src/invoicing/render';
 
 function hasPdftotext(): boolean {
   try {

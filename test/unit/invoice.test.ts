@@ -9,8 +9,8 @@ import {
   periodLastDay,
   type LinePrice,
   type UsageAggregate,
-} from '../../src/billing/invoice';
-import type { TaxTreatment } from '../../src/billing/tax';
+} from '../../src/invoicing/invoice.rules';
+import type { TaxTreatment } from '../../src/invoicing/tax.rules';
 
 const NO_TAX: TaxTreatment = { kind: 'outside_scope', rate: '0', country: 'US', note: 'Outside the scope of EU VAT.' };
 const DE_VAT: TaxTreatment = { kind: 'domestic', rate: '0.19', country: 'DE', note: null };

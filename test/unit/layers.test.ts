@@ -16,12 +16,12 @@ const repo = fileURLToPath(new URL('../../', import.meta.url));
 const files: Record<string, string> = {
   'activities/index.ts': 'export interface Activities { ping(): Promise<void> }\n',
   'workflows/messages.ts': "import { defineSignal } from '@temporalio/workflow';\nexport const wake = defineSignal('wake');\n",
-  'src/billing/money.ts': "import Decimal from 'decimal.js';\nexport const zero = new Decimal(0);\n",
-  'src/metering/shards.rules.ts': "import { zero } from '../billing/money';\nexport const first = zero;\n",
+  'src/shared/money.rules.ts': "import Decimal from 'decimal.js';\nexport const zero = new Decimal(0);\n",
+  'src/metering/shards.rules.ts': "import { zero } from '../shared/money.rules';\nexport const first = zero;\n",
   'workflows/good.ts': [
     "import { proxyActivities } from '@temporalio/workflow';",
     "import type { Activities } from '../activities';",
-    "import { zero } from '../src/billing/money';",
+    "import { zero } from '../src/shared/money.rules';",
     "import { first } from '../src/metering/shards.rules';",
     "import { wake } from './messages';",
     "export const a = proxyActivities<Activities>({ startToCloseTimeout: '1 minute' });",

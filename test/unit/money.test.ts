@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatMoney, Money, parseAmount, roundToMinorUnit, toAmountString } from '../../src/billing/money';
+import { formatMoney, Money, parseAmount, roundToMinorUnit, toAmountString } from '../../src/shared/money.rules';
 
 describe('money', () => {
   it('rounds half-up to the minor unit, in one place', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { CHECKS, DISCREPANCY_KINDS, fingerprint, previousUtcDay, reconcileWindow, verdict, WindowError } from '../../src/billing/reconciliation';
-import { parseStatement, StatementError } from '../../src/billing/providerStatement';
+import { CHECKS, DISCREPANCY_KINDS, fingerprint, previousUtcDay, reconcileWindow, verdict, WindowError } from '../../src/reconciliation/reconciliation.rules';
+import { parseStatement, StatementError } from '../../src/reconciliation/providerStatement.rules';
 
 describe('reconciliation windows', () => {
   it('turns a UTC day and a month into [start, end)', () => {

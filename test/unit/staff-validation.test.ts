@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../src/errors';
 import { addModelInput, createAccountInput, createUserInput } from '../../src/staff/schemas';
-import { validate } from '../../src/staff/validate';
+import { validate } from '../../src/shared/validate';
 
 function errorOf(fn: () => unknown): ValidationError {
   try {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { EU_COUNTRIES, TaxDataError, taxTreatment, type TaxCustomer, type TaxRate } from '../../src/billing/tax';
+import { EU_COUNTRIES, TaxDataError, taxTreatment, type TaxCustomer, type TaxRate } from '../../src/invoicing/tax.rules';
 
 const DE = { country: 'DE' };
 

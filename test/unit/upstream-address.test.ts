@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { allowedHostEntryProblem, isNonPublicAddress, upstreamAddressPolicy } from '../../src/gateway/upstreamAddress';
+import { allowedHostEntryProblem, isNonPublicAddress, upstreamAddressPolicy } from '../../src/shared/upstreamAddressPolicy';
 import { loadConfig, providerCredentialEnv, providerKeyEnvName } from '../../src/config';
 
 describe('non-public addresses', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { normalizeUsage, totalInputTokens, ZERO_USAGE } from '../../src/billing/usage';
+import { normalizeUsage, totalInputTokens, ZERO_USAGE } from '../../src/metering/usage.rules';
 
 describe('normalizeUsage', () => {
   it('OpenAI chat: cached tokens are taken out of prompt_tokens, never counted twice', () => {

@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { z } from 'zod';
-import { computeCost, costString, reservationBound } from '../../billing/cost';
-import { normalizeUsage, ZERO_USAGE, type NormalizedUsage, type UsageConvention } from '../../billing/usage';
+import { computeCost, costString, reservationBound } from '../../metering/price.rules';
+import { normalizeUsage, ZERO_USAGE, type NormalizedUsage, type UsageConvention } from '../../metering/usage.rules';
 import { judgeAttempt, type AttemptFailure } from '../attempts';
 import type { ForwarderDeps } from '../forwarder';
 import { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_STREAM_EVENT_BYTES, drained, memo, readLimited } from '../relay';

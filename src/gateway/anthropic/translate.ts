@@ -5,7 +5,7 @@
  * UntranslatableRequest (a 400 naming the parameter or block type, never its
  * value), never dropped silently. docs/anthropic.md lists both.
  */
-import { normalizeUsage, type NormalizedUsage } from '../../billing/usage';
+import { normalizeUsage, type NormalizedUsage } from '../../metering/usage.rules';
 import { parseEvent } from '../sse';
 
 export class UntranslatableRequest extends Error {

@@ -1,0 +1,314 @@
+import { issueSecret } from '../auth/secrets';
+import type { Clock } from '../clock';
+import { accountsRepo } from './accounts.data';
+import { apiKeysRepo } from './apiKeys.data';
+import type { Db, Trx } from '../db/knex';
+import { routingRepo, type ModelRow } from './routing.data';
+import { staffTokensRepo, type StaffRole } from '../staff/staff.data';
+import { usersRepo } from './users.data';
+import { ConflictError, NotFoundError, ValidationError } from '../errors';
+import { parseAmount } from '../shared/money.rules';
+import { providerKeyEnvName, type Config } from '../config';
+import { canonicalAddress, upstreamAddressPolicy } from '../shared/upstreamAddressPolicy';
+import {
+  addModelInput,
+  addPriceInput,
+  addProviderInput,
+  createAccountInput,
+  createKeyInput,
+  createStaffTokenInput,
+  createUserInput,
+  idInput,
+  listInput,
+  listKeysInput,
+  pageInput,
+  setFallbacksInput,
+} from '../staff/schemas';
+import { validate } from '../shared/validate';
+import { accountView, apiKeyView, modelView, priceView, providerView, userView } from './views';
+
+/**
+ * Staff operations: the one implementation behind both the CLI verbs and the
+ * admin API routes. Each validates its raw input, so callers pass what they got.
+ */
+
+const UNIQUE_VIOLATION = '23505';
+const isUniqueViolation = (err: unknown) => (err as { code?: string })?.code === UNIQUE_VIOLATION;
+
+function sameOptionalAmount(a: string | null, b: string | null): boolean {
+  if (a === null || b === null) return a === b;
+  return parseAmount(a).eq(b);
+}
+
+export interface StaffDeps {
+  db: Db;
+  clock: Clock;
+  /**
+   * The upstream address allowlist, to refuse a provider whose base URL is a
+   * literal address the gateway would refuse anyway. Absent (tests and tools
+   * in-process), no such early check; the gateway checks every connection.
+   */
+  config?: Pick<Config, 'upstream'>;
+}
+
+export function staffOperations({ db, clock, config }: StaffDeps) {
+  const upstreamPolicy = config ? upstreamAddressPolicy(config.upstream.allowedHosts) : null;
+  const accounts = accountsRepo(db);
+  const users = usersRepo(db);
+  const apiKeys = apiKeysRepo(db);
+  const routing = routingRepo(db);
+  const staffTokens = staffTokensRepo(db);
+
+  /** Adds a price version; the same price for the same time again is a no-op, a different one a conflict. */
+  async function putPrice(
+    trx: Trx,
+    model: ModelRow,
+    providerName: string,
+    input: {
+      name: string;
+      inputPerMtok: string;
+      outputPerMtok: string;
+      cachedInputPerMtok?: string | undefined;
+      cacheWritePerMtok?: string | undefined;
+      cacheWrite1hPerMtok?: string | undefined;
+      effectiveFrom?: string | undefined;
+    },
+  ) {
+    const effectiveFrom = input.effectiveFrom ? new Date(input.effectiveFrom) : clock.now();
+    const price = {
+      input_per_mtok: parseAmount(input.inputPerMtok).toFixed(),
+      output_per_mtok: parseAmount(input.outputPerMtok).toFixed(),
+      cached_input_per_mtok: input.cachedInputPerMtok ? parseAmount(input.cachedInputPerMtok).toFixed() : null,
+      cache_write_per_mtok: input.cacheWritePerMtok ? parseAmount(input.cacheWritePerMtok).toFixed() : null,
+      cache_write_1h_per_mtok: input.cacheWrite1hPerMtok ? parseAmount(input.cacheWrite1hPerMtok).toFixed() : null,
+    };
+    const existing = await routing.findPrice(model.id, effectiveFrom, trx);
+    if (existing) {
+      const same =
+        parseAmount(existing.input_per_mtok).eq(price.input_per_mtok) &&
+        parseAmount(existing.output_per_mtok).eq(price.output_per_mtok) &&
+        sameOptionalAmount(existing.cached_input_per_mtok, price.cached_input_per_mtok) &&
+        sameOptionalAmount(existing.cache_write_per_mtok ?? null, price.cache_write_per_mtok) &&
+        sameOptionalAmount(existing.cache_write_1h_per_mtok ?? null, price.cache_write_1h_per_mtok);
+      if (!same) {
+        throw new ConflictError(`model ${input.name} already has a different price effective from ${effectiveFrom.toISOString()}`);
+      }
+      return modelView(model, providerName, existing);
+    }
+    const row = await routing.insertPrice({ model_id: model.id, effective_from: effectiveFrom, ...price }, trx);
+    return modelView(model, providerName, row);
+  }
+
+  async function requireAccount(id: string) {
+    const account = await accounts.findById(id);
+    if (!account) throw new NotFoundError(`account ${id} does not exist`);
+    return account;
+  }
+
+  return {
+    async createAccount(raw: unknown) {
+      const input = validate(createAccountInput, raw);
+      const row = await accounts.insert({
+        name: input.name,
+        plan: input.plan,
+        country: input.country ?? null,
+        vat_id: input.vatId ?? null,
+        billing_email: input.billingEmail ?? null,
+        ...(input.taxStatus ? { tax_status: input.taxStatus } : {}),
+        credit_limit: parseAmount(input.creditLimit).toFixed(),
+        currency: input.currency,
+      });
+      return accountView(row);
+    },
+
+    async getAccount(raw: unknown) {
+      const { id } = validate(idInput, raw);
+      return accountView(await requireAccount(id));
+    },
+
+    async listAccounts(raw: unknown) {
+      const input = validate(listInput, raw ?? {});
+      return (await accounts.list(input)).map(accountView);
+    },
+
+    async createUser(raw: unknown) {
+      const input = validate(createUserInput, raw);
+      await requireAccount(input.accountId);
+      try {
+        const row = await users.insert({
+          account_id: input.accountId,
+          name: input.name,
+          email: input.email,
+          phone: input.phone ?? null,
+          job_title: input.jobTitle ?? null,
+        });
+        return userView(row);
+      } catch (err) {
+        if (isUniqueViolation(err)) throw new ConflictError(`account ${input.accountId} already has a user with that email`);
+        throw err;
+      }
+    },
+
+    /** Returns the key once; only its hash and display prefix are stored. */
+    async createKey(raw: unknown) {
+      const input = validate(createKeyInput, raw);
+      await requireAccount(input.accountId);
+      if (input.userId) {
+        const user = await users.findById(input.userId);
+        if (!user || user.account_id !== input.accountId) {
+          throw new NotFoundError(`user ${input.userId} does not exist in account ${input.accountId}`);
+        }
+      }
+      const issued = issueSecret('api_key');
+      const row = await apiKeys.insert({
+        account_id: input.accountId,
+        user_id: input.userId ?? null,
+        name: input.name ?? null,
+        rate_limit_rpm: input.rateLimitRpm ?? null,
+        key_hash: issued.hash,
+        prefix: issued.displayPrefix,
+      });
+      return { ...apiKeyView(row), key: issued.secret };
+    },
+
+    async listKeys(raw: unknown) {
+      const { id, ...page } = validate(listKeysInput, raw);
+      await requireAccount(id);
+      return (await apiKeys.listByAccount(id, page)).map(apiKeyView);
+    },
+
+    /** Idempotent: revoking a revoked key keeps the first revocation time. */
+    async revokeKey(raw: unknown) {
+      const { id } = validate(idInput, raw);
+      const row = await apiKeys.revoke(id, clock.now());
+      if (!row) throw new NotFoundError(`API key ${id} does not exist`);
+      return apiKeyView(row);
+    },
+
+    async addProvider(raw: unknown) {
+      const input = validate(addProviderInput, raw);
+      const host = new URL(input.baseUrl).hostname;
+      if (upstreamPolicy && canonicalAddress(host) && !upstreamPolicy.allows(host, host)) {
+        const message = 'baseUrl is a loopback, private, link-local or otherwise non-public address that UPSTREAM_ALLOWED_HOSTS does not name';
+        throw new ValidationError(`invalid input: baseUrl: ${message}`, [{ field: 'baseUrl', message }]);
+      }
+      try {
+        const row = await routing.insertProvider({
+          name: input.name,
+          base_url: input.baseUrl.replace(/\/+$/, ''),
+          api_key_env: input.apiKeyEnv ?? providerKeyEnvName(input.name),
+          kind: input.kind,
+        });
+        return providerView(row);
+      } catch (err) {
+        if (isUniqueViolation(err)) throw new ConflictError(`provider ${input.name} already exists`);
+        throw err;
+      }
+    },
+
+    async listProviders(raw: unknown = {}) {
+      return (await routing.listProviders(validate(pageInput, raw ?? {}))).map(providerView);
+    },
+
+    /**
+     * Adds a model with its price, or a new price version for an existing model
+     * (price history is kept: invoices need the price in force at the time).
+     * Re-adding the same price for the same time is a no-op; re-routing an
+     * existing model to another provider is refused rather than done silently.
+     * A new model is a new route for customers' traffic: on the admin API this
+     * is admin-only, and billing staff use addPrice.
+     */
+    async addModel(raw: unknown) {
+      const input = validate(addModelInput, raw);
+      return db.transaction(async (trx) => {
+        const provider = await routing.findProviderByName(input.provider, trx);
+        if (!provider) throw new NotFoundError(`provider ${input.provider} does not exist; add it with 'mixroute providers add'`);
+        // Serialise concurrent adds of the same model name.
+        await trx.raw('SELECT pg_advisory_xact_lock(hashtext(?))', [`model:${input.name}`]);
+        let model = await routing.findModelByName(input.name, trx);
+        if (model && (model.provider_id !== provider.id || model.upstream_model !== input.upstreamModel)) {
+          throw new ConflictError(
+            `model ${input.name} already routes to another provider or upstream model; routing changes are not made by 'models add'`,
+          );
+        }
+        model ??= await routing.insertModel(
+          { public_name: input.name, provider_id: provider.id, upstream_model: input.upstreamModel },
+          trx,
+        );
+        return putPrice(trx, model, provider.name, input);
+      });
+    },
+
+    /** A new price version of an existing model; its provider and route stay as they are. */
+    async addPrice(raw: unknown) {
+      const input = validate(addPriceInput, raw);
+      return db.transaction(async (trx) => {
+        await trx.raw('SELECT pg_advisory_xact_lock(hashtext(?))', [`model:${input.name}`]);
+        const model = await routing.findModelByName(input.name, trx);
+        if (!model) throw new NotFoundError(`model ${input.name} does not exist; an admin adds it with its first price (POST /billing/models)`);
+        const provider = (await trx('providers').where('id', model.provider_id).first('name')) as { name: string };
+        return putPrice(trx, model, provider.name, input);
+      });
+    },
+
+    /**
+     * Replaces a model's ordered fallback routes. The gateway tries them in
+     * order when the primary fails before anything reached the client.
+     */
+    async setModelFallbacks(raw: unknown) {
+      const input = validate(setFallbacksInput, raw);
+      return db.transaction(async (trx) => {
+        const model = await routing.findModelByName(input.name, trx);
+        if (!model) throw new NotFoundError(`model ${input.name} does not exist`);
+        const rows = [];
+        for (const [i, r] of input.routes.entries()) {
+          const provider = await routing.findProviderByName(r.provider, trx);
+          if (!provider) throw new NotFoundError(`provider ${r.provider} does not exist`);
+          rows.push({ model_id: model.id, position: i + 1, provider_id: provider.id, upstream_model: r.upstreamModel });
+        }
+        await trx('model_fallbacks').where({ model_id: model.id }).delete();
+        if (rows.length) await trx('model_fallbacks').insert(rows);
+        return { name: model.public_name, fallbacks: input.routes };
+      });
+    },
+
+    async listModels(raw: unknown = {}) {
+      const now = clock.now();
+      const models = await routing.listModels(validate(pageInput, raw ?? {}));
+      return Promise.all(
+        models.map(async (m) => {
+          const price = await routing.priceInForce(m.id, now);
+          const history = await routing.pricesForModel(m.id);
+          const fallbacks = await db('model_fallbacks')
+            .join('providers', 'providers.id', 'model_fallbacks.provider_id')
+            .where('model_fallbacks.model_id', m.id)
+            .orderBy('position')
+            .select('providers.name as provider', 'model_fallbacks.upstream_model as upstreamModel');
+          return { ...modelView(m, m.provider_name, price), fallbacks, priceHistory: history.map(priceView) };
+        }),
+      );
+    },
+
+    /** Returns the token once; only its hash is stored. */
+    async createStaffToken(raw: unknown) {
+      const input = validate(createStaffTokenInput, raw);
+      const issued = issueSecret('staff_token');
+      const row = await staffTokens.insert({
+        role: input.role as StaffRole,
+        name: input.name ?? null,
+        token_hash: issued.hash,
+        prefix: issued.displayPrefix,
+      });
+      return { id: row.id, role: row.role, name: row.name, prefix: row.prefix, token: issued.secret };
+    },
+
+    async revokeStaffToken(raw: unknown) {
+      const { id } = validate(idInput, raw);
+      const row = await staffTokens.revoke(id, clock.now());
+      if (!row) throw new NotFoundError(`staff token ${id} does not exist`);
+      return { id: row.id, role: row.role, prefix: row.prefix, revokedAt: row.revoked_at?.toISOString() ?? null };
+    },
+  };
+}
+
+export type StaffOperations = ReturnType<typeof staffOperations>;

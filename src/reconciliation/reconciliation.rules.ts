@@ -1,0 +1,115 @@
+/**
+ * Reconciliation: the vocabulary of a report, with no I/O.
+ *
+ * A reconciliation covers a window of time, a UTC day or a calendar month,
+ * and runs five checks. Each check produces typed discrepancies with the
+ * amounts on both sides. A discrepancy is either repaired (only the safe
+ * classes below, each through its own idempotent write) or left for billing
+ * staff; nothing else is ever changed by reconciliation.
+ */
+import { billingPeriod } from '../invoicing/invoice.rules';
+
+export const CHECKS = ['usage', 'payments', 'balances', 'invoices', 'provider_usage'] as const;
+export type CheckName = (typeof CHECKS)[number];
+
+/** Every kind of discrepancy, with the check that finds it and whether reconciliation may repair it. */
+export const DISCREPANCY_KINDS = {
+  /** Usage older than the settlement lag that no settlement picked up. Repaired: settled. */
+  unsettled_usage: { check: 'usage', safe: true },
+  /** A settled batch whose `usage` ledger entry is missing. Repaired: the entry is posted with the batch's own key. */
+  usage_deduction_missing: { check: 'usage', safe: true },
+  /** A batch's ledger entry differs from the cost of its events. */
+  usage_deduction_mismatch: { check: 'usage', safe: false },
+  /** A `usage` ledger entry whose batch has no events. */
+  usage_deduction_without_events: { check: 'usage', safe: false },
+  /** An account's settled events and its usage_hourly rows for the window disagree. */
+  usage_hourly_mismatch: { check: 'usage', safe: false },
+  /** A succeeded payment without a top-up entry. */
+  payment_without_topup: { check: 'payments', safe: false },
+  /** A payment credited more than once. */
+  payment_duplicate_topup: { check: 'payments', safe: false },
+  /** A top-up entry whose amount or account differs from its payment's. */
+  topup_amount_mismatch: { check: 'payments', safe: false },
+  /** A top-up entry without a succeeded payment. */
+  topup_without_payment: { check: 'payments', safe: false },
+  /** account_balances.balance is not the sum of the account's entries. */
+  balance_mismatch: { check: 'balances', safe: false },
+  /** A finalized invoice whose lines or totals differ from its usage priced again. */
+  invoice_mismatch: { check: 'invoices', safe: false },
+  /** A number of an invoice series that no invoice or credit note carries. */
+  invoice_number_gap: { check: 'invoices', safe: false },
+  /** A provider's statement and our metering disagree for a day and model. */
+  provider_usage_mismatch: { check: 'provider_usage', safe: false },
+} as const satisfies Record<string, { check: CheckName; safe: boolean }>;
+export type DiscrepancyKind = keyof typeof DISCREPANCY_KINDS;
+
+export type Resolution = 'repaired' | 'needs_attention';
+export type Verdict = 'clean' | 'repaired' | 'needs_attention';
+
+export interface Discrepancy {
+  kind: DiscrepancyKind;
+  /** What it is about: a payment, a settlement key, an account, an invoice number, provider/day/model. */
+  subject: string;
+  accountId: string | null;
+  /** Our books' side and the other side, in `unit`; difference = actual - expected. */
+  expected: string | null;
+  actual: string | null;
+  unit: string;
+  /** Further figures (token counts, ids). Never personal data, never content. */
+  details: Record<string, unknown>;
+  resolution: Resolution;
+  /** For a repair: the idempotency key of the write that repaired it. */
+  repairRef: string | null;
+}
+
+/** The same problem found again has the same fingerprint, in any report. */
+export function fingerprint(kind: DiscrepancyKind, subject: string): string {
+  return `${kind}:${subject}`;
+}
+
+export function verdict(counts: { repaired: number; needsAttention: number }): Verdict {
+  if (counts.needsAttention > 0) return 'needs_attention';
+  if (counts.repaired > 0) return 'repaired';
+  return 'clean';
+}
+
+export type Scope = 'day' | 'period';
+
+export interface ReconcileWindow {
+  scope: Scope;
+  /** '2026-11-25' for a day, '2026-11' for a month. */
+  label: string;
+  /** ISO instants, [start, end). */
+  start: string;
+  end: string;
+}
+
+export class WindowError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'WindowError';
+  }
+}
+
+const DAY = /^(\d{4})-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$/;
+
+/** A UTC day 'YYYY-MM-DD' or a month 'YYYY-MM' as a window. Throws WindowError on anything else. */
+export function reconcileWindow(scope: Scope, label: string): ReconcileWindow {
+  if (scope === 'period') {
+    try {
+      const { start, end } = billingPeriod(label);
+      return { scope, label, start, end };
+    } catch {
+      throw new WindowError(`period must be YYYY-MM, got ${JSON.stringify(label)}`);
+    }
+  }
+  const m = DAY.exec(label);
+  const start = m ? new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]))) : null;
+  if (!m || !start || start.toISOString().slice(0, 10) !== label) throw new WindowError(`day must be a calendar date YYYY-MM-DD, got ${JSON.stringify(label)}`);
+  return { scope, label, start: start.toISOString(), end: new Date(start.getTime() + 86_400_000).toISOString() };
+}
+
+/** The UTC day before the instant: what the daily run reconciles. */
+export function previousUtcDay(now: Date): string {
+  return new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()) - 86_400_000).toISOString().slice(0, 10);
+}

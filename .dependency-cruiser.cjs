@@ -30,9 +30,11 @@ const RULES = [exactly(PURE_MODULES), '\\.rules\\.ts$'];
 const DATA_ACCESS = ['^src/db/', '\\.data\\.ts$', '^migrations/'];
 
 /**
- * Process entry points: they open the database pool (createDb from src/db/knex.ts) and
- * hand it to the services they build, so they may import src/db/knex.ts, and nothing
- * else from data access.
+ * Process entry points and composition roots: they open the database pool (createDb from
+ * src/db/knex.ts), or receive it, and build the services they hand on, so they may import
+ * src/db/knex.ts and nothing else from data access. A composition root is where one
+ * interface (the activities, the admin API, the console, the gateway) is wired to its
+ * services; the handlers behind it see services only.
  */
 const ENTRY_POINTS = [
   'src/cli.ts',
@@ -42,8 +44,14 @@ const ENTRY_POINTS = [
   'src/admin/server.ts',
   'src/gateway/server.ts',
   'src/worker/runWorker.ts',
+  'src/worker/worker.ts',
   'src/dev/demo.ts',
   'src/demo/traffic.ts',
+  // composition roots
+  'activities/index.ts',
+  'src/admin/app.ts',
+  'src/console/app.ts',
+  'src/gateway/app.ts',
 ];
 
 /** Node built-ins that do I/O or reach outside the process. */

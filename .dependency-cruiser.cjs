@@ -134,10 +134,11 @@ module.exports = {
       name: 'entry-points-open-the-pool-only',
       severity: 'error',
       comment:
-        'A process entry point opens the pool with createDb (src/db/knex.ts) and passes it to services; any other ' +
-        'use of data access goes through a service.',
+        'A process entry point opens the pool with createDb (src/db/knex.ts), prepares the database (src/db/database.ts, ' +
+        'src/db/migrate.ts, src/db/embeddedPostgres.ts) and passes the pool to services; any other use of data access ' +
+        'goes through a service.',
       from: { path: exactly(ENTRY_POINTS) },
-      to: { path: DATA_ACCESS, pathNot: '^src/db/knex\\.ts$' },
+      to: { path: DATA_ACCESS, pathNot: '^src/db/(knex|database|migrate|embeddedPostgres)\\.ts$' },
     },
     {
       name: 'activities-import-no-express',

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { createdAt } from '../src/db/ddl';
+import { createdAt } from './ddl';
 
 export async function up(knex: Knex): Promise<void> {
   await knex.schema.createTable('api_keys', (t) => {

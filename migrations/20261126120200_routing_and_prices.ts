@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { checkIn, createdAt, money } from '../src/db/ddl';
+import { checkIn, createdAt, money } from './ddl';
 
 export async function up(knex: Knex): Promise<void> {
   await knex.schema.createTable('providers', (t) => {

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { checkIn, createdAt } from '../src/db/ddl';
+import { checkIn, createdAt } from './ddl';
 
 export async function up(knex: Knex): Promise<void> {
   await knex.schema.createTable('staff_tokens', (t) => {

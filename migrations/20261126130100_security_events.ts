@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { checkIn } from '../src/db/ddl';
+import { checkIn } from './ddl';
 
 /** Security events: metadata only (what happened, from where, which key id); never a presented secret. */
 export async function up(knex: Knex): Promise<void> {

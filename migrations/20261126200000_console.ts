@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { checkIn } from '../src/db/ddl';
+import { checkIn } from './ddl';
 
 /**
  * The staff console: staff users who sign in with email and password (bcrypt

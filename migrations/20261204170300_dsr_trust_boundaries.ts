@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { checkIn } from '../src/db/ddl';
+import { checkIn } from './ddl';
 
 const STATUSES = ['received', 'verifying', 'in_progress', 'awaiting_approval', 'completed', 'partially_completed', 'refused', 'withdrawn'];
 

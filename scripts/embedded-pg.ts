@@ -1,7 +1,7 @@
 /**
  * `node --import tsx scripts/embedded-pg.ts [--reason TEXT] -- COMMAND [ARGS...]`
  *
- * Starts the embedded PostgreSQL (src/dev/embeddedPostgres.ts) with its data in
+ * Starts the embedded PostgreSQL (src/db/embeddedPostgres.ts) with its data in
  * DATA_DIR/pg on 127.0.0.1:MIXROUTE_EMBEDDED_PG_PORT (54329), runs COMMAND with
  * DATABASE_URL pointing at it, and stops it once COMMAND has ended, so that the
  * apps under COMMAND drain before their database goes. bootstrap.sh runs
@@ -15,7 +15,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { EMBEDDED_PG_DEFAULT_PORT, startEmbeddedPostgres } from '../src/dev/embeddedPostgres';
+import { EMBEDDED_PG_DEFAULT_PORT, startEmbeddedPostgres } from '../src/db/embeddedPostgres';
 
 const say = (line: string) => process.stderr.write(`[bootstrap] ${line}\n`);
 

@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ensureDatabase } from '../../src/db/database';
 import { createDb } from '../../src/db/knex';
 import { migrateLatest, migrationStatus } from '../../src/db/migrate';
-import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../src/dev/embeddedPostgres';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../src/db/embeddedPostgres';
 import { freePort, portInUse } from '../../src/util/ports';
 import { testConfig, testEnv } from '../helpers/env';
 

@@ -1,42 +1,22 @@
 import { randomInt } from 'node:crypto';
-import { ApplicationFailure } from '@temporalio/activity';
+import { permanentFailure } from './errors';
 import type { Clock } from '../src/clock';
-import type { Config } from '../src/config';
-import {
-  appendDsrEvent,
-  applyCorrection,
-  collectSubjectData,
-  correctableAccounts,
-  enqueueNotification,
-  eraseSubject,
-  findSubject,
-  packageArchive,
-  providersUsed,
-  setProcessingFlags,
-  type Correction,
-} from '../src/privacy/privacy.data';
-import type { Db } from '../src/db/knex';
-import { createMailer } from '../src/notify/mailer';
-import { codeKey, hashCode } from '../src/privacy/codes';
 import { changedFields, correctionChanges } from '../src/privacy/correction';
-import { packageKey, seal, signLink } from '../src/privacy/packages';
+import type { PrivacyDeps, PrivacyFulfilmentService } from '../src/privacy/fulfilment.service';
 import {
   COMPLAINT_NOTICE,
+  correctableAccounts,
   DSR_TYPE_LABEL,
   PAYLOAD_NOTICE,
   REFUSAL_GROUND_LABEL,
-  RETAINED_BY_LAW,
+  type Correction,
   type DsrType,
   type FulfilmentFailureReason,
   type RefusalGround,
 } from '../src/privacy/rights.rules';
 import type { DsrFulfilment, DsrRefusalItem } from '../workflows/messages';
 
-export interface PrivacyDeps {
-  dsr: Config['dsr'];
-  mail: Config['mail'];
-  dataDir: string;
-}
+export type { PrivacyDeps } from '../src/privacy/fulfilment.service';
 
 /**
  * Activities of `dsr:{requestId}`. They read the subject's email from
@@ -44,38 +24,33 @@ export interface PrivacyDeps {
  * workflow history. Every write is idempotent: events and messages by key,
  * packages by request, effects by their nature (a flag set twice is set).
  */
-export function dsrActivities({ db, clock, privacy }: { db: Db; clock: Clock; privacy: PrivacyDeps }) {
-  const mailer = createMailer(privacy.mail);
+export function dsrActivities({ privacyFulfilment: svc, clock, privacy }: { privacyFulfilment: PrivacyFulfilmentService; clock: Clock; privacy: PrivacyDeps }) {
   const { dsr } = privacy;
 
   async function load(requestId: string) {
-    const r = await db('dsr_requests').where({ id: requestId }).first();
-    if (!r) throw ApplicationFailure.nonRetryable(`no data-subject request ${requestId}`, 'UnknownRequest');
+    const r = await svc.request(requestId);
+    if (!r) throw permanentFailure(`no data-subject request ${requestId}`, 'UnknownRequest');
     return r;
   }
   async function notify(key: string, recipient: string, subject: string, body: string) {
-    await enqueueNotification(db, { key, recipient, subject, body });
-    await mailer.deliver(db, [key]);
+    await svc.notify(key, recipient, subject, body);
   }
   const ref = (id: string) => `request ${id.slice(0, 8)}`;
   /** A data error: the workflow records the request as failed with this reason instead of retrying. The message names fields, never values. */
   const fail = (reason: FulfilmentFailureReason, message: string): never => {
-    throw ApplicationFailure.nonRetryable(`correction not applied: ${message}`, reason);
+    throw permanentFailure(`correction not applied: ${message}`, reason);
   };
 
   return {
     /** Acknowledges receipt to the subject and sends the one-time code to the email on record. */
     async dsrOpened(input: { requestId: string }): Promise<void> {
       const r = await load(input.requestId);
-      await appendDsrEvent(db, r.id, 'system:workflow', 'verification_started', { channel: r.channel }, 'verification_started');
+      await svc.appendEvent(r.id, 'system:workflow', 'verification_started', { channel: r.channel }, 'verification_started');
       if (r.verified_at || !r.subject_email) return;
       // A new code only if none was sent yet: a retried activity must not invalidate the one in the mailbox.
       if (!r.verification_code_hash) {
         const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
-        await db('dsr_requests')
-          .where({ id: r.id })
-          .whereNull('verification_code_hash')
-          .update({ verification_code_hash: hashCode(codeKey({ dsr, dataDir: privacy.dataDir }), r.id, code), verification_code_expires_at: new Date(clock.now().getTime() + dsr.codeTtlS * 1000), status: 'verifying' });
+        await svc.saveVerificationCode(r.id, code);
         const due = new Date(r.due_at).toISOString().slice(0, 10);
         await notify(
           `dsr:${r.id}:code`,
@@ -90,14 +65,14 @@ export function dsrActivities({ db, clock, privacy }: { db: Db; clock: Clock; pr
             `The code is valid for ${dsr.codeTtlS >= 7_200 ? `${Math.floor(dsr.codeTtlS / 3600)} hours` : `${Math.max(1, Math.floor(dsr.codeTtlS / 60))} minutes`}; after that, file the request again for a new one. If you did not make this request, ignore this message.`,
           ].join('\n'),
         );
-        await appendDsrEvent(db, r.id, 'system:workflow', 'verification_code_sent', {}, 'verification_code_sent');
+        await svc.appendEvent(r.id, 'system:workflow', 'verification_code_sent', {}, 'verification_code_sent');
       }
     },
 
     async dsrDeadlineChanged(input: { requestId: string; dueDate: string; dueAt: string; reason: 'extended' | 'verification_pause' }): Promise<void> {
       const r = await load(input.requestId);
-      await db('dsr_requests').where({ id: r.id }).update({ due_date: input.dueDate, due_at: input.dueAt, ...(input.reason === 'extended' ? { extended: true } : {}) });
-      await appendDsrEvent(db, r.id, 'system:workflow', 'deadline_changed', { reason: input.reason, dueDate: input.dueDate }, `deadline:${input.reason}:${input.dueAt}`);
+      await svc.setDeadline(r.id, { dueDate: input.dueDate, dueAt: input.dueAt, extended: input.reason === 'extended' });
+      await svc.appendEvent(r.id, 'system:workflow', 'deadline_changed', { reason: input.reason, dueDate: input.dueDate }, `deadline:${input.reason}:${input.dueAt}`);
       if (input.reason === 'extended' && r.subject_email) {
         await notify(
           `dsr:${r.id}:extended`,
@@ -111,8 +86,8 @@ export function dsrActivities({ db, clock, privacy }: { db: Db; clock: Clock; pr
     /** A reminder to compliance staff before the deadline, or the overdue flag at it. */
     async dsrDeadlineEvent(input: { requestId: string; kind: 'reminder' | 'overdue'; key: string; dueAt: string }): Promise<void> {
       const r = await load(input.requestId);
-      if (input.kind === 'overdue') await db('dsr_requests').where({ id: r.id }).update({ overdue: true });
-      await appendDsrEvent(db, r.id, 'system:workflow', input.kind === 'overdue' ? 'overdue' : 'reminder_sent', { dueAt: input.dueAt }, input.key);
+      if (input.kind === 'overdue') await svc.markOverdue(r.id);
+      await svc.appendEvent(r.id, 'system:workflow', input.kind === 'overdue' ? 'overdue' : 'reminder_sent', { dueAt: input.dueAt }, input.key);
       await notify(
         `dsr:${r.id}:${input.key}`,
         dsr.complianceEmail,
@@ -124,8 +99,8 @@ export function dsrActivities({ db, clock, privacy }: { db: Db; clock: Clock; pr
     /** A verified correction now waits for compliance staff: written down, so that approval is accepted in this state only. */
     async dsrAwaitingApproval(input: { requestId: string }): Promise<void> {
       const r = await load(input.requestId);
-      await db('dsr_requests').where({ id: r.id }).whereIn('status', ['received', 'verifying']).update({ status: 'awaiting_approval' });
-      await appendDsrEvent(db, r.id, 'system:workflow', 'awaiting_approval', {}, 'awaiting_approval');
+      await svc.markAwaitingApproval(r.id);
+      await svc.appendEvent(r.id, 'system:workflow', 'awaiting_approval', {}, 'awaiting_approval');
     },
 
     /**
@@ -135,10 +110,7 @@ export function dsrActivities({ db, clock, privacy }: { db: Db; clock: Clock; pr
      */
     async dsrFailed(input: { requestId: string; reason: string }): Promise<void> {
       const r = await load(input.requestId);
-      await db.transaction(async (trx) => {
-        await trx('dsr_requests').where({ id: r.id }).update({ status: 'failed', failure_reason: input.reason, closed_at: trx.raw('COALESCE(closed_at, now())') });
-        await appendDsrEvent(trx, r.id, 'system:workflow', 'fulfilment_failed', { reason: input.reason }, 'fulfilment_failed');
-      });
+      await svc.markFailed(r.id, input.reason);
       await notify(
         `dsr:${r.id}:failed`,
         dsr.complianceEmail,
@@ -150,17 +122,15 @@ export function dsrActivities({ db, clock, privacy }: { db: Db; clock: Clock; pr
     /** The right's effect on the data. */
     async dsrFulfil(input: { requestId: string; refusedItems: string[] }): Promise<DsrFulfilment> {
       const r = await load(input.requestId);
-      await db('dsr_requests').where({ id: r.id }).update({ status: 'in_progress' });
-      const subject = await findSubject(db, r.subject_email ?? '', r.account_id);
-      await db('dsr_requests').where({ id: r.id }).update({ user_ids: subject.userIds });
+      const subject = await svc.startFulfilment(r);
       const type = r.type as DsrType;
       const refused = new Set(input.refusedItems);
       let result: DsrFulfilment = { counts: {}, exportId: null, fieldsChanged: [] };
 
       if (type === 'access' || type === 'portability') {
-        const tables = await collectSubjectData(db, subject, r.subject_email_hash, { portable: type === 'portability' });
+        const tables = await svc.collectSubjectData(subject, r.subject_email_hash, { portable: type === 'portability' });
         for (const item of refused) delete tables[item];
-        const providers = await providersUsed(db, subject);
+        const providers = await svc.providersUsed(subject);
         const document = {
           request: { id: r.id, type, receivedAt: new Date(r.received_at).toISOString() },
           generatedAt: clock.now().toISOString(),
@@ -168,28 +138,13 @@ export function dsrActivities({ db, clock, privacy }: { db: Db; clock: Clock; pr
           ...(refused.size ? { withheld: [...refused] } : {}),
           data: tables,
         };
-        const archive = packageArchive(document, tables);
-        const sealed = seal(packageKey({ dsr, dataDir: privacy.dataDir }), archive, r.id);
-        const [row] = await db('dsr_exports')
-          .insert({
-            request_id: r.id,
-            format: 'zip',
-            ciphertext: sealed.ciphertext,
-            iv: sealed.iv,
-            auth_tag: sealed.authTag,
-            bytes: archive.length,
-            max_downloads: dsr.packageMaxDownloads,
-            expires_at: new Date(clock.now().getTime() + dsr.packageTtlS * 1000),
-          })
-          .onConflict('request_id')
-          .merge(['ciphertext', 'iv', 'auth_tag', 'bytes', 'expires_at'])
-          .returning('id');
-        result = { counts: Object.fromEntries(Object.entries(tables).map(([k, v]) => [k, v.length])), exportId: row.id, fieldsChanged: [] };
+        const exportId = await svc.storePackage(r.id, document, tables);
+        result = { counts: Object.fromEntries(Object.entries(tables).map(([k, v]) => [k, v.length])), exportId, fieldsChanged: [] };
       } else if (type === 'deletion') {
-        const counts = await eraseSubject(db, r.id, subject);
+        const counts = await svc.erase(r.id, subject);
         result.counts = Object.fromEntries(counts.map((c) => [`${c.category}:${c.action}`, c.rows]));
       } else if (type === 'restriction' || type === 'objection' || type === 'consent_withdrawal') {
-        result.counts = { users: await setProcessingFlags(db, r.id, type, subject) };
+        result.counts = { users: await svc.setProcessingFlags(r.id, type, subject) };
       } else if (type === 'correction') {
         // Stored before validation matched staff edits, or edited since: checked again, and a
         // value no schema allows is a data error that no retry mends.
@@ -204,18 +159,12 @@ export function dsrActivities({ db, clock, privacy }: { db: Db; clock: Clock; pr
         if (Object.keys(changes.account ?? {}).length && !accounts.length) {
           const items = changedFields({ account: changes.account }).filter((f) => !refused.has(f));
           const explanation = 'only the billing contact of an account can have its details corrected (name the account if you are the contact of several)';
-          await db.transaction(async (trx) => {
-            const row = await trx('dsr_requests').where({ id: r.id }).forUpdate().first('refusals');
-            const known = new Set((row.refusals as { item: string }[]).map((x) => x.item));
-            const add = items.filter((item) => !known.has(item)).map((item) => ({ item, ground: 'third_party_rights', explanation, by: 'system:workflow' }));
-            if (add.length) await trx('dsr_requests').where({ id: r.id }).update({ refusals: JSON.stringify([...(row.refusals as unknown[]), ...add]) });
-            await appendDsrEvent(trx, r.id, 'system:workflow', 'refusal_recorded', { items, ground: 'third_party_rights', reason: 'not_billing_contact' }, `refusal:not_billing_contact`);
-          });
+          await svc.refuseNotBillingContact(r.id, items, explanation);
           result.refused = items.map((item) => ({ item, ground: 'third_party_rights' }));
           delete changes.account;
         }
         try {
-          result.fieldsChanged = await applyCorrection(db, subject, accounts, changes);
+          result.fieldsChanged = await svc.applyCorrection(subject, accounts, changes);
         } catch (err) {
           // pg's message names the constraint, never the row's values (those are in err.detail, which stays out of the history).
           const pg = err as { code?: string; constraint?: string };
@@ -224,9 +173,9 @@ export function dsrActivities({ db, clock, privacy }: { db: Db; clock: Clock; pr
           throw err;
         }
       } else if (type === 'payload') {
-        result.counts = { providers: (await providersUsed(db, subject)).length };
+        result.counts = { providers: (await svc.providersUsed(subject)).length };
       }
-      await appendDsrEvent(db, r.id, 'system:workflow', 'fulfilled', { counts: result.counts, fieldsChanged: result.fieldsChanged }, 'fulfilled');
+      await svc.appendEvent(r.id, 'system:workflow', 'fulfilled', { counts: result.counts, fieldsChanged: result.fieldsChanged }, 'fulfilled');
       return result;
     },
 
@@ -251,8 +200,7 @@ export function dsrActivities({ db, clock, privacy }: { db: Db; clock: Clock; pr
       if (f && (input.status === 'completed' || input.status === 'partially_completed')) {
         response.effects = f.counts;
         if (f.exportId) {
-          const exp = await db('dsr_exports').where({ id: f.exportId }).first('expires_at', 'max_downloads');
-          const link = signLink(packageKey({ dsr, dataDir: privacy.dataDir }), f.exportId, new Date(exp.expires_at));
+          const { exp, link } = await svc.packageLink(f.exportId);
           lines.push(
             `Your data is ready: ${dsr.publicBaseUrl}/privacy/packages/${f.exportId}?expires=${link.expires}&sig=${link.sig}`,
             `The link works ${exp.max_downloads} time(s) until ${new Date(exp.expires_at).toISOString()}. The archive holds data.json and one CSV file per table.`,
@@ -260,7 +208,7 @@ export function dsrActivities({ db, clock, privacy }: { db: Db; clock: Clock; pr
           response.package = { exportId: f.exportId, expiresAt: new Date(exp.expires_at).toISOString() };
         }
         if (type === 'deletion') {
-          const retained = await retainedByLaw(db);
+          const retained = await svc.retainedByLaw();
           lines.push(
             'We erased or anonymized your personal data, revoked your API keys, deleted your login records and removed IP addresses and browser identifiers from your usage records.',
             'The law requires us to keep the following records; they are restricted (used for no other purpose) and erased when the period ends:',
@@ -277,38 +225,20 @@ export function dsrActivities({ db, clock, privacy }: { db: Db; clock: Clock; pr
           response.fieldsChanged = f.fieldsChanged;
         }
         if (type === 'payload' || type === 'access') {
-          const providers = await providersUsed(db, await findSubject(db, r.subject_email ?? '', r.account_id));
+          const providers = await svc.providersUsed(await svc.findSubject(r.subject_email ?? '', r.account_id));
           lines.push('', PAYLOAD_NOTICE, `Providers: ${providers.length ? providers.join(', ') : 'none (no usage recorded)'}.`);
           response.payload = { retained: false, providers };
         }
       }
-      await db.transaction(async (trx) => {
-        await trx('dsr_requests').where({ id: r.id }).update({ status: input.status, response: JSON.stringify(response), closed_at: trx.raw('COALESCE(closed_at, now())') });
-        await appendDsrEvent(trx, r.id, 'system:workflow', 'closed', { status: input.status, refusals: input.refusals }, 'closed');
-      });
+      await svc.close(r.id, input.status, input.refusals, response);
       if (r.subject_email) {
         await notify(`dsr:${r.id}:answer`, r.subject_email, `Your privacy request (${ref(r.id)}): ${input.status.replace('_', ' ')}`, lines.join('\n'));
       }
       if (type === 'deletion' && input.status !== 'withdrawn' && input.status !== 'refused') {
         // The answer is out: the request no longer needs the address, nor do the messages we sent.
-        await db.transaction(async (trx) => {
-          if (r.subject_email) await trx('notification_outbox').whereRaw('lower(recipient) = lower(?)', [r.subject_email]).whereNotNull('sent_at').delete();
-          await trx('dsr_requests').where({ id: r.id }).update({ subject_email: null });
-          await appendDsrEvent(trx, r.id, 'system:workflow', 'subject_email_erased', {}, 'subject_email_erased');
-        });
+        await svc.forgetSubjectEmail(r.id, r.subject_email);
       }
     },
   };
 }
 
-/**
- * What a deletion must keep, with the periods the retention schedule actually
- * enforces (retention_policies; tax data lives on the invoices and goes with them),
- * so that the answer never promises a period the schedule does not keep.
- */
-async function retainedByLaw(db: Db): Promise<{ category: string; basis: string; years: number }[]> {
-  const periods = new Map<string, number>(
-    (await db('retention_policies').whereIn('category', ['invoices', 'payments', 'ledger_entries']).select('category', 'period')).map((p: { category: string; period: number }) => [p.category, p.period]),
-  );
-  return RETAINED_BY_LAW.map((k) => ({ ...k, years: periods.get(k.category === 'tax_data' ? 'invoices' : k.category) ?? k.years }));
-}

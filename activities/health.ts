@@ -1,16 +1,10 @@
-import type { Db } from '../src/db/knex';
-import { migrationStatus } from '../src/db/migrate';
+import { healthService, type DatabaseHealth, type HealthDeps } from '../src/temporal/health.service';
 
-export function healthActivities({ db }: { db: Db }) {
+export function healthActivities(deps: HealthDeps) {
+  const health = healthService(deps);
   return {
-    async checkDatabase(): Promise<{ databaseTime: string; migrationsApplied: number; migrationsPending: number }> {
-      const { rows } = await db.raw<{ rows: { now: Date }[] }>('SELECT now() AS now');
-      const status = await migrationStatus(db);
-      return {
-        databaseTime: rows[0]!.now.toISOString(),
-        migrationsApplied: status.applied.length,
-        migrationsPending: status.pending.length,
-      };
+    async checkDatabase(): Promise<DatabaseHealth> {
+      return health.checkDatabase();
     },
   };
 }

@@ -1,19 +1,21 @@
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { failingPermanentlyOn, type FailureTypes } from './errors';
+import { lastHeartbeatDetails, withHeartbeat } from './heartbeat';
 import { InvoiceDataError } from '../src/invoicing/invoice.rules';
-import { Money } from '../src/shared/money.rules';
 import { TaxDataError } from '../src/invoicing/tax.rules';
-import type { Clock } from '../src/clock';
-import type { Config } from '../src/config';
-import { invoiceAccountForPeriod, listBillableAccounts } from '../src/invoicing/invoicing.data';
-import type { Db } from '../src/db/knex';
+import type { InvoicingService } from '../src/invoicing/invoicing.service';
 import { NotFoundError } from '../src/errors';
 import type { InvoiceAccountInput, InvoiceAccountResult, InvoiceBatchInput, InvoiceBatchItem } from '../workflows/messages';
 
-export function invoicingActivities({ db, clock, billing, invoicing }: { db: Db; clock: Clock; billing: Config['billing']; invoicing: Config['invoicing'] }) {
-  const overdraftAllowance = new Money(billing.overdraftAllowance);
+/** Bad tax or price data: retrying cannot fix it. */
+const INVOICE_DATA_ERRORS: FailureTypes = [
+  [TaxDataError, 'InvoiceDataError'],
+  [InvoiceDataError, 'InvoiceDataError'],
+];
+
+export function invoicingActivities({ invoicing }: { invoicing: InvoicingService }) {
   return {
     async listBillableAccounts(input: { period: string; after: string | null; limit: number; accountIds?: string[] }): Promise<string[]> {
-      return listBillableAccounts(db, input);
+      return invoicing.listBillableAccounts(input);
     },
 
     /**
@@ -25,48 +27,34 @@ export function invoicingActivities({ db, clock, billing, invoicing }: { db: Db;
      * comes back as existing; issued since the run started, it is this run's own.
      */
     async invoiceAccountBatch(input: InvoiceBatchInput): Promise<InvoiceBatchItem[]> {
-      const ctx = Context.current();
-      const done: InvoiceBatchItem[] = [...((ctx.info.heartbeatDetails as { done?: InvoiceBatchItem[] } | undefined)?.done ?? [])];
+      const done: InvoiceBatchItem[] = [...(lastHeartbeatDetails<{ done?: InvoiceBatchItem[] }>()?.done ?? [])];
       const seen = new Set(done.map((d) => d.accountId));
       const runStart = Date.parse(input.runStartedAt);
       // Also while one account's transaction runs: a slow database must not look like a dead worker
       // (a heartbeat timeout would start a second attempt beside the first).
-      const beat = setInterval(() => ctx.heartbeat({ done }), 2_000);
-      try {
+      return withHeartbeat({ everyMs: 2_000, details: () => ({ done }) }, async (beat) => {
         for (const accountId of input.accountIds) {
           if (seen.has(accountId)) continue;
           try {
-            let result = await invoiceAccountForPeriod(db, { accountId, period: input.period, dryRun: input.dryRun, now: clock.now() }, { invoicing, overdraftAllowance, onProgress: () => ctx.heartbeat({ done }) });
+            let result = await invoicing.invoiceAccount({ accountId, period: input.period, dryRun: input.dryRun }, beat);
             if (result.status === 'existing' && result.issuedAt && Date.parse(result.issuedAt) >= runStart) result = { ...result, status: 'invoiced' };
             done.push({ accountId, result });
           } catch (err) {
             if (err instanceof TaxDataError || err instanceof InvoiceDataError || err instanceof NotFoundError) done.push({ accountId, error: err.message });
             else throw err;
           }
-          ctx.heartbeat({ done });
+          beat();
         }
         return done;
-      } finally {
-        clearInterval(beat);
-      }
+      });
     },
 
     /** Bad tax or price data cannot be fixed by retrying: it fails this account, with the reason, at once. */
     async invoiceAccountActivity(input: InvoiceAccountInput): Promise<InvoiceAccountResult> {
-      // A local attempt (how invoiceAccount runs it now) has no heartbeat; its workflow task timing out plays that part.
-      const local = Context.current().info.isLocal;
-      const heartbeat = () => {
-        if (!local) Context.current().heartbeat();
-      };
-      const beat = setInterval(heartbeat, 5_000);
-      try {
-        return await invoiceAccountForPeriod(db, { ...input, now: clock.now() }, { invoicing, overdraftAllowance, onProgress: heartbeat });
-      } catch (err) {
-        if (err instanceof TaxDataError || err instanceof InvoiceDataError) throw ApplicationFailure.nonRetryable(err.message, 'InvoiceDataError');
-        throw err;
-      } finally {
-        clearInterval(beat);
-      }
+      // invoiceAccount runs it as a local activity, which has no heartbeat (withHeartbeat sends none).
+      return withHeartbeat({ everyMs: 5_000 }, (beat) =>
+        failingPermanentlyOn(INVOICE_DATA_ERRORS, () => invoicing.invoiceAccount(input, beat)),
+      );
     },
   };
 }

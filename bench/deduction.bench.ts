@@ -35,7 +35,7 @@ import { dropDatabase, ensureDatabase } from '../src/db/database';
 import { createDb, type Db } from '../src/db/knex';
 import { migrateLatest } from '../src/db/migrate';
 import { allShards } from '../src/metering/shards.rules';
-import { staffOperations } from '../src/accounts/accounts.service';
+import { accountsService } from '../src/accounts/accounts.service';
 import { workflowIds } from '../src/temporal/conventions';
 import { findTemporalCli, startDevServer, type DevServer } from '../src/temporal/devServer';
 import { freePort } from '../src/util/ports';
@@ -61,7 +61,7 @@ const log = (line: string) => process.stdout.write(`[deduction] ${line}\n`);
 
 /** Accounts, their grants and their keys in a few statements: 10,000 one by one took minutes. */
 async function createAccounts(db: Db, tag: string): Promise<{ id: string; key: string }[]> {
-  const ops = staffOperations({ db, clock: systemClock });
+  const ops = accountsService({ db, clock: systemClock });
   const template = await ops.createAccount({ name: `Deduction ${tag} 0` });
   const ids: string[] = [template.id];
   if (ACCOUNTS > 1) {
@@ -112,7 +112,7 @@ async function main(): Promise<number> {
     children.push(mock);
     const mockUrl = `http://127.0.0.1:${await waitForReadyMessage(mock)}`;
 
-    const ops = staffOperations({ db, clock: systemClock });
+    const ops = accountsService({ db, clock: systemClock });
     const tag = randomUUID().slice(0, 8);
     await ops.addProvider({ name: `bench-${tag}`, baseUrl: `${mockUrl}/v1`, apiKeyEnv: UPSTREAM_KEY_ENV });
     const model = `bench-model-${tag}`;

@@ -42,7 +42,7 @@ import { dropDatabase, ensureDatabase } from '../src/db/database';
 import { createDb, type Db } from '../src/db/knex';
 import { postEntry } from '../src/ledger/ledger.data';
 import { migrateLatest } from '../src/db/migrate';
-import { staffOperations } from '../src/accounts/accounts.service';
+import { accountsService } from '../src/accounts/accounts.service';
 import { findTemporalCli, startDevServer, type DevServer } from '../src/temporal/devServer';
 import { freePort } from '../src/util/ports';
 import {
@@ -195,7 +195,7 @@ async function main(): Promise<number> {
     const proxyUrl = `http://127.0.0.1:${proxyPort}`;
     log(`mock upstream ${mockUrl}, bare proxy ${proxyUrl}`);
 
-    const ops = staffOperations({ db, clock: systemClock });
+    const ops = accountsService({ db, clock: systemClock });
     const tag = randomUUID().slice(0, 8);
     const provider = `bench-${tag}`;
     await ops.addProvider({ name: provider, baseUrl: `${mockUrl}/v1`, apiKeyEnv: UPSTREAM_KEY_ENV });

@@ -16,8 +16,9 @@ import { systemClock } from '../src/clock';
 import { dropDatabase, ensureDatabase } from '../src/db/database';
 import { createDb, type Db } from '../src/db/knex';
 import { migrateLatest } from '../src/db/migrate';
-import { staffOperations } from '../src/accounts/accounts.service';
+import { accountsService } from '../src/accounts/accounts.service';
 import { findTemporalCli, startDevServer, type DevServer } from '../src/temporal/devServer';
+import { workflowIds } from '../src/temporal/conventions';
 import { freePort } from '../src/util/ports';
 import type { InvoiceRunState } from '../workflows/messages';
 import { cleanEnv, REPO_ROOT, round, sleep, spawnNode, type Child, benchResultsFile } from './lib';
@@ -44,7 +45,7 @@ function peakRssMiB(pid: number | undefined): number | null {
 }
 
 async function seed(db: Db, accounts: number, tag: string): Promise<void> {
-  const ops = staffOperations({ db, clock: systemClock });
+  const ops = accountsService({ db, clock: systemClock });
   const provider = `bench-${tag}`;
   await ops.addProvider({ name: provider, baseUrl: 'http://127.0.0.1:9/v1' });
   const priceIds: string[] = [];
@@ -115,7 +116,7 @@ async function main(): Promise<number> {
       const started = performance.now();
       const handle = await client.workflow.start('invoiceRun', {
         taskQueue: `bench-${tag}`,
-        workflowId: `invoice-run:${PERIOD}`,
+        workflowId: workflowIds.invoiceRun(PERIOD),
         args: [{ period: PERIOD, dryRun: false, concurrency: 20, pageSize: 200 }],
       });
       const state = (await handle.result()) as InvoiceRunState;

@@ -3,7 +3,7 @@
  * usage events over 10,000 accounts (with their usage_hourly rows, one
  * `usage` ledger entry per settlement batch, a paid top-up per account,
  * balances and the provider's statements), plant a handful of known
- * discrepancies, then run the five checks of src/reconciliation/reconciliation.data.ts as the
+ * discrepancies, then run the five checks of src/reconciliation/checks/ as the
  * `reconcile` workflow would (openReport, each check + recordCheck in the
  * workflow's order, closeReport). Reports seeding time, each check's time,
  * the total, this process's peak RSS and PostgreSQL-side figures, and
@@ -32,7 +32,10 @@ import { CHECKS, reconcileWindow, type CheckName, type Discrepancy } from '../sr
 import { dropDatabase, ensureDatabase } from '../src/db/database';
 import { createDb, type Db } from '../src/db/knex';
 import { migrateLatest } from '../src/db/migrate';
-import { CHECK_FUNCTIONS, closeReport, openReport, recordCheck, type CheckContext, type CheckCounts } from '../src/reconciliation/reconciliation.data';
+import type { CheckContext } from '../src/reconciliation/checks/checkContext.data';
+import { openReport, recordCheck, type CheckCounts } from '../src/reconciliation/reports.data';
+import { CHECK_FUNCTIONS, closeReport } from '../src/reconciliation/reconciliation.service';
+import { workflowIds } from '../src/temporal/conventions';
 import { dropOrKeepDatabase, intEnv, oneLine, round, runMain, sleep, table, writeResults, benchResultsFile } from './lib';
 
 const QUICK = process.env.BENCH_QUICK === '1';
@@ -500,7 +503,7 @@ async function main(): Promise<number> {
 
     recorder.setPhase('open');
     let t0 = performance.now();
-    await openReport(db, { id: reportId, workflowId: `reconcile:day:${DAY}`, window, trigger: 'staff', requestedBy: 'bench' });
+    await openReport(db, { id: reportId, workflowId: workflowIds.reconcile('day', DAY), window, trigger: 'staff', requestedBy: 'bench' });
     const openMs = performance.now() - t0;
     runMs += openMs;
     for (const check of CHECKS) {

@@ -1,7 +1,7 @@
 /**
  * Expiry of usage events at scale, under live metering: seed 30 UTC days of
  * 1,000,000 settled usage events each (set-based SQL), then run
- * expireUsageEvents (src/retention/retention.data.ts) with the production cutoff of the
+ * expireUsageEvents (src/retention/expiry.service.ts) with the production cutoff of the
  * `usage_events` retention policy (90 days), which covers exactly the 20
  * oldest days, while usage events go in the way the metering batcher inserts
  * them: one multi-row INSERT of 100 rows into usage_events every 100 ms
@@ -47,7 +47,8 @@ import pg from 'pg';
 import { dropDatabase, ensureDatabase } from '../src/db/database';
 import { createDb, type Db } from '../src/db/knex';
 import { migrateLatest } from '../src/db/migrate';
-import { cutoffFor, expireUsageEvents, type CategoryOutcome, type Policy } from '../src/retention/retention.data';
+import { expireUsageEvents } from '../src/retention/expiry.service';
+import { cutoffFor, type CategoryOutcome, type Policy } from '../src/retention/retention.rules';
 import { DEFAULT_RETENTION_PAUSE_FACTOR as DEFAULT_PAUSE_FACTOR } from '../src/config';
 import { dropOrKeepDatabase, intEnv, oneLine, round, runMain, sleep, summarize, table, writeResults, type LatencySummary, benchResultsFile } from './lib';
 

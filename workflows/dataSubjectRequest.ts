@@ -1,4 +1,4 @@
-import { ActivityFailure, allHandlersFinished, ApplicationFailure, condition, patched, proxyActivities, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import { ActivityFailure, allHandlersFinished, ApplicationFailure, condition, proxyActivities, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { deadlines, extendedDeadline, pausedDeadline, type Deadlines } from '../src/privacy/deadlines.rules';
 import { FULFILMENT_FAILURE_REASONS, outcomeStatus } from '../src/privacy/rights.rules';
@@ -55,9 +55,6 @@ export async function dataSubjectRequest(input: DsrInput): Promise<DsrState> {
   let approved = false;
   let closed = false;
   let verifiedAt: number | null = null;
-  // Executions from before issue 17 replay as they ran: approval in any state, no
-  // awaiting-approval activity, and a fulfilment failure fails the workflow.
-  const guarded = patched('dsr-approval-state-and-failed');
   setHandler(dsrStatusQuery, () => state);
 
   const setStatus = (status: DsrState['status']) => {
@@ -81,7 +78,7 @@ export async function dataSubjectRequest(input: DsrInput): Promise<DsrState> {
     if (!closed && state.status !== 'in_progress') withdrawn = true;
   });
   setHandler(dsrApproveSignal, () => {
-    if (!guarded || state.status === 'awaiting_approval') approved = true;
+    if (state.status === 'awaiting_approval') approved = true;
   });
   setHandler(dsrRefuseSignal, ({ items }) => {
     if (closed || state.status === 'in_progress') return;
@@ -156,7 +153,7 @@ export async function dataSubjectRequest(input: DsrInput): Promise<DsrState> {
 
   if (input.type === 'correction') {
     setStatus('awaiting_approval');
-    if (guarded) await acts.dsrAwaitingApproval({ requestId: input.requestId });
+    await acts.dsrAwaitingApproval({ requestId: input.requestId });
     await condition(() => approved || withdrawn || refusedWhole());
     if (withdrawn) return finish('withdrawn', null);
     if (refusedWhole()) return finish('refused', null);
@@ -167,7 +164,7 @@ export async function dataSubjectRequest(input: DsrInput): Promise<DsrState> {
   try {
     fulfilment = await acts.dsrFulfil({ requestId: input.requestId, refusedItems: state.refusals.map((r) => r.item) });
   } catch (err) {
-    const reason = guarded ? dataFailure(err) : null;
+    const reason = dataFailure(err);
     if (reason === null) throw err;
     await acts.dsrFailed({ requestId: input.requestId, reason });
     closed = true;

@@ -2,9 +2,6 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
-  executeChild,
-  ParentClosePolicy,
-  patched,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
@@ -13,7 +10,6 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { Money, toAmountString } from '../src/shared/money.rules';
-import { invoiceAccount } from './invoiceAccount';
 import { invoiceRunStatusQuery, type InvoiceAccountResult, type InvoiceRunInput, type InvoiceRunState } from './messages';
 
 const { listBillableAccounts } = proxyActivities<Activities>({
@@ -31,9 +27,6 @@ const { invoiceAccountBatch } = proxyActivities<Activities>({
 /** Accounts per batch activity, at most: a batch is invoiced one account after another. */
 const MAX_BATCH = 50;
 
-/** Runs started before batching keep their child workflow per account when replayed or resumed. */
-const BATCHED_PATCH = 'invoice-run-batched';
-
 /** Failures kept with their reason in the state (the count is always exact). */
 const MAX_FAILURES_KEPT = 500;
 
@@ -42,9 +35,8 @@ const MAX_FAILURES_KEPT = 500;
  * the period. It pages through accounts (keyset on account id), invoices each
  * page in batches (one `invoiceAccountBatch` activity per batch, at most
  * `concurrency` at a time), and continues as new after every page, so its
- * history stays small for any number of accounts. Runs started before batching
- * keep one child `invoice:{accountId}:{period}` per account. Progress is a
- * query and search attributes.
+ * history stays small for any number of accounts. Progress is a query and
+ * search attributes.
  */
 export async function invoiceRun(input: InvoiceRunInput): Promise<InvoiceRunState> {
   const state: InvoiceRunState = input.state ?? {
@@ -93,65 +85,33 @@ export async function invoiceRun(input: InvoiceRunInput): Promise<InvoiceRunStat
     if (state.failures.length < MAX_FAILURES_KEPT) state.failures.push({ accountId, reason });
   };
 
-  if (patched(BATCHED_PATCH)) {
-    // The page in batches, at most `concurrency` batches (accounts being invoiced) at a time:
-    // one activity per batch, so the Temporal work per account is a fraction of a task.
-    const size = Math.min(MAX_BATCH, Math.max(1, Math.ceil(page.length / input.concurrency)));
-    const batches: string[][] = [];
-    for (let i = 0; i < page.length; i += size) batches.push(page.slice(i, i + size));
-    let running = 0;
-    const inFlight: Promise<void>[] = [];
-    for (const batch of batches) {
-      await condition(() => running < input.concurrency);
-      running++;
-      inFlight.push(
-        invoiceAccountBatch({ accountIds: batch, period: input.period, dryRun: input.dryRun, runStartedAt: state.startedAt })
-          .then((items) => {
-            for (const item of items) {
-              if ('error' in item) fail(item.accountId, item.error);
-              else record(item.result);
-            }
-          })
-          .catch((err: unknown) => {
-            for (const accountId of batch) fail(accountId, failureReason(err));
-          })
-          .finally(() => {
-            running--;
-          }),
-      );
-    }
-    await Promise.all(inFlight);
-  } else {
-    // Bounded concurrency: at most `concurrency` children at a time.
-    let next = 0;
-    let running = 0;
-    const startNext = async (): Promise<void> => {
-      const accountId = page[next++]!;
-      running++;
-      try {
-        const childId = input.dryRun
-          ? `invoice-dry-run:${accountId}:${input.period}:${workflowInfo().firstExecutionRunId}`
-          : `invoice:${accountId}:${input.period}`;
-        const r = await executeChild(invoiceAccount, {
-          workflowId: childId,
-          args: [{ accountId, period: input.period, dryRun: input.dryRun }],
-          parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
-          workflowIdReusePolicy: 'ALLOW_DUPLICATE',
-        });
-        record(r);
-      } catch (err) {
-        fail(accountId, failureReason(err));
-      } finally {
-        running--;
-      }
-    };
-    const inFlight: Promise<void>[] = [];
-    while (next < page.length) {
-      await condition(() => running < input.concurrency);
-      inFlight.push(startNext());
-    }
-    await Promise.all(inFlight);
+  // The page in batches, at most `concurrency` batches (accounts being invoiced) at a time:
+  // one activity per batch, so the Temporal work per account is a fraction of a task.
+  const size = Math.min(MAX_BATCH, Math.max(1, Math.ceil(page.length / input.concurrency)));
+  const batches: string[][] = [];
+  for (let i = 0; i < page.length; i += size) batches.push(page.slice(i, i + size));
+  let running = 0;
+  const inFlight: Promise<void>[] = [];
+  for (const batch of batches) {
+    await condition(() => running < input.concurrency);
+    running++;
+    inFlight.push(
+      invoiceAccountBatch({ accountIds: batch, period: input.period, dryRun: input.dryRun, runStartedAt: state.startedAt })
+        .then((items) => {
+          for (const item of items) {
+            if ('error' in item) fail(item.accountId, item.error);
+            else record(item.result);
+          }
+        })
+        .catch((err: unknown) => {
+          for (const accountId of batch) fail(accountId, failureReason(err));
+        })
+        .finally(() => {
+          running--;
+        }),
+    );
   }
+  await Promise.all(inFlight);
 
   if (!state.listingDone) {
     await condition(allHandlersFinished);
@@ -164,7 +124,7 @@ export async function invoiceRun(input: InvoiceRunInput): Promise<InvoiceRunStat
 }
 
 function failureReason(err: unknown): string {
-  // A child failure wraps the activity failure, which wraps the business reason.
+  // An activity failure wraps the business reason.
   let e: unknown = err;
   for (let i = 0; i < 4 && e && typeof e === 'object' && 'cause' in e && (e as { cause?: unknown }).cause; i++) e = (e as { cause: unknown }).cause;
   if (e instanceof ApplicationFailure) return e.message;

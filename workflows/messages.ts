@@ -48,7 +48,7 @@ export interface AccountMeteringInput {
   state?: AccountMeteringState;
   /** Continue as new at this history length even if the SDK does not suggest it yet. */
   maxHistoryEvents?: number;
-  /** Least time between two settlements (batches frequent signals). */
+  /** Not read since the workflow retired (it settles once and completes); kept so callers' inputs stay valid. */
   settleMinIntervalMs?: number;
   /** Settle even without a signal this often (a lost signal delays settlement, never loses it). */
   sweepMs?: number;

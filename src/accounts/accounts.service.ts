@@ -4,7 +4,6 @@ import { accountsRepo } from './accounts.data';
 import { apiKeysRepo } from './apiKeys.data';
 import type { Db, Trx } from '../db/knex';
 import { routingRepo, type ModelRow } from './routing.data';
-import { staffTokensRepo, type StaffRole } from '../staff/staff.data';
 import { usersRepo } from './users.data';
 import { ConflictError, NotFoundError, ValidationError } from '../errors';
 import { parseAmount } from '../shared/money.rules';
@@ -16,7 +15,6 @@ import {
   addProviderInput,
   createAccountInput,
   createKeyInput,
-  createStaffTokenInput,
   createUserInput,
   idInput,
   listInput,
@@ -25,11 +23,13 @@ import {
   setFallbacksInput,
 } from '../staff/schemas';
 import { validate } from '../shared/validate';
-import { accountView, apiKeyView, modelView, priceView, providerView, userView } from './views';
+import { accountView, apiKeyView, modelView, priceView, providerView, userView } from './accounts.views.service';
 
 /**
- * Staff operations: the one implementation behind both the CLI verbs and the
- * admin API routes. Each validates its raw input, so callers pass what they got.
+ * The accounts service (accounts, users, API keys, providers, models and their
+ * prices, staff tokens): the one implementation behind the CLI verbs, the admin
+ * API routes and the console. Each validates its raw input, so callers pass what
+ * they got.
  */
 
 const UNIQUE_VIOLATION = '23505';
@@ -40,7 +40,7 @@ function sameOptionalAmount(a: string | null, b: string | null): boolean {
   return parseAmount(a).eq(b);
 }
 
-export interface StaffDeps {
+export interface AccountsDeps {
   db: Db;
   clock: Clock;
   /**
@@ -51,13 +51,12 @@ export interface StaffDeps {
   config?: Pick<Config, 'upstream'>;
 }
 
-export function staffOperations({ db, clock, config }: StaffDeps) {
+export function accountsService({ db, clock, config }: AccountsDeps) {
   const upstreamPolicy = config ? upstreamAddressPolicy(config.upstream.allowedHosts) : null;
   const accounts = accountsRepo(db);
   const users = usersRepo(db);
   const apiKeys = apiKeysRepo(db);
   const routing = routingRepo(db);
-  const staffTokens = staffTokensRepo(db);
 
   /** Adds a price version; the same price for the same time again is a no-op, a different one a conflict. */
   async function putPrice(
@@ -224,7 +223,7 @@ export function staffOperations({ db, clock, config }: StaffDeps) {
         const provider = await routing.findProviderByName(input.provider, trx);
         if (!provider) throw new NotFoundError(`provider ${input.provider} does not exist; add it with 'mixroute providers add'`);
         // Serialise concurrent adds of the same model name.
-        await trx.raw('SELECT pg_advisory_xact_lock(hashtext(?))', [`model:${input.name}`]);
+        await routing.lockModelName(input.name, trx);
         let model = await routing.findModelByName(input.name, trx);
         if (model && (model.provider_id !== provider.id || model.upstream_model !== input.upstreamModel)) {
           throw new ConflictError(
@@ -243,11 +242,10 @@ export function staffOperations({ db, clock, config }: StaffDeps) {
     async addPrice(raw: unknown) {
       const input = validate(addPriceInput, raw);
       return db.transaction(async (trx) => {
-        await trx.raw('SELECT pg_advisory_xact_lock(hashtext(?))', [`model:${input.name}`]);
+        await routing.lockModelName(input.name, trx);
         const model = await routing.findModelByName(input.name, trx);
         if (!model) throw new NotFoundError(`model ${input.name} does not exist; an admin adds it with its first price (POST /billing/models)`);
-        const provider = (await trx('providers').where('id', model.provider_id).first('name')) as { name: string };
-        return putPrice(trx, model, provider.name, input);
+        return putPrice(trx, model, await routing.providerName(model.provider_id, trx), input);
       });
     },
 
@@ -266,8 +264,7 @@ export function staffOperations({ db, clock, config }: StaffDeps) {
           if (!provider) throw new NotFoundError(`provider ${r.provider} does not exist`);
           rows.push({ model_id: model.id, position: i + 1, provider_id: provider.id, upstream_model: r.upstreamModel });
         }
-        await trx('model_fallbacks').where({ model_id: model.id }).delete();
-        if (rows.length) await trx('model_fallbacks').insert(rows);
+        await routing.replaceFallbacks(model.id, rows, trx);
         return { name: model.public_name, fallbacks: input.routes };
       });
     },
@@ -279,36 +276,12 @@ export function staffOperations({ db, clock, config }: StaffDeps) {
         models.map(async (m) => {
           const price = await routing.priceInForce(m.id, now);
           const history = await routing.pricesForModel(m.id);
-          const fallbacks = await db('model_fallbacks')
-            .join('providers', 'providers.id', 'model_fallbacks.provider_id')
-            .where('model_fallbacks.model_id', m.id)
-            .orderBy('position')
-            .select('providers.name as provider', 'model_fallbacks.upstream_model as upstreamModel');
+          const fallbacks = await routing.fallbacksForModel(m.id);
           return { ...modelView(m, m.provider_name, price), fallbacks, priceHistory: history.map(priceView) };
         }),
       );
     },
-
-    /** Returns the token once; only its hash is stored. */
-    async createStaffToken(raw: unknown) {
-      const input = validate(createStaffTokenInput, raw);
-      const issued = issueSecret('staff_token');
-      const row = await staffTokens.insert({
-        role: input.role as StaffRole,
-        name: input.name ?? null,
-        token_hash: issued.hash,
-        prefix: issued.displayPrefix,
-      });
-      return { id: row.id, role: row.role, name: row.name, prefix: row.prefix, token: issued.secret };
-    },
-
-    async revokeStaffToken(raw: unknown) {
-      const { id } = validate(idInput, raw);
-      const row = await staffTokens.revoke(id, clock.now());
-      if (!row) throw new NotFoundError(`staff token ${id} does not exist`);
-      return { id: row.id, role: row.role, prefix: row.prefix, revokedAt: row.revoked_at?.toISOString() ?? null };
-    },
   };
 }
 
-export type StaffOperations = ReturnType<typeof staffOperations>;
+export type AccountsService = ReturnType<typeof accountsService>;

@@ -50,6 +50,14 @@ export function routingRepo(db: DbOrTrx) {
       if (page.after) q.where('name', '>', page.after);
       return q;
     },
+    async providerName(id: string, trx: DbOrTrx = db): Promise<string> {
+      const provider = (await trx('providers').where('id', id).first('name')) as { name: string };
+      return provider.name;
+    },
+    /** Serialises concurrent changes to one model name until `trx` ends. */
+    async lockModelName(publicName: string, trx: DbOrTrx): Promise<void> {
+      await trx.raw('SELECT pg_advisory_xact_lock(hashtext(?))', [`model:${publicName}`]);
+    },
     async findModelByName(publicName: string, trx: DbOrTrx = db): Promise<ModelRow | undefined> {
       return trx<ModelRow>('models').where({ public_name: publicName }).first();
     },
@@ -81,6 +89,23 @@ export function routingRepo(db: DbOrTrx) {
     },
     async pricesForModel(modelId: string, trx: DbOrTrx = db): Promise<PriceRow[]> {
       return trx<PriceRow>('prices').where({ model_id: modelId }).orderBy('effective_from');
+    },
+    /** A model's fallback routes in order, by provider name. */
+    async fallbacksForModel(modelId: string, trx: DbOrTrx = db): Promise<{ provider: string; upstreamModel: string }[]> {
+      return trx('model_fallbacks')
+        .join('providers', 'providers.id', 'model_fallbacks.provider_id')
+        .where('model_fallbacks.model_id', modelId)
+        .orderBy('position')
+        .select('providers.name as provider', 'model_fallbacks.upstream_model as upstreamModel');
+    },
+    /** Replaces all of a model's fallback routes. */
+    async replaceFallbacks(
+      modelId: string,
+      rows: { model_id: string; position: number; provider_id: string; upstream_model: string }[],
+      trx: DbOrTrx = db,
+    ): Promise<void> {
+      await trx('model_fallbacks').where({ model_id: modelId }).delete();
+      if (rows.length) await trx('model_fallbacks').insert(rows);
     },
     /** A page of models by public name; `after` is the last name of the previous page. */
     async listModels(page: { limit: number; after?: string }, trx: DbOrTrx = db): Promise<(ModelRow & { provider_name: string })[]> {

@@ -4,23 +4,22 @@ import type { Db } from '../db/knex';
 import { healthRouter, type ReadinessCheck } from '../http/health';
 import { requestIdMiddleware } from '../http/requestId';
 import type { Logger } from '../logger';
-import { staffOperations } from '../accounts/accounts.service';
+import { accountsService } from '../accounts/accounts.service';
 import { requireRoles, type StaffPrincipal } from './auth';
-import { ledgerOperations } from '../ledger/ledger.service';
+import { ledgerService } from '../ledger/ledger.service';
 import type { Config } from '../config';
 import type { Client } from '@temporalio/client';
 import { paymentWebhookRouter } from './webhooks';
 import { openApiDocument } from './openapi';
 import { problemErrorHandler, sendProblem } from './problem';
 import { adminRoutes, type AdminOperations, type RawResult } from './routes';
-import { invoiceQueries } from '../invoicing/invoicing.service';
-import { invoiceRuns } from '../invoicing/invoiceRuns.service';
-import { taxRates } from '../invoicing/taxRates.service';
+import { invoicingService } from '../invoicing/invoicing.service';
 import { reconciliationService } from '../reconciliation/reconciliation.service';
-import { dsrService } from '../privacy/privacy.service';
+import { privacyService } from '../privacy/privacy.service';
 import { retentionService } from '../retention/retention.service';
 import { publicPrivacyRouter } from './publicPrivacy';
 import { consoleRouter } from '../console/app';
+import { staffService } from '../staff/staff.service';
 import { renderInvoiceHtml, renderInvoicePdf } from '../invoicing/render';
 
 export interface AdminAppDeps {
@@ -39,19 +38,24 @@ export function createAdminApp(deps: AdminAppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  const invoices = invoiceQueries({ db: deps.db, clock: deps.clock, config: deps.config });
+  const invoicing = invoicingService({ db: deps.db, clock: deps.clock, config: deps.config, temporal: deps.temporal });
+  const invoices = invoicing.invoices;
+  const ledger = ledgerService(deps);
+  const staff = staffService({ db: deps.db, clock: deps.clock });
   const ops: AdminOperations = {
-    ...staffOperations(deps),
-    ...ledgerOperations(deps),
+    ...accountsService(deps),
+    createStaffToken: staff.createStaffToken,
+    revokeStaffToken: staff.revokeStaffToken,
+    ...ledger,
     invoices,
-    runs: deps.temporal ? invoiceRuns({ client: deps.temporal.client, taskQueue: deps.temporal.taskQueue, config: deps.config, clock: deps.clock }) : undefined,
-    taxRates: taxRates(deps.db),
+    runs: invoicing.runs,
+    taxRates: invoicing.taxRates,
     render: {
       pdf: async (id) => renderInvoicePdf(await invoices.document(id)),
       html: async (id) => renderInvoiceHtml(await invoices.document(id)),
     },
     reconciliation: reconciliationService({ db: deps.db, clock: deps.clock, client: deps.temporal?.client, taskQueue: deps.temporal?.taskQueue }),
-    dsr: dsrService({ db: deps.db, clock: deps.clock, config: deps.config, client: deps.temporal?.client, taskQueue: deps.temporal?.taskQueue }),
+    dsr: privacyService({ db: deps.db, clock: deps.clock, config: deps.config, client: deps.temporal?.client, taskQueue: deps.temporal?.taskQueue }),
     retention: retentionService({ db: deps.db, clock: deps.clock, config: deps.config, client: deps.temporal?.client, taskQueue: deps.temporal?.taskQueue }),
   };
 
@@ -64,7 +68,7 @@ export function createAdminApp(deps: AdminAppDeps): Express {
 
   app.use(
     paymentWebhookRouter({
-      db: deps.db,
+      ledger,
       logger: deps.logger,
       secret: deps.billing.webhookSecret,
       toleranceS: deps.billing.webhookToleranceS,
@@ -83,7 +87,7 @@ export function createAdminApp(deps: AdminAppDeps): Express {
   };
   for (const route of adminRoutes) {
     const bodyKind = route.bodyType ?? (route.body ? 'json' : 'none');
-    app[route.method](route.path, requireRoles(deps.db, route.roles), ...parsers[bodyKind], async (req, res) => {
+    app[route.method](route.path, requireRoles(staff, route.roles), ...parsers[bodyKind], async (req, res) => {
       const result = await route.handler(ops, {
         params: req.params as Record<string, string>,
         query: req.query as Record<string, unknown>,

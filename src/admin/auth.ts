@@ -1,7 +1,7 @@
 import type { RequestHandler } from 'express';
-import { hashSecret, looksLike } from '../auth/secrets';
-import type { Db } from '../db/knex';
-import { staffTokensRepo, type StaffRole } from '../staff/staff.data';
+import { looksLike } from '../auth/secrets';
+import type { StaffRole } from '../staff/staff.rules';
+import type { StaffService } from '../staff/staff.service';
 import { ForbiddenError, UnauthorizedError } from '../errors';
 
 export interface StaffPrincipal {
@@ -13,15 +13,14 @@ export interface StaffPrincipal {
  * Bearer staff tokens, looked up by hash on every request: staff traffic is
  * light, and an uncached lookup makes revocation immediate.
  */
-export function requireRoles(db: Db, roles: readonly StaffRole[]): RequestHandler {
-  const tokens = staffTokensRepo(db);
+export function requireRoles(staff: Pick<StaffService, 'findActiveToken'>, roles: readonly StaffRole[]): RequestHandler {
   return async (req, res, next) => {
     const header = req.headers.authorization ?? '';
     const match = /^Bearer\s+(\S+)$/i.exec(header);
     if (!match || !looksLike(match[1]!, 'staff_token')) {
       throw new UnauthorizedError('a staff token is required: Authorization: Bearer <token>');
     }
-    const token = await tokens.findActiveByHash(hashSecret(match[1]!));
+    const token = await staff.findActiveToken(match[1]!);
     if (!token) throw new UnauthorizedError('the staff token is unknown or revoked');
     if (!roles.includes(token.role)) {
       throw new ForbiddenError(`this route needs one of the roles ${roles.join(', ')}; the token has role ${token.role}`);

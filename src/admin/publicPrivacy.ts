@@ -1,7 +1,7 @@
 import express, { Router } from 'express';
 import { RateLimiter } from '../gateway/rateLimit';
 import { clientAddressOf } from '../http/clientAddress';
-import type { DsrService } from '../privacy/privacy.service';
+import type { PrivacyService } from '../privacy/privacy.service';
 import { sendProblem } from './problem';
 
 /**
@@ -14,7 +14,7 @@ import { sendProblem } from './problem';
  * type (see the service). Errors are problem JSON like the rest of the admin
  * server. Nothing here is logged beyond the access metadata.
  */
-export function publicPrivacyRouter(deps: { dsr: DsrService; rpm: number; trustedProxies?: readonly string[] }): Router {
+export function publicPrivacyRouter(deps: { dsr: PrivacyService; rpm: number; trustedProxies?: readonly string[] }): Router {
   const router = Router();
   const limiter = new RateLimiter();
   const sourceOf = clientAddressOf(deps.trustedProxies ?? []);

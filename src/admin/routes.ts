@@ -1,5 +1,6 @@
 import type { z } from 'zod';
-import type { StaffRole } from '../staff/staff.data';
+import type { StaffService } from '../staff/staff.service';
+import type { StaffRole } from '../staff/staff.rules';
 import {
   addModelInput,
   addPriceInput,
@@ -14,27 +15,26 @@ import {
   refundInput,
   adjustmentInput,
 } from '../staff/schemas';
-import type { StaffOperations } from '../accounts/accounts.service';
-import { meteringQuarantineInput, type LedgerOperations } from '../ledger/ledger.service';
+import type { AccountsService } from '../accounts/accounts.service';
+import { meteringQuarantineInput, type LedgerService } from '../ledger/ledger.service';
 
-import type { invoiceQueries } from '../invoicing/invoicing.service';
-import type { invoiceRuns } from '../invoicing/invoiceRuns.service';
-import type { taxRates } from '../invoicing/taxRates.service';
+import type { InvoicingService } from '../invoicing/invoicing.service';
 import { startRunInput } from '../invoicing/invoiceRuns.service';
 import { setTaxRateInput } from '../invoicing/taxRates.service';
 import { DependencyUnavailableError } from '../errors';
 import { startReconcileInput, type ReconciliationService } from '../reconciliation/reconciliation.service';
-import { createDsrInput, extendInput, refuseInput, verifyInput, type DsrService } from '../privacy/privacy.service';
+import { createDsrInput, extendInput, refuseInput, verifyInput, type PrivacyService } from '../privacy/privacy.service';
 import { addHoldInput, releaseHoldInput, setPolicyInput, type RetentionService } from '../retention/retention.service';
 
-export type AdminOperations = StaffOperations &
-  LedgerOperations & {
-    invoices: ReturnType<typeof invoiceQueries>;
-    runs: ReturnType<typeof invoiceRuns> | undefined;
-    taxRates: ReturnType<typeof taxRates>;
+export type AdminOperations = AccountsService &
+  LedgerService &
+  Pick<StaffService, 'createStaffToken' | 'revokeStaffToken'> & {
+    invoices: InvoicingService['invoices'];
+    runs: InvoicingService['runs'];
+    taxRates: InvoicingService['taxRates'];
     render: { pdf: (id: string) => Promise<Buffer>; html: (id: string) => Promise<string> };
     reconciliation: ReconciliationService;
-    dsr: DsrService;
+    dsr: PrivacyService;
     retention: RetentionService;
   };
 

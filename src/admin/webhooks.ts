@@ -3,11 +3,10 @@ import Stripe from 'stripe';
 import type { Client } from '@temporalio/client';
 import Decimal from 'decimal.js';
 import { minorUnits, toAmountString } from '../shared/money.rules';
-import type { Db } from '../db/knex';
 import type { Logger } from '../logger';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { workflowIds } from '../temporal/conventions';
-import { applyPaymentReversal, awaitTopUp, startTopUpWorkflow, type PaymentReversalEvent } from '../ledger/ledger.service';
+import { awaitTopUp, startTopUpWorkflow, type LedgerService, type PaymentReversalEvent } from '../ledger/ledger.service';
 import { sendProblem } from './problem';
 
 /**
@@ -27,7 +26,7 @@ import { sendProblem } from './problem';
  * the provider delivers it again after the credit.
  */
 export interface WebhookDeps {
-  db: Db;
+  ledger: Pick<LedgerService, 'applyPaymentReversal' | 'recordWebhookRejection'>;
   logger: Logger;
   secret: string | undefined;
   toleranceS: number;
@@ -40,13 +39,11 @@ export function paymentWebhookRouter(deps: WebhookDeps): Router {
   const stripe = new Stripe('sk_unused_for_verification');
   const reject = async (req: express.Request, res: express.Response, reason: string, detail: string) => {
     try {
-      await deps.db('security_events').insert({
-        kind: 'webhook_rejected',
+      await deps.ledger.recordWebhookRejection({
         reason,
         request_id: res.locals.requestId,
         source_ip: req.ip ?? null,
         user_agent: req.get('user-agent')?.slice(0, 512) ?? null,
-        source: 'admin',
       });
     } catch (err) {
       deps.logger.warn({ err }, 'security event not written');
@@ -175,7 +172,7 @@ function reversalOf(event: Stripe.Event): PaymentReversalEvent | undefined {
 async function answerReversal(deps: WebhookDeps, res: express.Response, type: string, reversal: PaymentReversalEvent): Promise<void> {
   let outcome;
   try {
-    outcome = await applyPaymentReversal(deps.db, reversal);
+    outcome = await deps.ledger.applyPaymentReversal(reversal);
   } catch (err) {
     deps.logger.error({ errCode: (err as { code?: string }).code, paymentId: reversal.paymentId, type }, 'payment reversal not posted');
     sendProblem(res, 503, 'dependency_unavailable', 'the reversal could not be recorded; the provider will retry');

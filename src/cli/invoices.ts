@@ -1,14 +1,15 @@
 import type { Command } from 'commander';
+import type { Client } from '@temporalio/client';
+import type { Config } from '../config';
 
 import { systemClock } from '../clock';
 import fs from 'node:fs';
 import path from 'node:path';
 import { invoiceRuns } from '../invoicing/invoiceRuns.service';
-import { invoiceQueries } from '../invoicing/invoicing.service';
-import { taxRates } from '../invoicing/taxRates.service';
+import { invoicingService, type InvoicingService } from '../invoicing/invoicing.service';
 import { renderInvoiceHtml, renderInvoicePdf } from '../invoicing/render';
 
-import { UsageError, print, withDb, withTemporal, withStaff, defined, staffCommand, cliActor } from './shared';
+import { UsageError, print, withDb, withTemporal, defined, staffCommand, cliActor } from './shared';
 
 const runHuman = (r: any) => {
   const s = r.state;
@@ -24,8 +25,11 @@ const runHuman = (r: any) => {
   ].join('\n');
 };
 
-const withInvoices = <T>(fn: (q: ReturnType<typeof invoiceQueries>) => Promise<T>): Promise<T> =>
-  withDb((db, cfg) => fn(invoiceQueries({ db, clock: systemClock, config: cfg })));
+const withInvoicing = <T>(fn: (invoicing: InvoicingService) => Promise<T>): Promise<T> =>
+  withDb((db, cfg) => fn(invoicingService({ db, clock: systemClock, config: cfg })));
+
+// Runs need Temporal only: the CLI builds the service's runs part alone, without a database connection.
+const runsOf = (client: Client, cfg: Config) => invoiceRuns({ client, taskQueue: cfg.temporal.taskQueue, config: cfg, clock: systemClock });
 
 /** Invoice runs, invoices and credit notes, VAT rates. */
 export function registerInvoices(program: Command): void {
@@ -40,7 +44,7 @@ export function registerInvoices(program: Command): void {
     .action(async (o) =>
       print(
         await withTemporal(async (client, cfg) => {
-          const runs = invoiceRuns({ client, taskQueue: cfg.temporal.taskQueue, config: cfg, clock: systemClock });
+          const runs = runsOf(client, cfg);
           const started = await runs.start(defined({ period: o.period, accountIds: o.account, dryRun: !!o.dryRun, force: !!o.force, rerun: !!o.rerun }));
           if (!o.wait) return started;
           const state = await client.workflow.getHandle(started.workflowId).result();
@@ -54,7 +58,7 @@ export function registerInvoices(program: Command): void {
     .requiredOption('--period <YYYY-MM>', 'calendar month, UTC')
     .action(async (o) =>
       print(
-        await withTemporal((client, cfg) => invoiceRuns({ client, taskQueue: cfg.temporal.taskQueue, config: cfg, clock: systemClock }).status({ period: o.period })),
+        await withTemporal((client, cfg) => runsOf(client, cfg).status({ period: o.period })),
         !!o.json,
         runHuman,
       ),
@@ -65,18 +69,18 @@ export function registerInvoices(program: Command): void {
     .option('--period <YYYY-MM>', 'billing period')
     .option('--account <id>', 'account id')
     .option('--limit <n>', 'page size', '100')
-    .action(async (o) => print(await withInvoices((q) => q.list(defined({ period: o.period, accountId: o.account, limit: o.limit }))), !!o.json));
+    .action(async (o) => print(await withInvoicing((s) => s.invoices.list(defined({ period: o.period, accountId: o.account, limit: o.limit }))), !!o.json));
   staffCommand(invoices, 'show', 'an invoice with its lines')
     .argument('<id>', 'invoice id')
-    .action(async (id: string, o) => print(await withInvoices((q) => q.get(id)), !!o.json));
+    .action(async (id: string, o) => print(await withInvoicing((s) => s.invoices.get(id)), !!o.json));
   staffCommand(invoices, 'download', 'write an invoice as PDF or HTML')
     .argument('<id>', 'invoice id')
     .option('--format <pdf|html>', 'pdf or html', 'pdf')
     .requiredOption('--out <file>', 'where to write it')
     .action(async (id: string, o) => {
       if (o.format !== 'pdf' && o.format !== 'html') throw new UsageError('--format must be pdf or html');
-      const written = await withInvoices(async (q) => {
-        const doc = await q.document(id);
+      const written = await withInvoicing(async (s) => {
+        const doc = await s.invoices.document(id);
         const body = o.format === 'pdf' ? await renderInvoicePdf(doc) : renderInvoiceHtml(doc);
         fs.writeFileSync(o.out, body);
         return { id, format: o.format, file: path.resolve(o.out), bytes: Buffer.byteLength(body) };
@@ -86,7 +90,7 @@ export function registerInvoices(program: Command): void {
   staffCommand(invoices, 'void', 'void a finalized invoice with a credit note; needs a reason')
     .argument('<id>', 'invoice id')
     .requiredOption('--reason <text>', 'why')
-    .action(async (id: string, o) => print(await withInvoices((q) => q.void({ id, reason: o.reason }, cliActor())), !!o.json));
+    .action(async (id: string, o) => print(await withInvoicing((s) => s.invoices.void({ id, reason: o.reason }, cliActor())), !!o.json));
 
   const taxRatesCmd = program.command('tax-rates').description('VAT rates by country');
   staffCommand(taxRatesCmd, 'set', 'set the rate of a country from a date')
@@ -95,10 +99,10 @@ export function registerInvoices(program: Command): void {
     .requiredOption('--from <YYYY-MM-DD>', 'first day in force')
     .option('--to <YYYY-MM-DD>', 'first day no longer in force')
     .action(async (o) =>
-      print(await withStaff((_ops, db) => taxRates(db).set(defined({ country: o.country, rate: o.rate, effectiveFrom: o.from, effectiveTo: o.to }))), !!o.json),
+      print(await withInvoicing((s) => s.taxRates.set(defined({ country: o.country, rate: o.rate, effectiveFrom: o.from, effectiveTo: o.to }))), !!o.json),
     );
   staffCommand(taxRatesCmd, 'list', 'list tax rates')
     .option('--limit <n>', 'page size', '100')
     .option('--after <key>', 'the last COUNTRY:effectiveFrom of the previous page')
-    .action(async (o) => print(await withStaff((_ops, db) => taxRates(db).list(defined({ limit: o.limit, after: o.after }))), !!o.json));
+    .action(async (o) => print(await withInvoicing((s) => s.taxRates.list(defined({ limit: o.limit, after: o.after }))), !!o.json));
 }

@@ -1,14 +1,14 @@
 import type { Command } from 'commander';
 
-import { ledgerOperations, type LedgerOperations } from '../ledger/ledger.service';
+import { ledgerService, type LedgerService } from '../ledger/ledger.service';
 
 import { print, withDb, withTemporal, defined, staffCommand, cliActor } from './shared';
 
-function withLedger<T>(fn: (ops: LedgerOperations) => Promise<T>, needsTemporal = false): Promise<T> {
+function withLedger<T>(fn: (ops: LedgerService) => Promise<T>, needsTemporal = false): Promise<T> {
   return withDb((db, cfg) =>
     needsTemporal
-      ? withTemporal((client) => fn(ledgerOperations({ db, billing: cfg.billing, temporal: { client, taskQueue: cfg.temporal.taskQueue } })))
-      : fn(ledgerOperations({ db, billing: cfg.billing })),
+      ? withTemporal((client) => fn(ledgerService({ db, billing: cfg.billing, temporal: { client, taskQueue: cfg.temporal.taskQueue } })))
+      : fn(ledgerService({ db, billing: cfg.billing })),
   );
 }
 

@@ -2,16 +2,15 @@ import type { Command } from 'commander';
 
 import { systemClock } from '../clock';
 import { ValidationError } from '../errors';
-import { dsrService, type DsrService } from '../privacy/privacy.service';
-import { usageAnalytics } from '../privacy/analytics.data';
+import { privacyService, type PrivacyService } from '../privacy/privacy.service';
 
 import { print, withDb, withTemporal, defined, staffCommand, cliActor } from './shared';
 
-const withDsr = <T>(fn: (svc: DsrService) => Promise<T>, needsTemporal = true): Promise<T> =>
+const withDsr = <T>(fn: (svc: PrivacyService) => Promise<T>, needsTemporal = true): Promise<T> =>
   withDb((db, cfg) =>
     needsTemporal
-      ? withTemporal((client) => fn(dsrService({ db, clock: systemClock, config: cfg, client, taskQueue: cfg.temporal.taskQueue })))
-      : fn(dsrService({ db, clock: systemClock, config: cfg })),
+      ? withTemporal((client) => fn(privacyService({ db, clock: systemClock, config: cfg, client, taskQueue: cfg.temporal.taskQueue })))
+      : fn(privacyService({ db, clock: systemClock, config: cfg })),
   );
 
 const dsrHuman = (r: any) =>
@@ -85,6 +84,6 @@ export function registerPrivacy(program: Command): void {
     .action(async (o) => {
       const t = Date.parse(`${o.day}T00:00:00Z`);
       if (!/^\d{4}-\d{2}-\d{2}$/.test(o.day) || !Number.isFinite(t)) throw new ValidationError('--day must be a date YYYY-MM-DD');
-      print(await withDb((db) => usageAnalytics(db, { from: new Date(t).toISOString(), to: new Date(t + 86_400_000).toISOString() })), !!o.json);
+      print(await withDsr((svc) => svc.usageAnalytics({ from: new Date(t).toISOString(), to: new Date(t + 86_400_000).toISOString() }), false), !!o.json);
     });
 }

@@ -4,7 +4,7 @@ import { loadConfig, temporalAddress, type Config } from '../config';
 import { checkPostgresReachable } from '../db/database';
 import { createDb, type Db } from '../db/knex';
 import { DependencyUnavailableError } from '../errors';
-import { staffOperations, type StaffOperations } from '../accounts/accounts.service';
+import { accountsService, type AccountsService } from '../accounts/accounts.service';
 import { Client, Connection } from '@temporalio/client';
 import os from 'node:os';
 
@@ -64,8 +64,8 @@ export async function withTemporal<T>(fn: (client: Client, cfg: Config) => Promi
   }
 }
 
-export const withStaff = <T>(fn: (ops: StaffOperations, db: Db) => Promise<T>): Promise<T> =>
-  withDb((db, cfg) => fn(staffOperations({ db, clock: systemClock, config: cfg }), db));
+export const withStaff = <T>(fn: (ops: AccountsService, db: Db) => Promise<T>): Promise<T> =>
+  withDb((db, cfg) => fn(accountsService({ db, clock: systemClock, config: cfg }), db));
 
 /** Drops undefined values so zod sees only the flags that were given. */
 export function defined(obj: Record<string, unknown>): Record<string, unknown> {

@@ -1,8 +1,6 @@
 import type { Command } from 'commander';
-
-import { createStaffUser } from '../console/app';
-
-import { print, humanize, withDb, withStaff, defined, staffCommand } from './shared';
+import { staffService } from '../staff/staff.service';
+import { print, humanize, withDb, defined, staffCommand } from './shared';
 
 /** Tokens for the admin API. */
 export function registerStaffTokens(program: Command): void {
@@ -11,13 +9,13 @@ export function registerStaffTokens(program: Command): void {
     .requiredOption('--role <role>', 'billing | compliance | admin')
     .option('--name <name>', 'who or what holds it')
     .action(async (o) =>
-      print(await withStaff((ops) => ops.createStaffToken(defined({ role: o.role, name: o.name }))), !!o.json, (r) =>
+      print(await withDb((db) => staffService({ db }).createStaffToken(defined({ role: o.role, name: o.name }))), !!o.json, (r) =>
         `${humanize({ ...r, token: undefined })}\n\ntoken: ${r.token}\n(store it now: it is not shown again)`,
       ),
     );
   staffCommand(staffTokens, 'revoke', 'revoke a staff token (idempotent)')
     .argument('<id>', 'token id')
-    .action(async (id: string, o) => print(await withStaff((ops) => ops.revokeStaffToken({ id })), !!o.json));
+    .action(async (id: string, o) => print(await withDb((db) => staffService({ db }).revokeStaffToken({ id })), !!o.json));
 }
 
 /** People who sign in to the staff console. */
@@ -34,6 +32,6 @@ export function registerStaffUsers(program: Command): void {
         for await (const c of process.stdin) chunks.push(c as Buffer);
         password = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
       }
-      print(await withDb((db) => createStaffUser(db, { email: o.email, name: o.name, role: o.role, password })), !!o.json);
+      print(await withDb((db) => staffService({ db }).createUser({ email: o.email, name: o.name, role: o.role, password })), !!o.json);
     });
 }

@@ -1,7 +1,7 @@
-import type { DsrService } from '../privacy/privacy.service';
+import type { PrivacyService } from '../privacy/privacy.service';
 import { html, table, type Html } from './html';
 
-type Correction = NonNullable<Awaited<ReturnType<DsrService['get']>>['correction']>;
+type Correction = NonNullable<Awaited<ReturnType<PrivacyService['get']>>['correction']>;
 
 /**
  * What approving a correction does, shown in the approval form: the account,

@@ -21,7 +21,7 @@ import { portInUse } from '../util/ports';
  * purpose, and the data folder is handed to that user.
  */
 
-const GUARD = fileURLToPath(new URL('./guard.mjs', import.meta.url));
+const GUARD = fileURLToPath(new URL('../dev/guard.mjs', import.meta.url));
 export const EMBEDDED_PG_DEFAULT_PORT = 54329;
 const USER = 'postgres';
 const DATABASE = 'mixroute';

@@ -2,8 +2,8 @@ import { systemClock } from '../clock';
 import type { Config } from '../config';
 import { createDb } from '../db/knex';
 import { NotFoundError, ValidationError } from '../errors';
-import { staffOperations } from '../accounts/accounts.service';
-import { DEMO_EMAIL, DEMO_MODELS } from './setup';
+import { accountsService } from '../accounts/accounts.service';
+import { DEMO_EMAIL, DEMO_MODELS } from './demo.service';
 
 /**
  * `mixroute demo traffic`: a bounded burst of mixed requests to the local
@@ -111,7 +111,7 @@ export async function demoTrafficCommand(
   let borrowed: string | undefined;
   const db = createDb({ databaseUrl: config.databaseUrl, poolMax: 1, applicationName: 'mixroute-demo-traffic' });
   try {
-    const ops = staffOperations({ db, clock: systemClock, config });
+    const ops = accountsService({ db, clock: systemClock, config });
     if (!key) {
       const user = await db('users').where({ email: DEMO_EMAIL }).first('id', 'account_id');
       if (!user) throw new NotFoundError('there is no demo account: run `npm run dev` on a fresh database first (DEV_DEMO=1), or pass --key');
@@ -123,7 +123,7 @@ export async function demoTrafficCommand(
     const result = await runDemoTraffic({ gatewayUrl: gateway, apiKey: key, durationMs: seconds * 1000, requestsPerSecond: rps, progress: say });
     return { ...result, gateway, seconds };
   } finally {
-    if (borrowed) await staffOperations({ db, clock: systemClock, config }).revokeKey({ id: borrowed });
+    if (borrowed) await accountsService({ db, clock: systemClock, config }).revokeKey({ id: borrowed });
     await db.destroy();
   }
 }

@@ -3,7 +3,7 @@ import type { Client } from '@temporalio/client';
 import { providerKeyEnvName, type Config, type Env } from '../config';
 import { createDb } from '../db/knex';
 import { startDemoProvider, type DemoProvider } from '../demo/provider';
-import { DEMO_MODELS, DEMO_PROVIDERS, demoState, ensureDemoAccount, ensureDemoRouting } from '../demo/setup';
+import { DEMO_MODELS, DEMO_PROVIDERS, demoState, ensureDemoAccount, ensureDemoRouting } from '../demo/demo.service';
 import type { Logger } from '../logger';
 
 /**

@@ -1,14 +1,15 @@
 import type Decimal from 'decimal.js';
 import { Money } from '../shared/money.rules';
-import type { Db } from '../db/knex';
-import { acquireHold, closeHold, expireHolds } from '../ledger/holds.data';
+import type { HoldsService } from '../ledger/holds.service';
+import { needsReservation, sliceCovers, sliceRetireAt } from '../ledger/balanceGate.rules';
 import type { Logger } from '../logger';
 
 /**
  * The balance gate: reserve, then settle. Before a request is forwarded its
  * maximum cost is reserved against the account's spendable balance; when it
  * ends, the reservation is replaced by the actual cost, which the metering
- * settlement later debits.
+ * settlement later debits. The decision (may this request start?) is in
+ * src/ledger/balanceGate.rules.ts; this file is its hot path.
  *
  * To keep the database off the hot path, each gateway instance reserves a
  * slice of the account's spendable balance at once (one atomic UPDATE that
@@ -18,7 +19,7 @@ import type { Logger } from '../logger';
  * rest back. Every instance can only spend what it reserved, so concurrent
  * requests across instances cannot overdraw by more than the difference
  * between actual and reserved cost of requests in flight (zero when the
- * reserved output bound holds; see docs/metering-and-ledger.md, "Balance gate").
+ * reserved output bound holds; see docs/ledger.md, "Balance gate").
  */
 export interface Reservation {
   accountId: string;
@@ -54,7 +55,7 @@ export class BalanceGate {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly db: Db,
+    private readonly holds: HoldsService,
     private readonly opts: BalanceGateOptions,
     private readonly logger: Logger,
   ) {}
@@ -66,7 +67,7 @@ export class BalanceGate {
 
   /** Reserves `maxCost` for one request; a request that can cost nothing needs no reservation. */
   async reserve(accountId: string, maxCost: Decimal): Promise<ReserveOutcome> {
-    if (maxCost.lte(0)) return { ok: true, reservation: null };
+    if (!needsReservation(maxCost)) return { ok: true, reservation: null };
     for (let attempt = 0; attempt < 3; attempt++) {
       const taken = this.takeFromSlice(accountId, maxCost);
       if (taken) return { ok: true, reservation: taken };
@@ -82,7 +83,7 @@ export class BalanceGate {
         const old = this.slices.get(accountId);
         if (old) this.retire(accountId, old);
         try {
-          const grant = await acquireHold(this.db, {
+          const grant = await this.holds.acquire({
             accountId,
             need: maxCost,
             slice: this.opts.slice,
@@ -101,8 +102,7 @@ export class BalanceGate {
             amount: grant.amount,
             spent: new Money(0),
             inflight: 0,
-            // Retire well before the hold expires so an expiring hold is never spent from.
-            retireAt: Date.now() + Math.floor((this.opts.ttlMs * 2) / 3),
+            retireAt: sliceRetireAt(Date.now(), this.opts.ttlMs),
             retired: false,
           });
         } catch (err) {
@@ -137,7 +137,7 @@ export class BalanceGate {
   private takeFromSlice(accountId: string, maxCost: Decimal): Reservation | undefined {
     const slice = this.slices.get(accountId);
     if (!slice || slice.retired || Date.now() >= slice.retireAt) return undefined;
-    if (slice.amount.minus(slice.spent).lt(maxCost)) return undefined;
+    if (!sliceCovers(slice, maxCost)) return undefined;
     slice.spent = slice.spent.plus(maxCost);
     slice.inflight += 1;
     return { accountId, holdId: slice.holdId, reserved: maxCost };
@@ -161,7 +161,8 @@ export class BalanceGate {
 
   private close(slice: Slice): void {
     this.retiredSlices.delete(slice.holdId);
-    const p = closeHold(this.db, slice.holdId, Money.max(slice.spent, 0))
+    const p = this.holds
+      .close(slice.holdId, Money.max(slice.spent, 0))
       .catch((err: unknown) => this.logger.warn({ err, holdId: slice.holdId }, 'hold not closed; it expires by itself'))
       .finally(() => this.closing.delete(p));
     this.closing.add(p);
@@ -171,7 +172,7 @@ export class BalanceGate {
     const now = Date.now();
     for (const [accountId, slice] of this.slices) if (now >= slice.retireAt) this.retire(accountId, slice);
     try {
-      await expireHolds(this.db);
+      await this.holds.expire();
     } catch (err) {
       this.logger.warn({ err }, 'expiring abandoned holds failed; will retry');
     }

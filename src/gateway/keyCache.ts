@@ -1,5 +1,4 @@
 import { hashSecret, looksLike } from '../auth/secrets';
-import type { Db } from '../db/knex';
 import { LruMap } from './lru';
 
 /** What the gateway knows about a caller after authentication: ids and limits only. */
@@ -11,6 +10,9 @@ export interface Caller {
   /** Prepaid accounts get an explicit output bound on every request (see Forwarder). */
   prepaid: boolean;
 }
+
+/** Looks a key up by its hash in the database (src/gateway/keys.data.ts); null: no such active key. */
+export type LoadCaller = (keyHash: string) => Promise<Caller | null>;
 
 export type AuthResult =
   | { ok: true; caller: Caller }
@@ -37,7 +39,7 @@ export class KeyCache {
   private readonly inflight = new Map<string, Promise<Caller | null>>();
 
   constructor(
-    private readonly db: Db,
+    private readonly loadCaller: LoadCaller,
     private readonly ttlMs: number,
     private readonly now: () => number = Date.now,
     maxEntries = 100_000,
@@ -67,7 +69,7 @@ export class KeyCache {
   private async lookup(hash: string, hit: { caller: Caller | null } | undefined): Promise<Caller | null> {
     const pending = this.inflight.get(hash);
     if (pending) return pending;
-    const query = this.load(hash).finally(() => this.inflight.delete(hash));
+    const query = this.loadCaller(hash).finally(() => this.inflight.delete(hash));
     this.inflight.set(hash, query);
     let caller: Caller | null;
     try {
@@ -80,16 +82,5 @@ export class KeyCache {
     }
     if (this.ttlMs > 0) this.entries.set(hash, { caller, expires: this.now() + this.ttlMs });
     return caller;
-  }
-
-  private async load(hash: string): Promise<Caller | null> {
-    const row = await this.db('api_keys')
-      .join('accounts', 'accounts.id', 'api_keys.account_id')
-      .where('api_keys.key_hash', hash)
-      .whereNull('api_keys.revoked_at')
-      .where('accounts.status', 'active')
-      .first('api_keys.id', 'api_keys.account_id', 'api_keys.user_id', 'api_keys.rate_limit_rpm', 'accounts.plan');
-    if (!row) return null;
-    return { apiKeyId: row.id, accountId: row.account_id, userId: row.user_id, rateLimitRpm: row.rate_limit_rpm, prepaid: row.plan !== 'postpaid' };
   }
 }

@@ -1,5 +1,4 @@
 import { PROVIDER_KEY_ENV } from '../config';
-import type { Db } from '../db/knex';
 import type { Logger } from '../logger';
 
 /** One way to serve a public model: a provider and the provider's name for the model. */
@@ -34,6 +33,23 @@ export interface ModelEntry {
   prices: PriceVersion[];
 }
 
+/** The rows a refresh reads (src/gateway/routing.data.ts), as PostgreSQL returns them. */
+export interface RoutingRows {
+  models: { id: string; public_name: string; upstream_model: string; created_at: Date; provider: string; base_url: string; api_key_env: string | null; kind: Route['kind'] }[];
+  fallbacks: { model_id: string; upstream_model: string; provider: string; base_url: string; api_key_env: string | null; kind: Route['kind'] }[];
+  prices: {
+    id: string;
+    model_id: string;
+    currency: string;
+    input_per_mtok: string;
+    cached_input_per_mtok: string | null;
+    output_per_mtok: string;
+    cache_write_per_mtok?: string | null;
+    cache_write_1h_per_mtok?: string | null;
+    effective_from: Date;
+  }[];
+}
+
 /**
  * The routing table: public model name -> routes and price history, loaded
  * from PostgreSQL and refreshed in the background. A failed refresh keeps the
@@ -47,7 +63,7 @@ export class RoutingTable {
   private readonly badKeyEnvWarned = new Set<string>();
 
   constructor(
-    private readonly db: Db,
+    private readonly loadRows: () => Promise<RoutingRows>,
     private readonly refreshMs: number,
     private readonly logger: Logger,
   ) {}
@@ -91,17 +107,7 @@ export class RoutingTable {
   }
 
   async refresh(): Promise<void> {
-    const [models, fallbacks, prices] = await Promise.all([
-      this.db('models')
-        .join('providers', 'providers.id', 'models.provider_id')
-        .where('models.active', true)
-        .select('models.id', 'models.public_name', 'models.upstream_model', 'models.created_at', 'providers.name as provider', 'providers.base_url', 'providers.api_key_env', 'providers.kind'),
-      this.db('model_fallbacks')
-        .join('providers', 'providers.id', 'model_fallbacks.provider_id')
-        .orderBy(['model_fallbacks.model_id', 'model_fallbacks.position'])
-        .select('model_fallbacks.model_id', 'model_fallbacks.upstream_model', 'providers.name as provider', 'providers.base_url', 'providers.api_key_env', 'providers.kind'),
-      this.db('prices').orderBy(['model_id', 'effective_from']).select('*'),
-    ]);
+    const { models, fallbacks, prices } = await this.loadRows();
     // A row from before the PROVIDER_*_API_KEY rule (or written around the admin API) gets no credential.
     const keyEnv = (provider: string, name: string | null): string | null => {
       if (name === null || PROVIDER_KEY_ENV.test(name)) return name;

@@ -1,4 +1,3 @@
-import type { Db } from '../db/knex';
 import type { Logger } from '../logger';
 import { addressKey } from './authLimiter';
 
@@ -23,6 +22,22 @@ interface Tally extends SecurityEvent {
   count: number;
   /** The count the database has (as far as this process knows). */
   written: number;
+}
+
+/** A security_events row as a flush writes it (src/gateway/securityEvents.data.ts). */
+export interface SecurityEventRow {
+  occurred_at: Date;
+  last_occurred_at: Date;
+  window_start: Date;
+  count: number;
+  kind: SecurityEvent['kind'];
+  reason: string;
+  account_id: string | null;
+  api_key_id: string | null;
+  request_id: string;
+  source_ip: string | null;
+  user_agent: string | null;
+  source: 'gateway';
 }
 
 const ROWS_PER_STATEMENT = 500;
@@ -50,7 +65,7 @@ export class SecurityEventSink {
   private flushing: Promise<void> | null = null;
 
   constructor(
-    private readonly db: Db,
+    private readonly writeRows: (rows: SecurityEventRow[]) => Promise<void>,
     private readonly logger: Logger,
     private readonly intervalMs = 1_000,
     private readonly maxGroups = 10_000,
@@ -114,31 +129,22 @@ export class SecurityEventSink {
     try {
       for (let i = 0; i < due.length; i += ROWS_PER_STATEMENT) {
         const part = due.slice(i, i + ROWS_PER_STATEMENT);
-        const db = this.db;
-        await db('security_events')
-          .insert(
-            part.map(({ g, count, lastAt }) => ({
-              occurred_at: new Date(g.firstAt),
-              last_occurred_at: new Date(lastAt),
-              window_start: new Date(g.windowStart),
-              count,
-              kind: g.kind,
-              reason: g.reason,
-              account_id: g.accountId,
-              api_key_id: g.apiKeyId,
-              request_id: g.requestId,
-              source_ip: g.sourceIp,
-              user_agent: g.userAgent,
-              source: 'gateway',
-            })),
-          )
-          .onConflict(db.raw('(request_id, kind) WHERE request_id IS NOT NULL'))
-          .merge({
-            count: db.raw('GREATEST(security_events.count, excluded.count)'),
-            // The prefix once a second address joined the group; a source erased meanwhile stays erased.
-            source_ip: db.raw('CASE WHEN security_events.source_ip IS NULL THEN NULL ELSE excluded.source_ip END'),
-            last_occurred_at: db.raw('GREATEST(security_events.last_occurred_at, excluded.last_occurred_at)'),
-          });
+        await this.writeRows(
+          part.map(({ g, count, lastAt }) => ({
+            occurred_at: new Date(g.firstAt),
+            last_occurred_at: new Date(lastAt),
+            window_start: new Date(g.windowStart),
+            count,
+            kind: g.kind,
+            reason: g.reason,
+            account_id: g.accountId,
+            api_key_id: g.apiKeyId,
+            request_id: g.requestId,
+            source_ip: g.sourceIp,
+            user_agent: g.userAgent,
+            source: 'gateway',
+          })),
+        );
         for (const { g, count } of part) g.written = Math.max(g.written, count);
       }
     } catch (err) {

@@ -4,11 +4,13 @@ import { closeServer, listen } from '../http/listen';
 import { createMetricsRegistry, startMetricsServer } from '../http/metrics';
 import { createLogger } from '../logger';
 import { MeteringBatcher } from '../metering/batcher';
+import { usageEventStore } from '../metering/metering.service';
 import { MeteringJournal } from '../metering/journal';
 import { settlementShardSignaler, shardSignalTarget } from '../metering/signaler';
 import { checkTemporal, createTemporalClient } from '../temporal/client';
 import { createGatewayApp } from './app';
 import { Forwarder } from './forwarder';
+import { gatewayService } from './gateway.service';
 import { KeyCache } from './keyCache';
 import { RateLimiter } from './rateLimit';
 import { RoutingTable } from './routingTable';
@@ -18,6 +20,7 @@ import { upstreamAuthFailures } from './metrics';
 import { countTextTokens } from './tokenEstimate';
 import { createUpstreamAgent } from './upstream';
 import { BalanceGate } from './balanceGate';
+import { holdsService } from '../ledger/holds.service';
 import { Money } from '../shared/money.rules';
 
 /**
@@ -37,13 +40,14 @@ export async function startGatewayServer(config: Config, env: Record<string, str
 
   const journal = new MeteringJournal(config.metering.journalDir);
   journal.open();
-  const routing = new RoutingTable(db, config.gateway.routingRefreshMs, logger);
+  const store = gatewayService(db);
+  const routing = new RoutingTable(store.routingRows, config.gateway.routingRefreshMs, logger);
   await routing.start();
-  const security = new SecurityEventSink(db, logger, 1_000, 10_000, config.gateway.securityEventWindowMs);
+  const security = new SecurityEventSink(store.writeSecurityEvents, logger, 1_000, 10_000, config.gateway.securityEventWindowMs);
   security.start();
   const agent = createUpstreamAgent(config);
   const gate = new BalanceGate(
-    db,
+    holdsService(db),
     {
       holder: config.gateway.instanceId,
       slice: new Money(config.billing.holdSlice),
@@ -66,7 +70,7 @@ export async function startGatewayServer(config: Config, env: Record<string, str
       },
     },
     forwarding: {
-      keys: new KeyCache(db, config.gateway.keyCacheMs, Date.now, config.gateway.keyCacheMaxEntries),
+      keys: new KeyCache(store.callerByKeyHash, config.gateway.keyCacheMs, Date.now, config.gateway.keyCacheMaxEntries),
       limiter: new RateLimiter(),
       authLimiter: new AuthFailureLimiter(config.gateway.authFailuresPerMinute, config.gateway.authLimiterMaxAddresses),
       routing,
@@ -106,7 +110,7 @@ export async function startGatewayServer(config: Config, env: Record<string, str
   const meteringDb = createDb({ databaseUrl: config.databaseUrl, poolMax: 2, applicationName: 'mixroute-gateway-metering', onWarning: (m) => logger.warn({ db: m }, 'database warning') });
   const batcher = new MeteringBatcher({
     journal,
-    db: meteringDb,
+    events: usageEventStore(meteringDb),
     // One wake-up per settlement shard per batch, naming the shard's accounts with new usage.
     signal: settlementShardSignaler(temporal.client, config.temporal.taskQueue, {
       minIntervalMs: config.billing.settleMinIntervalMs,

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { z } from 'zod';
 import { billingPeriod } from './invoice.rules';
@@ -6,6 +5,7 @@ import type { Clock } from '../clock';
 import type { Config } from '../config';
 import { ConflictError, NotFoundError, ValidationError } from '../errors';
 import { validate } from '../shared/validate';
+import { workflowIds } from '../temporal/conventions';
 import { invoiceRunStatusQuery, type InvoiceRunState } from '../../workflows/messages';
 
 /**
@@ -25,15 +25,6 @@ export const startRunInput = z.strictObject({
 });
 export const periodInput = z.strictObject({ period: z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'period must be YYYY-MM') });
 
-export function runWorkflowId(period: string, opts: { dryRun?: boolean; accountIds?: string[]; runTag?: string } = {}): string {
-  if (opts.dryRun) return `invoice-dry-run:${period}:${opts.runTag ?? 'x'}`;
-  if (opts.accountIds?.length) {
-    const h = createHash('sha256').update([...opts.accountIds].sort().join(',')).digest('hex').slice(0, 12);
-    return `invoice-run:${period}:accounts-${h}`;
-  }
-  return `invoice-run:${period}`;
-}
-
 export interface RunView {
   workflowId: string;
   runId: string;
@@ -41,7 +32,7 @@ export interface RunView {
   state: InvoiceRunState | null;
 }
 
-export function invoiceRuns(deps: { client: Client; taskQueue: string; config: Config; clock: Clock }) {
+export function invoiceRuns(deps: { client: Client; taskQueue: string; config: Pick<Config, 'invoicing'>; clock: Clock }) {
   const { client, taskQueue, config, clock } = deps;
 
   async function describe(workflowId: string): Promise<RunView> {
@@ -69,7 +60,7 @@ export function invoiceRuns(deps: { client: Client; taskQueue: string; config: C
           `period ${input.period} can be invoiced from ${openAt.toISOString()} (its end plus ${config.invoicing.graceHours} h for late events); use force to start now`,
         );
       }
-      const workflowId = runWorkflowId(input.period, { dryRun: input.dryRun, accountIds: input.accountIds, runTag: String(clock.now().getTime()) });
+      const workflowId = workflowIds.invoiceRun(input.period, { dryRun: input.dryRun, accountIds: input.accountIds, runTag: String(clock.now().getTime()) });
       try {
         const handle = await client.workflow.start('invoiceRun', {
           taskQueue,
@@ -96,7 +87,7 @@ export function invoiceRuns(deps: { client: Client; taskQueue: string; config: C
     async status(raw: unknown): Promise<RunView> {
       const { period } = validate(periodInput, raw);
       try {
-        return await describe(runWorkflowId(period));
+        return await describe(workflowIds.invoiceRun(period));
       } catch (err) {
         if (err instanceof WorkflowNotFoundError) throw new NotFoundError(`no invoice run for ${period} yet`);
         throw err;

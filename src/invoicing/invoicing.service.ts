@@ -1,159 +1,175 @@
-import { z } from 'zod';
+import type Decimal from 'decimal.js';
+import type { Client } from '@temporalio/client';
+import { billingPeriod, buildInvoice, dueDate } from './invoice.rules';
 import { Money, toAmountString } from '../shared/money.rules';
-import type { InvoiceDocument } from './render';
-import type { Config } from '../config';
+import { taxTreatment } from './tax.rules';
+import { documentNumber, invoiceSeries } from './numbering.rules';
 import type { Clock } from '../clock';
+import type { Config } from '../config';
+import type { InvoiceAccountInput, InvoiceAccountResult } from '../../workflows/messages';
 import type { Db } from '../db/knex';
-import { allocateNumber } from './invoicing.data';
-import { ConflictError, NotFoundError } from '../errors';
-import { validate } from '../shared/validate';
+import { lockBalances } from '../ledger/ledger.data';
+import { settleAccountUsage } from '../metering/metering.service';
+import {
+  accountBalance,
+  advanceInvoicedBoundary,
+  finalizeInvoice,
+  findAccount,
+  findPeriodInvoice,
+  insertInvoice,
+  insertInvoiceLines,
+  invoicedUntil,
+  linePrices,
+  listBillableAccounts,
+  markLateUsageInvoiced,
+  nextNumberInSeries,
+  openUsageAggregates,
+} from './invoicing.data';
+import { allTaxRates } from './taxRates.data';
+import { invoiceQueries } from './invoices.service';
+import { invoiceRuns } from './invoiceRuns.service';
+import { taxRates } from './taxRates.service';
 
-/** Reading, rendering and voiding invoices (CLI and admin API). */
-export const listInvoicesInput = z.strictObject({
-  period: z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'period must be YYYY-MM').optional(),
-  accountId: z.uuid().optional(),
-  limit: z.coerce.number().int().min(1).max(500).default(100),
-  after: z.string().optional(),
-});
-export const voidInput = z.strictObject({ id: z.uuid({ error: 'id must be an invoice id (UUID)' }), reason: z.string().trim().min(3, 'reason must say why (at least 3 characters)').max(500) });
+export interface InvoicingDeps {
+  db: Db;
+  clock: Clock;
+  config: Pick<Config, 'invoicing' | 'billing'>;
+  /** Invoice runs are Temporal workflows: without it `runs` is undefined (the admin API answers 503). */
+  temporal?: { client: Client; taskQueue: string };
+}
 
-const money = (v: string, currency: string) => new Money(v).toFixed(currency === 'JPY' ? 0 : 2);
+/**
+ * Invoicing, the one entry point for activities, the admin API, the console and the CLI:
+ * - `invoices`: read, list, document (for rendering), void with a credit note (invoices.service.ts);
+ * - `runs`: start and follow a period's invoice run (invoiceRuns.service.ts);
+ * - `taxRates`: set and list VAT rates (taxRates.service.ts);
+ * - `listBillableAccounts`, `invoiceAccount`: the invoice run's work, called by its activities.
+ */
+export function invoicingService(deps: InvoicingDeps) {
+  const { db, clock, config } = deps;
+  const overdraftAllowance = new Money(config.billing.overdraftAllowance);
+  return {
+    invoices: invoiceQueries({ db, clock, config }),
+    runs: deps.temporal ? invoiceRuns({ client: deps.temporal.client, taskQueue: deps.temporal.taskQueue, config, clock }) : undefined,
+    taxRates: taxRates(db),
 
-export function invoiceQueries({ db, clock, config }: { db: Db; clock: Clock; config: Config }) {
-  async function load(id: string) {
-    if (!/^[0-9a-f-]{36}$/i.test(id)) throw new NotFoundError(`invoice ${id} does not exist`);
-    const inv = await db('invoices').where({ id }).first();
-    if (!inv) throw new NotFoundError(`invoice ${id} does not exist`);
-    const lines = await db('invoice_lines').where({ invoice_id: id }).orderBy('position');
-    return { inv, lines };
+    listBillableAccounts(input: { period: string; after: string | null; limit: number; accountIds?: string[] }): Promise<string[]> {
+      return listBillableAccounts(db, input);
+    },
+
+    /** The account's invoice for the period, issued now (see invoiceAccountForPeriod). */
+    invoiceAccount(input: InvoiceAccountInput, onProgress?: () => void): Promise<InvoiceAccountResult> {
+      return invoiceAccountForPeriod(db, { ...input, now: clock.now() }, { invoicing: config.invoicing, overdraftAllowance, onProgress });
+    },
+  };
+}
+
+export type InvoicingService = ReturnType<typeof invoicingService>;
+
+/**
+ * Settles what is left of the account's usage, then, in one transaction
+ * under the account's balance lock: returns the period's invoice if it
+ * exists; otherwise builds it from the usage not yet invoiced (earlier
+ * periods' late usage included, labelled), allocates the next number of the
+ * series, finalizes it, moves the account's invoiced boundary to the
+ * period's end and marks the late rows it took. A crash anywhere rolls the
+ * whole thing back, number included, so numbers stay gapless.
+ */
+export async function invoiceAccountForPeriod(
+  db: Db,
+  input: { accountId: string; period: string; dryRun: boolean; now: Date },
+  cfg: { invoicing: Config['invoicing']; overdraftAllowance: Decimal; onProgress?: () => void },
+): Promise<InvoiceAccountResult> {
+  const { start, end } = billingPeriod(input.period);
+  for (;;) {
+    const r = await settleAccountUsage(db, input.accountId, { limit: 5_000, overdraftAllowance: cfg.overdraftAllowance });
+    cfg.onProgress?.();
+    if (!r.more) break;
   }
 
-  function view(inv: any, lines: any[]) {
-    return {
-      id: inv.id,
-      kind: inv.kind,
-      number: inv.number,
-      status: inv.status,
-      accountId: inv.account_id,
-      period: inv.period,
-      plan: inv.plan,
-      currency: inv.currency,
-      issuedAt: inv.issued_at?.toISOString() ?? null,
-      dueDate: (inv.due_date as string | null) ?? null,
-      customer: inv.customer,
-      issuer: inv.issuer,
-      lines: lines.map((l) => ({
+  return db.transaction(async (trx) => {
+    await lockBalances(trx, [input.accountId]);
+    const existing = await findPeriodInvoice(trx, input.accountId, input.period);
+    if (existing && !input.dryRun) {
+      return {
+        status: 'existing' as const,
+        invoiceId: existing.id,
+        number: existing.number,
+        total: toAmountString(new Money(existing.total)),
+        currency: existing.currency,
+        issuedAt: existing.issued_at ? new Date(existing.issued_at).toISOString() : undefined,
+      };
+    }
+    const account = await findAccount(trx, input.accountId);
+    const usageFrom: Date | string = (await invoicedUntil(trx, input.accountId)) ?? '-infinity';
+    const usage = await openUsageAggregates(trx, { accountId: input.accountId, start, usageFrom, end });
+    if (usage.length === 0) return { status: 'skipped' as const, reason: 'no billable usage in or before the period' };
+    const prices = await linePrices(trx, usage.map((u) => u.priceId));
+    const rates = await allTaxRates(trx);
+    const taxedAt = new Date(new Date(end).getTime() - 1).toISOString().slice(0, 10);
+    const tax = taxTreatment({ country: account.country, vatId: account.vat_id, taxStatus: account.tax_status }, { country: cfg.invoicing.issuer.country }, rates, taxedAt);
+    const balance = await accountBalance(trx, input.accountId);
+    const built = buildInvoice({
+      currency: account.currency,
+      usage,
+      prices,
+      tax,
+      plan: account.plan,
+      closingBalance: toAmountString(new Money(balance ?? '0')),
+    });
+    if (input.dryRun) return { status: 'dry-run' as const, total: built.totals.total, currency: built.currency, lines: built.lines.length };
+
+    const issuedAt = input.now;
+    const series = invoiceSeries(cfg.invoicing.seriesPrefix, issuedAt);
+    const invoice = await insertInvoice(trx, {
+      kind: 'invoice',
+      account_id: input.accountId,
+      period: input.period,
+      status: 'draft',
+      series,
+      plan: account.plan,
+      currency: built.currency,
+      subtotal: built.totals.subtotal,
+      tax_rate: built.totals.taxRate,
+      tax_amount: built.totals.taxAmount,
+      total: built.totals.total,
+      credits_applied: built.totals.creditsApplied,
+      amount_due: built.totals.amountDue,
+      tax_kind: tax.kind,
+      tax_note: built.taxNote,
+      customer: JSON.stringify({ name: account.name, country: account.country, vatId: account.vat_id, billingEmail: account.billing_email, accountId: account.id }),
+      issuer: JSON.stringify(cfg.invoicing.issuer),
+      // The normal rows this invoice consumed are the account's hours in [usage_from, usage_until): reconciliation and retention find them by it.
+      usage_from: usageFrom,
+      usage_until: end,
+    });
+    await insertInvoiceLines(
+      trx,
+      built.lines.map((l) => ({
+        invoice_id: invoice.id,
         position: l.position,
         description: l.description,
         model: l.model,
         kind: l.kind,
-        quantity: Number(l.quantity),
-        unitPricePerMtok: toAmountString(new Money(l.unit_price_per_mtok)),
-        amount: money(l.amount, inv.currency),
+        quantity: l.quantity,
+        unit_price_per_mtok: l.unitPricePerMtok,
+        amount: l.amount,
         late: l.late,
-        usagePeriod: l.usage_period,
+        usage_period: l.usagePeriod,
       })),
-      totals: {
-        subtotal: money(inv.subtotal, inv.currency),
-        taxRate: toAmountString(new Money(inv.tax_rate)),
-        taxAmount: money(inv.tax_amount, inv.currency),
-        total: money(inv.total, inv.currency),
-        creditsApplied: money(inv.credits_applied, inv.currency),
-        amountDue: money(inv.amount_due, inv.currency),
-      },
-      taxKind: inv.tax_kind,
-      taxNote: inv.tax_note,
-      voidsInvoiceId: inv.voids_invoice_id,
-      voidedBy: inv.voided_by,
-      voidReason: inv.void_reason,
-    };
-  }
-
-  return {
-    async get(id: string) {
-      const { inv, lines } = await load(id);
-      return view(inv, lines);
-    },
-
-    async list(raw: unknown) {
-      const input = validate(listInvoicesInput, raw ?? {});
-      const q = db('invoices').orderBy('id').limit(input.limit);
-      if (input.period) q.where({ period: input.period });
-      if (input.accountId) q.where({ account_id: input.accountId });
-      if (input.after) q.where('id', '>', input.after);
-      const rows = await q;
-      return rows.map((inv) => ({ id: inv.id, kind: inv.kind, number: inv.number, status: inv.status, accountId: inv.account_id, period: inv.period, currency: inv.currency, total: money(inv.total, inv.currency), amountDue: money(inv.amount_due, inv.currency) }));
-    },
-
-    async document(id: string): Promise<InvoiceDocument> {
-      const v = await this.get(id);
-      const voidedBy = v.voidedBy ? await db('invoices').where({ id: v.voidedBy }).first('number') : null;
-      return {
-        number: v.number,
-        status: v.status,
-        period: v.period,
-        issuedAt: v.issuedAt,
-        dueDate: v.dueDate,
-        issuer: v.issuer,
-        customer: v.customer,
-        currency: v.currency,
-        lines: v.lines,
-        totals: v.totals,
-        taxNote: v.taxNote,
-        plan: v.plan,
-        voidedBy: voidedBy ? { creditNoteNumber: voidedBy.number } : null,
-        notes: v.kind === 'credit_note' ? [`Credit note for invoice ${v.voidsInvoiceId}`] : [],
-      };
-    },
-
-    /**
-     * Voids a finalized invoice with a credit note that mirrors it (negative
-     * amounts, its own gapless series) and references it. The invoice itself
-     * only changes status; its usage stays invoiced by it.
-     */
-    async void(raw: unknown, actor: string) {
-      const input = validate(voidInput, raw);
-      return db.transaction(async (trx) => {
-        const inv = await trx('invoices').where({ id: input.id }).forUpdate().first();
-        if (!inv) throw new NotFoundError(`invoice ${input.id} does not exist`);
-        if (inv.kind !== 'invoice') throw new ConflictError('a credit note cannot be voided');
-        if (inv.status !== 'finalized') throw new ConflictError(`invoice ${inv.number ?? inv.id} is ${inv.status}`);
-        const lines = await trx('invoice_lines').where({ invoice_id: inv.id }).orderBy('position');
-        const neg = (v: string) => toAmountString(new Money(v).neg());
-        const series = `CN-${clock.now().getUTCFullYear()}`;
-        const [cn] = await trx('invoices')
-          .insert({
-            kind: 'credit_note',
-            account_id: inv.account_id,
-            period: inv.period,
-            status: 'draft',
-            series,
-            plan: inv.plan,
-            currency: inv.currency,
-            subtotal: neg(inv.subtotal),
-            tax_rate: inv.tax_rate,
-            tax_amount: neg(inv.tax_amount),
-            total: neg(inv.total),
-            credits_applied: neg(inv.credits_applied),
-            amount_due: neg(inv.amount_due),
-            tax_kind: inv.tax_kind,
-            tax_note: inv.tax_note,
-            customer: JSON.stringify(inv.customer),
-            issuer: JSON.stringify(config.invoicing.issuer),
-            voids_invoice_id: inv.id,
-            void_reason: `${input.reason} (${actor})`,
-          })
-          .returning('id');
-        if (lines.length) {
-          await trx('invoice_lines').insert(
-            lines.map((l) => ({ ...l, invoice_id: cn.id, amount: neg(l.amount), description: `Credit: ${l.description}` })),
-          );
-        }
-        const number = await allocateNumber(trx, series);
-        await trx('invoices').where({ id: cn.id }).update({ status: 'finalized', number, issued_at: clock.now() });
-        await trx('invoices').where({ id: inv.id }).update({ status: 'void', voided_by: cn.id, void_reason: `${input.reason} (${actor})` });
-        return { invoiceId: inv.id, invoiceNumber: inv.number, creditNoteId: cn.id, creditNoteNumber: number };
-      });
-    },
-  };
+    );
+    // Everything the invoice covered (zero-cost rows included) is now invoiced: the normal rows by the boundary,
+    // which settlement reads under the same balance lock, so usage it settles into these hours from now on is late;
+    // the few late rows by their mark. The boundary never moves back (an earlier period invoiced afterwards takes only late rows).
+    await markLateUsageInvoiced(trx, input.accountId, end, invoice.id);
+    await advanceInvoicedBoundary(trx, input.accountId, end, invoice.id);
+    // Last, so the series row (which every finalization waits for) is held as briefly as possible.
+    const number = documentNumber(series, await nextNumberInSeries(trx, series));
+    await finalizeInvoice(trx, invoice.id, {
+      number,
+      issued_at: issuedAt,
+      due_date: account.plan === 'postpaid' ? dueDate(issuedAt.toISOString(), cfg.invoicing.paymentTermsDays) : null,
+    });
+    return { status: 'invoiced' as const, invoiceId: invoice.id, number, total: built.totals.total, currency: built.currency };
+  });
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { Db } from '../db/knex';
+import { listTaxRatePage, upsertTaxRate } from './taxRates.data';
 import { pageLimit } from '../staff/schemas';
 import { validate } from '../shared/validate';
 
@@ -20,21 +21,18 @@ export function taxRates(db: Db) {
   return {
     async set(raw: unknown) {
       const i = validate(setTaxRateInput, raw);
-      await db('tax_rates')
-        .insert({ country: i.country, rate: i.rate, effective_from: i.effectiveFrom, effective_to: i.effectiveTo ?? null })
-        .onConflict(['country', 'effective_from'])
-        .merge();
+      await upsertTaxRate(db, { country: i.country, rate: i.rate, effectiveFrom: i.effectiveFrom, effectiveTo: i.effectiveTo ?? null });
       return { country: i.country, rate: i.rate, effectiveFrom: i.effectiveFrom, effectiveTo: i.effectiveTo ?? null };
     },
     /** A page of rates by country and start; `after` is the last item's "COUNTRY:effectiveFrom". */
     async list(raw: unknown = {}) {
       const page = validate(listTaxRatesInput, raw ?? {});
-      const q = db('tax_rates').orderBy(['country', 'effective_from']).limit(page.limit);
+      let after: { country: string; from: string } | undefined;
       if (page.after) {
         const [country, from] = page.after.split(':') as [string, string];
-        q.whereRaw('(country, effective_from) > (?, ?::date)', [country, from]);
+        after = { country, from };
       }
-      const rows = await q;
+      const rows = await listTaxRatePage(db, { limit: page.limit, after });
       return rows.map((r) => ({
         country: r.country,
         rate: String(Number(r.rate)),

@@ -1,10 +1,12 @@
 import type Decimal from 'decimal.js';
 import { Money, toAmountString } from '../shared/money.rules';
 import type { Db, Trx } from '../db/knex';
+import { closedHoldAmount, holdWanted } from './balanceGate.rules';
+import { SPENDABLE_SQL } from './ledger.data';
 
 /**
  * Balance holds: the gateway's reservations against spendable balance
- * (balance - held + floor). A hold reserves `amount`; settlement of usage
+ * (spendable in ledger.rules.ts). A hold reserves `amount`; settlement of usage
  * charged to it raises `settled`; the account's `held` is the sum over holds
  * of (amount - settled). Gateways take holds in slices and spend them locally
  * (src/gateway/balanceGate.ts), so the hot path touches the database once per
@@ -18,19 +20,21 @@ export interface HoldGrant {
 
 /**
  * Atomically reserves up to `slice` (at least `need`) of the account's
- * spendable balance. Returns undefined when even `need` is not available.
+ * spendable balance (SPENDABLE_SQL): holdGrant of balanceGate.rules.ts, in
+ * SQL under the balance lock. Returns undefined when even `need` is not
+ * available.
  */
 export async function acquireHold(
   db: Db,
   input: { accountId: string; need: Decimal; slice: Decimal; holder: string; ttlMs: number; overdraftAllowance: Decimal },
 ): Promise<HoldGrant | undefined> {
-  const want = Money.max(input.need, input.slice);
+  const want = holdWanted(input.need, input.slice);
   return db.transaction(async (trx) => {
     await trx.raw(`INSERT INTO account_balances (account_id) SELECT id FROM accounts WHERE id = ? ON CONFLICT DO NOTHING`, [input.accountId]);
     const { rows } = await trx.raw(
       `WITH acc AS (
          SELECT b.account_id,
-                b.balance - b.held + CASE WHEN a.plan = 'prepaid' THEN ?::numeric ELSE a.credit_limit END AS spendable
+                ${SPENDABLE_SQL} AS spendable
            FROM account_balances b JOIN accounts a ON a.id = b.account_id
           WHERE b.account_id = ? AND a.status = 'active'
             FOR UPDATE OF b)
@@ -71,7 +75,7 @@ export async function closeHold(db: Db, holdId: string, spent: Decimal): Promise
   await db.transaction(async (trx) => {
     const hold = await lockHold(trx, holdId);
     if (!hold || hold.status === 'closed') return;
-    const target = Money.max(new Money(hold.settled), Money.min(new Money(hold.amount), spent));
+    const target = closedHoldAmount({ amount: new Money(hold.amount), settled: new Money(hold.settled) }, spent);
     const release = new Money(hold.amount).minus(target);
     await trx('balance_holds').where({ id: holdId }).update({ amount: toAmountString(target), status: 'closed', closed_at: trx.fn.now() });
     if (release.gt(0)) {

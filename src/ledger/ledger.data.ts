@@ -34,6 +34,13 @@ export interface NewEntry {
   reversesEntryId?: number | null;
 }
 
+/**
+ * The spendable-balance rule (spendable in ledger.rules.ts) in SQL, for a
+ * query that joins account_balances `b` to accounts `a`. Its one binding is
+ * the prepaid overdraft allowance.
+ */
+export const SPENDABLE_SQL = `b.balance - b.held + CASE WHEN a.plan = 'prepaid' THEN ?::numeric ELSE a.credit_limit END`;
+
 export interface BalanceRow {
   account_id: string;
   balance: string;
@@ -212,5 +219,46 @@ export async function balanceOf(db: DbOrTrx, accountId: string) {
 export async function entriesOf(db: DbOrTrx, accountId: string, opts: { limit: number; beforeId?: number }) {
   const q = db<LedgerEntryRow>('ledger_entries').where({ account_id: accountId }).orderBy('id', 'desc').limit(opts.limit);
   if (opts.beforeId) q.where('id', '<', opts.beforeId);
+  return q;
+}
+
+/** The account fields the ledger's staff operations need. */
+export async function ledgerAccount(db: DbOrTrx, accountId: string) {
+  return db('accounts').where({ id: accountId }).first<{ id: string; currency: string; plan: 'prepaid' | 'postpaid'; credit_limit: string } | undefined>('id', 'currency', 'plan', 'credit_limit');
+}
+
+/** The account fields a top-up checks. */
+export async function topUpAccount(db: DbOrTrx, accountId: string) {
+  return db('accounts').where({ id: accountId }).first<{ id: string; currency: string; status: string } | undefined>('id', 'currency', 'status');
+}
+
+/** Usage recorded but not settled yet: how many events, what they cost. */
+export async function unsettledUsage(db: DbOrTrx, accountId: string) {
+  return db('usage_events')
+    .where({ account_id: accountId })
+    .whereNull('settled_at')
+    .first<{ events: number; cost: string } | undefined>(db.raw('count(*)::int AS events'), db.raw('coalesce(sum(cost), 0)::text AS cost'));
+}
+
+export interface MeteringQuarantineRow {
+  id: number;
+  request_id: string;
+  occurred_at: string;
+  account_id: string | null;
+  gateway_instance: string | null;
+  record: unknown;
+  error_code: string;
+  error_message: string;
+  quarantined_at: Date;
+  resolved_at: Date | null;
+  resolved_by: string | null;
+  resolution: string | null;
+}
+
+/** Metering records PostgreSQL refused (src/metering/usageEvents.data.ts sets them aside), newest first. */
+export async function meteringQuarantinePage(db: DbOrTrx, page: { limit: number; before?: number; unresolvedOnly: boolean }): Promise<MeteringQuarantineRow[]> {
+  const q = db('metering_quarantine').orderBy('id', 'desc').limit(page.limit);
+  if (page.unresolvedOnly) q.whereNull('resolved_at');
+  if (page.before) q.where('id', '<', page.before);
   return q;
 }

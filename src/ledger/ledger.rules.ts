@@ -49,14 +49,19 @@ export interface SpendableInput {
   overdraftAllowance: Decimal;
 }
 
+/** How far below zero the account may go: the overdraft allowance for prepaid accounts, the credit limit for postpaid ones. */
+export function spendingFloor(i: Pick<SpendableInput, 'plan' | 'creditLimit' | 'overdraftAllowance'>): Decimal {
+  return i.plan === 'prepaid' ? i.overdraftAllowance : i.creditLimit;
+}
+
 /**
- * What an account may still spend: prepaid accounts their balance plus the
- * overdraft allowance, postpaid accounts up to their credit limit; open holds
- * are already spoken for.
+ * THE spendable-balance rule: what an account may still spend is its balance
+ * plus its floor (spendingFloor), less its open holds, which are already
+ * spoken for. Where SQL must compute it under a lock (the gateway's hold
+ * acquisition), SPENDABLE_SQL in ledger.data.ts is this rule, written once.
  */
 export function spendable(i: SpendableInput): Decimal {
-  const floor = i.plan === 'prepaid' ? i.overdraftAllowance : i.creditLimit;
-  return new Money(i.balance).minus(i.held).plus(floor);
+  return new Money(i.balance).minus(i.held).plus(spendingFloor(i));
 }
 
 /**

@@ -1,10 +1,25 @@
 import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { z } from 'zod';
-import { CONTRA } from './ledger.rules';
+import { CONTRA, spendable } from './ledger.rules';
 import { Money, roundToMinorUnit, toAmountString } from '../shared/money.rules';
 import type { Config } from '../config';
-import type { Db } from '../db/knex';
-import { balanceOf, entriesOf, lockBalances, paymentReversalEntries, postEntries, postEntry, reverseEntry, type LedgerEntryRow, type NewEntry } from './ledger.data';
+import type { Db, Trx } from '../db/knex';
+import {
+  balanceOf,
+  entriesOf,
+  ledgerAccount,
+  lockBalances,
+  meteringQuarantinePage,
+  paymentReversalEntries,
+  postEntries,
+  postEntry,
+  reverseEntry,
+  topUpAccount,
+  unsettledUsage,
+  type LedgerEntryRow,
+  type NewEntry,
+} from './ledger.data';
+import { bindCustomer, customerBoundElsewhere, insertPayment, insertWebhookRejection, lockAccountCustomer, paymentForReversal, paymentStatus } from './payments.data';
 import { DependencyUnavailableError, NotFoundError } from '../errors';
 import { workflowIds } from '../temporal/conventions';
 import type { TopUpInput, TopUpResult } from '../../workflows/messages';
@@ -12,12 +27,14 @@ import { adjustmentInput, balanceInput, createTopUpInput, refundInput, reversalI
 import { validate } from '../shared/validate';
 
 /**
- * Staff operations on credit: top-ups and grants (through the topUp workflow,
- * the same path as payment webhooks), refunds, adjustments and reversals
- * (direct ledger postings, each with a reason and the actor), and the balance
- * view. `actor` says who did it: 'staff:<token id>' or 'cli:<user>'.
+ * The ledger service. Staff operations on credit: top-ups and grants (through
+ * the topUp workflow, the same path as payment webhooks), refunds, adjustments
+ * and reversals (direct ledger postings, each with a reason and the actor),
+ * and the balance view. `actor` says who did it: 'staff:<token id>' or
+ * 'cli:<user>'. And what payments do: crediting a top-up (the topUp
+ * workflow's activity), refunds and disputes (payment webhooks).
  */
-export interface LedgerOpsDeps {
+export interface LedgerServiceDeps {
   db: Db;
   billing: Config['billing'];
   /** Needed for top-ups only. */
@@ -127,9 +144,7 @@ const DISPUTE_REASON = /^[a-z_]{1,40}$/;
  */
 export async function applyPaymentReversal(db: Db, e: PaymentReversalEvent): Promise<PaymentReversalOutcome> {
   return db.transaction(async (trx) => {
-    const payment = await trx('payments')
-      .where({ provider: e.provider, provider_payment_id: e.paymentId })
-      .first<{ account_id: string; amount: string; currency: string; status: string; customer_id: string | null } | undefined>('account_id', 'amount', 'currency', 'status', 'customer_id');
+    const payment = await paymentForReversal(trx, e.provider, e.paymentId);
     if (!payment) return { status: 'unknown_payment' };
     // A payment refused at top-up (customer mismatch) credited nothing: there is nothing to take back.
     if (payment.status !== 'succeeded') return { status: 'not_credited', paymentStatus: payment.status };
@@ -199,6 +214,68 @@ export async function applyPaymentReversal(db: Db, e: PaymentReversalEvent): Pro
   });
 }
 
+/**
+ * Whether the payment's customer may credit the account it names, in the
+ * top-up's transaction (the account row locked, so two first payments cannot
+ * both bind it). The account's customer is bound by its first payment that
+ * carries one; after that only that customer's payments credit it, and a
+ * customer bound to one account never credits another (UNIQUE). A refused
+ * payment is recorded with status 'customer_mismatch' and credits nothing:
+ * reconciliation counts only succeeded payments, and billing staff find it
+ * in payments. The answer is the same on every retry and redelivery.
+ */
+async function checkPaymentCustomer(trx: Trx, input: TopUpInput): Promise<TopUpResult | undefined> {
+  const customer = input.customerId ?? null;
+  const refuse = async (): Promise<TopUpResult> => {
+    await insertPayment(trx, input, 'customer_mismatch');
+    const b = await balanceOf(trx, input.accountId);
+    return { entryId: null, applied: false, balanceAfter: toAmountString(new Money(b?.balance ?? '0')), refused: 'customer_mismatch' };
+  };
+  const earlier = await paymentStatus(trx, input.provider, input.paymentId);
+  if (earlier?.status === 'customer_mismatch') return refuse();
+  if (earlier) return undefined;
+  const account = await lockAccountCustomer(trx, input.accountId);
+  const bound = account.stripe_customer_id;
+  if (bound !== null) return bound === customer ? undefined : refuse();
+  if (customer === null) return undefined;
+  if (await customerBoundElsewhere(trx, customer, input.accountId)) return refuse();
+  await bindCustomer(trx, input.accountId, customer);
+  return undefined;
+}
+
+/**
+ * Records a payment (for top-ups) and credits it once: the payment is
+ * unique per provider and payment id, the ledger entry per idempotency key,
+ * both in one transaction. The input is checked by the caller (the
+ * recordTopUp activity): a positive amount, an account in its currency.
+ */
+export async function recordTopUp(db: Db, input: TopUpInput, opts: { overdraftAllowance: Money }): Promise<TopUpResult> {
+  return db.transaction(async (trx) => {
+    if (input.kind === 'topup' && input.provider !== 'manual') {
+      const refused = await checkPaymentCustomer(trx, input);
+      if (refused) return refused;
+    }
+    if (input.kind === 'topup') await insertPayment(trx, input, 'succeeded');
+    const [r] = await postEntries(
+      trx,
+      [
+        {
+          accountId: input.accountId,
+          kind: input.kind,
+          contra: CONTRA[input.kind],
+          amount: new Money(input.amount),
+          idempotencyKey: `${input.kind}:${input.provider}:${input.paymentId}`,
+          referenceType: input.kind === 'topup' ? 'payment' : 'staff_reference',
+          referenceId: `${input.provider}:${input.paymentId}`,
+          actor: input.actor,
+        },
+      ],
+      opts,
+    );
+    return { entryId: r!.entry.id, applied: r!.applied, balanceAfter: toAmountString(new Money(r!.entry.balance_after)) };
+  });
+}
+
 /** GET /billing/metering-quarantine: newest first, page with `before`; `all=true` includes resolved ones. */
 export const meteringQuarantineInput = z.strictObject({
   limit: z.coerce.number().int().min(1).max(500).default(50),
@@ -206,10 +283,10 @@ export const meteringQuarantineInput = z.strictObject({
   all: z.enum(['true', 'false']).default('false'),
 });
 
-export function ledgerOperations({ db, billing, temporal }: LedgerOpsDeps) {
+export function ledgerService({ db, billing, temporal }: LedgerServiceDeps) {
   const opts = { overdraftAllowance: new Money(billing.overdraftAllowance) };
   const requireAccount = async (id: string) => {
-    const a = await db('accounts').where({ id }).first('id', 'currency', 'plan', 'credit_limit');
+    const a = await ledgerAccount(db, id);
     if (!a) throw new NotFoundError(`account ${id} does not exist`);
     return a;
   };
@@ -229,10 +306,7 @@ export function ledgerOperations({ db, billing, temporal }: LedgerOpsDeps) {
     /** Metering records PostgreSQL refused (see src/metering/batcher.ts), for billing staff to correct and meter by hand. */
     async meteringQuarantine(raw: unknown) {
       const input = validate(meteringQuarantineInput, raw);
-      const q = db('metering_quarantine').orderBy('id', 'desc').limit(input.limit);
-      if (input.all === 'false') q.whereNull('resolved_at');
-      if (input.before) q.where('id', '<', input.before);
-      const rows: { id: number; request_id: string; occurred_at: string; account_id: string | null; gateway_instance: string | null; record: unknown; error_code: string; error_message: string; quarantined_at: Date; resolved_at: Date | null; resolved_by: string | null; resolution: string | null }[] = await q;
+      const rows = await meteringQuarantinePage(db, { limit: input.limit, ...(input.before ? { before: input.before } : {}), unresolvedOnly: input.all === 'false' });
       return {
         items: rows.map((r) => ({
           id: r.id,
@@ -290,13 +364,9 @@ export function ledgerOperations({ db, billing, temporal }: LedgerOpsDeps) {
       const account = await requireAccount(input.accountId);
       const b = (await balanceOf(db, input.accountId)) ?? { balance: '0', held: '0' };
       const entries = await entriesOf(db, input.accountId, { limit: input.limit, beforeId: input.before });
-      const pending = await db('usage_events')
-        .where({ account_id: input.accountId })
-        .whereNull('settled_at')
-        .first(db.raw('count(*)::int AS events'), db.raw('coalesce(sum(cost), 0)::text AS cost'));
+      const pending = await unsettledUsage(db, input.accountId);
       const balance = new Money(b.balance);
       const held = new Money(b.held);
-      const floor = account.plan === 'prepaid' ? opts.overdraftAllowance : new Money(account.credit_limit);
       return {
         accountId: input.accountId,
         currency: account.currency,
@@ -304,13 +374,33 @@ export function ledgerOperations({ db, billing, temporal }: LedgerOpsDeps) {
         balance: toAmountString(balance),
         balanceRounded: roundToMinorUnit(balance, account.currency).toFixed(2),
         held: toAmountString(held),
-        spendable: toAmountString(balance.minus(held).plus(floor)),
+        spendable: toAmountString(spendable({ plan: account.plan, balance, held, creditLimit: new Money(account.credit_limit), overdraftAllowance: opts.overdraftAllowance })),
         pendingUsage: { events: pending?.events ?? 0, cost: toAmountString(new Money(pending?.cost ?? '0')) },
         entries: entries.map(entryView),
         nextPage: entries.length === input.limit ? { before: entries.at(-1)!.id } : null,
       };
     },
+
+    /** A payment's refund or dispute, from the payment webhook (applyPaymentReversal). */
+    applyPaymentReversal(e: PaymentReversalEvent): Promise<PaymentReversalOutcome> {
+      return applyPaymentReversal(db, e);
+    },
+
+    /** A payment webhook delivery refused: recorded as a security event. */
+    async recordWebhookRejection(row: { reason: string; request_id: string | undefined; source_ip: string | null; user_agent: string | null }): Promise<void> {
+      await insertWebhookRejection(db, row);
+    },
+
+    /** The account a top-up names, for the recordTopUp activity's checks; undefined when there is none. */
+    topUpAccount(accountId: string) {
+      return topUpAccount(db, accountId);
+    },
+
+    /** Records a top-up's payment and credits it once (recordTopUp). */
+    recordTopUp(input: TopUpInput): Promise<TopUpResult> {
+      return recordTopUp(db, input, opts);
+    },
   };
 }
 
-export type LedgerOperations = ReturnType<typeof ledgerOperations>;
+export type LedgerService = ReturnType<typeof ledgerService>;

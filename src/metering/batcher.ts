@@ -1,10 +1,11 @@
 import { Counter, type Registry } from 'prom-client';
-import type { Db, Trx } from '../db/knex';
 import type { Logger } from '../logger';
 import { Money, toAmountString } from '../shared/money.rules';
 import type { UsageRecordedSignal } from '../../workflows/messages';
 import type { MeteringJournal } from './journal';
-import { usageEventRow, type UsageRecord } from './record';
+import type { UsageRecord } from './record';
+import { isDataError, noNul, safeErrorMessage, sqlState } from './dataErrors.rules';
+import type { UsageEventStore } from './metering.service';
 
 /**
  * Moves closed journal segments into usage_events, then wakes each affected
@@ -40,7 +41,8 @@ export type AccountSignaler = (accountId: string, summary: UsageRecordedSignal) 
 
 export interface BatcherOptions {
   journal: MeteringJournal;
-  db: Db;
+  /** The statements (src/metering/usageEvents.data.ts), on the metering pool. */
+  events: UsageEventStore;
   signal: AccountSignaler;
   logger: Logger;
   intervalMs: number;
@@ -63,37 +65,8 @@ export interface BatcherOptions {
   registry?: Registry;
 }
 
-const INSERT_CHUNK = 500;
 const STOP_FLUSH_WAIT_MS = 5_000;
 const MAX_BACKOFF_MS = 5_000;
-const EVENT_COLUMNS = Object.keys(usageEventRow({} as UsageRecord)).join(', ');
-const INSERT_EVENTS_SQL = `INSERT INTO usage_events (${EVENT_COLUMNS})
-  SELECT ${EVENT_COLUMNS} FROM jsonb_populate_recordset(NULL::usage_events, ?::jsonb)
-  ON CONFLICT (request_id, occurred_at) DO NOTHING`;
-
-/** The SQLSTATE of a PostgreSQL error, if it is one. */
-function sqlState(err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
-}
-
-/** Refused because of what a record holds: retrying the same record cannot succeed. */
-export function isDataError(err: unknown): boolean {
-  const code = sqlState(err);
-  return code !== undefined && (code.startsWith('22') || code.startsWith('23'));
-}
-
-/**
- * PostgreSQL's own message without knex's prefix (the statement with its
- * bindings, which would be every record of the chunk) and without quoted
- * values other than plain identifiers and numbers: what is kept and logged
- * says which rule refused the record, not what it held.
- */
-export function safeErrorMessage(err: unknown): string {
-  const message = err instanceof Error ? err.message : String(err);
-  const own = message.includes(' - ') ? message.slice(message.lastIndexOf(' - ') + 3) : message;
-  return own.replace(/"[^"]*"/g, (q) => (/^"[A-Za-z0-9_.+-]{0,64}"$/.test(q) ? q : '"…"')).slice(0, 300);
-}
 
 /** What an error log line of the batcher may say: never knex's message, which carries the statement's bindings. */
 const errorSummary = (err: unknown) => ({ errCode: sqlState(err) ?? (err as NodeJS.ErrnoException | null)?.code, error: safeErrorMessage(err) });
@@ -101,31 +74,6 @@ const errorSummary = (err: unknown) => ({ errCode: sqlState(err) ?? (err as Node
 /** The UTC day a record's partition is for, when its time is one. */
 function dayOf(r: UsageRecord): string | undefined {
   return typeof r.occurredAt === 'string' && /^\d{4}-\d{2}-\d{2}T/.test(r.occurredAt) ? r.occurredAt.slice(0, 10) : undefined;
-}
-
-/** PostgreSQL text and jsonb refuse NUL; a quarantined record must still go in. */
-const noNul = (v: unknown) => String(v ?? '').split('\u0000').join('');
-
-/**
- * The metadata of a refused record as it is kept: the record without its
- * network facts and user id (personal data that retention and deletion would
- * otherwise have to find here too), and nothing else: a record never holds
- * request or response content.
- */
-function quarantineRow(r: UsageRecord, err: unknown) {
-  const kept: Partial<UsageRecord> = { ...r };
-  delete kept.sourceIp;
-  delete kept.userAgent;
-  delete kept.userId;
-  return {
-    request_id: noNul(r.requestId).slice(0, 200),
-    occurred_at: noNul(r.occurredAt).slice(0, 64),
-    account_id: r.accountId == null ? null : noNul(r.accountId).slice(0, 64),
-    gateway_instance: r.gatewayInstance == null ? null : noNul(r.gatewayInstance).slice(0, 200),
-    record: JSON.stringify(Object.fromEntries(Object.entries(kept).map(([k, v]) => [k, typeof v === 'string' ? noNul(v) : v]))),
-    error_code: sqlState(err) ?? 'unknown',
-    error_message: safeErrorMessage(err),
-  };
 }
 
 /** A WAL position ('16/B374D848') as a number that orders like it. */
@@ -159,7 +107,6 @@ export function settleAwaiting(awaiting: ReadonlyMap<string, WalMark>, now: WalM
   return { durable, again };
 }
 
-const WAL_MARK_SQL = (position: 'insert' | 'flush') => `SELECT pg_current_wal_${position}_lsn()::text AS lsn, pg_postmaster_start_time()::text AS server`;
 const walMark = (row: { lsn: string; server: string }): WalMark => ({ lsn: lsnValue(row.lsn), server: row.server });
 
 export class MeteringBatcher {
@@ -332,19 +279,11 @@ export class MeteringBatcher {
    * reason goes in again record by record where needed (insertSettingAside).
    */
   private async insert(records: UsageRecord[], segment: string): Promise<{ mark: WalMark; accepted: UsageRecord[] }> {
-    const { db } = this.opts;
+    const { events } = this.opts;
     await this.ensurePartitions(records, false);
     let accepted = records;
     try {
-      await db.transaction(async (trx) => {
-        await trx.raw(`SET LOCAL synchronous_commit = off`);
-        // One JSON parameter per chunk, expanded by PostgreSQL: building a multi-row
-        // INSERT with ~28 bindings per row was a visible share of the gateway's own
-        // CPU under load, on the same event loop that serves requests.
-        for (let i = 0; i < records.length; i += INSERT_CHUNK) {
-          await insertChunk(trx, records.slice(i, i + INSERT_CHUNK));
-        }
-      });
+      await events.insert(records);
     } catch (err) {
       if (!isDataError(err)) throw err;
       const refused = await this.insertSettingAside(records, segment);
@@ -354,7 +293,7 @@ export class MeteringBatcher {
     if (clamped > 0) this.clamped.inc(clamped);
     // Asked after the commit returned, so its commit record is in the WAL before this position:
     // a flush that reaches it has made the rows durable.
-    return { mark: walMark((await db.raw(WAL_MARK_SQL('insert'))).rows[0]), accepted };
+    return { mark: walMark(await events.walPosition('insert')), accepted };
   }
 
   /** Creates the day partitions the records need (once per day and process, unless `again`). */
@@ -367,7 +306,7 @@ export class MeteringBatcher {
     for (const day of days) {
       if (!again && this.partitions.has(day)) continue;
       try {
-        await this.opts.db.raw('SELECT ensure_usage_events_partition(?::date)', [day]);
+        await this.opts.events.ensurePartition(day);
         this.partitions.add(day);
       } catch (err) {
         // Not a day after all ('2026-02-31'): the records of it are refused and set aside by the insert.
@@ -383,33 +322,9 @@ export class MeteringBatcher {
    * transaction as the rest, so the segment is done in one commit.
    */
   private async insertSettingAside(records: UsageRecord[], segment: string): Promise<Set<UsageRecord>> {
-    const { db, logger } = this.opts;
+    const { events, logger } = this.opts;
     await this.ensurePartitions(records, true);
-    const refused: { record: UsageRecord; err: unknown }[] = [];
-    await db.transaction(async (trx) => {
-      await trx.raw(`SET LOCAL synchronous_commit = off`);
-      const attempt = async (rows: UsageRecord[]): Promise<void> => {
-        try {
-          await trx.transaction((sp) => insertChunk(sp, rows));
-        } catch (err) {
-          if (!isDataError(err)) throw err;
-          if (rows.length === 1) {
-            refused.push({ record: rows[0]!, err });
-            return;
-          }
-          const half = Math.ceil(rows.length / 2);
-          await attempt(rows.slice(0, half));
-          await attempt(rows.slice(half));
-        }
-      };
-      for (let i = 0; i < records.length; i += INSERT_CHUNK) await attempt(records.slice(i, i + INSERT_CHUNK));
-      if (refused.length > 0) {
-        await trx('metering_quarantine')
-          .insert(refused.map(({ record, err }) => quarantineRow(record, err)))
-          .onConflict(['request_id', 'occurred_at'])
-          .ignore();
-      }
-    });
+    const refused = await events.insertSettingAside(records, isDataError);
     // Counted and logged once committed: a retried segment whose records were already set aside counts them again,
     // which at worst overstates the metric; the table holds each record once.
     for (const { record, err } of refused) {
@@ -426,7 +341,7 @@ export class MeteringBatcher {
   /** Deletes the segments whose commit PostgreSQL has flushed; those of an earlier server run go in again at the next tick. */
   private async removeDurable(): Promise<void> {
     if (this.awaitingFlush.size === 0) return;
-    const { durable, again } = settleAwaiting(this.awaitingFlush, walMark((await this.opts.db.raw(WAL_MARK_SQL('flush'))).rows[0]));
+    const { durable, again } = settleAwaiting(this.awaitingFlush, walMark(await this.opts.events.walPosition('flush')));
     for (const file of durable) {
       this.opts.journal.removeSegment(file);
       this.awaitingFlush.delete(file);
@@ -467,10 +382,6 @@ export class MeteringBatcher {
       this.pendingSignals.set(target, s);
     }
   }
-}
-
-async function insertChunk(trx: Trx, records: UsageRecord[]): Promise<void> {
-  await trx.raw(INSERT_EVENTS_SQL, [JSON.stringify(records.map(usageEventRow))]);
 }
 
 function mergeSummaries(a: UsageRecordedSignal, b: UsageRecordedSignal): UsageRecordedSignal {

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
-import { strToU8, zipSync } from 'fflate';
-import { RETAINED_BY_LAW, CORRECTABLE_FIELDS, type DsrType } from './rights.rules';
-import type { Db, DbOrTrx } from '../db/knex';
+import { RETAINED_BY_LAW, type Correction, type DsrStatus, type DsrType, type Subject } from './rights.rules';
+import type { Db, DbOrTrx, Trx } from '../db/knex';
 
 /**
  * Data-subject requests: what is held about a subject, and the effects of
@@ -18,14 +17,6 @@ export async function appendDsrEvent(db: DbOrTrx, requestId: string, actor: stri
 
 export async function enqueueNotification(db: DbOrTrx, n: { key: string; recipient: string; subject: string; body: string }): Promise<void> {
   await db('notification_outbox').insert({ idempotency_key: n.key, recipient: n.recipient, subject: n.subject, body: n.body }).onConflict('idempotency_key').ignore();
-}
-
-export interface Subject {
-  userIds: string[];
-  /** Accounts the subject belongs to as a user. */
-  memberAccountIds: string[];
-  /** Accounts whose billing contact the subject is (their invoices and payments concern them). */
-  billingAccountIds: string[];
 }
 
 export async function findSubject(db: DbOrTrx, email: string, accountId: string | null): Promise<Subject> {
@@ -89,32 +80,6 @@ export async function providersUsed(db: Db, subject: Subject): Promise<string[]>
     .pluck('provider');
 }
 
-/**
- * One CSV cell. A spreadsheet runs a cell that starts with = + - @ (or a tab or
- * carriage return before one) as a formula, and the subject's own values (a
- * name, a user agent) can be anything: such cells get a leading single quote
- * (OWASP "CSV injection"). Plain numbers such as -1.50 stay numbers: they cannot
- * be a formula, and amounts must stay readable as amounts.
- */
-export function csvCell(v: unknown): string {
-  let s = v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v);
-  if (/^[=+\-@\t\r]/.test(s) && !/^-\d+(\.\d+)?$/.test(s)) s = `'${s}`;
-  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
-
-export function toCsv(rows: Record<string, unknown>[]): string {
-  if (!rows.length) return '';
-  const cols = Object.keys(rows[0]!);
-  return [cols.map(csvCell).join(','), ...rows.map((r) => cols.map((c) => csvCell(r[c])).join(','))].join('\n') + '\n';
-}
-
-/** One archive: data.json with everything, plus one CSV per table. */
-export function packageArchive(document: Record<string, unknown>, tables: Record<string, Record<string, unknown>[]>): Uint8Array {
-  const files: Record<string, Uint8Array> = { 'data.json': strToU8(JSON.stringify(document, null, 2)) };
-  for (const [name, rows] of Object.entries(tables)) files[`${name}.csv`] = strToU8(toCsv(rows));
-  return zipSync(files, { level: 6 });
-}
-
 // --- deletion -----------------------------------------------------------------
 
 export interface ErasureCount {
@@ -124,128 +89,334 @@ export interface ErasureCount {
 }
 
 /**
- * Erases what may go and restricts what the law keeps, in one transaction,
+ * Erases what may go and restricts what the law keeps, in the caller's transaction,
  * and writes the evidence (counts only). Users are pseudonymized rather than
  * deleted: their ids are referenced by keys and usage metadata.
  */
-export async function eraseSubject(db: Db, requestId: string, subject: Subject): Promise<ErasureCount[]> {
-  return db.transaction(async (trx) => {
-    const counts: ErasureCount[] = [];
-    const { userIds, billingAccountIds } = subject;
-    const n = (r: unknown) => (typeof r === 'number' ? r : Number((r as { rowCount?: number })?.rowCount ?? 0));
-    counts.push({
-      category: 'api_keys',
-      action: 'revoked',
-      rows: n(await trx('api_keys').whereIn('user_id', userIds).whereNull('revoked_at').update({ revoked_at: trx.fn.now() })),
-    });
-    counts.push({ category: 'login_records', action: 'erased', rows: n(await trx('login_records').whereIn('user_id', userIds).delete()) });
-    counts.push({ category: 'consent_records', action: 'erased', rows: n(await trx('consent_records').whereIn('user_id', userIds).delete()) });
-    counts.push({
-      category: 'usage_metadata',
-      action: 'stripped',
-      rows: n(await trx.raw(`UPDATE usage_events SET source_ip = NULL, user_agent = NULL WHERE user_id = ANY(?::uuid[]) AND (source_ip IS NOT NULL OR user_agent IS NOT NULL)`, [userIds])),
-    });
-    const keyIds: string[] = await trx('api_keys').whereIn('user_id', userIds).pluck('id');
-    counts.push({
-      category: 'security_events',
-      action: 'stripped',
-      rows: n(await trx.raw(`UPDATE security_events SET source_ip = NULL, user_agent = NULL WHERE api_key_id = ANY(?::uuid[]) AND (source_ip IS NOT NULL OR user_agent IS NOT NULL)`, [keyIds])),
-    });
-    counts.push({
-      category: 'users',
-      action: 'pseudonymized',
-      rows: n(
-        await trx.raw(
-          `UPDATE users SET name = 'erased', email = 'erased-' || id || '@erased.invalid', phone = NULL, job_title = NULL,
-                  marketing_consent = false, processing_restricted = true, erased_at = now(), updated_at = now()
-            WHERE id = ANY(?::uuid[])`,
-          [userIds],
-        ),
-      ),
-    });
-    // The billing contact on accounts whose records the law keeps: kept on the invoices, cleared for the future, account restricted.
-    counts.push({
-      category: 'accounts',
-      action: 'restricted',
-      rows: n(await trx('accounts').whereIn('id', billingAccountIds).update({ billing_email: null, processing_restricted: true, updated_at: trx.fn.now() })),
-    });
-    // Per account and category, so that the retention schedule can finish each one when its period ends (dsr_kept_records).
-    for (const kept of RETAINED_BY_LAW) {
-      let total = 0;
-      for (const accountId of billingAccountIds) {
-        const rows =
-          kept.category === 'invoices'
-            ? await trx('invoices').where('account_id', accountId).count('* as n').first()
-            : kept.category === 'payments'
-              ? await trx('payments').where('account_id', accountId).count('* as n').first()
-              : kept.category === 'ledger_entries'
-                ? await trx('ledger_entries').where('account_id', accountId).count('* as n').first()
-                : await trx('accounts').where('id', accountId).whereNotNull('vat_id').count('* as n').first();
-        const n = Number(rows?.n ?? 0);
-        if (n > 0) await trx('dsr_kept_records').insert({ request_id: requestId, account_id: accountId, category: kept.category, rows: n }).onConflict(['request_id', 'account_id', 'category']).ignore();
-        total += n;
-      }
-      counts.push({ category: kept.category, action: 'restricted', rows: total });
-    }
-    // Usage metadata (already stripped of IP and browser above) waits only until it is invoiced and reconciled.
-    const usage = (await trx.raw(`SELECT user_id, account_id, count(*)::int AS n FROM usage_events WHERE user_id = ANY(?::uuid[]) GROUP BY 1, 2`, [userIds])).rows as { user_id: string; account_id: string; n: number }[];
-    for (const u of usage) {
-      await trx('dsr_kept_records').insert({ request_id: requestId, account_id: u.account_id, category: 'usage_metadata', subject_user_id: u.user_id, rows: u.n }).onConflict(['request_id', 'account_id', 'category']).ignore();
-    }
-    for (const c of counts) {
-      await trx('erasure_evidence').insert({ request_id: requestId, category: c.category, rows: c.rows, action: c.action }).onConflict(['request_id', 'category', 'action']).ignore();
-    }
-    // The request itself no longer needs the address once the answer is out: see closeRequest.
-    return counts;
+export async function eraseSubject(trx: Trx, requestId: string, subject: Subject): Promise<ErasureCount[]> {
+  const counts: ErasureCount[] = [];
+  const { userIds, billingAccountIds } = subject;
+  const n = (r: unknown) => (typeof r === 'number' ? r : Number((r as { rowCount?: number })?.rowCount ?? 0));
+  counts.push({
+    category: 'api_keys',
+    action: 'revoked',
+    rows: n(await trx('api_keys').whereIn('user_id', userIds).whereNull('revoked_at').update({ revoked_at: trx.fn.now() })),
   });
+  counts.push({ category: 'login_records', action: 'erased', rows: n(await trx('login_records').whereIn('user_id', userIds).delete()) });
+  counts.push({ category: 'consent_records', action: 'erased', rows: n(await trx('consent_records').whereIn('user_id', userIds).delete()) });
+  counts.push({
+    category: 'usage_metadata',
+    action: 'stripped',
+    rows: n(await trx.raw(`UPDATE usage_events SET source_ip = NULL, user_agent = NULL WHERE user_id = ANY(?::uuid[]) AND (source_ip IS NOT NULL OR user_agent IS NOT NULL)`, [userIds])),
+  });
+  const keyIds: string[] = await trx('api_keys').whereIn('user_id', userIds).pluck('id');
+  counts.push({
+    category: 'security_events',
+    action: 'stripped',
+    rows: n(await trx.raw(`UPDATE security_events SET source_ip = NULL, user_agent = NULL WHERE api_key_id = ANY(?::uuid[]) AND (source_ip IS NOT NULL OR user_agent IS NOT NULL)`, [keyIds])),
+  });
+  counts.push({
+    category: 'users',
+    action: 'pseudonymized',
+    rows: n(
+      await trx.raw(
+        `UPDATE users SET name = 'erased', email = 'erased-' || id || '@erased.invalid', phone = NULL, job_title = NULL,
+                marketing_consent = false, processing_restricted = true, erased_at = now(), updated_at = now()
+          WHERE id = ANY(?::uuid[])`,
+        [userIds],
+      ),
+    ),
+  });
+  // The billing contact on accounts whose records the law keeps: kept on the invoices, cleared for the future, account restricted.
+  counts.push({
+    category: 'accounts',
+    action: 'restricted',
+    rows: n(await trx('accounts').whereIn('id', billingAccountIds).update({ billing_email: null, processing_restricted: true, updated_at: trx.fn.now() })),
+  });
+  // Per account and category, so that the retention schedule can finish each one when its period ends (dsr_kept_records).
+  for (const kept of RETAINED_BY_LAW) {
+    let total = 0;
+    for (const accountId of billingAccountIds) {
+      const rows =
+        kept.category === 'invoices'
+          ? await trx('invoices').where('account_id', accountId).count('* as n').first()
+          : kept.category === 'payments'
+            ? await trx('payments').where('account_id', accountId).count('* as n').first()
+            : kept.category === 'ledger_entries'
+              ? await trx('ledger_entries').where('account_id', accountId).count('* as n').first()
+              : await trx('accounts').where('id', accountId).whereNotNull('vat_id').count('* as n').first();
+      const n = Number(rows?.n ?? 0);
+      if (n > 0) await trx('dsr_kept_records').insert({ request_id: requestId, account_id: accountId, category: kept.category, rows: n }).onConflict(['request_id', 'account_id', 'category']).ignore();
+      total += n;
+    }
+    counts.push({ category: kept.category, action: 'restricted', rows: total });
+  }
+  // Usage metadata (already stripped of IP and browser above) waits only until it is invoiced and reconciled.
+  const usage = (await trx.raw(`SELECT user_id, account_id, count(*)::int AS n FROM usage_events WHERE user_id = ANY(?::uuid[]) GROUP BY 1, 2`, [userIds])).rows as { user_id: string; account_id: string; n: number }[];
+  for (const u of usage) {
+    await trx('dsr_kept_records').insert({ request_id: requestId, account_id: u.account_id, category: 'usage_metadata', subject_user_id: u.user_id, rows: u.n }).onConflict(['request_id', 'account_id', 'category']).ignore();
+  }
+  for (const c of counts) {
+    await trx('erasure_evidence').insert({ request_id: requestId, category: c.category, rows: c.rows, action: c.action }).onConflict(['request_id', 'category', 'action']).ignore();
+  }
+  // The request itself no longer needs the address once the answer is out: see closeRequest.
+  return counts;
 }
 
 // --- restriction, objection, consent ---------------------------------------------------
 
-export async function setProcessingFlags(db: Db, requestId: string, type: Extract<DsrType, 'restriction' | 'objection' | 'consent_withdrawal'>, subject: Subject): Promise<number> {
-  return db.transaction(async (trx) => {
-    const ids = subject.userIds;
-    if (type === 'restriction') return Number(await trx('users').whereIn('id', ids).update({ processing_restricted: true, updated_at: trx.fn.now() }));
-    if (type === 'objection') return Number(await trx('users').whereIn('id', ids).update({ objected: true, updated_at: trx.fn.now() }));
-    for (const id of ids) {
-      const last = await trx('consent_records').where({ user_id: id, purpose: 'marketing', source: `dsr:${requestId}` }).first('id');
-      if (!last) await trx('consent_records').insert({ user_id: id, purpose: 'marketing', granted: false, source: `dsr:${requestId}` });
-    }
-    return Number(await trx('users').whereIn('id', ids).update({ marketing_consent: false, updated_at: trx.fn.now() }));
-  });
+export async function setProcessingFlags(trx: Trx, requestId: string, type: Extract<DsrType, 'restriction' | 'objection' | 'consent_withdrawal'>, subject: Subject): Promise<number> {
+  const ids = subject.userIds;
+  if (type === 'restriction') return Number(await trx('users').whereIn('id', ids).update({ processing_restricted: true, updated_at: trx.fn.now() }));
+  if (type === 'objection') return Number(await trx('users').whereIn('id', ids).update({ objected: true, updated_at: trx.fn.now() }));
+  for (const id of ids) {
+    const last = await trx('consent_records').where({ user_id: id, purpose: 'marketing', source: `dsr:${requestId}` }).first('id');
+    if (!last) await trx('consent_records').insert({ user_id: id, purpose: 'marketing', granted: false, source: `dsr:${requestId}` });
+  }
+  return Number(await trx('users').whereIn('id', ids).update({ marketing_consent: false, updated_at: trx.fn.now() }));
 }
 
 // --- correction -------------------------------------------------------------------
 
-export interface Correction {
-  user?: Partial<Record<(typeof CORRECTABLE_FIELDS.user)[number], string | null>>;
-  account?: Partial<Record<(typeof CORRECTABLE_FIELDS.account)[number], string | null>>;
+/** Applies approved changes to the given accounts (see correctableAccounts); returns the names of the fields changed (never their values). */
+export async function applyCorrection(trx: Trx, subject: Subject, accounts: string[], changes: Correction): Promise<string[]> {
+  const changed: string[] = [];
+  if (changes.user && Object.keys(changes.user).length && subject.userIds.length) {
+    await trx('users').whereIn('id', subject.userIds).update({ ...changes.user, updated_at: trx.fn.now() });
+    changed.push(...Object.keys(changes.user).map((f) => `user.${f}`));
+  }
+  if (changes.account && Object.keys(changes.account).length && accounts.length) {
+    await trx('accounts').whereIn('id', accounts).update({ ...changes.account, updated_at: trx.fn.now() });
+    changed.push(...Object.keys(changes.account).map((f) => `account.${f}`));
+  }
+  return changed;
+}
+
+// --- requests -------------------------------------------------------------------
+
+export async function findRequest(db: DbOrTrx, id: string): Promise<any> {
+  return db('dsr_requests').where({ id }).first();
+}
+
+export async function requestExists(db: Db, id: string): Promise<boolean> {
+  return !!(await db('dsr_requests').where({ id }).first('id'));
+}
+
+/** A request's wrong codes: its counted attempts less the one that verified it. */
+const WRONG_CODES = "GREATEST(verification_attempts - CASE WHEN verification_method = 'email_code' THEN 1 ELSE 0 END, 0)";
+
+/** One public intake at a time over all instances, until the transaction ends. */
+export async function lockPublicIntake(trx: Trx): Promise<void> {
+  await trx.raw('SELECT pg_advisory_xact_lock(hashtext(?))', ['dsr:public-intake']);
+}
+
+export async function publicRequestsSince(trx: Trx, since: Date): Promise<number> {
+  const recent = await trx('dsr_requests').where({ channel: 'subject' }).where('received_at', '>', since).count({ n: '*' }).first();
+  return Number(recent?.n ?? 0);
+}
+
+/** Wrong codes over all requests of an address and type received since then. */
+export async function wrongCodesSince(trx: Trx, subjectHash: string, type: string, since: Date): Promise<number> {
+  const failed = await trx('dsr_requests')
+    .where({ subject_email_hash: subjectHash, type })
+    .where('received_at', '>', since)
+    .first(trx.raw(`COALESCE(SUM(${WRONG_CODES}), 0)::int AS n`));
+  return Number(failed?.n ?? 0);
+}
+
+/** Whether the address has an open request of the type that still counts: verified, or with a live code and guesses left. */
+export async function liveRequestExists(trx: Trx, subjectHash: string, type: string, now: Date, maxAttempts: number): Promise<boolean> {
+  const earlier = await trx('dsr_requests')
+    .where({ subject_email_hash: subjectHash, type })
+    .whereNull('closed_at')
+    .where((w) =>
+      w.whereNotNull('verified_at').orWhere((u) =>
+        u.where('verification_attempts', '<', maxAttempts).where((c) => c.whereNull('verification_code_expires_at').orWhere('verification_code_expires_at', '>', now)),
+      ),
+    )
+    .first('id');
+  return !!earlier;
+}
+
+export async function insertRequest(trx: Trx, row: Record<string, unknown>): Promise<{ id: string; status: string; due_date: string; due_at: Date }> {
+  const [inserted] = await trx('dsr_requests').insert(row).returning(['id', 'status', 'due_date', 'due_at']);
+  return inserted;
 }
 
 /**
- * The accounts whose own fields a subject's correction may change: an
- * account's record belongs to the organisation, and its billing contact is
- * the one person who speaks for it here. Being a user of the account, or
- * naming it in the request, is not enough. Billing contact of several
- * accounts and none named: none (which one is meant is not ours to guess).
+ * Counts a code attempt and returns the stored code hash, in one statement, so
+ * concurrent guesses cannot all pass a limit that each read before any of them
+ * counted. Nothing is counted (undefined) for a request that is verified or
+ * closed, whose code was not sent or has expired, or that is out of guesses
+ * (its own, or with the wrong codes of the address's other requests of the
+ * type since `since`).
  */
-export function correctableAccounts(subject: Subject, accountId: string | null): string[] {
-  const own = subject.billingAccountIds.filter((id) => accountId === null || id === accountId);
-  return own.length === 1 ? own : [];
+export async function countCodeAttempt(db: Db, id: string, limits: { maxAttempts: number; now: Date; since: Date; failuresPerDay: number }): Promise<string | undefined> {
+  const counted = await db.raw(
+    `UPDATE dsr_requests r SET verification_attempts = verification_attempts + 1
+      WHERE id = ? AND verified_at IS NULL AND closed_at IS NULL AND verification_attempts < ?
+        AND verification_code_hash IS NOT NULL AND verification_code_expires_at > ?
+        AND verification_attempts + COALESCE((
+          SELECT SUM(${WRONG_CODES}) FROM dsr_requests o
+           WHERE o.subject_email_hash = r.subject_email_hash AND o.type = r.type AND o.id <> r.id AND o.received_at > ?), 0) < ?
+      RETURNING verification_code_hash`,
+    [id, limits.maxAttempts, limits.now, limits.since, limits.failuresPerDay],
+  );
+  return (counted.rows[0] as { verification_code_hash: string } | undefined)?.verification_code_hash;
 }
 
-/** Applies approved changes to the given accounts (see correctableAccounts); returns the names of the fields changed (never their values). */
-export async function applyCorrection(db: Db, subject: Subject, accounts: string[], changes: Correction): Promise<string[]> {
-  return db.transaction(async (trx) => {
-    const changed: string[] = [];
-    if (changes.user && Object.keys(changes.user).length && subject.userIds.length) {
-      await trx('users').whereIn('id', subject.userIds).update({ ...changes.user, updated_at: trx.fn.now() });
-      changed.push(...Object.keys(changes.user).map((f) => `user.${f}`));
-    }
-    if (changes.account && Object.keys(changes.account).length && accounts.length) {
-      await trx('accounts').whereIn('id', accounts).update({ ...changes.account, updated_at: trx.fn.now() });
-      changed.push(...Object.keys(changes.account).map((f) => `account.${f}`));
-    }
-    return changed;
-  });
+/** Records identity as verified by the emailed code; 0 if it already was. */
+export async function markVerifiedByCode(db: Db, id: string, at: Date): Promise<number> {
+  return db('dsr_requests').where({ id }).whereNull('verified_at').update({ verified_at: at, verification_method: 'email_code', verification_code_hash: null });
+}
+
+export async function markVerified(db: Db, id: string, at: Date, method: string): Promise<void> {
+  await db('dsr_requests').where({ id }).update({ verified_at: at, verification_method: method });
+}
+
+export async function setVerificationCode(db: Db, id: string, hash: string, expiresAt: Date): Promise<void> {
+  await db('dsr_requests').where({ id }).whereNull('verification_code_hash').update({ verification_code_hash: hash, verification_code_expires_at: expiresAt, status: 'verifying' });
+}
+
+export async function setExtensionReason(db: Db, id: string, reason: string): Promise<void> {
+  await db('dsr_requests').where({ id }).update({ extension_reason: reason });
+}
+
+export async function setRefusals(db: DbOrTrx, id: string, refusals: unknown[]): Promise<void> {
+  await db('dsr_requests').where({ id }).update({ refusals: JSON.stringify(refusals) });
+}
+
+/** The refusals recorded so far, with the request locked until the transaction ends. */
+export async function lockRefusals(trx: Trx, id: string): Promise<unknown[]> {
+  const row = await trx('dsr_requests').where({ id }).forUpdate().first('refusals');
+  return row.refusals as unknown[];
+}
+
+export async function setDeadline(db: Db, id: string, d: { dueDate: string; dueAt: string; extended: boolean }): Promise<void> {
+  await db('dsr_requests').where({ id }).update({ due_date: d.dueDate, due_at: d.dueAt, ...(d.extended ? { extended: true } : {}) });
+}
+
+export async function markOverdue(db: Db, id: string): Promise<void> {
+  await db('dsr_requests').where({ id }).update({ overdue: true });
+}
+
+/** Only from the states before verification ends: a later state is never set back. */
+export async function markAwaitingApproval(db: Db, id: string): Promise<void> {
+  await db('dsr_requests').where({ id }).whereIn('status', ['received', 'verifying']).update({ status: 'awaiting_approval' });
+}
+
+export async function markInProgress(db: Db, id: string): Promise<void> {
+  await db('dsr_requests').where({ id }).update({ status: 'in_progress' });
+}
+
+export async function setUserIds(db: Db, id: string, userIds: string[]): Promise<void> {
+  await db('dsr_requests').where({ id }).update({ user_ids: userIds });
+}
+
+export async function markFailed(trx: Trx, id: string, reason: string): Promise<void> {
+  await trx('dsr_requests').where({ id }).update({ status: 'failed', failure_reason: reason, closed_at: trx.raw('COALESCE(closed_at, now())') });
+}
+
+export async function closeRequest(trx: Trx, id: string, status: string, response: Record<string, unknown>): Promise<void> {
+  await trx('dsr_requests').where({ id }).update({ status, response: JSON.stringify(response), closed_at: trx.raw('COALESCE(closed_at, now())') });
+}
+
+export async function forgetSubjectEmail(trx: Trx, id: string): Promise<void> {
+  await trx('dsr_requests').where({ id }).update({ subject_email: null });
+}
+
+export async function requestEvents(db: Db, id: string): Promise<{ at: Date; actor: string; action: string; detail: unknown }[]> {
+  return db('dsr_events').where({ request_id: id }).orderBy('id').select('at', 'actor', 'action', 'detail');
+}
+
+export async function erasureEvidence(db: Db, id: string): Promise<{ category: string; action: string; rows: number; at: Date }[]> {
+  return db('erasure_evidence').where({ request_id: id }).orderBy('id').select('category', 'action', 'rows', 'at');
+}
+
+export interface RequestFilter {
+  limit: number;
+  /** A request id known to exist: the listing continues after it. */
+  after?: string | undefined;
+  status?: string | undefined;
+  type?: string | undefined;
+  overdue?: 'true' | 'false' | undefined;
+}
+
+/** By due date; open = not answered yet (`answered` lists those statuses); overdue = flagged, or unanswered and due by `now`. */
+export async function listRequests(db: Db, filter: RequestFilter, answered: readonly DsrStatus[], now: Date): Promise<any[]> {
+  const q = db('dsr_requests').orderBy([{ column: 'due_at' }, { column: 'id' }]).limit(filter.limit);
+  if (filter.after) q.whereRaw('(due_at, id) > (SELECT due_at, id FROM dsr_requests WHERE id = ?)', [filter.after]);
+  if (filter.status === 'open') q.whereNotIn('status', answered as DsrStatus[]);
+  else if (filter.status) q.where({ status: filter.status });
+  if (filter.type) q.where({ type: filter.type });
+  if (filter.overdue === 'true') q.where((w) => w.where({ overdue: true }).orWhere((o) => o.whereNotIn('status', answered as DsrStatus[]).where('due_at', '<=', now)));
+  return q;
+}
+
+/** The users and accounts a correction would change, with the correctable fields' values now. */
+export async function correctionTargets(db: Db, userIds: string[], accountIds: string[], fields: { user: readonly string[]; account: readonly string[] }): Promise<{ users: any[]; accounts: any[] }> {
+  const users: any[] = userIds.length ? await db('users').whereIn('id', userIds).orderBy('id').select('id', 'account_id', ...fields.user) : [];
+  const accounts: any[] = accountIds.length ? await db('accounts').whereIn('id', accountIds).orderBy('id').select('id', ...fields.account) : [];
+  return { users, accounts };
+}
+
+// --- packages -----------------------------------------------------------------------
+
+export async function saveExport(db: Db, row: { requestId: string; ciphertext: Buffer; iv: Buffer; authTag: Buffer; bytes: number; maxDownloads: number; expiresAt: Date }): Promise<string> {
+  const [inserted] = await db('dsr_exports')
+    .insert({
+      request_id: row.requestId,
+      format: 'zip',
+      ciphertext: row.ciphertext,
+      iv: row.iv,
+      auth_tag: row.authTag,
+      bytes: row.bytes,
+      max_downloads: row.maxDownloads,
+      expires_at: row.expiresAt,
+    })
+    .onConflict('request_id')
+    .merge(['ciphertext', 'iv', 'auth_tag', 'bytes', 'expires_at'])
+    .returning('id');
+  return inserted.id;
+}
+
+export async function findExport(db: Db, exportId: string): Promise<{ expires_at: Date; max_downloads: number }> {
+  return db('dsr_exports').where({ id: exportId }).first('expires_at', 'max_downloads');
+}
+
+export async function exportOfRequest(db: Db, requestId: string): Promise<any> {
+  return db('dsr_exports').where({ request_id: requestId }).first();
+}
+
+/** The export, locked until the transaction ends (downloads are counted under the lock). */
+export async function lockExport(trx: Trx, exportId: string): Promise<any> {
+  return trx('dsr_exports').where({ id: exportId }).forUpdate().first();
+}
+
+export async function countDownload(trx: Trx, exportId: string): Promise<void> {
+  await trx('dsr_exports').where({ id: exportId }).increment('downloads', 1);
+}
+
+// --- notifications -----------------------------------------------------------------------
+
+export interface OutboxMessage {
+  id: string | number;
+  idempotency_key: string;
+  recipient: string;
+  subject: string;
+  body: string;
+}
+
+export async function pendingNotifications(db: Db, keys: string[]): Promise<OutboxMessage[]> {
+  return db('notification_outbox').whereIn('idempotency_key', keys).whereNull('sent_at').orderBy('id');
+}
+
+/** Marks a message sent and clears its body in the same statement: bodies carry one-time codes and package links. */
+export async function markNotificationSent(db: Db, id: string | number): Promise<void> {
+  await db('notification_outbox').where({ id }).update({ sent_at: db.fn.now(), body: '' });
+}
+
+/** The messages sent to an address (after a deletion is answered). */
+export async function deleteSentNotificationsTo(trx: Trx, email: string): Promise<void> {
+  await trx('notification_outbox').whereRaw('lower(recipient) = lower(?)', [email]).whereNotNull('sent_at').delete();
 }

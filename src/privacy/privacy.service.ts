@@ -2,8 +2,10 @@ import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Clien
 import { z } from 'zod';
 import type { Clock } from '../clock';
 import type { Config } from '../config';
-import { appendDsrEvent, correctableAccounts, emailHash, findSubject, type Correction } from './privacy.data';
-import type { Db, DbOrTrx } from '../db/knex';
+import * as data from './privacy.data';
+import { appendDsrEvent, emailHash, findSubject } from './privacy.data';
+import { usageAnalytics } from './analytics.data';
+import type { Db, Trx } from '../db/knex';
 import { AppError, ConflictError, DependencyUnavailableError, GoneError, NotFoundError, ValidationError } from '../errors';
 import { pageLimit } from '../staff/schemas';
 import { validate } from '../shared/validate';
@@ -22,7 +24,19 @@ import { deadlines, JURISDICTIONS } from './deadlines.rules';
 import { codeKey, codeMatches } from './codes';
 import { correctionChanges } from './correction';
 import { open, packageKey, verifyLink } from './packages';
-import { ANSWERED_STATUSES, CORRECTABLE_FIELDS, DSR_STATUSES, DSR_TYPES, FINAL_STATUSES, REFUSAL_GROUNDS, type DsrStatus } from './rights.rules';
+import {
+  ANSWERED_STATUSES,
+  correctableAccounts,
+  CORRECTABLE_FIELDS,
+  DSR_STATUSES,
+  DSR_TYPES,
+  FAILURE_WINDOW_MS,
+  FINAL_STATUSES,
+  MAX_CODE_ATTEMPTS,
+  REFUSAL_GROUNDS,
+  type Correction,
+  type DsrStatus,
+} from './rights.rules';
 
 /**
  * Data-subject requests for compliance staff (CLI, admin API) and subjects
@@ -69,17 +83,13 @@ export const listDsrInput = z.strictObject({
 });
 export const codeInput = z.strictObject({ code: z.string().regex(/^\d{6}$/, 'code must be the 6 digits from the email') });
 
-const MAX_CODE_ATTEMPTS = 5;
-const FAILURE_WINDOW_MS = 86_400_000;
-/** A request's wrong codes: its counted attempts less the one that verified it. */
-const WRONG_CODES = "GREATEST(verification_attempts - CASE WHEN verification_method = 'email_code' THEN 1 ELSE 0 END, 0)";
 /** The one answer of the public form, for a new request, a duplicate and a held-back one alike: it names no request and no date. */
 export const PUBLIC_INTAKE_ANSWER = Object.freeze({
   status: 'received',
   next: 'If we can act on this request, we sent a code to the email address. Follow the instructions in that email to confirm it is you.',
 });
 
-export function dsrService(deps: { db: Db; clock: Clock; config: Config; client?: Client; taskQueue?: string }) {
+export function privacyService(deps: { db: Db; clock: Clock; config: Pick<Config, 'dsr' | 'dataDir'>; client?: Client; taskQueue?: string }) {
   const { db, clock, config } = deps;
   const temporal = () => {
     if (!deps.client || !deps.taskQueue) throw new DependencyUnavailableError('data-subject requests need Temporal');
@@ -89,7 +99,7 @@ export function dsrService(deps: { db: Db; clock: Clock; config: Config; client?
 
   async function load(id: string) {
     if (!z.uuid().safeParse(id).success) throw new NotFoundError(`data-subject request ${id} does not exist`);
-    const r = await db('dsr_requests').where({ id }).first();
+    const r = await data.findRequest(db, id);
     if (!r) throw new NotFoundError(`data-subject request ${id} does not exist`);
     return r;
   }
@@ -111,25 +121,11 @@ export function dsrService(deps: { db: Db; clock: Clock; config: Config; client?
    * had DSR_CODE_FAILURES_PER_DAY wrong codes over all its requests of the
    * last day, nothing more is filed for it until they age out.
    */
-  async function publicIntakeCheck(trx: DbOrTrx, subjectHash: string, type: string, now: Date): Promise<'duplicate' | 'blocked' | undefined> {
-    await trx.raw('SELECT pg_advisory_xact_lock(hashtext(?))', ['dsr:public-intake']);
-    const recent = await trx('dsr_requests').where({ channel: 'subject' }).where('received_at', '>', new Date(now.getTime() - 60_000)).count({ n: '*' }).first();
-    if (Number(recent?.n ?? 0) >= config.dsr.intakeGlobalRpm) throw new IntakeBusyError('we receive too many requests right now: try again in a minute');
-    const failed = await trx('dsr_requests')
-      .where({ subject_email_hash: subjectHash, type })
-      .where('received_at', '>', new Date(now.getTime() - FAILURE_WINDOW_MS))
-      .first(trx.raw(`COALESCE(SUM(${WRONG_CODES}), 0)::int AS n`));
-    if (Number(failed?.n ?? 0) >= config.dsr.codeFailuresPerDay) return 'blocked';
-    const earlier = await trx('dsr_requests')
-      .where({ subject_email_hash: subjectHash, type })
-      .whereNull('closed_at')
-      .where((w) =>
-        w.whereNotNull('verified_at').orWhere((u) =>
-          u.where('verification_attempts', '<', MAX_CODE_ATTEMPTS).where((c) => c.whereNull('verification_code_expires_at').orWhere('verification_code_expires_at', '>', now)),
-        ),
-      )
-      .first('id');
-    return earlier ? 'duplicate' : undefined;
+  async function publicIntakeCheck(trx: Trx, subjectHash: string, type: string, now: Date): Promise<'duplicate' | 'blocked' | undefined> {
+    await data.lockPublicIntake(trx);
+    if ((await data.publicRequestsSince(trx, new Date(now.getTime() - 60_000))) >= config.dsr.intakeGlobalRpm) throw new IntakeBusyError('we receive too many requests right now: try again in a minute');
+    if ((await data.wrongCodesSince(trx, subjectHash, type, new Date(now.getTime() - FAILURE_WINDOW_MS))) >= config.dsr.codeFailuresPerDay) return 'blocked';
+    return (await data.liveRequestExists(trx, subjectHash, type, now, MAX_CODE_ATTEMPTS)) ? 'duplicate' : undefined;
   }
 
   async function start(raw: unknown, actor: string, channel: 'staff' | 'subject') {
@@ -143,23 +139,21 @@ export function dsrService(deps: { db: Db; clock: Clock; config: Config; client?
         const held = await publicIntakeCheck(trx, subjectHash, input.type, receivedAt);
         if (held) return { row: undefined };
       }
-      const [row] = await trx('dsr_requests')
-        .insert({
-          type: input.type,
-          channel,
-          subject_email: input.email,
-          subject_email_hash: subjectHash,
-          account_id: input.accountId ?? null,
-          jurisdiction: input.jurisdiction,
-          received_at: receivedAt,
-          due_date: d.dueDate,
-          due_at: d.dueAt,
-          ack_due_at: d.ackDueAt,
-          extension_notice_by: d.extensionNoticeBy,
-          requested_changes: input.changes ? JSON.stringify(input.changes) : null,
-          created_by: actor,
-        })
-        .returning(['id', 'status', 'due_date', 'due_at']);
+      const row = await data.insertRequest(trx, {
+        type: input.type,
+        channel,
+        subject_email: input.email,
+        subject_email_hash: subjectHash,
+        account_id: input.accountId ?? null,
+        jurisdiction: input.jurisdiction,
+        received_at: receivedAt,
+        due_date: d.dueDate,
+        due_at: d.dueAt,
+        ack_due_at: d.ackDueAt,
+        extension_notice_by: d.extensionNoticeBy,
+        requested_changes: input.changes ? JSON.stringify(input.changes) : null,
+        created_by: actor,
+      });
       await appendDsrEvent(trx, row.id, actor, 'received', { type: input.type, channel, jurisdiction: input.jurisdiction }, 'received');
       return { row };
     });
@@ -225,9 +219,8 @@ export function dsrService(deps: { db: Db; clock: Clock; config: Config; client?
     const changes = (r.requested_changes ?? {}) as Correction;
     const subject = r.subject_email ? await findSubject(db, r.subject_email, r.account_id) : { userIds: [], memberAccountIds: [], billingAccountIds: [] };
     const targets = correctableAccounts(subject, r.account_id);
-    const users: any[] = subject.userIds.length ? await db('users').whereIn('id', subject.userIds).orderBy('id').select('id', 'account_id', ...CORRECTABLE_FIELDS.user) : [];
     const shownAccounts = r.account_id ? [r.account_id as string] : targets.length ? targets : subject.memberAccountIds;
-    const accounts: any[] = shownAccounts.length ? await db('accounts').whereIn('id', shownAccounts).orderBy('id').select('id', ...CORRECTABLE_FIELDS.account) : [];
+    const { users, accounts } = await data.correctionTargets(db, subject.userIds, shownAccounts, CORRECTABLE_FIELDS);
     const rows: { record: 'user' | 'account'; id: string; accountId: string; field: string; from: string | null; to: string | null; applies: boolean }[] = [];
     for (const [field, to] of Object.entries(changes.user ?? {})) {
       for (const u of users) rows.push({ record: 'user', id: u.id, accountId: u.account_id, field, from: u[field] ?? null, to: to ?? null, applies: true });
@@ -266,18 +259,13 @@ export function dsrService(deps: { db: Db; clock: Clock; config: Config; client?
       // A code that was not sent or has expired costs no attempt, and the wrong codes
       // of the address's other requests of the type in the last day count too (the
       // public form keeps one live code per address and type, so that sum holds still).
-      const counted = await db.raw(
-        `UPDATE dsr_requests r SET verification_attempts = verification_attempts + 1
-          WHERE id = ? AND verified_at IS NULL AND closed_at IS NULL AND verification_attempts < ?
-            AND verification_code_hash IS NOT NULL AND verification_code_expires_at > ?
-            AND verification_attempts + COALESCE((
-              SELECT SUM(${WRONG_CODES}) FROM dsr_requests o
-               WHERE o.subject_email_hash = r.subject_email_hash AND o.type = r.type AND o.id <> r.id AND o.received_at > ?), 0) < ?
-          RETURNING verification_code_hash`,
-        [id, MAX_CODE_ATTEMPTS, clock.now(), new Date(clock.now().getTime() - FAILURE_WINDOW_MS), config.dsr.codeFailuresPerDay],
-      );
-      const attempt = counted.rows[0] as { verification_code_hash: string } | undefined;
-      if (!attempt) {
+      const storedHash = await data.countCodeAttempt(db, id, {
+        maxAttempts: MAX_CODE_ATTEMPTS,
+        now: clock.now(),
+        since: new Date(clock.now().getTime() - FAILURE_WINDOW_MS),
+        failuresPerDay: config.dsr.codeFailuresPerDay,
+      });
+      if (storedHash === undefined) {
         const now = await load(id);
         if (now.verified_at) return { id, verified: true };
         requireOpen(now);
@@ -286,10 +274,10 @@ export function dsrService(deps: { db: Db; clock: Clock; config: Config; client?
         }
         throw new ConflictError('too many wrong codes: ask us for a new request');
       }
-      if (!codeMatches(codeKey({ dsr: config.dsr, dataDir: config.dataDir }), id, code, attempt.verification_code_hash)) {
+      if (!codeMatches(codeKey({ dsr: config.dsr, dataDir: config.dataDir }), id, code, storedHash)) {
         throw new ValidationError('the code is not correct', [{ field: 'code', message: 'not correct' }]);
       }
-      const first = await db('dsr_requests').where({ id }).whereNull('verified_at').update({ verified_at: clock.now(), verification_method: 'email_code', verification_code_hash: null });
+      const first = await data.markVerifiedByCode(db, id, clock.now());
       if (first) await appendDsrEvent(db, id, 'subject', 'identity_verified', { method: 'email_code' }, 'identity_verified');
       await handle(id).signal(dsrVerifiedSignal, { method: 'email_code', actor: 'subject' });
       return { id, verified: true };
@@ -300,7 +288,7 @@ export function dsrService(deps: { db: Db; clock: Clock; config: Config; client?
       const r = await load(id);
       requireOpen(r);
       if (!r.verified_at) {
-        await db('dsr_requests').where({ id }).update({ verified_at: clock.now(), verification_method: input.method });
+        await data.markVerified(db, id, clock.now(), input.method);
         await appendDsrEvent(db, id, actor, 'identity_verified', { method: input.method, note: input.note }, 'identity_verified');
       }
       await handle(id).signal(dsrVerifiedSignal, { method: 'manual', actor });
@@ -313,7 +301,7 @@ export function dsrService(deps: { db: Db; clock: Clock; config: Config; client?
       requireOpen(r);
       if (r.extended) throw new ConflictError(`request ${id} was already extended once`);
       if (clock.now() >= new Date(r.extension_notice_by)) throw new ConflictError(`an extension had to be announced by ${new Date(r.extension_notice_by).toISOString()}`);
-      await db('dsr_requests').where({ id }).update({ extension_reason: reason });
+      await data.setExtensionReason(db, id, reason);
       await appendDsrEvent(db, id, actor, 'extension_requested', { reason }, 'extension_requested');
       await handle(id).signal(dsrExtendSignal, { actor });
       return { id, extending: true };
@@ -326,7 +314,7 @@ export function dsrService(deps: { db: Db; clock: Clock; config: Config; client?
       if (r.status === 'in_progress') throw new ConflictError(`request ${id} is being fulfilled: too late to refuse`);
       const items = input.items?.length ? input.items : ['*'];
       const refusals = [...(r.refusals as unknown[]), ...items.map((item) => ({ item, ground: input.ground, explanation: input.explanation, by: actor }))];
-      await db('dsr_requests').where({ id }).update({ refusals: JSON.stringify(refusals) });
+      await data.setRefusals(db, id, refusals);
       await appendDsrEvent(db, id, actor, 'refusal_recorded', { items, ground: input.ground }, `refusal:${items.join(',')}:${input.ground}`);
       await handle(id).signal(dsrRefuseSignal, { items: items.map((item) => ({ item, ground: input.ground })), actor });
       return { id, refused: items };
@@ -356,8 +344,8 @@ export function dsrService(deps: { db: Db; clock: Clock; config: Config; client?
 
     async get(id: string) {
       const r = await load(id);
-      const events = await db('dsr_events').where({ request_id: id }).orderBy('id').select('at', 'actor', 'action', 'detail');
-      const evidence = await db('erasure_evidence').where({ request_id: id }).orderBy('id').select('category', 'action', 'rows', 'at');
+      const events = await data.requestEvents(db, id);
+      const evidence = await data.erasureEvidence(db, id);
       return {
         ...view(r),
         refusals: r.refusals,
@@ -371,29 +359,25 @@ export function dsrService(deps: { db: Db; clock: Clock; config: Config; client?
 
     async list(raw: unknown) {
       const input = validate(listDsrInput, raw);
-      const q = db('dsr_requests').orderBy([{ column: 'due_at' }, { column: 'id' }]).limit(input.limit);
-      if (input.after) {
-        // A cursor that names no request would compare with NULL and end the listing early, as if there were no more.
-        const cursor = await db('dsr_requests').where({ id: input.after }).first('id');
-        if (!cursor) throw new ValidationError('after: no such request', [{ field: 'after', message: 'must be the id of the last request of the previous page' }]);
-        q.whereRaw('(due_at, id) > (SELECT due_at, id FROM dsr_requests WHERE id = ?)', [cursor.id]);
+      // A cursor that names no request would compare with NULL and end the listing early, as if there were no more.
+      if (input.after && !(await data.requestExists(db, input.after))) {
+        throw new ValidationError('after: no such request', [{ field: 'after', message: 'must be the id of the last request of the previous page' }]);
       }
-      if (input.status === 'open') q.whereNotIn('status', ANSWERED_STATUSES as DsrStatus[]);
-      else if (input.status) q.where({ status: input.status });
-      if (input.type) q.where({ type: input.type });
-      if (input.overdue === 'true') q.where((w) => w.where({ overdue: true }).orWhere((o) => o.whereNotIn('status', ANSWERED_STATUSES as DsrStatus[]).where('due_at', '<=', clock.now())));
-      return (await q).map(view);
+      return (await data.listRequests(db, input, ANSWERED_STATUSES, clock.now())).map(view);
     },
 
     /** Compliance staff download a request's package (to hand it over another way); audited like the subject's downloads. */
     async staffDownload(id: string, actor: string) {
       const r = await load(id);
-      const e = await db('dsr_exports').where({ request_id: r.id }).first();
+      const e = await data.exportOfRequest(db, r.id);
       if (!e || !e.ciphertext) throw new GoneError('there is no package for this request (none was made, or it expired)');
       const key = packageKey({ dsr: config.dsr, dataDir: config.dataDir });
       await appendDsrEvent(db, r.id, actor, 'package_downloaded_by_staff', {}, `staff-download:${actor}:${clock.now().toISOString()}`);
       return open(key, { ciphertext: e.ciphertext, iv: e.iv, authTag: e.auth_tag }, r.id);
     },
+
+    /** Usage per user and model in [from, to), without subjects who restricted processing or objected (see analytics.data.ts). */
+    usageAnalytics: (window: { from: string; to: string }) => usageAnalytics(db, window),
 
     /** A subject's package through its signed link; every download is audited. */
     async download(exportId: string, query: Record<string, unknown>) {
@@ -404,10 +388,10 @@ export function dsrService(deps: { db: Db; clock: Clock; config: Config; client?
       const check = verifyLink(key, exportId, expires, sig, clock.now());
       if (check === 'invalid') throw new NotFoundError('no such package');
       return db.transaction(async (trx) => {
-        const e = await trx('dsr_exports').where({ id: exportId }).forUpdate().first();
+        const e = await data.lockExport(trx, exportId);
         if (!e || !e.ciphertext || check === 'expired' || new Date(e.expires_at) < clock.now()) throw new GoneError('this link has expired: ask us for a new copy');
         if (e.downloads >= e.max_downloads) throw new GoneError('this link was used as often as allowed: ask us for a new copy');
-        await trx('dsr_exports').where({ id: exportId }).increment('downloads', 1);
+        await data.countDownload(trx, exportId);
         await appendDsrEvent(trx, e.request_id, 'subject', 'package_downloaded', { download: e.downloads + 1 }, `download:${e.downloads + 1}`);
         return open(key, { ciphertext: e.ciphertext, iv: e.iv, authTag: e.auth_tag }, e.request_id);
       });
@@ -415,4 +399,4 @@ export function dsrService(deps: { db: Db; clock: Clock; config: Config; client?
   };
 }
 
-export type DsrService = ReturnType<typeof dsrService>;
+export type PrivacyService = ReturnType<typeof privacyService>;

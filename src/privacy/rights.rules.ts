@@ -89,3 +89,34 @@ export function outcomeStatus(refusals: readonly Refusal[]): 'completed' | 'part
   if (refusals.some((r) => r.item === '*')) return 'refused';
   return refusals.length ? 'partially_completed' : 'completed';
 }
+
+/** Whom a request concerns, as found by its email (see findSubject in privacy.data.ts). */
+export interface Subject {
+  userIds: string[];
+  /** Accounts the subject belongs to as a user. */
+  memberAccountIds: string[];
+  /** Accounts whose billing contact the subject is (their invoices and payments concern them). */
+  billingAccountIds: string[];
+}
+
+export interface Correction {
+  user?: Partial<Record<(typeof CORRECTABLE_FIELDS.user)[number], string | null>>;
+  account?: Partial<Record<(typeof CORRECTABLE_FIELDS.account)[number], string | null>>;
+}
+
+/**
+ * The accounts whose own fields a subject's correction may change: an
+ * account's record belongs to the organisation, and its billing contact is
+ * the one person who speaks for it here. Being a user of the account, or
+ * naming it in the request, is not enough. Billing contact of several
+ * accounts and none named: none (which one is meant is not ours to guess).
+ */
+export function correctableAccounts(subject: Subject, accountId: string | null): string[] {
+  const own = subject.billingAccountIds.filter((id) => accountId === null || id === accountId);
+  return own.length === 1 ? own : [];
+}
+
+/** Wrong codes a request may take before it needs filing again. */
+export const MAX_CODE_ATTEMPTS = 5;
+/** How far back an address's wrong codes (over all its requests of a type) count against it. */
+export const FAILURE_WINDOW_MS = 86_400_000;

@@ -9,6 +9,20 @@
  */
 import { billingPeriod } from '../invoicing/invoice.rules';
 
+/**
+ * The checks, in the order a run makes them: usage first, so that its repairs
+ * are in place before balances are compared. Each covers the report's window
+ * (a UTC day or a month) and lives in its own file of checks/:
+ * - usage: usage events against settlement, their ledger deductions and
+ *   usage_hourly; settles overdue usage, posts missing deductions
+ *   (checks/usageVsLedger.service.ts, its queries in checks/usageVsLedger.data.ts)
+ * - payments: succeeded payments against top-up entries (checks/paymentsVsTopups.data.ts)
+ * - balances: each balance against the sum of its ledger entries, all time (checks/ledgerBalances.data.ts)
+ * - invoices: invoices priced again from their usage, gapless numbers (checks/invoicesVsUsage.data.ts)
+ * - provider_usage: providers' statements against our metering, per day and model
+ *   (checks/providerUsageVsStatements.data.ts)
+ * CHECK_FUNCTIONS in reconciliation.service.ts maps each name to its function.
+ */
 export const CHECKS = ['usage', 'payments', 'balances', 'invoices', 'provider_usage'] as const;
 export type CheckName = (typeof CHECKS)[number];
 
@@ -67,6 +81,14 @@ export function fingerprint(kind: DiscrepancyKind, subject: string): string {
   return `${kind}:${subject}`;
 }
 
+/** Only the safe classes may ever be repaired, and only by their own check: a bug that says otherwise stops here. */
+export function assertResolutionsAllowed(check: CheckName, found: Discrepancy[]): void {
+  for (const d of found) {
+    const k = DISCREPANCY_KINDS[d.kind];
+    if (k.check !== check || (d.resolution === 'repaired' && !k.safe)) throw new Error(`discrepancy ${d.kind} cannot be ${d.resolution} by the ${check} check`);
+  }
+}
+
 export function verdict(counts: { repaired: number; needsAttention: number }): Verdict {
   if (counts.needsAttention > 0) return 'needs_attention';
   if (counts.repaired > 0) return 'repaired';
@@ -88,6 +110,22 @@ export class WindowError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'WindowError';
+  }
+}
+
+/** A run names a report that was never opened. */
+export class UnknownReportError extends Error {
+  constructor(reportId: string) {
+    super(`no reconciliation report ${reportId}`);
+    this.name = 'UnknownReportError';
+  }
+}
+
+/** A run asks for a check that is not one of CHECKS. */
+export class UnknownCheckError extends Error {
+  constructor(check: string) {
+    super(`unknown check ${check}`);
+    this.name = 'UnknownCheckError';
   }
 }
 

@@ -1,18 +1,30 @@
 import { createHash } from 'node:crypto';
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
 import { z } from 'zod';
-import { reconcileWindow } from './reconciliation.rules';
+import { Money } from '../shared/money.rules';
+import { reconcileWindow, UnknownCheckError, UnknownReportError, verdict, type CheckName, type Scope, type Verdict } from './reconciliation.rules';
 import { parseStatement, StatementError } from './providerStatement.rules';
 import type { Clock } from '../clock';
+import type { Config } from '../config';
 import type { Db } from '../db/knex';
-import { importStatement } from './reconciliation.data';
+import type { CheckFunction } from './checks/checkContext.data';
+import { checkInvoices } from './checks/invoicesVsUsage.data';
+import { checkBalances } from './checks/ledgerBalances.data';
+import { checkPayments } from './checks/paymentsVsTopups.data';
+import { checkProviderUsage } from './checks/providerUsageVsStatements.data';
+import { checkUsage } from './checks/usageVsLedger.service';
+import { checkCounts, findReport, finishReport, listDiscrepancies, listReports, openReport, recordCheck, reportWindowOf, type CheckCounts } from './reports.data';
+import { providerNamed, upsertStatementRows } from './statements.data';
 import { DependencyUnavailableError, NotFoundError, ValidationError } from '../errors';
 import { validate } from '../shared/validate';
+import { workflowIds } from '../temporal/conventions';
 import type { ReconcileResult } from '../../workflows/messages';
 
 /**
  * Reconciliation for billing staff (CLI and admin API): start a run for a day
- * or a month, list and read reports, import providers' usage statements.
+ * or a month, list and read reports, import providers' usage statements; and
+ * for the `reconcile` workflow's activities: open a report, run one check and
+ * record what it found, close the report with its verdict.
  *
  * The run for a window is the workflow `reconcile:{day|period}:{label}`.
  * Asking again while it runs returns that run; after it finished, a new run
@@ -52,10 +64,6 @@ export const importStatementInput = z.strictObject({
   provider: z.string().trim().min(1, 'provider is required'),
   csv: z.string().min(1, 'the statement is empty').max(20_000_000, 'the statement is larger than 20 MB: split it by month'),
 });
-
-export function reconcileWorkflowId(scope: 'day' | 'period', label: string): string {
-  return `reconcile:${scope}:${label}`;
-}
 
 export interface StartedReconciliation {
   workflowId: string;
@@ -101,9 +109,83 @@ function discrepancyView(d: any) {
   };
 }
 
-export function reconciliationService(deps: { db: Db; clock: Clock; client?: Client; taskQueue?: string }) {
+/** Each check of CHECKS (reconciliation.rules.ts), one file each in checks/. */
+export const CHECK_FUNCTIONS: Record<CheckName, CheckFunction> = {
+  usage: checkUsage,
+  payments: checkPayments,
+  balances: checkBalances,
+  invoices: checkInvoices,
+  provider_usage: checkProviderUsage,
+};
+
+export interface ReportSummary extends CheckCounts {
+  reportId: string;
+  verdict: Verdict;
+}
+
+/** Closes a report: its verdict follows from what its checks found. */
+export async function closeReport(db: Db, reportId: string): Promise<ReportSummary> {
+  const counts = await checkCounts(db, reportId);
+  const v = verdict(counts);
+  await finishReport(db, reportId, v, counts);
+  return { reportId, verdict: v, ...counts };
+}
+
+export interface ReconciliationDeps {
+  db: Db;
+  clock: Clock;
+  /** Starting and waiting for runs. */
+  client?: Client;
+  taskQueue?: string;
+  /** Running checks (the worker's activities). */
+  billing?: Pick<Config['billing'], 'overdraftAllowance'>;
+  reconcile?: Pick<Config['reconcile'], 'settlementLagS' | 'paymentGraceS'>;
+}
+
+export function reconciliationService(deps: ReconciliationDeps) {
   const { db } = deps;
   return {
+    /** Opens the run's report (a retry finds it open). Throws WindowError for a label that is not a day or month. */
+    async openReport(input: { reportId: string; workflowId: string; scope: Scope; label: string; requestedBy: string }): Promise<void> {
+      const w = reconcileWindow(input.scope, input.label);
+      await openReport(db, {
+        id: input.reportId,
+        workflowId: input.workflowId,
+        window: w,
+        trigger: input.requestedBy === 'system:schedule' ? 'schedule' : 'staff',
+        requestedBy: input.requestedBy,
+      });
+    },
+
+    /**
+     * Runs one check over the report's window and records what it found; a
+     * retry records nothing twice. `onProgress` is called between steps of a
+     * long check.
+     */
+    async runCheck(input: { reportId: string; check: CheckName }, onProgress?: () => void): Promise<CheckCounts> {
+      if (!deps.billing || !deps.reconcile) throw new DependencyUnavailableError('reconciliation checks need the billing and reconcile settings');
+      const fn = CHECK_FUNCTIONS[input.check];
+      if (!fn) throw new UnknownCheckError(input.check);
+      const started = performance.now();
+      const r = await reportWindowOf(db, input.reportId);
+      if (!r) throw new UnknownReportError(input.reportId);
+      const found = await fn({
+        db,
+        reportId: input.reportId,
+        window: reconcileWindow(r.scope, r.label),
+        now: deps.clock.now(),
+        settlementLagS: deps.reconcile.settlementLagS,
+        paymentGraceS: deps.reconcile.paymentGraceS,
+        overdraftAllowance: new Money(deps.billing.overdraftAllowance),
+        onProgress,
+      });
+      return recordCheck(db, input.reportId, input.check, found, performance.now() - started);
+    },
+
+    async closeReport(input: { reportId: string }): Promise<ReportSummary> {
+      return closeReport(db, input.reportId);
+    },
+
     async start(raw: unknown, actor: string): Promise<StartedReconciliation> {
       const input = validate(startReconcileInput, raw);
       if (!deps.client || !deps.taskQueue) throw new DependencyUnavailableError('reconciliation runs need Temporal');
@@ -111,7 +193,7 @@ export function reconciliationService(deps: { db: Db; clock: Clock; client?: Cli
       const label = (input.day ?? input.period)!;
       const w = reconcileWindow(scope, label);
       if (new Date(w.start) > deps.clock.now()) throw new ValidationError(`${label} has not started yet: there is nothing to reconcile`, [{ field: scope, message: 'in the future' }]);
-      const workflowId = reconcileWorkflowId(scope, label);
+      const workflowId = workflowIds.reconcile(scope, label);
       try {
         const handle = await deps.client.workflow.start('reconcile', {
           taskQueue: deps.taskQueue,
@@ -135,32 +217,24 @@ export function reconciliationService(deps: { db: Db; clock: Clock; client?: Cli
 
     async list(raw: unknown) {
       const input = validate(listReportsInput, raw);
-      const q = db('reconciliation_reports').orderBy('started_at', 'desc').limit(input.limit);
-      if (input.day) q.where({ scope: 'day', label: input.day });
-      if (input.period) q.where({ scope: 'period', label: input.period });
-      if (input.verdict) q.where({ verdict: input.verdict });
-      if (input.before) q.where('started_at', '<', input.before);
-      const rows = await q;
+      const rows = await listReports(db, input);
       const items = rows.map(reportView);
       return { items, nextPage: rows.length === input.limit ? { before: items.at(-1)!.startedAt } : null };
     },
 
     async get(raw: unknown) {
       const input = validate(showReportInput, raw);
-      const report = await db('reconciliation_reports').where({ id: input.id }).first();
+      const report = await findReport(db, input.id);
       if (!report) throw new NotFoundError(`reconciliation report ${input.id} does not exist`);
-      const q = db('reconciliation_discrepancies').where({ report_id: input.id }).orderBy('id').limit(input.limit);
-      if (input.resolution) q.where({ resolution: input.resolution });
-      if (input.after !== undefined) q.where('id', '>', input.after);
-      const rows = await q;
+      const rows = await listDiscrepancies(db, input);
       const discrepancies = rows.map(discrepancyView);
       return { ...reportView(report), discrepancies, nextPage: rows.length === input.limit ? { after: discrepancies.at(-1)!.id } : null };
     },
 
     async importProviderStatement(raw: unknown, actor: string) {
       const input = validate(importStatementInput, raw);
-      const provider = await db('providers').where({ name: input.provider }).first('name');
-      if (!provider) throw new ValidationError(`provider ${input.provider} does not exist`, [{ field: 'provider', message: 'unknown provider' }]);
+      const provider = await providerNamed(db, input.provider);
+      if (provider === undefined) throw new ValidationError(`provider ${input.provider} does not exist`, [{ field: 'provider', message: 'unknown provider' }]);
       let rows;
       try {
         rows = parseStatement(input.csv);
@@ -169,8 +243,9 @@ export function reconciliationService(deps: { db: Db; clock: Clock; client?: Cli
         throw err;
       }
       const sha256 = createHash('sha256').update(input.csv).digest('hex');
-      const r = await importStatement(db, { provider: provider.name, rows, sha256, actor });
-      return { provider: provider.name, ...r, sha256 };
+      const statement = { provider, rows, sha256, actor };
+      await db.transaction((trx) => upsertStatementRows(trx, statement));
+      return { provider, rows: rows.length, days: [...new Set(rows.map((r) => r.day))].sort(), sha256 };
     },
   };
 }

@@ -6,12 +6,18 @@ import type { Db } from '../db/knex';
 import { ConflictError, DependencyUnavailableError, NotFoundError, ValidationError } from '../errors';
 import { pageLimit } from '../staff/schemas';
 import { validate } from '../shared/validate';
-import type { MetadataExpiryInput, MetadataExpiryResult } from '../../workflows/messages';
+import { workflowIds } from '../temporal/conventions';
+import type { MetadataExpiryInput, MetadataExpiryResult, RetentionCategoryCounts } from '../../workflows/messages';
+import * as data from './retention.data';
+import { runCategory } from './expiry.service';
+import { runOrder, type Policy } from './retention.rules';
 
 /**
  * Retention for compliance staff and admins: run expiry now, read runs,
  * read and change policies (admins; audited), place and release legal holds
- * (audited by who, when and why on the hold itself).
+ * (audited by who, when and why on the hold itself). For the metadataExpiry
+ * workflow's activities: open a run, expire one category and record it, close
+ * the run.
  */
 export const setPolicyInput = z.strictObject({
   category: z.string().min(1),
@@ -27,7 +33,7 @@ export const listHoldsInput = z.strictObject({
   active: z.enum(['true', 'false']).optional(),
 });
 
-export function retentionService(deps: { db: Db; clock: Clock; config: Config; client?: Client; taskQueue?: string }) {
+export function retentionService(deps: { db: Db; clock: Clock; config: Pick<Config, 'retention'>; client?: Client; taskQueue?: string }) {
   const { db, clock, config } = deps;
   const runView = async (r: any) => ({
     id: r.id,
@@ -37,7 +43,7 @@ export function retentionService(deps: { db: Db; clock: Clock; config: Config; c
     status: r.status,
     startedAt: new Date(r.started_at).toISOString(),
     finishedAt: r.finished_at ? new Date(r.finished_at).toISOString() : null,
-    categories: (await db('retention_run_categories').where({ run_id: r.id }).orderBy('started_at')).map((c) => ({
+    categories: (await data.runCategories(db, r.id)).map((c) => ({
       category: c.category,
       cutoff: new Date(c.cutoff).toISOString(),
       expiredRows: Number(c.expired_rows),
@@ -54,7 +60,7 @@ export function retentionService(deps: { db: Db; clock: Clock; config: Config; c
     /** Starts a run now (or returns the one started this minute), optionally waiting for it. */
     async run(actor: string, opts: { wait?: boolean } = {}) {
       if (!deps.client || !deps.taskQueue) throw new DependencyUnavailableError('expiry runs need Temporal');
-      const workflowId = `metadata-expiry:manual-${clock.now().toISOString().slice(0, 16)}`;
+      const workflowId = workflowIds.metadataExpiryOnDemand(clock.now());
       const input: MetadataExpiryInput = { requestedBy: actor, batchSize: config.retention.batchSize };
       let runId: string;
       try {
@@ -71,26 +77,23 @@ export function retentionService(deps: { db: Db; clock: Clock; config: Config; c
     /** Newest first; `before` is the last run id of the previous page. */
     async listRuns(raw: unknown = {}) {
       const page = validate(listRunsInput, raw ?? {});
-      const q = db('retention_runs').orderBy([{ column: 'started_at', order: 'desc' }, { column: 'id', order: 'desc' }]).limit(page.limit);
-      if (page.before) {
-        // A cursor that names no run would compare with NULL and end the listing early, as if there were no more.
-        const cursor = await db('retention_runs').where({ id: page.before }).first('id');
-        if (!cursor) throw new ValidationError('before: no such run', [{ field: 'before', message: 'must be the id of the last run of the previous page' }]);
-        q.whereRaw('(started_at, id) < (SELECT started_at, id FROM retention_runs WHERE id = ?)', [cursor.id]);
+      // A cursor that names no run would compare with NULL and end the listing early, as if there were no more.
+      if (page.before && !(await data.runExists(db, page.before))) {
+        throw new ValidationError('before: no such run', [{ field: 'before', message: 'must be the id of the last run of the previous page' }]);
       }
-      const rows = await q;
+      const rows = await data.listRuns(db, page);
       return Promise.all(rows.map(runView));
     },
 
     async getRun(id: string) {
       if (!z.uuid().safeParse(id).success) throw new NotFoundError(`expiry run ${id} does not exist`);
-      const r = await db('retention_runs').where({ id }).first();
+      const r = await data.findRun(db, id);
       if (!r) throw new NotFoundError(`expiry run ${id} does not exist`);
       return runView(r);
     },
 
     async policies() {
-      return (await db('retention_policies').orderBy('category')).map((p) => ({
+      return (await data.listPolicies(db)).map((p) => ({
         category: p.category,
         period: p.period,
         unit: p.unit,
@@ -104,44 +107,53 @@ export function retentionService(deps: { db: Db; clock: Clock; config: Config; c
     async setPolicy(raw: unknown, actor: string) {
       const input = validate(setPolicyInput, raw);
       return db.transaction(async (trx) => {
-        const p = await trx('retention_policies').where({ category: input.category }).forUpdate().first();
+        const p = await data.lockPolicy(trx, input.category);
         if (!p) throw new NotFoundError(`no retention category ${input.category}`);
-        await trx('retention_policy_changes').insert({ category: p.category, old_period: p.period, new_period: input.period, changed_by: actor, reason: input.reason });
-        await trx('retention_policies').where({ category: p.category }).update({ period: input.period, updated_at: trx.fn.now(), updated_by: actor });
+        await data.changePeriod(trx, p, input.period, actor, input.reason);
         return { category: p.category, period: input.period, unit: p.unit, previous: p.period };
       });
     },
 
     async addHold(raw: unknown, actor: string) {
       const input = validate(addHoldInput, raw);
-      const account = await db('accounts').where({ id: input.accountId }).first('id');
-      if (!account) throw new NotFoundError(`account ${input.accountId} does not exist`);
-      const [h] = await db('legal_holds').insert({ account_id: input.accountId, reason: input.reason, created_by: actor }).returning('*');
-      return holdView(h);
+      if (!(await data.accountExists(db, input.accountId))) throw new NotFoundError(`account ${input.accountId} does not exist`);
+      return holdView(await data.insertHold(db, { accountId: input.accountId, reason: input.reason, actor }));
     },
 
     async releaseHold(id: string, raw: unknown, actor: string) {
       const { reason } = validate(releaseHoldInput, raw);
       if (!z.uuid().safeParse(id).success) throw new NotFoundError(`legal hold ${id} does not exist`);
-      const h = await db('legal_holds').where({ id }).first();
+      const h = await data.findHold(db, id);
       if (!h) throw new NotFoundError(`legal hold ${id} does not exist`);
       if (h.released_at) throw new ConflictError(`legal hold ${id} was released at ${new Date(h.released_at).toISOString()}`);
-      const [r] = await db('legal_holds').where({ id }).update({ released_at: db.fn.now(), released_by: actor, release_reason: reason }).returning('*');
-      return holdView(r);
+      return holdView(await data.releaseHold(db, id, actor, reason));
     },
 
     /** Newest first; `before` is the last hold id of the previous page. */
     async holds(raw: unknown = {}) {
       const page = validate(listHoldsInput, raw ?? {});
-      const q = db('legal_holds').orderBy([{ column: 'created_at', order: 'desc' }, { column: 'id', order: 'desc' }]).limit(page.limit);
-      if (page.active === 'true') q.whereNull('released_at');
-      if (page.before) {
-        const cursor = await db('legal_holds').where({ id: page.before }).first('id');
-        if (!cursor) throw new ValidationError('before: no such hold', [{ field: 'before', message: 'must be the id of the last hold of the previous page' }]);
-        q.whereRaw('(created_at, id) < (SELECT created_at, id FROM legal_holds WHERE id = ?)', [cursor.id]);
+      if (page.before && !(await data.holdExists(db, page.before))) {
+        throw new ValidationError('before: no such hold', [{ field: 'before', message: 'must be the id of the last hold of the previous page' }]);
       }
-      return (await q).map(holdView);
+      return (await data.listHolds(db, page)).map(holdView);
     },
+
+    /** Records a run (once per id) and returns its categories in the order they run. */
+    async openRun(input: { runId: string; workflowId: string; requestedBy: string }): Promise<string[]> {
+      await data.insertRun(db, { id: input.runId, workflowId: input.workflowId, trigger: input.requestedBy === 'system:schedule' ? 'schedule' : 'staff', requestedBy: input.requestedBy });
+      return runOrder(await data.policyCategories(db));
+    },
+
+    policy: (category: string): Promise<Policy | undefined> => data.findPolicy(db, category),
+
+    /** Expires one category as of `opts.now` and records what it did under the run. */
+    async expireCategory(runId: string, policy: Policy, opts: { now: Date; batchSize: number; pauseFactor?: number; onProgress?: () => void }): Promise<RetentionCategoryCounts> {
+      const o = await runCategory({ db, ...opts }, policy);
+      await data.saveRunCategory(db, runId, o, opts.now, clock.now());
+      return { category: o.category, expiredRows: o.expiredRows, expiredPartitions: o.expiredPartitions, keptHold: o.keptHold, keptUnbilled: o.keptUnbilled, keptOther: o.keptOther };
+    },
+
+    closeRun: (runId: string): Promise<void> => data.finishRun(db, runId),
   };
 }
 

@@ -1,7 +1,7 @@
 import Decimal from 'decimal.js';
 
 /**
- * Money rules (see docs/metering-and-ledger.md, "Money"):
+ * Money rules (see docs/ledger.md, "Money"):
  * - Amounts are Decimal in code, NUMERIC in PostgreSQL, and decimal strings
  *   across process and Temporal boundaries. Never a JS number.
  * - Unit prices (per million tokens) and computed costs keep full precision

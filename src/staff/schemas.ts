@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { decimalPlaces, isDecimalString, MAX_STAFF_AMOUNT, PRICE_SCALE, withinStaffAmountBound } from '../shared/money.rules';
-import { STAFF_ROLES } from './staff.data';
+import { STAFF_ROLES } from './staff.rules';
 import { PROVIDER_KEY_ENV } from '../config';
 
 /**

@@ -1,6 +1,7 @@
 import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
 import type { Config } from '../config';
 import type { MetadataExpiryInput, ReconcileInput } from '../../workflows/messages';
+import { workflowIds } from './conventions';
 
 /**
  * Temporal Schedules owned by MixRoute. Registration is idempotent: the
@@ -27,7 +28,7 @@ export function productionSchedules(config: Pick<Config, 'reconcile' | 'retentio
       scheduleId: 'reconcile-daily',
       workflowType: 'reconcile',
       // Temporal appends the scheduled time: reconcile:daily-2026-11-26T02:30:00Z.
-      workflowId: 'reconcile:daily',
+      workflowId: workflowIds.reconcileDaily(),
       args: [reconcileDaily],
       at: config.reconcile.dailyAt,
       note: 'Reconciles the previous UTC day: payments, usage, ledger, balances, invoices, provider statements',
@@ -35,7 +36,7 @@ export function productionSchedules(config: Pick<Config, 'reconcile' | 'retentio
     {
       scheduleId: 'metadata-expiry-daily',
       workflowType: 'metadataExpiry',
-      workflowId: 'metadata-expiry:daily',
+      workflowId: workflowIds.metadataExpiryDaily(),
       args: [expiryDaily],
       at: config.retention.dailyAt,
       note: 'Expires data past its retention period (retention_policies), sparing legal holds and unbilled usage',

@@ -8,10 +8,10 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAdminApp } from '../../src/admin/app';
 import { systemClock } from '../../src/clock';
-import { createStaffUser } from '../../src/console/app';
+import { staffService } from '../../src/staff/staff.service';
 import type { Db } from '../../src/db/knex';
-import { dsrService } from '../../src/privacy/privacy.service';
-import { staffOperations } from '../../src/accounts/accounts.service';
+import { privacyService } from '../../src/privacy/privacy.service';
+import { accountsService } from '../../src/accounts/accounts.service';
 import { silentLogger, testConfig } from '../helpers/env';
 import { serve } from '../helpers/servers';
 import { closeOwnStack, openOwnStack, ownDatabaseUrl } from '../helpers/ownDatabase';
@@ -41,11 +41,11 @@ beforeAll(async () => {
   ({ db, connection, client } = await openOwnStack(config));
   const app = createAdminApp({ db, billing: config.billing, config, clock: systemClock, logger: silentLogger, readiness: {}, readyCheckTimeoutMs: 1000, temporal: { client, taskQueue: config.temporal.taskQueue } });
   ({ url: base, close } = await serve(app));
-  await createStaffUser(db, { email: 'bill@mixroute.example', name: 'Billie Billing', role: 'billing', password: PASSWORD });
-  await createStaffUser(db, { email: 'cora@mixroute.example', name: 'Cora Compliance', role: 'compliance', password: PASSWORD });
+  await staffService({ db }).createUser({ email: 'bill@mixroute.example', name: 'Billie Billing', role: 'billing', password: PASSWORD });
+  await staffService({ db }).createUser({ email: 'cora@mixroute.example', name: 'Cora Compliance', role: 'compliance', password: PASSWORD });
 
   // One customer with a month of priced usage to invoice.
-  const ops = staffOperations({ db, clock: systemClock });
+  const ops = accountsService({ db, clock: systemClock });
   await ops.addProvider({ name: 'openai', baseUrl: 'http://127.0.0.1:9', apiKeyEnv: 'PROVIDER_UNUSED_API_KEY' });
   await ops.addModel({ name: 'gpt-test', provider: 'openai', upstreamModel: 'gpt-test', inputPerMtok: '2.5', outputPerMtok: '10', effectiveFrom: '2020-01-01T00:00:00Z' });
   const price = await db('prices').first('id');
@@ -147,12 +147,12 @@ describe('staff console', () => {
 
   it('a compliance user sees an overdue request highlighted, extends and verifies an access request, and it completes', async () => {
     const subject = `subject-${randomUUID().slice(0, 8)}@example.com`;
-    await staffOperations({ db, clock: systemClock }).createUser({ accountId, name: 'Sam Subject', email: subject });
-    const overdueConfig = testConfig({ DATABASE_URL: config.databaseUrl, TEMPORAL_TASK_QUEUE: config.temporal.taskQueue, DATA_DIR: config.dataDir, DSR_DEADLINE_OVERRIDE_S: '1' });
+    await accountsService({ db, clock: systemClock }).createUser({ accountId, name: 'Sam Subject', email: subject });
+    // Received two months ago: its deadline (a month at most) has passed by the rule, without waiting for it.
+    const receivedLongAgo = new Date(Date.now() - 61 * 86_400_000);
     await withTestWorker(config, db, async () => {
-      const late = await dsrService({ db, clock: systemClock, config: overdueConfig, client, taskQueue: config.temporal.taskQueue }).create({ type: 'deletion', email: 'late@example.com' }, 'staff:test');
-      const request = await dsrService({ db, clock: systemClock, config, client, taskQueue: config.temporal.taskQueue }).create({ type: 'access', email: subject, jurisdiction: 'gdpr' }, 'staff:test');
-      await new Promise((r) => setTimeout(r, 1_500));
+      const late = await privacyService({ db, clock: { now: () => receivedLongAgo }, config, client, taskQueue: config.temporal.taskQueue }).create({ type: 'deletion', email: 'late@example.com' }, 'staff:test');
+      const request = await privacyService({ db, clock: systemClock, config, client, taskQueue: config.temporal.taskQueue }).create({ type: 'access', email: subject, jurisdiction: 'gdpr' }, 'staff:test');
 
       const page = await signIn('cora@mixroute.example');
       expect(page.url()).toContain('/console/dsr');
@@ -193,7 +193,7 @@ describe('staff console', () => {
   });
 
   it('an admin reaches every page; none has a serious accessibility violation', async () => {
-    await createStaffUser(db, { email: 'ada@mixroute.example', name: 'Ada Admin', role: 'admin', password: PASSWORD });
+    await staffService({ db }).createUser({ email: 'ada@mixroute.example', name: 'Ada Admin', role: 'admin', password: PASSWORD });
     const page = await signIn('ada@mixroute.example');
     const links = await page.getByRole('navigation', { name: 'Main' }).getByRole('link').all();
     const hrefs = (await Promise.all(links.map((l) => l.getAttribute('href')))).map(String);

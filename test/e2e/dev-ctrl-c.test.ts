@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { StopWaiting, untilTrue } from '../helpers/eventually';
 import { freePort, portInUse } from '../../src/util/ports';
 import { BIN } from '../helpers/cli';
 import { testConfig, testDb, testEnv } from '../helpers/env';
@@ -61,14 +62,16 @@ describe('mixroute dev and a terminal Ctrl-C', () => {
     dev.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     dev.stderr!.on('data', (d: Buffer) => (out += d.toString()));
     const exited = new Promise<number | null>((r) => dev.once('exit', (code) => r(code)));
-    const waitFor = async (done: () => boolean | Promise<boolean>, what: string) => {
-      while (!(await done())) {
-        if (dev.exitCode !== null) throw new Error(`mixroute dev exited while waiting for ${what}:\n${out}`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    };
+    const waitFor = (done: () => boolean | Promise<boolean>, what: string, timeoutMs: number) =>
+      untilTrue(
+        async () => {
+          if (dev.exitCode !== null) throw new StopWaiting(`mixroute dev exited while waiting for ${what}:\n${out}`);
+          return done();
+        },
+        { timeoutMs, message: what },
+      );
     try {
-      await waitFor(() => out.includes('MixRoute dev is up'), 'start-up');
+      await waitFor(() => out.includes('MixRoute dev is up'), 'start-up', 60_000);
 
       const res = await fetch(`http://127.0.0.1:${gatewayPort}/v1/chat/completions`, {
         method: 'POST',
@@ -86,8 +89,8 @@ describe('mixroute dev and a terminal Ctrl-C', () => {
       process.kill(-dev.pid!, 'SIGINT');
       // Dev has passed its own stop on to the children, and the gateway has stopped accepting:
       // a child that took these as two stops would be gone by now.
-      await waitFor(() => out.includes('stopping worker, gateway and admin API'), 'the supervisor to stop the children');
-      await waitFor(async () => !(await portInUse(gatewayPort)), 'the gateway to stop accepting');
+      await waitFor(() => out.includes('stopping worker, gateway and admin API'), 'the supervisor to stop the children', 10_000);
+      await waitFor(async () => !(await portInUse(gatewayPort)), 'the gateway to stop accepting', 10_000);
 
       upstream.release();
       for (;;) {

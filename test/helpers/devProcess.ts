@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { BIN } from './cli';
+import { eventually, StopWaiting } from './eventually';
 
 /** `mixroute dev` run as a child process by the e2e tests, its stdout and stderr collected. */
 export interface DevRun {
@@ -36,23 +37,31 @@ export async function stopDevRuns(): Promise<void> {
   }
 }
 
-/** Resolves once the run's output includes text; throws if it exits first. */
-export async function waitForOutput(run: DevRun, text: string): Promise<void> {
-  while (!run.output().includes(text)) {
-    if (run.child.exitCode !== null) throw new Error(`mixroute dev exited early:\n${run.output()}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+/**
+ * Resolves once the run's output includes text; throws at once if it exits first. The default
+ * deadline covers a start that launches its own Temporal dev server and PostgreSQL on a busy machine.
+ */
+export async function waitForOutput(run: DevRun, text: string, timeoutMs = 90_000): Promise<void> {
+  await eventually(
+    () => {
+      if (run.output().includes(text)) return;
+      if (run.child.exitCode !== null) throw new StopWaiting(`mixroute dev exited early:\n${run.output()}`);
+      throw new Error(`not in the output yet: ${JSON.stringify(text)}`);
+    },
+    { timeoutMs, intervalMs: 200, message: `mixroute dev to print ${JSON.stringify(text)}` },
+  );
 }
 
-/** The value probe gives once it is not undefined; throws after timeoutMs. */
-export async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
+/** The value probe gives once it is not undefined; throws after timeoutMs (eventually, undefined meaning not yet). */
+export function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000): Promise<T> {
+  return eventually(
+    async () => {
+      const v = await probe();
+      if (v === undefined) throw new Error('not yet');
+      return v;
+    },
+    { timeoutMs, intervalMs: 250, message: what },
+  );
 }
 
 /** Whether a process with this pid exists. */

@@ -6,7 +6,7 @@ import type { Config } from '../../src/config';
 import { systemClock } from '../../src/clock';
 import type { Db } from '../../src/db/knex';
 import { startGatewayServer } from '../../src/gateway/server';
-import { staffOperations } from '../../src/accounts/accounts.service';
+import { accountsService } from '../../src/accounts/accounts.service';
 import { postEntry } from '../../src/ledger/ledger.data';
 import { Money } from '../../src/shared/money.rules';
 import { testConfig } from './env';
@@ -58,7 +58,7 @@ export async function createCustomer(
     creditLimit?: string;
   } = {},
 ): Promise<Customer> {
-  const ops = staffOperations({ db, clock: systemClock });
+  const ops = accountsService({ db, clock: systemClock });
   const tag = randomUUID().slice(0, 8);
   const provider = `fake-${tag}`;
   await ops.addProvider({ name: provider, baseUrl: upstreamUrl, apiKeyEnv: UPSTREAM_KEY_ENV });
@@ -114,7 +114,7 @@ export async function startAnthropicUpstreams(db: Db) {
   const anthropicUp = await startFakeAnthropic({ apiKey: UPSTREAM_KEY });
   const openaiUp = await startFakeUpstream({ apiKey: UPSTREAM_KEY });
   const customer = await createCustomer(db, openaiUp.url);
-  const ops = staffOperations({ db, clock: systemClock });
+  const ops = accountsService({ db, clock: systemClock });
   const tag = customer.provider.slice(5);
   const provider = await ops.addProvider({ name: `anthropic-${tag}`, baseUrl: anthropicUp.url, apiKeyEnv: UPSTREAM_KEY_ENV, kind: 'anthropic' });
   return { anthropicUp, openaiUp, customer, ops, tag, provider };

@@ -3,7 +3,7 @@ import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll } from 'vitest';
 import { createAdminApp } from '../../src/admin/app';
 import { systemClock } from '../../src/clock';
-import { staffOperations } from '../../src/accounts/accounts.service';
+import { accountsService } from '../../src/accounts/accounts.service';
 import { silentLogger, testConfig, testDb } from './env';
 import { serve } from './servers';
 
@@ -21,7 +21,7 @@ export function paymentWebhookStack(secret: string) {
   const stack = {
     config,
     db,
-    ops: staffOperations({ db, clock: systemClock }),
+    ops: accountsService({ db, clock: systemClock }),
     url: '',
     sign: (payload: string, opts: { secret?: string; timestamp?: number } = {}) =>
       stripe.webhooks.generateTestHeaderString({ payload, secret: opts.secret ?? secret, ...(opts.timestamp ? { timestamp: opts.timestamp } : {}) }),

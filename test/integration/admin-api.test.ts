@@ -2,14 +2,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAdminApp } from '../../src/admin/app';
 import { adminRoutes } from '../../src/admin/routes';
 import { systemClock } from '../../src/clock';
-import { STAFF_ROLES, type StaffRole } from '../../src/staff/staff.data';
-import { staffOperations } from '../../src/accounts/accounts.service';
+import { STAFF_ROLES, type StaffRole } from '../../src/staff/staff.rules';
 import { silentLogger, testConfig, testDb } from '../helpers/env';
 import { serve } from '../helpers/servers';
+import { staffService } from '../../src/staff/staff.service';
 
 const config = testConfig();
 const db = testDb(config);
-const ops = staffOperations({ db, clock: systemClock });
 let base: string;
 let close: () => Promise<void>;
 const tokens = {} as Record<StaffRole, string>;
@@ -17,7 +16,7 @@ const tokens = {} as Record<StaffRole, string>;
 beforeAll(async () => {
   const app = createAdminApp({ db, billing: config.billing, config, clock: systemClock, logger: silentLogger, readiness: {}, readyCheckTimeoutMs: 1000 });
   ({ url: base, close } = await serve(app));
-  for (const role of STAFF_ROLES) tokens[role] = (await ops.createStaffToken({ role })).token;
+  for (const role of STAFF_ROLES) tokens[role] = (await staffService({ db }).createStaffToken({ role })).token;
 });
 afterAll(async () => {
   await close();
@@ -71,9 +70,9 @@ describe('admin API roles', () => {
   }
 
   it('stops accepting a revoked staff token at once', async () => {
-    const t = await ops.createStaffToken({ role: 'billing' });
+    const t = await staffService({ db }).createStaffToken({ role: 'billing' });
     expect((await call('get', '/billing/accounts', t.token)).status).toBe(200);
-    await ops.revokeStaffToken({ id: t.id });
+    await staffService({ db }).revokeStaffToken({ id: t.id });
     expect((await call('get', '/billing/accounts', t.token)).status).toBe(401);
   });
 });

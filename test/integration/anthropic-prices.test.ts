@@ -2,9 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAdminApp } from '../../src/admin/app';
 import { systemClock } from '../../src/clock';
-import { staffOperations } from '../../src/accounts/accounts.service';
+import { accountsService } from '../../src/accounts/accounts.service';
 import { silentLogger, testConfig, testDb } from '../helpers/env';
 import { serve } from '../helpers/servers';
+import { staffService } from '../../src/staff/staff.service';
 
 /**
  * Cache-write prices by lifetime (issue 21) on the admin API: set with a model and
@@ -12,7 +13,7 @@ import { serve } from '../helpers/servers';
  */
 const config = testConfig();
 const db = testDb(config);
-const ops = staffOperations({ db, clock: systemClock });
+const ops = accountsService({ db, clock: systemClock });
 let base: string;
 let close: () => Promise<void>;
 let admin: string;
@@ -21,8 +22,8 @@ let billing: string;
 beforeAll(async () => {
   const app = createAdminApp({ db, billing: config.billing, config, clock: systemClock, logger: silentLogger, readiness: {}, readyCheckTimeoutMs: 1000 });
   ({ url: base, close } = await serve(app));
-  admin = (await ops.createStaffToken({ role: 'admin' })).token;
-  billing = (await ops.createStaffToken({ role: 'billing' })).token;
+  admin = (await staffService({ db }).createStaffToken({ role: 'admin' })).token;
+  billing = (await staffService({ db }).createStaffToken({ role: 'billing' })).token;
 });
 afterAll(async () => {
   await close();

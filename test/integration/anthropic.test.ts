@@ -1,9 +1,10 @@
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { untilTrue } from '../helpers/eventually';
 import { systemClock } from '../../src/clock';
 import { startDemoProvider } from '../../src/demo/provider';
-import { staffOperations } from '../../src/accounts/accounts.service';
+import { accountsService } from '../../src/accounts/accounts.service';
 import { testConfig, testDb } from '../helpers/env';
 import type { FakeAnthropic } from '../helpers/fakeAnthropic';
 import type { FakeUpstream } from '../helpers/fakeUpstream';
@@ -204,9 +205,7 @@ describe('streams that end early', () => {
     controller.abort();
     await anthropicUp.waitForAborted(aborted + 1);
     const requestId = res.headers.get('x-request-id');
-    let event;
-    do event = await eventFor(requestId);
-    while (!event);
+    const event = await untilTrue(() => eventFor(requestId), { timeoutMs: 5_000, message: 'the aborted call to be metered' });
     expect(event).toMatchObject({ status_code: 499, error_type: 'client_closed', input_tokens: 44 });
   });
 
@@ -386,7 +385,7 @@ describe('the demo provider (mixroute dev)', () => {
   it("serves its Anthropic model to OpenAI clients through /anthropic/v1/messages", async () => {
     const demo = await startDemoProvider({ port: 0, apiKey: UPSTREAM_KEY, chunkDelayMs: 0 });
     try {
-      const ops = staffOperations({ db, clock: systemClock });
+      const ops = accountsService({ db, clock: systemClock });
       const tag = customer.provider.slice(5);
       await ops.addProvider({ name: `demo-anthropic-${tag}`, baseUrl: `${demo.url}/anthropic/v1`, apiKeyEnv: UPSTREAM_KEY_ENV, kind: 'anthropic' });
       await ops.addModel({ name: `demo-claude-${tag}`, provider: `demo-anthropic-${tag}`, upstreamModel: 'demo-claude-1', inputPerMtok: '0.8', outputPerMtok: '4', effectiveFrom: '2020-01-01T00:00:00Z' });

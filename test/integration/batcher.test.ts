@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { lsnValue, MeteringBatcher, settleAwaiting, type WalMark } from '../../src/metering/batcher';
 import { MeteringJournal } from '../../src/metering/journal';
+import { usageEventStore } from '../../src/metering/metering.service';
 import { usageRecord, type UsageRecord } from '../../src/metering/record';
 import { silentLogger, testConfig, testDb } from '../helpers/env';
 
@@ -51,7 +52,7 @@ describe('metering batcher', () => {
   it('inserts segments with rows visible at once, and at stop deletes them only once their commits are flushed', async () => {
     const journal = new MeteringJournal(fs.mkdtempSync(path.join(os.tmpdir(), 'batcher-')));
     journal.open();
-    const batcher = new MeteringBatcher({ journal, db, signal: async () => undefined, logger: silentLogger, intervalMs: 60_000 });
+    const batcher = new MeteringBatcher({ journal, events: usageEventStore(db), signal: async () => undefined, logger: silentLogger, intervalMs: 60_000 });
 
     for (const id of ['r1', 'r2', 'r3']) await append(journal, `${accountId}-${id}`);
     await batcher.flush();

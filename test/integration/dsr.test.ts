@@ -6,14 +6,15 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { strFromU8, unzipSync } from 'fflate';
 import { describe, expect, it } from 'vitest';
+import { untilTrue } from '../helpers/eventually';
 import { createAdminApp } from '../../src/admin/app';
 import { Money } from '../../src/shared/money.rules';
 import { systemClock } from '../../src/clock';
 import type { Config } from '../../src/config';
 import { usageAnalytics } from '../../src/privacy/analytics.data';
-import { settleAccountUsage } from '../../src/metering/settlement.data';
-import { dsrService } from '../../src/privacy/privacy.service';
-import { staffOperations } from '../../src/accounts/accounts.service';
+import { settleAccountUsage } from '../../src/metering/metering.service';
+import { privacyService } from '../../src/privacy/privacy.service';
+import { accountsService } from '../../src/accounts/accounts.service';
 import type { DsrState } from '../../workflows/messages';
 import { runCli, runCliJson } from '../helpers/cli';
 import { silentLogger, testConfig, testDb, testEnv } from '../helpers/env';
@@ -21,6 +22,7 @@ import { serve } from '../helpers/servers';
 import { dsrSuite } from '../helpers/dsrStack';
 import { withTestWorker } from '../helpers/worker';
 import { insertUsageEvents } from '../helpers/usageEvents';
+import { staffService } from '../../src/staff/staff.service';
 
 /**
  * Data-subject requests, one right at a time, each checked by its effect on
@@ -58,13 +60,6 @@ const codeMail = (config: Config, email: string) => {
   const m = mailbox(config).find((x) => x.to === email && /confirm it is you/.test(x.subject));
   return m ? { id: /\/privacy\/requests\/([0-9a-f-]{36})\/verify/.exec(m.body)![1]!, code: /enter this code: (\d{6})/.exec(m.body)![1]! } : null;
 };
-const until = async <T>(f: () => Promise<T | null | undefined | false>): Promise<T> => {
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-};
 const result = (id: string) => suite.client.workflow.getHandle(`dsr:${id}`).result() as Promise<DsrState>;
 
 interface Person {
@@ -77,7 +72,7 @@ interface Person {
 
 /** A subject with data in every category: account (as billing contact), user, key, usage, logins, consents, security events, payment, ledger, invoice. */
 async function person(): Promise<Person> {
-  const ops = staffOperations({ db, clock: systemClock });
+  const ops = accountsService({ db, clock: systemClock });
   const tag = randomUUID().slice(0, 8);
   const email = `subject-${tag}@example.com`;
   const provider = `prov-dsr-${tag}`;
@@ -129,7 +124,7 @@ async function tablesContaining(needle: string): Promise<string[]> {
 async function adminServer(config: Config) {
   const app = createAdminApp({ db, billing: config.billing, config, clock: systemClock, logger: silentLogger, readiness: {}, readyCheckTimeoutMs: 1000, temporal: { client: suite.client, taskQueue: config.temporal.taskQueue } });
   const s = await serve(app);
-  const { token } = await staffOperations({ db, clock: systemClock }).createStaffToken({ role: 'compliance' });
+  const { token } = await staffService({ db }).createStaffToken({ role: 'compliance' });
   const call = async (method: string, p: string, body?: unknown, auth = true) => {
     const res = await fetch(s.url + p, { method, headers: { ...(auth ? { authorization: `Bearer ${token}` } : {}), ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined });
     const type = res.headers.get('content-type') ?? '';
@@ -148,7 +143,7 @@ describe('data-subject requests: each right and its effect on the data', () => {
         const filed = await admin.call('POST', '/privacy/requests', { type: 'access', email: p.email, jurisdiction: 'gdpr' }, false);
         expect(filed.status).toBe(202);
         // The public answer names no request: the subject has its id from the link in the email.
-        const { id, code } = await until(async () => codeMail(config, p.email));
+        const { id, code } = await untilTrue(() => codeMail(config, p.email), { timeoutMs: 15_000, message: 'the code mail to reach the subject' });
         const wrong = await admin.call('POST', `/privacy/requests/${id}/verify`, { code: code === '000000' ? '111111' : '000000' }, false);
         expect(wrong.status).toBe(400);
         expect(wrong.type).toContain('application/problem+json');
@@ -207,7 +202,7 @@ describe('data-subject requests: each right and its effect on the data', () => {
       // Encrypted at rest: the stored bytes are not a zip and do not contain the email.
       expect(Buffer.from(row.ciphertext).subarray(0, 2).toString()).not.toBe('PK');
       expect(Buffer.from(row.ciphertext).includes(Buffer.from(p.email))).toBe(false);
-      const svc = dsrService({ db, clock: systemClock, config });
+      const svc = privacyService({ db, clock: systemClock, config });
       const answer = mailbox(config).find((m) => m.to === p.email && /completed/.test(m.subject))!;
       const link = new URL(/(http\S+\/privacy\/packages\/\S+)/.exec(answer.body)![1]!);
       const files = unzipSync(new Uint8Array(await svc.download(link.pathname.split('/').pop()!, Object.fromEntries(link.searchParams))));
@@ -223,7 +218,10 @@ describe('data-subject requests: each right and its effect on the data', () => {
     await withTestWorker(config, db, async () => {
       const created = await runCliJson(['dsr', 'create', '--type', 'correction', '--email', p.email, '--changes', JSON.stringify({ user: { name: 'Samantha Subject', job_title: 'CEO' } })], env);
       await runCliJson(['dsr', 'verify', created.id, '--method', 'account_login', '--note', 'confirmed from the console session'], env);
-      await until(async () => (await db('dsr_requests').where({ id: created.id }).first()).status === 'awaiting_approval' || (await suite.client.workflow.getHandle(`dsr:${created.id}`).query('dsrStatus') as DsrState).status === 'awaiting_approval');
+      await untilTrue(
+        async () => (await db('dsr_requests').where({ id: created.id }).first()).status === 'awaiting_approval' || ((await suite.client.workflow.getHandle(`dsr:${created.id}`).query('dsrStatus')) as DsrState).status === 'awaiting_approval',
+        { timeoutMs: 15_000, message: 'the verified correction to await approval' },
+      );
       expect((await db('users').where({ id: p.userId }).first()).name).not.toBe('Samantha Subject');
       await runCliJson(['dsr', 'approve', created.id], env);
       expect(await result(created.id)).toMatchObject({ status: 'completed' });
@@ -298,7 +296,7 @@ describe('data-subject requests: each right and its effect on the data', () => {
     const config = dsrConfig();
     const p = await person();
     await withTestWorker(config, db, async () => {
-      const svc = dsrService({ db, clock: systemClock, config, client: suite.client, taskQueue: config.temporal.taskQueue });
+      const svc = privacyService({ db, clock: systemClock, config, client: suite.client, taskQueue: config.temporal.taskQueue });
       const { id } = await svc.create({ type: 'payload', email: p.email }, 'staff:test');
       await svc.verify(id, { method: 'document', note: 'passport' }, 'staff:test');
       expect(await result(id)).toMatchObject({ status: 'completed', refusals: [] });
@@ -313,7 +311,7 @@ describe('data-subject requests: the clock, refusals and withdrawal', () => {
     const config = dsrConfig({ DSR_VERIFICATION_WAIT_S: '2' });
     const p = await person();
     await withTestWorker(config, db, async () => {
-      const { id } = await dsrService({ db, clock: systemClock, config, client: suite.client, taskQueue: config.temporal.taskQueue }).create({ type: 'access', email: p.email }, 'staff:test');
+      const { id } = await privacyService({ db, clock: systemClock, config, client: suite.client, taskQueue: config.temporal.taskQueue }).create({ type: 'access', email: p.email }, 'staff:test');
       expect(await result(id)).toMatchObject({ status: 'refused', refusals: [{ item: '*', ground: 'identity_not_verified' }] });
       const answer = mailbox(config).find((m) => m.to === p.email && /refused/.test(m.subject))!;
       expect(answer.body).toContain('we could not verify your identity');
@@ -333,16 +331,19 @@ describe('data-subject requests: the clock, refusals and withdrawal', () => {
         const id = created.body.id as string;
         const before = await db('dsr_requests').where({ id }).first();
         expect((await admin.call('POST', `/privacy/dsr/${id}/extend`, { reason: 'many requests at once' })).status).toBe(200);
-        const after = await until(async () => {
-          const r = await db('dsr_requests').where({ id }).first();
-          return r.extended ? r : null;
-        });
+        const after = await untilTrue(
+          async () => {
+            const r = await db('dsr_requests').where({ id }).first();
+            return r.extended ? r : null;
+          },
+          { timeoutMs: 15_000, message: 'the extension to be recorded' },
+        );
         const months = (a: string, b: string) => (Number(b.slice(0, 4)) - Number(a.slice(0, 4))) * 12 + Number(b.slice(5, 7)) - Number(a.slice(5, 7));
         expect(months(before.due_date, after.due_date)).toBe(2);
         const again = await admin.call('POST', `/privacy/dsr/${id}/extend`, { reason: 'still many requests' });
         expect(again.status).toBe(409);
         expect(again.body.detail).toMatch(/already extended/);
-        await until(async () => mailbox(config).find((m) => m.to === p.email && /more time/.test(m.subject)));
+        await untilTrue(() => mailbox(config).find((m) => m.to === p.email && /more time/.test(m.subject)), { timeoutMs: 15_000, message: 'the subject to be told of the extension' });
         const state = (await suite.client.workflow.getHandle(`dsr:${id}`).query('dsrStatus')) as DsrState;
         expect(state).toMatchObject({ extended: true, dueDate: after.due_date });
         expect((await admin.call('POST', `/privacy/dsr/${id}/withdraw`)).status).toBe(200);
@@ -383,20 +384,27 @@ describe('data-subject requests: the clock, refusals and withdrawal', () => {
     const p = await person();
     await withTestWorker(config, db, async () => {
       const created = await runCliJson(['dsr', 'create', '--type', 'access', '--email', p.email], env);
-      await until(async () => (await db('dsr_requests').where({ id: created.id }).first()).overdue);
+      // The deadline is 3 s after filing; the flag follows it within seconds.
+      await untilTrue(async () => (await db('dsr_requests').where({ id: created.id }).first()).overdue, { timeoutMs: 15_000, message: 'the request to be flagged overdue' });
       // The flag is set, then staff are told: wait for the second message.
-      const staffMail = await until(async () => {
-        const mail = mailbox(config).filter((m) => m.to === config.dsr.complianceEmail && m.subject.includes(created.id));
-        return mail.length >= 2 ? mail : null;
-      });
+      const staffMail = await untilTrue(
+        () => {
+          const mail = mailbox(config).filter((m) => m.to === config.dsr.complianceEmail && m.subject.includes(created.id));
+          return mail.length >= 2 ? mail : null;
+        },
+        { timeoutMs: 15_000, message: 'staff to get the reminder and the overdue mail' },
+      );
       expect(staffMail.map((m) => m.subject.split(':')[0])).toEqual(['Reminder', 'OVERDUE']);
       const overdue = await runCliJson(['dsr', 'list', '--overdue'], env);
       expect(overdue.map((r: { id: string }) => r.id)).toContain(created.id);
-      const found = await until(async () => {
-        const ids: string[] = [];
-        for await (const w of suite.client.workflow.list({ query: `DsrOverdue = true AND WorkflowId = 'dsr:${created.id}'` })) ids.push(w.workflowId);
-        return ids.length ? ids : null;
-      });
+      const found = await untilTrue(
+        async () => {
+          const ids: string[] = [];
+          for await (const w of suite.client.workflow.list({ query: `DsrOverdue = true AND WorkflowId = 'dsr:${created.id}'` })) ids.push(w.workflowId);
+          return ids.length ? ids : null;
+        },
+        { timeoutMs: 10_000, message: 'visibility to list the request as overdue' },
+      );
       expect(found).toEqual([`dsr:${created.id}`]);
       await runCliJson(['dsr', 'withdraw', created.id], env);
       expect(await result(created.id)).toMatchObject({ status: 'withdrawn', overdue: true });

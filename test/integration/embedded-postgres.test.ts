@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { untilTrue } from '../helpers/eventually';
 import { ensureDatabase } from '../../src/db/database';
 import { createDb } from '../../src/db/knex';
 import { migrateLatest, migrationStatus } from '../../src/db/migrate';
@@ -33,14 +34,6 @@ function dataDir(): string {
   fs.chmodSync(dir, 0o755);
   return dir;
 }
-
-const until = async (what: string, done: () => Promise<boolean> | boolean, timeoutMs = 60_000) => {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await done())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-};
 
 function bootstrapEnv(dir: string, port: number): Record<string, string> {
   const env = testEnv(testConfig(), { DATA_DIR: dir, MIXROUTE_EMBEDDED_PG: '1', MIXROUTE_EMBEDDED_PG_PORT: String(port) });
@@ -145,7 +138,8 @@ describe('embedded PostgreSQL', () => {
     });
     let stderr = '';
     launcher.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    await until('the embedded server', () => stderr.includes('using an embedded PostgreSQL') || launcher.exitCode !== null);
+    // A first start runs initdb: allow a minute.
+    await untilTrue(() => stderr.includes('using an embedded PostgreSQL') || launcher.exitCode !== null, { timeoutMs: 60_000, intervalMs: 200, message: 'the launcher to start the embedded server' });
     expect(stderr).toContain('using an embedded PostgreSQL');
     expect(await portInUse(port)).toBe(true);
 
@@ -166,7 +160,8 @@ describe('embedded PostgreSQL', () => {
       .map((l) => /^\s*(\d+)\s+sleep 300/.exec(l)?.[1])
       .find(Boolean);
     launcher.kill('SIGKILL');
-    await until('the server to stop after its launcher died', async () => !(await portInUse(port)));
+    // Its guard notices the orphaning within 0.5 s and gives the server 20 s to stop.
+    await untilTrue(async () => !(await portInUse(port)), { timeoutMs: 30_000, intervalMs: 200, message: 'the server to stop after its launcher died' });
     if (sleeper) process.kill(Number(sleeper));
   });
 

@@ -1,5 +1,6 @@
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually, untilTrue } from '../helpers/eventually';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fakeUpstream';
 import { createCustomer, startTestGateway, UPSTREAM_KEY, type Customer } from '../helpers/gateway';
 import { testConfig, testDb } from '../helpers/env';
@@ -155,9 +156,8 @@ describe('errors in OpenAI shape', () => {
     expect(body.error).toMatchObject({ code: 'missing_api_key', type: 'invalid_request_error', param: null });
     await gw.batcher.flush();
     const requestId = res.headers.get('x-request-id');
-    // Security events are batched; wait for the write.
-    let row;
-    while (!(row = await db('security_events').where({ request_id: requestId }).first())) await new Promise((r) => setTimeout(r, 100));
+    // Security events are batched and flushed every second.
+    const row = await untilTrue(() => db('security_events').where({ request_id: requestId }).first(), { timeoutMs: 5_000, message: 'the auth failure to be written as a security event' });
     expect(row).toMatchObject({ kind: 'auth_failed', reason: 'missing_key', source: 'gateway' });
   });
 
@@ -286,8 +286,7 @@ describe('fallback and aborts', () => {
     const abortedBefore = upstream.requests.filter((r) => r.aborted).length;
     controller.abort();
     await upstream.waitForAborted(abortedBefore + 1);
-    let event;
-    while (!(event = await eventFor(requestId))) await new Promise((r) => setTimeout(r, 50));
+    const event = await untilTrue(() => eventFor(requestId), { timeoutMs: 5_000, message: 'the aborted call to be metered' });
     expect(event).toMatchObject({ status_code: 499, error_type: 'client_closed', stream: true, usage_estimated: true });
     expect(event.output_tokens).toBeGreaterThan(0);
     expect(event.output_tokens).toBeLessThan(50);
@@ -324,12 +323,12 @@ describe('revocation', () => {
     const oc = new OpenAI({ apiKey: c.key, baseURL: `${gw.url}/v1`, maxRetries: 0 });
     await oc.models.list();
     await db('api_keys').where({ id: c.keyId }).update({ revoked_at: new Date() });
-    // Within the key cache's lifetime (2 s by default, at most 5 s by config) it is refused.
-    for (;;) {
-      const r = await oc.models.list().then(() => 'ok', (e: unknown) => e);
-      if (r instanceof OpenAI.AuthenticationError) break;
-      await new Promise((res) => setTimeout(res, 200));
-    }
+    // Revocation reaches every instance within 5 s: a cached key lives at most that long (GATEWAY_KEY_CACHE_MS).
+    await eventually(async () => expect(await oc.models.list().then(() => 'ok', (e: unknown) => e)).toBeInstanceOf(OpenAI.AuthenticationError), {
+      timeoutMs: 5_000,
+      intervalMs: 200,
+      message: 'the revoked key to be refused',
+    });
   });
 });
 

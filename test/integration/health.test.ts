@@ -97,7 +97,8 @@ describe('Temporal client', () => {
       await expect(checkTemporal(dead.connection, 500)).rejects.toThrow();
       await dead.close();
       // Longer than the retry the probe could have had pending when the client closed: a
-      // retry on a closed channel throws from its timer.
+      // retry on a closed channel throws from its timer. This sleep proves an absence, and
+      // nothing signals that no retry is left, so it stays a fixed wait.
       await new Promise((r) => setTimeout(r, 3_000));
       expect(uncaught).toEqual([]);
     } finally {

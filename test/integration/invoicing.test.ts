@@ -6,10 +6,11 @@ import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually, untilTrue } from '../helpers/eventually';
 import { Money } from '../../src/shared/money.rules';
 import { systemClock } from '../../src/clock';
 import { postEntry } from '../../src/ledger/ledger.data';
-import { staffOperations } from '../../src/accounts/accounts.service';
+import { accountsService } from '../../src/accounts/accounts.service';
 import { BIN, runCli, runCliJson } from '../helpers/cli';
 import { testConfig, testDb, testEnv } from '../helpers/env';
 import { withTestWorker } from '../helpers/worker';
@@ -17,6 +18,7 @@ import { createAdminApp } from '../../src/admin/app';
 import { silentLogger } from '../helpers/env';
 import { serve } from '../helpers/servers';
 import { insertUsageEvents } from '../helpers/usageEvents';
+import { staffService } from '../../src/staff/staff.service';
 
 const { historyToJSON } = createRequire(import.meta.url)('@temporalio/common/lib/proto-utils') as typeof import('@temporalio/common/lib/proto-utils');
 const HISTORIES = fileURLToPath(new URL('../replay/histories/', import.meta.url));
@@ -24,7 +26,7 @@ const HISTORIES = fileURLToPath(new URL('../replay/histories/', import.meta.url)
 const config = testConfig({ INVOICE_RUN_CONCURRENCY: '4', INVOICE_RUN_PAGE_SIZE: '10' });
 const env = testEnv(config, { INVOICE_RUN_CONCURRENCY: '4', INVOICE_RUN_PAGE_SIZE: '10' });
 const db = testDb(config);
-const ops = staffOperations({ db, clock: systemClock });
+const ops = accountsService({ db, clock: systemClock });
 let connection: Connection;
 let client: Client;
 let providerName: string;
@@ -107,12 +109,14 @@ describe('invoice run', () => {
       expect(run.state.failures).toEqual([{ accountId: broken, reason: expect.stringMatching(/country/i) }]);
 
       // Findable in the Web UI by its search attributes.
-      let found: string[] = [];
-      while (!found.includes(run.workflowId)) {
-        found = [];
-        for await (const wf of client.workflow.list({ query: `MixrouteKind = 'invoice-run' AND BillingPeriod = '${period}' AND ProcessStatus = 'completed_with_failures'` })) found.push(wf.workflowId);
-        if (!found.includes(run.workflowId)) await new Promise((r) => setTimeout(r, 200));
-      }
+      await eventually(
+        async () => {
+          const found: string[] = [];
+          for await (const wf of client.workflow.list({ query: `MixrouteKind = 'invoice-run' AND BillingPeriod = '${period}' AND ProcessStatus = 'completed_with_failures'` })) found.push(wf.workflowId);
+          expect(found).toContain(run.workflowId);
+        },
+        { timeoutMs: 10_000, intervalMs: 200, message: 'visibility to find the run by its search attributes' },
+      );
 
       const again = await runCliJson(['invoice-run', 'start', '--period', period, ...accounts.flatMap((a) => ['--account', a])], env);
       expect(again.started).toBe(false);
@@ -152,7 +156,7 @@ describe('invoice run', () => {
 
       if (process.env.UPDATE_REPLAY_FIXTURES) {
         fs.writeFileSync(path.join(HISTORIES, 'invoiceRun.json'), historyToJSON(await client.workflow.getHandle(run.workflowId, undefined).fetchHistory()));
-        // invoiceAccount.json stays as recorded: runs now invoice in batches, and only runs started before that start per-account workflows.
+        // invoiceAccount.json is recorded by workflows.test.ts: runs invoice in batches and start no invoiceAccount.
       }
 
       // Late usage for March arrives after March was invoiced: it is billed on April's invoice, labelled.
@@ -201,7 +205,7 @@ describe('invoices', () => {
     const admin = createAdminApp({ db, billing: config.billing, config, clock: systemClock, logger: silentLogger, readiness: {}, readyCheckTimeoutMs: 1000 });
     const s = await serve(admin);
     try {
-      const token = (await ops.createStaffToken({ role: 'billing' })).token;
+      const token = (await staffService({ db }).createStaffToken({ role: 'billing' })).token;
       const pdf = await fetch(`${s.url}/billing/invoices/${inv.id}.pdf`, { headers: { authorization: `Bearer ${token}` } });
       expect(pdf.status).toBe(200);
       expect(pdf.headers.get('content-type')).toBe('application/pdf');
@@ -253,7 +257,7 @@ describe('invoice run under faults', () => {
     let worker = startWorker();
     const started = await runCliJson(['invoice-run', 'start', '--period', period, ...ids.flatMap((a) => ['--account', a])], env);
     const invoiced = async () => Number((await db('invoices').whereIn('account_id', ids).count('* as n').first())!.n);
-    while ((await invoiced()) < 5) await new Promise((r) => setTimeout(r, 100));
+    await untilTrue(async () => (await invoiced()) >= 5, { timeoutMs: 60_000, message: 'the first worker to issue five invoices' });
     stopping = true;
     worker.child.kill('SIGKILL');
     await worker.exited;

@@ -5,15 +5,15 @@ import { Money } from '../../src/shared/money.rules';
 import { systemClock } from '../../src/clock';
 import { acquireHold, closeHold, expireHolds } from '../../src/ledger/holds.data';
 import { postEntries, postEntry, reverseEntry, type NewEntry } from '../../src/ledger/ledger.data';
-import { settleAccountUsage } from '../../src/metering/settlement.data';
-import { staffOperations } from '../../src/accounts/accounts.service';
+import { settleAccountUsage } from '../../src/metering/metering.service';
+import { accountsService } from '../../src/accounts/accounts.service';
 import { testConfig, testDb } from '../helpers/env';
 import { insertUsageEvents } from '../helpers/usageEvents';
 
 const config = testConfig();
 const db = testDb(config);
 afterAll(() => db.destroy());
-const ops = staffOperations({ db, clock: systemClock });
+const ops = accountsService({ db, clock: systemClock });
 const none = { overdraftAllowance: new Money(0) };
 
 async function newAccount(plan: 'prepaid' | 'postpaid' = 'prepaid', creditLimit = '0') {

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { StopWaiting, untilTrue } from '../helpers/eventually';
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import { settlementShardStatusQuery } from '../../workflows/messages';
 import { shardOf } from '../../src/metering/shards.rules';
@@ -37,9 +38,6 @@ afterAll(async () => {
 });
 
 const countEvents = async (accountId: string) => Number((await db('usage_events').where({ account_id: accountId }).count('* as n').first())!.n);
-async function until(check: () => Promise<boolean>): Promise<void> {
-  while (!(await check())) await new Promise((r) => setTimeout(r, 100));
-}
 
 function chat(url: string, key: string, model: string, extra: Record<string, unknown> = {}) {
   return fetch(`${url}/v1/chat/completions`, {
@@ -77,10 +75,11 @@ describe('database outage', () => {
       expect(await countEvents(customer.accountId)).toBe(1);
 
       await proxy.restore();
-      await until(async () => (await countEvents(customer.accountId)) === N + 1);
+      // The batcher retries with backoff of at most 5 s.
+      await untilTrue(async () => (await countEvents(customer.accountId)) === N + 1, { timeoutMs: 20_000, message: 'the journalled events to be inserted after recovery' });
       const rows = await db('usage_events').whereIn('request_id', ids).select('request_id');
       expect(rows.map((r) => r.request_id).sort()).toEqual([...ids].sort());
-      await until(async () => gw.journal.pendingBytes() === 0);
+      await untilTrue(() => gw.journal.pendingBytes() === 0, { timeoutMs: 20_000, message: 'the journal to empty after recovery' });
     } finally {
       await gw.stop();
       await proxy.close();
@@ -160,13 +159,16 @@ describe('settlement shard wake-ups', () => {
           if (err instanceof WorkflowNotFoundError) return undefined;
           throw err;
         });
-        let state = await status();
         // The shard may carry other accounts of this file too. The pass commits before the
         // workflow records its result, so a query can see the rows settled and the count not yet.
-        while (!state || state.eventsSignalled < 3 || state.eventsSettled < 3 || Number((await db('usage_events').where({ account_id: customer.accountId }).whereNull('settled_at').count('* as n').first())!.n) > 0) {
-          await new Promise((r) => setTimeout(r, 100));
-          state = await status();
-        }
+        const state = await untilTrue(
+          async () => {
+            const s = await status();
+            const unsettled = Number((await db('usage_events').where({ account_id: customer.accountId }).whereNull('settled_at').count('* as n').first())!.n);
+            return s && s.eventsSignalled >= 3 && s.eventsSettled >= 3 && unsettled === 0 ? s : undefined;
+          },
+          { timeoutMs: 30_000, message: 'the shard to be woken and settle the three events' },
+        );
         expect(state.eventsSettled).toBeGreaterThanOrEqual(3);
         // The history holds ids and amounts only: no account name, no email.
         const history = JSON.stringify(await handle.fetchHistory());
@@ -190,15 +192,13 @@ async function spawnGateway(env: Record<string, string>): Promise<GatewayProcess
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   const url = `http://127.0.0.1:${env.GATEWAY_PORT}`;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`gateway exited: ${stderr}`);
-    try {
-      if ((await fetch(`${url}/healthz`)).ok) break;
-    } catch {
-      // not up yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await untilTrue(
+    async () => {
+      if (child.exitCode !== null) throw new StopWaiting(`gateway exited: ${stderr}`);
+      return (await fetch(`${url}/healthz`)).ok;
+    },
+    { timeoutMs: 30_000, message: 'the gateway process to answer /healthz' },
+  );
   return { child, url, exited };
 }
 
@@ -225,7 +225,7 @@ describe('gateway process', () => {
       }
     };
     const load = Promise.all(Array.from({ length: 8 }, worker));
-    await until(async () => completed.length >= 150);
+    await untilTrue(() => completed.length >= 150, { timeoutMs: 60_000, message: '150 requests to complete under load' });
     first.child.kill('SIGKILL');
     await first.exited;
     stop = true;
@@ -233,8 +233,14 @@ describe('gateway process', () => {
 
     const second = await spawnGateway(env);
     try {
-      await until(async () => (await db('usage_events').whereIn('request_id', completed).count('* as n').first())!.n === completed.length);
-      await until(async () => fs.readdirSync(path.join(dataDir, 'metering', 'gateway')).filter((f) => f.startsWith('segment-')).every((f) => fs.statSync(path.join(dataDir, 'metering', 'gateway', f)).size === 0));
+      await untilTrue(async () => (await db('usage_events').whereIn('request_id', completed).count('* as n').first())!.n === completed.length, {
+        timeoutMs: 30_000,
+        message: 'the restarted gateway to insert every completed request from the journal',
+      });
+      await untilTrue(() => fs.readdirSync(path.join(dataDir, 'metering', 'gateway')).filter((f) => f.startsWith('segment-')).every((f) => fs.statSync(path.join(dataDir, 'metering', 'gateway', f)).size === 0), {
+        timeoutMs: 30_000,
+        message: 'the journal segments to empty',
+      });
       const total = await countEvents(customer.accountId);
       // Every request a client saw completed is there once; at most the few cut mid-flight add to it.
       expect(total).toBeGreaterThanOrEqual(completed.length);

@@ -5,12 +5,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { StopWaiting, untilTrue } from '../helpers/eventually';
 import { freePort } from '../../src/util/ports';
 import { BIN } from '../helpers/cli';
 import { testConfig, testDb, testEnv } from '../helpers/env';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fakeUpstream';
 import { startFakeAnthropic, type FakeAnthropic } from '../helpers/fakeAnthropic';
-import { staffOperations } from '../../src/accounts/accounts.service';
+import { accountsService } from '../../src/accounts/accounts.service';
 import { systemClock } from '../../src/clock';
 import { createCustomer, UPSTREAM_KEY, UPSTREAM_KEY_ENV, type Customer } from '../helpers/gateway';
 import { withTestWorker } from '../helpers/worker';
@@ -39,7 +40,7 @@ beforeAll(async () => {
   upstream = await startFakeUpstream({ apiKey: UPSTREAM_KEY });
   customer = await createCustomer(db, upstream.url);
   anthropicUp = await startFakeAnthropic({ apiKey: UPSTREAM_KEY });
-  const ops = staffOperations({ db, clock: systemClock });
+  const ops = accountsService({ db, clock: systemClock });
   const provider = await ops.addProvider({ name: `${customer.provider}-anthropic`, baseUrl: anthropicUp.url, apiKeyEnv: UPSTREAM_KEY_ENV, kind: 'anthropic' });
   claude = `${customer.model}-claude`;
   await ops.addModel({ name: claude, provider: provider.name, upstreamModel: 'claude-fake-1', inputPerMtok: '3', outputPerMtok: '15', cacheWritePerMtok: '3.75', effectiveFrom: '2020-01-01T00:00:00Z' });
@@ -58,14 +59,13 @@ beforeAll(async () => {
   gateway.stdout!.on('data', (d: Buffer) => (logs += d.toString()));
   gateway.stderr!.on('data', (d: Buffer) => (logs += d.toString()));
   exited = new Promise((r) => gateway.once('exit', (code) => r(code)));
-  for (;;) {
-    try {
-      if ((await fetch(`${gatewayUrl}/healthz`)).ok) break;
-    } catch {
-      // starting
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await untilTrue(
+    async () => {
+      if (gateway.exitCode !== null) throw new StopWaiting(`gateway exited: ${logs}`);
+      return (await fetch(`${gatewayUrl}/healthz`)).ok;
+    },
+    { timeoutMs: 30_000, message: 'the gateway process to answer /healthz' },
+  );
 });
 afterAll(async () => {
   if (gateway.exitCode === null) gateway.kill('SIGKILL');
@@ -245,9 +245,10 @@ describe('privacy canary', () => {
       aborter.abort();
 
       // Every request is metered, then the gateway stops (flushing) and the history is complete.
-      while (Number((await db('usage_events').whereIn('request_id', expected).count('* as n').first())!.n) < expected.length) {
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      await untilTrue(async () => Number((await db('usage_events').whereIn('request_id', expected).count('* as n').first())!.n) >= expected.length, {
+        timeoutMs: 20_000,
+        message: 'every request to be metered',
+      });
       gateway.kill('SIGTERM');
       expect(await exited).toBe(0);
     });

@@ -10,12 +10,12 @@ import { createAdminApp } from '../../src/admin/app';
 import { billingPeriod } from '../../src/invoicing/invoice.rules';
 import { Money } from '../../src/shared/money.rules';
 import { systemClock } from '../../src/clock';
-import { invoiceAccountForPeriod } from '../../src/invoicing/invoicing.data';
+import { invoiceAccountForPeriod } from '../../src/invoicing/invoicing.service';
 import type { Db } from '../../src/db/knex';
 import { postEntry } from '../../src/ledger/ledger.data';
-import { settleAccountUsage } from '../../src/metering/settlement.data';
+import { settleAccountUsage } from '../../src/metering/metering.service';
 import { reconciliationService } from '../../src/reconciliation/reconciliation.service';
-import { staffOperations } from '../../src/accounts/accounts.service';
+import { accountsService } from '../../src/accounts/accounts.service';
 import { ensureSchedules, productionSchedules } from '../../src/temporal/schedules';
 import { runCli, runCliJson } from '../helpers/cli';
 import { silentLogger, testConfig, testEnv } from '../helpers/env';
@@ -23,6 +23,7 @@ import { serve } from '../helpers/servers';
 import { closeOwnStack, openOwnStack, ownDatabaseUrl } from '../helpers/ownDatabase';
 import { withTestWorker } from '../helpers/worker';
 import { insertUsageEvents } from '../helpers/usageEvents';
+import { staffService } from '../../src/staff/staff.service';
 
 /**
  * Reconciliation plants each kind of discrepancy directly in the database and
@@ -90,7 +91,7 @@ async function events(accountId: string, times: string[], opts: { cost?: string;
 const world0 = { provider: '', model: '', priceId: '' };
 
 async function plant(): Promise<World> {
-  const ops = staffOperations({ db, clock: systemClock });
+  const ops = accountsService({ db, clock: systemClock });
   const tag = randomUUID().slice(0, 8);
   world0.provider = `prov-${tag}`;
   world0.model = `model-${tag}`;
@@ -307,7 +308,7 @@ describe('reconciliation', () => {
 
     const app = createAdminApp({ db, billing: config.billing, config, clock: systemClock, logger: silentLogger, readiness: {}, readyCheckTimeoutMs: 1000, temporal: { client, taskQueue: config.temporal.taskQueue } });
     const s = await serve(app);
-    const { token } = await staffOperations({ db, clock: systemClock }).createStaffToken({ role: 'billing' });
+    const { token } = await staffService({ db }).createStaffToken({ role: 'billing' });
     const call = (method: string, p: string, body?: string, type = 'application/json') =>
       fetch(s.url + p, { method, headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': type } : {}) }, body });
     try {

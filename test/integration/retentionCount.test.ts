@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dropDatabase, ensureDatabase } from '../../src/db/database';
 import type { Db } from '../../src/db/knex';
 import { migrateLatest } from '../../src/db/migrate';
-import { expireUsageEvents } from '../../src/retention/retention.data';
+import { expireUsageEvents } from '../../src/retention/expiry.service';
 import { testConfig, testDb } from '../helpers/env';
 import { ownDatabaseUrl } from '../helpers/ownDatabase';
 

@@ -2,7 +2,7 @@ import { Client, Connection } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureSearchAttributes } from '../../src/temporal/namespace';
-import { ensureSchedules, type ScheduleDefinition } from '../../src/temporal/schedules';
+import { ensureSchedules, productionSchedules, type ScheduleDefinition } from '../../src/temporal/schedules';
 import { SEARCH_ATTRIBUTES } from '../../src/temporal/searchAttributes';
 import { testConfig } from '../helpers/env';
 
@@ -35,6 +35,13 @@ describe('schedule registration', () => {
     const described = await client.schedule.getHandle(id).describe();
     expect(described.spec.calendars?.[0]).toMatchObject({ hour: [{ start: 4, end: 4, step: 1 }], minute: [{ start: 30, end: 30, step: 1 }] });
     await client.schedule.getHandle(id).delete();
+  });
+
+  it('keeps the production schedules\' ids and workflow ids (running deployments find their schedules by them)', () => {
+    expect(productionSchedules(config).map((d) => [d.scheduleId, d.workflowType, d.workflowId])).toEqual([
+      ['reconcile-daily', 'reconcile', 'reconcile:daily'],
+      ['metadata-expiry-daily', 'metadataExpiry', 'metadata-expiry:daily'],
+    ]);
   });
 });
 

@@ -1,10 +1,12 @@
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
+import { StopWaiting, untilTrue } from '../helpers/eventually';
 import { Money } from '../../src/shared/money.rules';
 import { systemClock } from '../../src/clock';
-import { checkBalances, checkUsage } from '../../src/reconciliation/reconciliation.data';
+import { checkBalances } from '../../src/reconciliation/checks/ledgerBalances.data';
+import { checkUsage } from '../../src/reconciliation/checks/usageVsLedger.service';
 import { allShards } from '../../src/metering/shards.rules';
-import { staffOperations } from '../../src/accounts/accounts.service';
+import { accountsService } from '../../src/accounts/accounts.service';
 import { workflowIds } from '../../src/temporal/conventions';
 import { postEntry } from '../../src/ledger/ledger.data';
 import { BIN } from '../helpers/cli';
@@ -41,7 +43,7 @@ describe('settlement scale-out', () => {
     const { db, client } = stack;
     // One provider and model; the accounts share them.
     const first = await createCustomer(db, upstream.url, { credit: CREDIT });
-    const ops = staffOperations({ db, clock: systemClock });
+    const ops = accountsService({ db, clock: systemClock });
     const customers = [{ accountId: first.accountId, key: first.key }];
     for (let i = 1; i < ACCOUNTS; i++) {
       const account = await ops.createAccount({ name: `Scale ${i}` });
@@ -59,12 +61,14 @@ describe('settlement scale-out', () => {
       return { child, exited: new Promise((r) => child.once('exit', r)) };
     });
     // Both workers polling before the load starts, so the shards spread over them.
-    for (;;) {
-      const { pollers } = await client.workflowService.describeTaskQueue({ namespace: config.temporal.namespace, taskQueue: { name: config.temporal.taskQueue }, taskQueueType: 1 });
-      if (new Set((pollers ?? []).map((p) => p.identity)).size >= 2) break;
-      if (workers.some((w) => w.child.exitCode !== null)) throw new Error(`a worker exited:\n${logs.join('\n')}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    await untilTrue(
+      async () => {
+        if (workers.some((w) => w.child.exitCode !== null)) throw new StopWaiting(`a worker exited:\n${logs.join('\n')}`);
+        const { pollers } = await client.workflowService.describeTaskQueue({ namespace: config.temporal.namespace, taskQueue: { name: config.temporal.taskQueue }, taskQueueType: 1 });
+        return new Set((pollers ?? []).map((p) => p.identity)).size >= 2;
+      },
+      { timeoutMs: 60_000, intervalMs: 200, message: 'both worker processes to poll the task queue' },
+    );
     // All the load comes from one address: no per-address limit on key lookups.
     const gateways = await Promise.all(
       ['gw-a', 'gw-b'].map((instance) => startTestGateway({ DATABASE_URL: config.databaseUrl, GATEWAY_INSTANCE_ID: instance, SETTLE_MIN_INTERVAL_MS: '0', LOG_LEVEL: 'silent', GATEWAY_AUTH_FAILURES_PER_MIN: '0' }, config)),
@@ -98,7 +102,7 @@ describe('settlement scale-out', () => {
 
       step = 'waiting for settlement';
       const events = async () => Number((await db('usage_events').whereIn('account_id', ids).count('* as n').first())!.n);
-      while ((await events()) < REQUESTS || (await unsettled()) > 0) await new Promise((r) => setTimeout(r, 200));
+      await untilTrue(async () => (await events()) >= REQUESTS && (await unsettled()) === 0, { timeoutMs: 60_000, intervalMs: 200, message: 'every event to be inserted and settled' });
     } finally {
       await Promise.all(gateways.map((gw) => gw.stop()));
     }

@@ -4,15 +4,18 @@ import { Client, Connection } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
+import { untilTrue } from '../helpers/eventually';
 import { Money } from '../../src/shared/money.rules';
 import { systemClock } from '../../src/clock';
 import { createDb, type Db } from '../../src/db/knex';
 import { acquireHold } from '../../src/ledger/holds.data';
 import { postEntry } from '../../src/ledger/ledger.data';
-import { checkBalances, checkUsage } from '../../src/reconciliation/reconciliation.data';
-import { settleAccountUsage, settleShardUsage } from '../../src/metering/settlement.data';
+import { checkBalances } from '../../src/reconciliation/checks/ledgerBalances.data';
+import { checkUsage } from '../../src/reconciliation/checks/usageVsLedger.service';
+import { meteringService, settleAccountUsage, settleShardUsage } from '../../src/metering/metering.service';
+import { ledgerService } from '../../src/ledger/ledger.service';
 import { shardOf } from '../../src/metering/shards.rules';
-import { staffOperations } from '../../src/accounts/accounts.service';
+import { accountsService } from '../../src/accounts/accounts.service';
 import { workflowIds } from '../../src/temporal/conventions';
 import { billingActivities } from '../../activities/billing';
 import { accountMetering } from '../../workflows/accountMetering';
@@ -48,9 +51,6 @@ afterAll(async () => {
   await db.destroy();
 });
 
-const until = async (check: () => Promise<boolean>) => {
-  while (!(await check())) await new Promise((r) => setTimeout(r, 100));
-};
 const unsettled = async (d: Db, accountId: string) => Number((await d('usage_events').where({ account_id: accountId }).whereNull('settled_at').count('* as n').first())!.n);
 const shardId = (accountId: string, cfg = config) => workflowIds.settlement(shardOf(accountId, cfg.billing.settlementShards), cfg.temporal.taskQueue);
 
@@ -89,7 +89,7 @@ describe('usage settlement through the shards', () => {
           await r.text();
         }
         await gw.batcher.flush();
-        await until(async () => (await unsettled(db, c.accountId)) === 0);
+        await untilTrue(async () => (await unsettled(db, c.accountId)) === 0, { timeoutMs: 30_000, message: "the shard to settle the gateway's five events" });
         const totals = await expectBooksAgree(db, c.accountId, '100');
         expect(totals.events).toBe(5);
         const state = await client.workflow.getHandle(shardId(c.accountId)).query(settlementShardStatusQuery);
@@ -146,7 +146,7 @@ describe('usage settlement through the shards', () => {
     });
     // Kill it once settlement is under way, with passes still to go.
     step = 'waiting for the first worker to settle a pass';
-    await until(async () => (await unsettled(db, c.accountId)) < 22000);
+    await untilTrue(async () => (await unsettled(db, c.accountId)) < 22000, { timeoutMs: 30_000, message: 'the first worker to settle a pass' });
     worker.child.kill('SIGKILL');
     await worker.exited;
     expect(await unsettled(db, c.accountId)).toBeGreaterThan(0);
@@ -154,7 +154,7 @@ describe('usage settlement through the shards', () => {
     step = 'waiting for the second worker to settle the rest';
     worker = startWorker();
     try {
-      await until(async () => (await unsettled(db, c.accountId)) === 0);
+      await untilTrue(async () => (await unsettled(db, c.accountId)) === 0, { timeoutMs: 60_000, message: 'the second worker to settle the rest' });
       step = 'checking the books';
       const totals = await expectBooksAgree(db, c.accountId, '50');
       expect(totals.events).toBe(22000);
@@ -177,7 +177,7 @@ describe('set-based shard settlement (a database of its own)', () => {
 
   const grantOf = new Map<string, string>();
   async function newAccounts(n: number, credit = '10'): Promise<string[]> {
-    const ops = staffOperations({ db: stack.db, clock: systemClock });
+    const ops = accountsService({ db: stack.db, clock: systemClock });
     const ids: string[] = [];
     for (let i = 0; i < n; i++) {
       const id = (await ops.createAccount({ name: `Shard ${i}` })).id;
@@ -340,7 +340,8 @@ describe('set-based shard settlement (a database of its own)', () => {
 
     const lines: Record<string, unknown>[] = [];
     const logger = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
-    const activities = billingActivities({ db: stack.db, billing: { ...own.billing, settlementShards: 1 }, logger });
+    const billing = { ...own.billing, settlementShards: 1 };
+    const activities = billingActivities({ ledger: ledgerService({ db: stack.db, billing }), metering: meteringService({ db: stack.db, billing, logger }) });
     const r = await activities.settleShard({ shard: 0, accounts: named });
     expect(r).toMatchObject({ events: 2, accounts: 2, cost: '0.75', more: false, failedAccounts: 1 });
     await expectBooksAgree(stack.db, healthy1!, '10');
@@ -362,7 +363,7 @@ describe('set-based shard settlement (a database of its own)', () => {
     // Not a data error (the connection is gone): thrown, for the workflow to retry the pass.
     const gone = createDb({ databaseUrl: 'postgres://nobody:x@127.0.0.1:1/none', poolMax: 1, applicationName: 'mixroute-test' });
     try {
-      await expect(billingActivities({ db: gone, billing: { ...own.billing, settlementShards: 1 }, logger }).settleShard({ shard: 0, accounts: named })).rejects.toThrow();
+      await expect(billingActivities({ ledger: ledgerService({ db: gone, billing }), metering: meteringService({ db: gone, billing, logger }) }).settleShard({ shard: 0, accounts: named })).rejects.toThrow();
     } finally {
       await gone.destroy();
     }
@@ -398,15 +399,15 @@ describe('set-based shard settlement (a database of its own)', () => {
       const first = stack.client.workflow.getHandle(handle.workflowId, handle.signaledRunId);
       try {
         // Started, signalled, a task, and a heartbeat's task: the history is long (>= 6) once the pass returns.
-        await until(async () => ((await first.fetchHistory()).events?.length ?? 0) >= 7);
+        await untilTrue(async () => ((await first.fetchHistory()).events?.length ?? 0) >= 7, { timeoutMs: 30_000, message: 'the blocked sweep to make the history long' });
         await blocker.rollback();
-        await until(async () => (await first.describe()).status.name === 'CONTINUED_AS_NEW');
+        await untilTrue(async () => (await first.describe()).status.name === 'CONTINUED_AS_NEW', { timeoutMs: 30_000, message: 'the shard to continue as new once its pass returns' });
         const history = await first.fetchHistory();
         const payload = history.events?.at(-1)?.workflowExecutionContinuedAsNewEventAttributes?.input?.payloads?.[0];
         const carried = defaultPayloadConverter.fromPayload<{ state: { sweepPending: boolean; sweeps: number } }>(payload as never);
         expect(carried.state).toMatchObject({ sweeps: 1, sweepPending: true });
         // The next generation sweeps the rest at once (its sweep timer is a day away).
-        await until(async () => (await allUnsettledOf(ids)) === 0);
+        await untilTrue(async () => (await allUnsettledOf(ids)) === 0, { timeoutMs: 30_000, message: 'the next generation to sweep the rest at once' });
       } finally {
         if (!blocker.isCompleted()) await blocker.rollback();
         await handle.terminate('test done').catch(() => undefined);
@@ -426,15 +427,18 @@ describe('set-based shard settlement (a database of its own)', () => {
         args: [{ accountId: drainer!, settleMinIntervalMs: 0, sweepMs: 86_400_000 }],
       });
       // The command finds running workflows through visibility, which follows the start by a moment.
-      await until(async () => {
-        for await (const w of stack.client.workflow.list({ query: `WorkflowId = '${old.workflowId}' AND ExecutionStatus = 'Running'` })) return w.workflowId === old.workflowId;
-        return false;
-      });
+      await untilTrue(
+        async () => {
+          for await (const w of stack.client.workflow.list({ query: `WorkflowId = '${old.workflowId}' AND ExecutionStatus = 'Running'` })) return w.workflowId === old.workflowId;
+          return false;
+        },
+        { timeoutMs: 10_000, message: 'the per-account workflow to be listed as running' },
+      );
       const out = await runCliJson(['settlement', 'migrate', '--wait'], testEnv(own));
       expect(out).toMatchObject({ shards: own.billing.settlementShards, drained: out.meteringRunning, terminated: 0, meteringLeft: 0 });
       expect(out.meteringRunning).toBeGreaterThanOrEqual(1);
       expect((await old.describe()).status.name).toBe('COMPLETED');
-      await until(async () => (await allUnsettledOf([drainer!, ...silent])) === 0);
+      await untilTrue(async () => (await allUnsettledOf([drainer!, ...silent])) === 0, { timeoutMs: 30_000, message: 'the started shards to settle the five accounts' });
       for (const id of [drainer!, ...silent]) await expectBooksAgree(stack.db, id, '10');
       const shard = await stack.client.workflow.getHandle(shardId(silent[0]!, own)).query(settlementShardStatusQuery);
       expect(shard.sweeps).toBeGreaterThanOrEqual(1);

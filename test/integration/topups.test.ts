@@ -5,6 +5,7 @@ import { runCli, runCliJson } from '../helpers/cli';
 import { testEnv } from '../helpers/env';
 import { paymentWebhookStack } from '../helpers/paymentWebhook';
 import { withTestWorker } from '../helpers/worker';
+import { staffService } from '../../src/staff/staff.service';
 
 const SECRET = 'whsec_test_secret_for_mixroute';
 const webhook = paymentWebhookStack(SECRET);
@@ -12,7 +13,7 @@ const { config, db, ops, sign } = webhook;
 let billingToken: string;
 
 beforeAll(async () => {
-  billingToken = (await ops.createStaffToken({ role: 'billing' })).token;
+  billingToken = (await staffService({ db }).createStaffToken({ role: 'billing' })).token;
 });
 
 function paymentEvent(accountId: string, paymentId: string, cents: number) {

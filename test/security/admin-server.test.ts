@@ -4,10 +4,10 @@ import { startAdminServer } from '../../src/admin/server';
 import { systemClock } from '../../src/clock';
 import { createDb } from '../../src/db/knex';
 import { createGatewayApp } from '../../src/gateway/app';
-import { staffOperations } from '../../src/accounts/accounts.service';
 import { silentLogger, testConfig, testDb } from '../helpers/env';
 import { startTestGateway } from '../helpers/gateway';
 import { serve } from '../helpers/servers';
+import { staffService } from '../../src/staff/staff.service';
 
 /**
  * Attacks on the servers' own surface (issue 17, item 7), by a client with no
@@ -17,7 +17,6 @@ import { serve } from '../helpers/servers';
  */
 const config = testConfig();
 const db = testDb(config);
-const ops = staffOperations({ db, clock: systemClock });
 let admin: { url: string; close: () => Promise<void> };
 const cleanups: (() => Promise<unknown>)[] = [];
 
@@ -52,9 +51,9 @@ describe('request bodies on the admin API', () => {
   });
 
   it('are not parsed for a role the route does not admit (403), and are for one it does', async () => {
-    const compliance = (await ops.createStaffToken({ role: 'compliance' })).token;
+    const compliance = (await staffService({ db }).createStaffToken({ role: 'compliance' })).token;
     expect((await send('/billing/accounts', '{"name": "x",', 'application/json', compliance)).status).toBe(403);
-    const billing = (await ops.createStaffToken({ role: 'billing' })).token;
+    const billing = (await staffService({ db }).createStaffToken({ role: 'billing' })).token;
     const parsed = await send('/billing/accounts', '{"name": "x",', 'application/json', billing);
     expect(parsed.status).toBe(400);
     expect(parsed.body.detail).toContain('not valid JSON');

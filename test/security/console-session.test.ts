@@ -2,8 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAdminApp } from '../../src/admin/app';
 import { systemClock } from '../../src/clock';
-import { createStaffUser } from '../../src/console/app';
-import { staffOperations } from '../../src/accounts/accounts.service';
+import { staffService } from '../../src/staff/staff.service';
 import { silentLogger, testConfig, testDb } from '../helpers/env';
 import { serve } from '../helpers/servers';
 
@@ -17,7 +16,6 @@ import { serve } from '../helpers/servers';
 // The admin server sits behind a proxy on loopback, so X-Forwarded-For names the client.
 const config = testConfig({ TRUSTED_PROXIES: 'loopback' });
 const db = testDb(config);
-const ops = staffOperations({ db, clock: systemClock });
 const PASSWORD = 'correct horse battery staple';
 let base: string;
 let close: () => Promise<void>;
@@ -26,7 +24,7 @@ let adminToken: string;
 beforeAll(async () => {
   const app = createAdminApp({ db, billing: config.billing, config, clock: systemClock, logger: silentLogger, readiness: {}, readyCheckTimeoutMs: 1000 });
   ({ url: base, close } = await serve(app));
-  adminToken = (await ops.createStaffToken({ role: 'admin' })).token;
+  adminToken = (await staffService({ db }).createStaffToken({ role: 'admin' })).token;
 });
 afterAll(async () => {
   await close();
@@ -69,7 +67,7 @@ async function signIn(b: Browser, email: string, password: string) {
 
 async function staffUser(role: 'billing' | 'compliance' | 'admin') {
   const email = `staff-${randomUUID().slice(0, 8)}@mixroute.example`;
-  const u = await createStaffUser(db, { email, name: `Staff ${role}`, role, password: PASSWORD });
+  const u = await staffService({ db }).createUser({ email, name: `Staff ${role}`, role, password: PASSWORD });
   return { ...u, email };
 }
 
@@ -77,7 +75,7 @@ const signedInTo = (r: { status: number; location: string }) => r.status === 303
 
 describe('console sessions follow the staff token or user behind them', () => {
   it('a session opened with a staff token ends when the token is revoked through the admin API', async () => {
-    const stolen = await ops.createStaffToken({ role: 'billing', name: 'laptop' });
+    const stolen = await staffService({ db }).createStaffToken({ role: 'billing', name: 'laptop' });
     const attacker = browser();
     expect(signedInTo(await signIn(attacker, '', stolen.token))).toBe(true);
     expect((await attacker.get('/console/accounts')).status).toBe(200);

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { staffOperations } from '../../src/accounts/accounts.service';
+import { accountsService } from '../../src/accounts/accounts.service';
 import { systemClock } from '../../src/clock';
 import { testDb } from '../helpers/env';
 import { emailHash } from '../../src/privacy/privacy.data';
@@ -23,7 +23,7 @@ describe('one-time codes of privacy requests', () => {
   it('evaluates at most 5 concurrent wrong codes, then refuses even the right one; the stored code is a keyed hash and the outbox forgets it', async () => {
     const victim = uniqueEmail('victim');
     const { accountId, users } = await accountWithUsers(db, { billing: victim, users: [victim] });
-    const key = await staffOperations({ db, clock: systemClock }).createKey({ accountId, userId: users[victim]! });
+    const key = await accountsService({ db, clock: systemClock }).createKey({ accountId, userId: users[victim]! });
 
     await withTestWorker(config, db, async () => {
       const filed = await dsr.admin.call('POST', '/privacy/requests', { type: 'deletion', email: victim });
@@ -69,7 +69,7 @@ describe('one-time codes of privacy requests', () => {
       expect((await dsr.admin.call('POST', `/privacy/requests/${id}/verify`, { code: wrong })).status).toBe(400);
       const [a, b] = await Promise.all([dsr.admin.call('POST', `/privacy/requests/${id}/verify`, { code }), dsr.admin.call('POST', `/privacy/requests/${id}/verify`, { code })]);
       expect([a.status, b.status]).toEqual([200, 200]);
-      await until(async () => (await db('dsr_requests').where({ id }).first()).closed_at);
+      await until(async () => (await db('dsr_requests').where({ id }).first()).closed_at, { timeoutMs: 15_000, message: 'the verified request to close' });
       const events = await db('dsr_events').where({ request_id: id, action: 'identity_verified' });
       expect(events).toHaveLength(1);
     });
@@ -82,7 +82,7 @@ describe('one-time codes of privacy requests', () => {
       const answers = [];
       for (const round of [1, 2]) {
         answers.push(await dsr.admin.call('POST', '/privacy/requests', { type: 'deletion', email: victim }));
-        const { id, code } = await until(async () => codeMails(config, victim)[round - 1]);
+        const { id, code } = await until(() => codeMails(config, victim)[round - 1], { timeoutMs: 15_000, message: `code mail ${round} to reach the victim` });
         for (let i = 0; i < 5; i++) expect((await dsr.admin.call('POST', `/privacy/requests/${id}/verify`, { code: wrongFor(code, i) })).status).toBe(400);
         expect((await dsr.admin.call('POST', `/privacy/requests/${id}/verify`, { code: wrongFor(code, 5) })).status).toBe(409);
       }

@@ -18,7 +18,8 @@ const dsr = dsrSuite(config, db, { admin: true });
 
 const result = (id: string) => dsr.client.workflow.getHandle(`dsr:${id}`).result() as Promise<DsrState>;
 const staff = (method: string, p: string, body?: unknown) => dsr.admin.call(method, p, body, { staff: true });
-const awaitingApproval = (id: string) => until(async () => ((await staff('GET', `/privacy/dsr/${id}`)).body.status === 'awaiting_approval' ? true : null));
+const awaitingApproval = (id: string) =>
+  until(async () => (await staff('GET', `/privacy/dsr/${id}`)).body.status === 'awaiting_approval', { timeoutMs: 15_000, message: `request ${id} to await approval` });
 
 describe('data-subject corrections', () => {
   it("a verified user who is not the account's billing contact cannot change the account's fields, even when staff approve", async () => {

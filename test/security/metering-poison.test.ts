@@ -1,12 +1,13 @@
 import { afterAll, describe, expect, it } from 'vitest';
+import { untilTrue } from '../helpers/eventually';
 import { createAdminApp } from '../../src/admin/app';
 import { systemClock } from '../../src/clock';
 import { MAX_TOKEN_COUNT } from '../../src/metering/record';
-import { staffOperations } from '../../src/accounts/accounts.service';
 import { silentLogger, testConfig, testDb } from '../helpers/env';
 import { serve } from '../helpers/servers';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fakeUpstream';
 import { createCustomer, startTestGateway, UPSTREAM_KEY } from '../helpers/gateway';
+import { staffService } from '../../src/staff/staff.service';
 
 /**
  * Attack: a provider (compromised, buggy, or pointed at by a confused route)
@@ -48,14 +49,8 @@ async function chat(key: string, model: string): Promise<string> {
   return res.headers.get('x-request-id')!;
 }
 
-async function until(check: () => Promise<boolean>, what: string): Promise<void> {
-  // Bounded so a regression fails with a message instead of hanging the run; not a timing assertion.
-  for (let i = 0; i < 300; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`gave up waiting: ${what}`);
-}
+// A few batch intervals (METERING_BATCH_MS) with retries; a deadline, not a timing assertion.
+const until = (check: () => Promise<boolean> | boolean, what: string) => untilTrue(check, { timeoutMs: 30_000, message: what });
 const eventOf = (requestId: string) => db('usage_events').where({ request_id: requestId }).first();
 
 describe('a provider reporting absurd token counts', () => {
@@ -100,7 +95,7 @@ describe('a provider reporting absurd token counts', () => {
     // Billing staff find it over the admin API.
     const admin = await serve(createAdminApp({ db, billing: config.billing, config, clock: systemClock, logger: silentLogger, readiness: {}, readyCheckTimeoutMs: 1000 }));
     try {
-      const { token } = await staffOperations({ db, clock: systemClock }).createStaffToken({ role: 'billing' });
+      const { token } = await staffService({ db }).createStaffToken({ role: 'billing' });
       const listed = await fetch(`${admin.url}/billing/metering-quarantine?limit=500`, { headers: { authorization: `Bearer ${token}` } });
       expect(listed.status).toBe(200);
       const { items } = (await listed.json()) as { items: { requestId: string; errorCode: string; accountId: string }[] };

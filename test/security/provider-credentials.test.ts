@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAdminApp } from '../../src/admin/app';
 import { systemClock } from '../../src/clock';
-import { staffOperations } from '../../src/accounts/accounts.service';
 import { silentLogger, testConfig, testDb } from '../helpers/env';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fakeUpstream';
 import { createCustomer, startTestGateway, UPSTREAM_KEY, UPSTREAM_KEY_ENV } from '../helpers/gateway';
 import { serve } from '../helpers/servers';
+import { staffService } from '../../src/staff/staff.service';
 
 /**
  * Attack (issue 17, item 1): whoever may add a provider chooses its base URL and
@@ -23,7 +23,6 @@ const SECRETS = {
 };
 const config = testConfig();
 const db = testDb(config);
-const ops = staffOperations({ db, clock: systemClock });
 let admin: { url: string; close: () => Promise<void> };
 let gw: Awaited<ReturnType<typeof startTestGateway>>;
 let upstream: FakeUpstream;
@@ -31,8 +30,8 @@ const tokens = { billing: '', admin: '' };
 
 beforeAll(async () => {
   admin = await serve(createAdminApp({ db, billing: config.billing, config, clock: systemClock, logger: silentLogger, readiness: {}, readyCheckTimeoutMs: 1000 }));
-  tokens.billing = (await ops.createStaffToken({ role: 'billing' })).token;
-  tokens.admin = (await ops.createStaffToken({ role: 'admin' })).token;
+  tokens.billing = (await staffService({ db }).createStaffToken({ role: 'billing' })).token;
+  tokens.admin = (await staffService({ db }).createStaffToken({ role: 'admin' })).token;
   upstream = await startFakeUpstream();
   // The gateway's environment holds the secrets, as a deployed one does.
   gw = await startTestGateway({}, config, SECRETS);

@@ -3,9 +3,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAdminApp } from '../../src/admin/app';
 import { adminRoutes } from '../../src/admin/routes';
 import { systemClock } from '../../src/clock';
-import { staffOperations } from '../../src/accounts/accounts.service';
+import { accountsService } from '../../src/accounts/accounts.service';
 import { silentLogger, testConfig, testDb } from '../helpers/env';
 import { serve } from '../helpers/servers';
+import { staffService } from '../../src/staff/staff.service';
 
 /**
  * Attacks on what staff type in (issue 17, item 10): amounts the NUMERIC(24,12)
@@ -14,7 +15,7 @@ import { serve } from '../helpers/servers';
  */
 const config = testConfig();
 const db = testDb(config);
-const ops = staffOperations({ db, clock: systemClock });
+const ops = accountsService({ db, clock: systemClock });
 let base: string;
 let close: () => Promise<void>;
 let adminToken: string;
@@ -23,7 +24,7 @@ let accountId: string;
 beforeAll(async () => {
   const app = createAdminApp({ db, billing: config.billing, config, clock: systemClock, logger: silentLogger, readiness: {}, readyCheckTimeoutMs: 1000 });
   ({ url: base, close } = await serve(app));
-  adminToken = (await ops.createStaffToken({ role: 'admin' })).token;
+  adminToken = (await staffService({ db }).createStaffToken({ role: 'admin' })).token;
   accountId = (await ops.createAccount({ name: 'Bounds Co' })).id;
 });
 afterAll(async () => {

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { untilTrue } from '../helpers/eventually';
 import { testConfig, testDb } from '../helpers/env';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fakeUpstream';
 import { createCustomer, startTestGateway, UPSTREAM_KEY, type Customer } from '../helpers/gateway';
@@ -73,8 +74,7 @@ describe("a provider's answer", () => {
     const text = await res.text().catch(() => '');
     expect(text).not.toContain('y'.repeat(20 * 1024));
     expect(text).not.toContain('[DONE]');
-    let event;
-    while (!(event = await eventFor(requestId))) await new Promise((r) => setTimeout(r, 50));
+    const event = await untilTrue(() => eventFor(requestId), { timeoutMs: 5_000, message: 'the cut stream to be metered' });
     expect(event).toMatchObject({ status_code: 502, error_type: 'upstream_event_too_large' });
   });
 });

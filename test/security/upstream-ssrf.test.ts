@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAdminApp } from '../../src/admin/app';
 import { systemClock } from '../../src/clock';
-import { staffOperations } from '../../src/accounts/accounts.service';
 import { silentLogger, testConfig, testDb } from '../helpers/env';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fakeUpstream';
 import { createCustomer, startTestGateway } from '../helpers/gateway';
 import { serve } from '../helpers/servers';
+import { staffService } from '../../src/staff/staff.service';
 
 /**
  * Attack (issue 17, item 1): a provider's base URL pointing inside the network
@@ -80,7 +80,7 @@ describe('the admin API', () => {
   let token: string;
   beforeAll(async () => {
     admin = await serve(createAdminApp({ db, billing: config.billing, config, clock: systemClock, logger: silentLogger, readiness: {}, readyCheckTimeoutMs: 1000 }));
-    token = (await staffOperations({ db, clock: systemClock }).createStaffToken({ role: 'admin' })).token;
+    token = (await staffService({ db }).createStaffToken({ role: 'admin' })).token;
   });
   afterAll(() => admin?.close());
 

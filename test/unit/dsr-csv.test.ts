@@ -1,6 +1,6 @@
 import { strFromU8, unzipSync } from 'fflate';
 import { describe, expect, it } from 'vitest';
-import { csvCell, packageArchive, toCsv } from '../../src/privacy/privacy.data';
+import { csvCell, packageArchive, toCsv } from '../../src/privacy/archive';
 
 describe('data package CSV cells', () => {
   it('defuses cells a spreadsheet would run as a formula', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isDataError, safeErrorMessage } from '../../src/metering/batcher';
+import { isDataError, safeErrorMessage } from '../../src/metering/dataErrors.rules';
 import { MAX_TOKEN_COUNT, usageRecord } from '../../src/metering/record';
 
 const pgError = (code: string, message: string) => Object.assign(new Error(message), { code });

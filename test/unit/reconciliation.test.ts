@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CHECKS, DISCREPANCY_KINDS, fingerprint, previousUtcDay, reconcileWindow, verdict, WindowError } from '../../src/reconciliation/reconciliation.rules';
+import { assertResolutionsAllowed, CHECKS, DISCREPANCY_KINDS, fingerprint, previousUtcDay, reconcileWindow, verdict, WindowError, type Discrepancy } from '../../src/reconciliation/reconciliation.rules';
 import { parseStatement, StatementError } from '../../src/reconciliation/providerStatement.rules';
 
 describe('reconciliation windows', () => {
@@ -28,6 +28,14 @@ describe('discrepancies', () => {
       .map(([name]) => name);
     expect(safe.sort()).toEqual(['unsettled_usage', 'usage_deduction_missing']);
     for (const k of Object.values(DISCREPANCY_KINDS)) expect(CHECKS).toContain(k.check);
+  });
+
+  it('a check may repair only the safe kinds it finds itself', () => {
+    const d = (kind: Discrepancy['kind'], resolution: Discrepancy['resolution']): Discrepancy =>
+      ({ kind, subject: 's', accountId: null, expected: null, actual: null, unit: 'USD', details: {}, resolution, repairRef: null });
+    expect(() => assertResolutionsAllowed('usage', [d('unsettled_usage', 'repaired'), d('usage_hourly_mismatch', 'needs_attention')])).not.toThrow();
+    expect(() => assertResolutionsAllowed('balances', [d('balance_mismatch', 'repaired')])).toThrow('discrepancy balance_mismatch cannot be repaired by the balances check');
+    expect(() => assertResolutionsAllowed('payments', [d('unsettled_usage', 'needs_attention')])).toThrow('by the payments check');
   });
 
   it('the verdict is the worst resolution in the report', () => {

@@ -54,7 +54,7 @@ describe('callUpstreamWhole', () => {
     up.enqueue({ kind: 'slow', headerDelayMs: 1_500 });
     const signal = new UpstreamCancel();
     const pending = call(signal);
-    while (up.requests.length === 0) await new Promise((r) => setTimeout(r, 10));
+    await up.waitForRequests(1); // abort only once the upstream really has the call
     signal.abort();
     expect(await pending).toMatchObject({ kind: 'unreachable' });
   });

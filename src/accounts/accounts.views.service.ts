@@ -4,10 +4,13 @@ import type { ApiKeyRow } from './apiKeys.data';
 import type { ModelRow, PriceRow, ProviderRow } from './routing.data';
 import type { UserRow } from './users.data';
 
-/** What staff see of each record: camelCase, amounts as decimal strings, times as ISO strings. */
+/**
+ * What staff see of each record: camelCase, amounts as decimal strings, times as ISO strings.
+ * Part of the accounts service because it maps the data files' rows, which only services may import.
+ */
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
-/** NUMERIC comes back as "10.000000000000"; show it without the storage padding (money.ts's canonical form). */
+/** NUMERIC comes back as "10.000000000000"; show it without the storage padding (money.rules.ts's canonical form). */
 const amount = (v: string) => toAmountString(new Money(v));
 const optionalAmount = (v: string | null) => (v === null ? null : amount(v));
 

@@ -2,10 +2,22 @@ import { randomBytes } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import { systemClock } from '../clock';
 import type { Config } from '../config';
-import { createStaffUser } from '../console/app';
 import type { Db } from '../db/knex';
-import { ledgerOperations } from '../ledger/ledger.service';
-import { staffOperations } from '../accounts/accounts.service';
+import { ledgerService } from '../ledger/ledger.service';
+import { accountsService } from '../accounts/accounts.service';
+import { staffService } from '../staff/staff.service';
+import {
+  activeKeyPrefix,
+  countAccountsAndProviders,
+  hasGrant,
+  lockDemo,
+  modelExists,
+  providerByName,
+  providerExists,
+  setProviderBaseUrl,
+  staffUserExists,
+  userByEmail,
+} from './demo.data';
 
 /**
  * The demo's data, made through the same services staff use (so the grant is
@@ -33,25 +45,24 @@ export type DemoState = 'fresh' | 'present' | 'foreign';
 
 /** fresh: nothing there yet; present: the demo was set up before; foreign: someone's own data, leave it. */
 export async function demoState(db: Db): Promise<DemoState> {
-  if (await db('providers').where({ name: DEMO_PROVIDERS[0]!.name }).first('id')) return 'present';
-  const [{ n }] = (await db.raw('SELECT (SELECT count(*) FROM accounts) + (SELECT count(*) FROM providers) AS n')).rows as [{ n: string }];
-  return Number(n) === 0 ? 'fresh' : 'foreign';
+  if (await providerExists(db, DEMO_PROVIDERS[0]!.name)) return 'present';
+  return (await countAccountsAndProviders(db)) === 0 ? 'fresh' : 'foreign';
 }
 
 /** Providers pointing at the demo provider's current address, and the priced models. Needs no Temporal. */
 export async function ensureDemoRouting(db: Db, config: Config, providerUrl: string): Promise<void> {
-  const ops = staffOperations({ db, clock: systemClock, config });
+  const ops = accountsService({ db, clock: systemClock, config });
   await db.transaction(async (trx) => {
-    await trx.raw('SELECT pg_advisory_xact_lock(hashtext(?))', [LOCK]);
+    await lockDemo(trx, LOCK);
     for (const p of DEMO_PROVIDERS) {
       const baseUrl = `${providerUrl}${p.path}`;
-      const row = await db('providers').where({ name: p.name }).first('id', 'base_url');
+      const row = await providerByName(db, p.name);
       if (!row) await ops.addProvider({ name: p.name, baseUrl, kind: p.kind });
       // DEV_DEMO_PROVIDER_PORT may have changed since the row was made; the row is the demo's own.
-      else if (row.base_url !== baseUrl) await db('providers').where({ id: row.id }).update({ base_url: baseUrl });
+      else if (row.base_url !== baseUrl) await setProviderBaseUrl(db, row.id, baseUrl);
     }
     for (const m of DEMO_MODELS) {
-      if (!(await db('models').where({ public_name: m.name }).first('id'))) await ops.addModel(m);
+      if (!(await modelExists(db, m.name))) await ops.addModel(m);
     }
   });
 }
@@ -71,11 +82,11 @@ export interface DemoAccount {
 
 /** The account with its grant, a key and a console sign-in. Needs a worker for the grant (topUp workflow). */
 export async function ensureDemoAccount(db: Db, config: Config, client: Client): Promise<DemoAccount> {
-  const ops = staffOperations({ db, clock: systemClock, config });
-  const ledger = ledgerOperations({ db, billing: config.billing, temporal: { client, taskQueue: config.temporal.taskQueue } });
+  const ops = accountsService({ db, clock: systemClock, config });
+  const ledger = ledgerService({ db, billing: config.billing, temporal: { client, taskQueue: config.temporal.taskQueue } });
   return db.transaction(async (trx) => {
-    await trx.raw('SELECT pg_advisory_xact_lock(hashtext(?))', [LOCK]);
-    const existing = await db('users').where({ email: DEMO_EMAIL }).first('id', 'account_id');
+    await lockDemo(trx, LOCK);
+    const existing = await userByEmail(db, DEMO_EMAIL);
     let accountId: string;
     let userId: string;
     if (existing) {
@@ -86,23 +97,21 @@ export async function ensureDemoAccount(db: Db, config: Config, client: Client):
       accountId = account.id;
       userId = (await ops.createUser({ accountId, name: 'Dana Demo', email: DEMO_EMAIL, jobTitle: 'Developer' })).id;
     }
-    if (!(await db('ledger_entries').where({ account_id: accountId, kind: 'grant' }).first('id'))) {
+    if (!(await hasGrant(db, accountId))) {
       // Per account: the Temporal state (.data/temporal.db) may outlive the database, and a grant workflow found there would credit nothing here.
       await ledger.createTopUp({ accountId, amount: DEMO_CREDIT, reference: `${DEMO_GRANT_REFERENCE}:${accountId}`, kind: 'grant' }, 'dev:demo');
     }
     let apiKey: string | undefined;
-    let keyPrefix: string | undefined;
-    const key = await db('api_keys').where({ account_id: accountId }).whereNull('revoked_at').first('prefix');
-    if (key) keyPrefix = key.prefix;
-    else {
+    let keyPrefix = await activeKeyPrefix(db, accountId);
+    if (!keyPrefix) {
       const created = await ops.createKey({ accountId, userId, name: 'demo' });
       apiKey = created.key;
       keyPrefix = created.prefix;
     }
     let staffPassword: string | undefined;
-    if (!(await db('staff_users').whereRaw('lower(email) = ?', [DEMO_EMAIL]).first('id'))) {
+    if (!(await staffUserExists(db, DEMO_EMAIL))) {
       staffPassword = randomBytes(12).toString('base64url');
-      await createStaffUser(db, { email: DEMO_EMAIL, name: 'Demo Admin', role: 'admin', password: staffPassword });
+      await staffService({ db }).createUser({ email: DEMO_EMAIL, name: 'Demo Admin', role: 'admin', password: staffPassword });
     }
     const balance = await ledger.balance({ accountId, limit: 1 });
     const account = await ops.getAccount({ id: accountId });

@@ -1,0 +1,23 @@
+import type { AccountsService } from '../accounts/accounts.service';
+import type { InvoicingService } from '../invoicing/invoicing.service';
+import type { LedgerService } from '../ledger/ledger.service';
+import type { PrivacyService } from '../privacy/privacy.service';
+import type { ReconciliationService } from '../reconciliation/reconciliation.service';
+import type { RetentionService } from '../retention/retention.service';
+
+/**
+ * The admin API's operations that the console's pages call (the admin app
+ * passes its own, so both act alike). Declared here from the domain services,
+ * not taken from src/admin, so the console does not depend on the admin API
+ * that mounts it.
+ */
+export type ConsoleOperations = Pick<AccountsService, 'getAccount'> &
+  Pick<LedgerService, 'balance' | 'createTopUp' | 'refund' | 'adjust'> & {
+    invoices: InvoicingService['invoices'];
+    runs: InvoicingService['runs'];
+    render: { pdf: (id: string) => Promise<Buffer> };
+    reconciliation: ReconciliationService;
+    dsr: PrivacyService;
+    retention: RetentionService;
+  };
+

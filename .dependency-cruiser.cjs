@@ -1,5 +1,5 @@
 /**
- * The layer check (issue 19; docs/development.md "Layers"): the arrows of the target
+ * The layer check (issue 19; docs/architecture.md "Layers"): the arrows of the target
  * layout as dependency-cruiser rules. `npm run lint:layers` (scripts/layers.ts, also run
  * by `npm test`) applies them, and adds the one rule dependency-cruiser cannot baseline
  * itself: no cycles between top-level folders.
@@ -15,16 +15,8 @@
 /** Anchored alternation of exact paths, for a rule's path / pathNot. */
 const exactly = (paths) => `^(${paths.map((p) => p.replace(/[.]/g, '\\.')).join('|')})$`;
 
-/**
- * Pure modules that are rules files in all but name: no I/O, no clock, no randomness.
- * Workflows may import them like any *.rules.ts. A file leaves this list when the
- * reorganisation renames it to *.rules.ts. Listing a file here claims it is pure; the
- * rules below check its imports.
- */
-const PURE_MODULES = [];
-
-/** A rules file: named *.rules.ts, or listed in PURE_MODULES. */
-const RULES = [exactly(PURE_MODULES), '\\.rules\\.ts$'];
+/** A rules file: pure (no I/O, no clock, no randomness), so workflows may import it. */
+const RULES = ['\\.rules\\.ts$'];
 
 /** Data access: the only files that may import knex or pg. Migrations are schema code. */
 const DATA_ACCESS = ['^src/db/', '\\.data\\.ts$', '^migrations/'];
@@ -75,8 +67,7 @@ module.exports = {
       severity: 'error',
       comment:
         'Workflow code is replayed and must be deterministic: a workflow imports only @temporalio/workflow, other ' +
-        'workflow modules (message types from workflows/messages.ts) and rules files (*.rules.ts, or a module in ' +
-        'PURE_MODULES of .dependency-cruiser.cjs). Move the logic into a rules file, or do the I/O in an activity.',
+        'workflow modules (message types from workflows/messages.ts) and rules files (*.rules.ts). Move the logic into a rules file, or do the I/O in an activity.',
       from: { path: '^workflows/' },
       to: {
         pathNot: ['^workflows/', '(^|/)node_modules/@temporalio/workflow/', '^activities/index\\.ts$', ...RULES],
@@ -96,7 +87,7 @@ module.exports = {
       name: 'rules-import-no-io',
       severity: 'error',
       comment:
-        'Rules files (*.rules.ts and the PURE_MODULES of .dependency-cruiser.cjs) are pure: no knex, pg, Temporal ' +
+        'Rules files (*.rules.ts) are pure: no knex, pg, Temporal ' +
         'client, express, undici or other I/O package, and no Node I/O built-in (fs, net, http, child_process, ...). ' +
         'Take the data as arguments; the I/O belongs in a *.data.ts file or a service.',
       from: { path: RULES },
@@ -107,7 +98,7 @@ module.exports = {
       severity: 'error',
       comment:
         'Workflows import rules files, so whatever a rules file imports lands in the workflow sandbox: a rules file ' +
-        'imports (other than as a type) only other rules files and deterministic packages (decimal.js).',
+        'imports (other than as a type) only other rules files and deterministic packages (decimal.js, csv-parse).',
       from: { path: RULES },
       to: { pathNot: [...RULES, PURE_PACKAGES_PATH], dependencyTypesNot: ['type-only'] },
     },

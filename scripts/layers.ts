@@ -222,7 +222,7 @@ async function main(): Promise<void> {
     console.error(`[layers] ${check.staleCount} known violations are fixed: drop them with npm run lint:layers -- --update-baseline`);
   }
   if (check.newViolations.length) {
-    console.error(`[layers] ${check.newViolations.length} new layer violations (docs/development.md "Layers"):\n\n${check.report}${summary}`);
+    console.error(`[layers] ${check.newViolations.length} new layer violations (docs/architecture.md "Layers"):\n\n${check.report}${summary}`);
     process.exit(1);
   }
   console.error(`[layers] ok; ${summary}`);

@@ -13,6 +13,13 @@ import { dsrActivities, type PrivacyDeps } from './dsr';
 import { retentionActivities } from './retention';
 import { retentionService } from '../src/retention/retention.service';
 import { privacyFulfilmentService } from '../src/privacy/fulfilment.service';
+import { loadConfig } from '../src/config';
+import { guardedConnector } from '../src/gateway/upstreamAddress';
+import { upstreamAddressPolicy } from '../src/shared/upstreamAddressPolicy';
+import { createWebhookSender } from '../src/webhooks/sender';
+import { webhookDeliveryService } from '../src/webhooks/webhooks.service';
+import { webhookActivities } from './webhooks';
+import { accountEventsService } from '../src/notifications/events.service';
 
 /** What activities may use; the worker passes production ones, tests pass a test database. */
 export interface ActivityDeps {
@@ -24,6 +31,23 @@ export interface ActivityDeps {
   reconcile: Config['reconcile'];
   retention: Config['retention'];
   privacy: PrivacyDeps;
+  /** Webhook delivery settings; absent, the defaults (docs/configuration.md). */
+  webhooks?: Config['webhooks'];
+}
+
+function webhookDeps(deps: ActivityDeps) {
+  const webhooks = deps.webhooks ?? loadConfig({}).webhooks;
+  // Deliveries connect through the gateway's address guard, with WEBHOOK_ALLOWED_HOSTS as the policy.
+  const connect = guardedConnector(upstreamAddressPolicy(webhooks.allowedHosts), { timeout: webhooks.timeoutMs });
+  const service = webhookDeliveryService({
+    db: deps.db,
+    clock: deps.clock,
+    config: { webhooks, dataDir: deps.privacy.dataDir },
+    sender: createWebhookSender({ connect, timeoutMs: webhooks.timeoutMs }),
+    mail: deps.privacy.mail,
+  });
+  const events = deps.privacy.mail ? accountEventsService({ db: deps.db, mail: deps.privacy.mail }) : undefined;
+  return { webhooks: service, events, clock: deps.clock, dispatchPollMs: webhooks.dispatchPollMs };
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -34,6 +58,7 @@ export function createActivities(deps: ActivityDeps) {
     ...reconciliationActivities(deps),
     ...dsrActivities({ ...deps, privacyFulfilment: privacyFulfilmentService({ db: deps.db, clock: deps.clock, privacy: deps.privacy }) }),
     ...retentionActivities({ ...deps, retentionService: retentionService({ db: deps.db, clock: deps.clock, config: { retention: deps.retention } }) }),
+    ...webhookActivities(webhookDeps(deps)),
   };
 }
 

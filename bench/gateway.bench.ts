@@ -216,6 +216,8 @@ async function main(): Promise<number> {
     const user = await ops.createUser({ accountId: account.id, name: `Bench ${tag}`, email: `bench-${tag}@example.com` });
     // 1,000,000 is the largest limit the key schema accepts: a 1M-request burst, refilled at ~16.7k/s.
     const key = await ops.createKey({ accountId: account.id, userId: user.id, name: 'bench', rateLimitRpm: 1_000_000 });
+    // BENCH_KEY_SPEND_LIMIT: the key gets a daily spend limit this large, so the balance gate checks it (issue 22).
+    if (process.env.BENCH_KEY_SPEND_LIMIT) await db('api_keys').where({ id: key.id }).update({ spend_limit: process.env.BENCH_KEY_SPEND_LIMIT, limit_window: 'daily' });
 
     const gatewayPort = await freePort();
     const metricsPort = await freePort();

@@ -22,6 +22,10 @@ import * as m20261204170400 from './20261204170400_console_sign_in_throttle';
 import * as m20261204170500 from './20261204170500_metering_bigint_and_quarantine';
 import * as m20261204170600 from './20261204170600_payment_reversals';
 import * as m20261204180000 from './20261204180000_anthropic_cache_writes';
+import * as m20261204210000 from './20261204210000_client_account_api';
+import * as m20261204210100 from './20261204210100_key_spend_holds';
+import * as m20261204210200 from './20261204210200_account_events';
+import * as m20261204210300 from './20261204210300_webhooks';
 
 /**
  * Every migration, in order, imported statically. knex's directory loader would
@@ -54,4 +58,8 @@ export const migrations: ReadonlyArray<readonly [name: string, migration: Knex.M
   ['20261204170500_metering_bigint_and_quarantine.ts', m20261204170500],
   ['20261204170600_payment_reversals.ts', m20261204170600],
   ['20261204180000_anthropic_cache_writes.ts', m20261204180000],
+  ['20261204210000_client_account_api.ts', m20261204210000],
+  ['20261204210100_key_spend_holds.ts', m20261204210100],
+  ['20261204210200_account_events.ts', m20261204210200],
+  ['20261204210300_webhooks.ts', m20261204210300],
 ];

@@ -13,6 +13,7 @@ import { registerRouting } from './cli/routing';
 import { registerSettlement } from './cli/settlement';
 import { registerStaffTokens, registerStaffUsers } from './cli/staff';
 import { registerSystem } from './cli/system';
+import { registerWebhooks } from './cli/webhooks';
 import { UsageError } from './cli/shared';
 
 /**
@@ -44,6 +45,7 @@ registerRetention(program);
 registerStaffUsers(program);
 registerDemo(program);
 registerSettlement(program);
+registerWebhooks(program);
 
 // Every verb gets --help from commander; make usage errors one line too.
 program.configureOutput({

@@ -57,6 +57,8 @@ export const configSchema = z.object({
   GATEWAY_KEY_CACHE_MS: z.coerce.number().int().min(0).max(5_000).default(2_000),
   GATEWAY_ROUTING_REFRESH_MS: z.coerce.number().int().min(100).max(300_000).default(5_000),
   GATEWAY_DEFAULT_RPM: z.coerce.number().int().min(0).default(0),
+  // Account read API (GET /v1/key, /v1/credits, /v1/generation, /v1/activity) per key and minute, per instance; 0: off.
+  GATEWAY_ACCOUNT_API_RPM: z.coerce.number().int().min(0).max(100_000).default(120),
   GATEWAY_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
   // Failed authentications per source address (IPv6: per /64) and minute, refused before any key lookup; 0 turns the limit off.
   GATEWAY_AUTH_FAILURES_PER_MIN: z.coerce.number().int().min(0).max(100_000).default(30),
@@ -149,6 +151,27 @@ export const configSchema = z.object({
   RETENTION_PAUSE_FACTOR: z.coerce.number().min(0).max(100).default(DEFAULT_RETENTION_PAUSE_FACTOR),
   SMTP_URL: optionalString,
   MAIL_FROM: z.string().min(3).default('MixRoute Privacy <privacy@mixroute.example>'),
+  // Webhook endpoints (docs/webhooks.md): same grammar as UPSTREAM_ALLOWED_HOSTS, checked where deliveries connect.
+  WEBHOOK_ALLOWED_HOSTS: z
+    .string()
+    .default('*')
+    .transform((v, ctx) => {
+      const list = v.split(',').map((s) => s.trim()).filter(Boolean);
+      for (const entry of list) {
+        const problem = allowedHostEntryProblem(entry);
+        if (problem) ctx.addIssue({ code: 'custom', message: `${problem}; expected comma-separated host names, *.domain, addresses, CIDR ranges or *` });
+      }
+      return list;
+    }),
+  WEBHOOK_SECRET_KEY: optionalString,
+  WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
+  WEBHOOK_RETRY_INITIAL_MS: z.coerce.number().int().min(100).max(3_600_000).default(5_000),
+  WEBHOOK_RETRY_MAX_INTERVAL_MS: z.coerce.number().int().min(100).max(86_400_000).default(6 * 3_600_000),
+  // The issue's bound: a delivery is retried for at most three days.
+  WEBHOOK_RETRY_WINDOW_S: z.coerce.number().int().min(1).max(3 * 86_400).default(3 * 86_400),
+  WEBHOOK_DISABLE_AFTER_FAILURES: z.coerce.number().int().min(1).max(10_000).default(20),
+  WEBHOOK_DISABLE_MIN_FAILING_S: z.coerce.number().int().min(0).max(30 * 86_400).default(86_400),
+  WEBHOOK_DISPATCH_POLL_MS: z.coerce.number().int().min(50).max(60_000).default(1_000),
 });
 
 export type Env = Record<string, string | undefined>;
@@ -194,6 +217,8 @@ export interface Config {
     readonly keyCacheMs: number;
     readonly routingRefreshMs: number;
     readonly defaultRpm: number;
+    /** Account read API requests per key and minute (0: no bound of its own). */
+    readonly accountApiRpm: number;
     readonly shutdownGraceMs: number;
     readonly trustedProxies: readonly string[];
     /** Failed authentications per source address and minute (0: no limit). */
@@ -283,6 +308,22 @@ export interface Config {
     readonly from: string;
     readonly mailboxDir: string;
   };
+  /** Webhook delivery (docs/webhooks.md). */
+  readonly webhooks: {
+    /** WEBHOOK_ALLOWED_HOSTS entries, checked against the address a delivery connects to. */
+    readonly allowedHosts: readonly string[];
+    /** Seals endpoint secrets (base64, 32 bytes); unset, a key under DATA_DIR/secrets/. */
+    readonly secretKey: string | undefined;
+    /** One attempt's bound: connect, headers and body together. */
+    readonly timeoutMs: number;
+    readonly retry: { readonly initialMs: number; readonly maxIntervalMs: number; readonly windowMs: number };
+    /** An endpoint is disabled after this many failed attempts in a row ... */
+    readonly disableAfterFailures: number;
+    /** ... spanning at least this long (a short outage during a burst does not disable it). */
+    readonly disableMinFailingS: number;
+    /** How often the dispatcher looks for deliveries to start. */
+    readonly dispatchPollMs: number;
+  };
   readonly metering: {
     readonly batchMs: number;
     readonly signalThrottleMs: number;
@@ -336,6 +377,7 @@ export function loadConfig(env: Env = process.env): Config {
       keyCacheMs: e.GATEWAY_KEY_CACHE_MS,
       routingRefreshMs: e.GATEWAY_ROUTING_REFRESH_MS,
       defaultRpm: e.GATEWAY_DEFAULT_RPM,
+      accountApiRpm: e.GATEWAY_ACCOUNT_API_RPM,
       shutdownGraceMs: e.GATEWAY_SHUTDOWN_GRACE_MS,
       trustedProxies: Object.freeze([...e.TRUSTED_PROXIES]),
       authFailuresPerMinute: e.GATEWAY_AUTH_FAILURES_PER_MIN,
@@ -407,6 +449,15 @@ export function loadConfig(env: Env = process.env): Config {
       smtpUrl: e.SMTP_URL,
       from: e.MAIL_FROM,
       mailboxDir: path.join(path.resolve(e.DATA_DIR), 'mailbox'),
+    }),
+    webhooks: Object.freeze({
+      allowedHosts: Object.freeze([...e.WEBHOOK_ALLOWED_HOSTS]),
+      secretKey: e.WEBHOOK_SECRET_KEY,
+      timeoutMs: e.WEBHOOK_TIMEOUT_MS,
+      retry: Object.freeze({ initialMs: e.WEBHOOK_RETRY_INITIAL_MS, maxIntervalMs: e.WEBHOOK_RETRY_MAX_INTERVAL_MS, windowMs: e.WEBHOOK_RETRY_WINDOW_S * 1000 }),
+      disableAfterFailures: e.WEBHOOK_DISABLE_AFTER_FAILURES,
+      disableMinFailingS: e.WEBHOOK_DISABLE_MIN_FAILING_S,
+      dispatchPollMs: e.WEBHOOK_DISPATCH_POLL_MS,
     }),
     metering: Object.freeze({
       batchMs: e.METERING_BATCH_MS,

@@ -7,3 +7,4 @@ export { metadataExpiry } from './metadataExpiry';
 export { reconcile } from './reconcile';
 export { settlementShard } from './settlementShard';
 export { topUp } from './topUp';
+export { webhookDelivery, webhookDispatcher } from './webhookDelivery';

@@ -298,3 +298,24 @@ export interface MetadataExpiryResult {
   runId: string;
   categories: RetentionCategoryCounts[];
 }
+
+// --- webhooks (docs/webhooks.md) --------------------------------------------------
+
+/** `webhook-delivery:{deliveryId}:{generation}`: ids only; the URL, secret and payload stay in PostgreSQL. */
+export interface WebhookDeliveryInput {
+  deliveryId: string;
+  generation: number;
+}
+
+export interface WebhookDeliveryResult {
+  status: 'succeeded' | 'failed' | 'stale';
+  attempts: number;
+  lastResponseCode: number | null;
+}
+
+export interface WebhookDispatcherInput {
+  /** How long one dispatch activity polls before it returns (and the loop counts one round). */
+  roundMs?: number;
+  /** Rounds so far in this run; the workflow continues as new after enough of them. */
+  rounds?: number;
+}

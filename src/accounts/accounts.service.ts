@@ -24,6 +24,7 @@ import {
 } from '../staff/schemas';
 import { validate } from '../shared/validate';
 import { accountView, apiKeyView, modelView, priceView, providerView, userView } from './accounts.views.service';
+import { checkKeySettings, STAFF_KEY_FIELDS } from './keys.service';
 
 /**
  * The accounts service (accounts, users, API keys, providers, models and their
@@ -158,12 +159,22 @@ export function accountsService({ db, clock, config }: AccountsDeps) {
           throw new NotFoundError(`user ${input.userId} does not exist in account ${input.accountId}`);
         }
       }
+      const settings = {
+        spendLimit: input.spendLimit ? parseAmount(input.spendLimit).toFixed() : null,
+        limitWindow: input.limitWindow ?? null,
+        expiresAt: input.expiresAt ? new Date(input.expiresAt) : null,
+      };
+      checkKeySettings(settings, clock.now(), STAFF_KEY_FIELDS);
       const issued = issueSecret('api_key');
       const row = await apiKeys.insert({
         account_id: input.accountId,
         user_id: input.userId ?? null,
         name: input.name ?? null,
         rate_limit_rpm: input.rateLimitRpm ?? null,
+        kind: input.kind,
+        expires_at: settings.expiresAt,
+        spend_limit: settings.spendLimit,
+        limit_window: settings.limitWindow,
         key_hash: issued.hash,
         prefix: issued.displayPrefix,
       });

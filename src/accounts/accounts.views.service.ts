@@ -46,6 +46,11 @@ export const apiKeyView = (k: ApiKeyRow) => ({
   name: k.name,
   prefix: k.prefix,
   rateLimitRpm: k.rate_limit_rpm,
+  kind: k.kind,
+  expiresAt: iso(k.expires_at),
+  spendLimit: optionalAmount(k.spend_limit),
+  limitWindow: k.limit_window,
+  limitAlertPercents: k.limit_alert_percents,
   createdAt: iso(k.created_at),
   revokedAt: iso(k.revoked_at),
 });

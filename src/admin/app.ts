@@ -21,6 +21,8 @@ import { publicPrivacyRouter } from './publicPrivacy';
 import { consoleRouter } from '../console/app';
 import { staffService } from '../staff/staff.service';
 import { renderInvoiceHtml, renderInvoicePdf } from '../invoicing/render';
+import { accountEventsService } from '../notifications/events.service';
+import { webhooksService } from '../webhooks/webhooks.service';
 
 export interface AdminAppDeps {
   db: Db;
@@ -57,6 +59,8 @@ export function createAdminApp(deps: AdminAppDeps): Express {
     reconciliation: reconciliationService({ db: deps.db, clock: deps.clock, client: deps.temporal?.client, taskQueue: deps.temporal?.taskQueue }),
     dsr: privacyService({ db: deps.db, clock: deps.clock, config: deps.config, client: deps.temporal?.client, taskQueue: deps.temporal?.taskQueue }),
     retention: retentionService({ db: deps.db, clock: deps.clock, config: deps.config, client: deps.temporal?.client, taskQueue: deps.temporal?.taskQueue }),
+    alerts: accountEventsService({ db: deps.db, mail: deps.config.mail }),
+    webhooks: webhooksService({ db: deps.db, clock: deps.clock, config: deps.config }),
   };
 
   app.use(requestIdMiddleware('adm-'));

@@ -25,6 +25,8 @@ import { DependencyUnavailableError } from '../errors';
 import { startReconcileInput, type ReconciliationService } from '../reconciliation/reconciliation.service';
 import { createDsrInput, extendInput, refuseInput, verifyInput, type PrivacyService } from '../privacy/privacy.service';
 import { addHoldInput, releaseHoldInput, setPolicyInput, type RetentionService } from '../retention/retention.service';
+import { alertSettingsInput, listEventsInput, type AccountEventsService } from '../notifications/events.service';
+import { registerEndpointBody, type WebhooksService } from '../webhooks/webhooks.service';
 
 export type AdminOperations = AccountsService &
   LedgerService &
@@ -36,6 +38,8 @@ export type AdminOperations = AccountsService &
     reconciliation: ReconciliationService;
     dsr: PrivacyService;
     retention: RetentionService;
+    alerts: AccountEventsService;
+    webhooks: WebhooksService;
   };
 
 const needRuns = (ops: AdminOperations) => {
@@ -108,7 +112,7 @@ export const adminRoutes: readonly AdminRoute[] = [
   },
   {
     method: 'post', path: '/billing/keys', roles: BILLING, tag: 'billing', status: 201,
-    summary: 'Create an API key (the key is in this response only)', body: createKeyInput,
+    summary: 'Create an API key (the key is in this response only); kind "management" makes a key that manages the account\'s keys and makes no model calls', body: createKeyInput,
     handler: (ops, { body }) => ops.createKey(body),
   },
   {
@@ -172,6 +176,66 @@ export const adminRoutes: readonly AdminRoute[] = [
     method: 'post', path: '/billing/ledger/:id/reverse', roles: BILLING, tag: 'billing', status: 201, bodyType: 'json',
     summary: 'Reverse a ledger entry (needs a reason; an entry is reversed at most once)',
     handler: (ops, { params, body, actor }) => ops.reverse({ entryId: params.id, reason: (body as { reason?: unknown })?.reason }, actor),
+  },
+  {
+    method: 'get', path: '/billing/accounts/:id/alerts', roles: BILLING, tag: 'billing',
+    summary: "An account's alert settings: low-balance thresholds and whether alert emails go to its billing address",
+    handler: (ops, { params }) => ops.alerts.getAlertSettings({ accountId: params.id }),
+  },
+  {
+    method: 'post', path: '/billing/accounts/:id/alerts', roles: BILLING, tag: 'billing', body: alertSettingsInput,
+    summary: "Set an account's low-balance thresholds (at most 5 amounts; replaces the list) and/or alert emails on or off",
+    handler: (ops, { params, body }) => ops.alerts.setAlertSettings({ accountId: params.id, settings: body }),
+  },
+  {
+    method: 'get', path: '/billing/accounts/:id/events', roles: BILLING, tag: 'billing', query: listEventsInput,
+    summary: "An account's events (balance, key limit, top-up, invoice), newest first (page with ?before=<nextPage.before>; ?type=)",
+    handler: (ops, { params, query }) => ops.alerts.listEvents({ accountId: params.id, query }),
+  },
+  {
+    method: 'get', path: '/billing/accounts/:id/webhooks', roles: BILLING, tag: 'billing',
+    summary: "An account's webhook endpoints (URL, events, status, failures; never the secret)",
+    handler: (ops, { params }) => ops.webhooks.listEndpoints({ accountId: params.id }),
+  },
+  {
+    method: 'post', path: '/billing/accounts/:id/webhooks', roles: BILLING, tag: 'billing', status: 201, body: registerEndpointBody,
+    summary: 'Register a webhook endpoint (url, events); its signing secret is in this response only',
+    handler: (ops, { params, body }) => ops.webhooks.registerEndpoint({ ...(body as object), accountId: params.id }),
+  },
+  {
+    method: 'get', path: '/billing/webhooks/:id', roles: BILLING, tag: 'billing',
+    summary: 'Show one webhook endpoint',
+    handler: (ops, { params }) => ops.webhooks.getEndpoint({ id: params.id }),
+  },
+  {
+    method: 'post', path: '/billing/webhooks/:id/disable', roles: BILLING, tag: 'billing',
+    summary: 'Disable a webhook endpoint (idempotent; pending deliveries end as failed)',
+    handler: (ops, { params }) => ops.webhooks.disableEndpoint({ id: params.id }, 'staff'),
+  },
+  {
+    method: 'post', path: '/billing/webhooks/:id/enable', roles: BILLING, tag: 'billing',
+    summary: 'Enable a webhook endpoint again, its failure count reset (idempotent)',
+    handler: (ops, { params }) => ops.webhooks.enableEndpoint({ id: params.id }),
+  },
+  {
+    method: 'post', path: '/billing/webhooks/:id/delete', roles: BILLING, tag: 'billing',
+    summary: 'Delete a webhook endpoint and its delivery log',
+    handler: (ops, { params }) => ops.webhooks.deleteEndpoint({ id: params.id }),
+  },
+  {
+    method: 'get', path: '/billing/accounts/:id/webhook-deliveries', roles: BILLING, tag: 'billing',
+    summary: "An account's webhook delivery log, newest first: status, attempts, last response code, never a body (?endpointId=&status=&limit=; page with ?before=<nextCursor>)",
+    handler: (ops, { params, query }) => ops.webhooks.listDeliveries({ ...query, accountId: params.id }),
+  },
+  {
+    method: 'get', path: '/billing/webhook-deliveries/:id', roles: BILLING, tag: 'billing',
+    summary: 'Show one webhook delivery',
+    handler: (ops, { params }) => ops.webhooks.getDelivery({ id: params.id }),
+  },
+  {
+    method: 'post', path: '/billing/webhook-deliveries/:id/redeliver', roles: BILLING, tag: 'billing',
+    summary: 'Send a finished webhook delivery again (a pending one is already being tried: unchanged)',
+    handler: (ops, { params }) => ops.webhooks.redeliver({ id: params.id }),
   },
   {
     method: 'get', path: '/billing/accounts/:id/balance', roles: BILLING, tag: 'billing',

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 
 
-import { print, humanize, withStaff, defined, staffCommand } from './shared';
+import { print, humanize, withStaff, defined, staffCommand, UsageError } from './shared';
+import { accountEventsService } from '../notifications/events.service';
 
 /** Customer accounts, their users and their API keys. */
 export function registerAccounts(program: Command): void {
@@ -28,6 +29,37 @@ export function registerAccounts(program: Command): void {
   staffCommand(accounts, 'show', 'show one account')
     .argument('<id>', 'account id')
     .action(async (id: string, o) => print(await withStaff((ops) => ops.getAccount({ id })), !!o.json));
+  staffCommand(accounts, 'alerts', "show or set an account's alert settings (low-balance thresholds, alert emails)")
+    .argument('<id>', 'account id')
+    .option('--threshold <amount...>', 'low-balance thresholds in the account currency (at most 5; replaces the list)')
+    .option('--no-thresholds', 'remove every low-balance threshold')
+    .option('--email-alerts <on|off>', 'email alerts to the billing address')
+    .action(async (id: string, o) => {
+      const settings = defined({
+        lowBalanceThresholds: o.thresholds === false ? [] : o.threshold,
+        emailAlerts: o.emailAlerts === undefined ? undefined : o.emailAlerts === 'on' ? true : o.emailAlerts === 'off' ? false : o.emailAlerts,
+      });
+      if (typeof settings.emailAlerts === 'string') throw new UsageError('--email-alerts must be on or off');
+      print(
+        await withStaff((_ops, db) => {
+          const alerts = accountEventsService({ db });
+          return Object.keys(settings).length ? alerts.setAlertSettings({ accountId: id, settings }) : alerts.getAlertSettings({ accountId: id });
+        }),
+        !!o.json,
+      );
+    });
+  staffCommand(accounts, 'events', "list an account's events (balance, key limit, top-up, invoice), newest first")
+    .argument('<id>', 'account id')
+    .option('--type <type>', 'only this event type, e.g. balance.low')
+    .option('--limit <n>', 'page size', '50')
+    .option('--before <cursor>', 'nextPage.before of the previous page')
+    .action(async (id: string, o) =>
+      print(await withStaff((_ops, db) => accountEventsService({ db }).listEvents({ accountId: id, query: defined({ type: o.type, limit: o.limit, before: o.before }) })), !!o.json, (r) =>
+        r.items.length === 0
+          ? '(none)'
+          : r.items.map((e: { occurredAt: string; type: string; id: string; data: unknown }) => `${e.occurredAt}  ${e.type}  ${e.id}  ${JSON.stringify(e.data)}`).join('\n') + (r.nextPage ? `\n(more: --before ${r.nextPage.before})` : ''),
+      ),
+    );
 
   const users = program.command('users').description('people of an account');
   staffCommand(users, 'create', 'add a person to an account')
@@ -46,9 +78,26 @@ export function registerAccounts(program: Command): void {
     .option('--user <id>', 'user the key belongs to')
     .option('--name <name>', 'label')
     .option('--rate-limit-rpm <n>', 'requests per minute for this key')
+    .option('--kind <kind>', 'inference (model calls) | management (manages the account\'s keys at /v1/keys; no model calls)', 'inference')
+    .option('--expires-at <time>', 'ISO 8601 time from which the key stops working, e.g. 2027-12-31T23:59:59Z')
+    .option('--spend-limit <amount>', 'most the key may spend in USD per --limit-window (or in its life without one)')
+    .option('--limit-window <window>', 'daily | weekly | monthly (UTC calendar; needs --spend-limit)')
     .action(async (o) =>
       print(
-        await withStaff((ops) => ops.createKey(defined({ accountId: o.account, userId: o.user, name: o.name, rateLimitRpm: o.rateLimitRpm }))),
+        await withStaff((ops) =>
+          ops.createKey(
+            defined({
+              accountId: o.account,
+              userId: o.user,
+              name: o.name,
+              rateLimitRpm: o.rateLimitRpm,
+              kind: o.kind,
+              expiresAt: o.expiresAt,
+              spendLimit: o.spendLimit,
+              limitWindow: o.limitWindow,
+            }),
+          ),
+        ),
         !!o.json,
         (r) => `${humanize({ ...r, key: undefined })}\n\nkey: ${r.key}\n(store it now: it is not shown again)`,
       ),

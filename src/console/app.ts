@@ -19,6 +19,7 @@ import { reconciliationPages } from './pages/reconciliation';
 import { retentionPages } from './pages/retention';
 import { signInPages } from './pages/signIn';
 import { staffPages } from './pages/staff';
+import { webhooksPages } from './pages/webhooks';
 import { loadSession } from './session';
 
 /**
@@ -87,5 +88,6 @@ export function consoleRouter(deps: ConsoleDeps): Router {
   retentionPages(kit, ops);
   staffPages(kit, staff);
   policiesPages(kit, ops);
+  webhooksPages(kit, ops);
   return router;
 }

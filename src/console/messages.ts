@@ -27,6 +27,7 @@ const MESSAGES = {
   staff_role_changed: { kind: 'ok', text: 'Role changed; it applies to their open sessions at once.' },
   staff_disabled: { kind: 'ok', text: 'Staff member disabled; their sessions have ended.' },
   policy_changed: { kind: 'ok', text: 'Retention period changed.' },
+  webhook_redelivered: { kind: 'ok', text: 'Redelivery queued; reload to see it in the log.' },
 } as const satisfies Record<string, { kind: 'ok' | 'error'; text: string }>;
 
 export type MessageCode = keyof typeof MESSAGES;

@@ -4,6 +4,7 @@ import type { LedgerService } from '../ledger/ledger.service';
 import type { PrivacyService } from '../privacy/privacy.service';
 import type { ReconciliationService } from '../reconciliation/reconciliation.service';
 import type { RetentionService } from '../retention/retention.service';
+import type { WebhooksService } from '../webhooks/webhooks.service';
 
 /**
  * The admin API's operations that the console's pages call (the admin app
@@ -11,7 +12,7 @@ import type { RetentionService } from '../retention/retention.service';
  * not taken from src/admin, so the console does not depend on the admin API
  * that mounts it.
  */
-export type ConsoleOperations = Pick<AccountsService, 'getAccount'> &
+export type ConsoleOperations = Pick<AccountsService, 'getAccount' | 'createKey' | 'listKeys'> &
   Pick<LedgerService, 'balance' | 'createTopUp' | 'refund' | 'adjust'> & {
     invoices: InvoicingService['invoices'];
     runs: InvoicingService['runs'];
@@ -19,5 +20,6 @@ export type ConsoleOperations = Pick<AccountsService, 'getAccount'> &
     reconciliation: ReconciliationService;
     dsr: PrivacyService;
     retention: RetentionService;
+    webhooks: Pick<WebhooksService, 'listEndpoints' | 'listDeliveries' | 'redeliver'>;
   };
 

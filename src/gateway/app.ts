@@ -13,6 +13,12 @@ import type { AuthFailureLimiter } from './authLimiter';
 import type { BalanceGate, Reservation } from './balanceGate';
 import type { Forwarder } from './forwarder';
 import type { Caller, KeyCache } from './keyCache';
+import type { KeysService } from '../accounts/keys.service';
+import { keysApiRouter } from './keysApi';
+import type { ClientApiService } from '../accounts/clientApi.service';
+import { accountApiRouter } from './accountApi';
+import type { WebhooksService } from '../webhooks/webhooks.service';
+import { webhooksApiRouter } from './webhooksApi';
 import { Meter } from './meter';
 import { gatewayMetrics, requestObserver, type GatewayMetrics } from './metrics';
 import { sendOpenAIError } from './openaiError';
@@ -45,6 +51,12 @@ export interface GatewayAppDeps {
     defaultRpm: number;
     maxBodyBytes: number;
     trustedProxies: readonly string[];
+    /** Key management by management keys (/v1/keys); absent, those routes are unknown URLs. */
+    accountKeys?: KeysService;
+    /** The client read API (/v1/key, /v1/credits, /v1/generation, /v1/activity) with its own per-key bound; absent, unknown URLs. */
+    accountApi?: { service: ClientApiService; limiter: RateLimiter; rpm: number };
+    /** Webhook endpoints and delivery log for management keys (/v1/webhooks); absent, unknown URLs. */
+    accountWebhooks?: WebhooksService;
   };
   registry?: Registry;
 }
@@ -174,6 +186,10 @@ export function createGatewayApp(deps: GatewayAppDeps): { app: RequestListener; 
         if (!charged) authLimiter?.fail(sourceIp);
         fw.security.record({ kind: 'auth_failed', reason: result.reason, accountId: null, apiKeyId: null, requestId, sourceIp, userAgent });
         metrics.securityEvents.inc({ kind: 'auth_failed' });
+        if (result.reason === 'expired_key') {
+          sendError(res, 401, 'invalid_request_error', `This API key expired at ${new Date(result.expiredAt).toISOString()}.`, 'key_expired');
+          return null;
+        }
         const message =
           result.reason === 'missing_key'
             ? "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
@@ -203,6 +219,19 @@ export function createGatewayApp(deps: GatewayAppDeps): { app: RequestListener; 
         }
         res.setHeader('x-ratelimit-remaining-requests', String(taken.remaining));
       }
+      // Management keys hold the power to mint keys; keeping them out of model calls keeps them out of
+      // the places model keys end up (apps, notebooks, logs). GET /v1/models (endpoint null) stays open.
+      if (meter && caller.kind === 'management') {
+        meter.finish({ statusCode: 403, errorType: 'management_key_cannot_call_models', usage: ZERO, usageEstimated: false, cost: '0' });
+        sendError(
+          res,
+          403,
+          'permission_error',
+          'This is a management key: it manages the account and its keys but cannot make model calls. Use an inference key.',
+          'management_key_cannot_call_models',
+        );
+        return null;
+      }
       return { caller, meter };
     };
 
@@ -221,6 +250,22 @@ export function createGatewayApp(deps: GatewayAppDeps): { app: RequestListener; 
         data: fw.routing.list().map((m) => ({ id: m.name, object: 'model', created: Math.floor(m.createdAt / 1000), owned_by: 'mixroute' })),
       });
     });
+
+    if (fw.accountKeys) {
+      app.use(keysApiRouter({ keys: fw.accountKeys, authenticate: async (req, res) => (await authenticate(null, req, res, (res as express.Response).locals.requestId as string))?.caller ?? null }));
+    }
+    if (fw.accountWebhooks) {
+      app.use(webhooksApiRouter({ webhooks: fw.accountWebhooks, authenticate: async (req, res) => (await authenticate(null, req, res, (res as express.Response).locals.requestId as string))?.caller ?? null }));
+    }
+    if (fw.accountApi) {
+      app.use(
+        accountApiRouter({
+          ...fw.accountApi,
+          logger: deps.logger,
+          authenticate: async (req, res, requestId) => (await authenticate(null, req, res, requestId))?.caller ?? null,
+        }),
+      );
+    }
 
     // body-parser's reader works on a plain IncomingMessage: limit, Content-Length checks, gzip/deflate/br.
     const readBody = express.raw({ type: () => true, limit: fw.maxBodyBytes });

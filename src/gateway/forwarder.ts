@@ -8,6 +8,7 @@ import { AnthropicHandler } from './anthropic/handler';
 import { judgeAttempt, upstreamStatusCode, type AttemptFailure } from './attempts';
 import { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_STREAM_EVENT_BYTES, drained, memo, readLimited } from './relay';
 import type { BalanceGate } from './balanceGate';
+import { KEY_LIMIT_CODE, KEY_LIMIT_STATUS, keyLimitRefusal } from './keyLimitRefusal';
 import type { Meter } from './meter';
 import { sendOpenAIError } from './openaiError';
 import { ASKS_FOR_STREAM_USAGE, endpointPaths, endpointSchemas, firstIssue, outputBound, outputLimitParams } from './requests';
@@ -109,8 +110,11 @@ export class Forwarder {
       // The body's byte count bounds its token count from above (a token is at least one byte):
       // a safe reservation that costs nothing to compute, unlike tokenizing every prompt.
       const maxCost = reservationBound(price, raw?.length ?? 0, maxOutput);
-      const held = await this.deps.gate.reserve(meter.caller.accountId, maxCost);
+      const held = await this.deps.gate.reserve(meter.caller.accountId, maxCost, meter.caller);
       if (!held.ok) {
+        if (held.reason === 'key_limit') {
+          return this.refuse(res, meter, KEY_LIMIT_STATUS, 'insufficient_quota', keyLimitRefusal(res, held.refusal, held.retryAfter), KEY_LIMIT_CODE);
+        }
         return held.reason === 'insufficient'
           ? this.refuse(res, meter, 402, 'insufficient_quota', 'You exceeded your current quota: add credit to your account or raise its credit limit.', 'insufficient_quota')
           : this.refuse(res, meter, 503, 'server_error', 'The service is temporarily unable to check your balance. Please retry.', 'service_unavailable');

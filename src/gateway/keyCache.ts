@@ -9,6 +9,14 @@ export interface Caller {
   rateLimitRpm: number | null;
   /** Prepaid accounts get an explicit output bound on every request (see Forwarder). */
   prepaid: boolean;
+  /** `management` keys call the account endpoints and /v1/keys but make no model calls. */
+  kind: 'inference' | 'management';
+  /** Epoch milliseconds from which the key no longer authenticates; null: it does not expire. */
+  expiresAt: number | null;
+  /** The key's spend limit (a decimal string) per `limitWindow`; null: no limit, and the balance gate adds nothing. */
+  spendLimit: string | null;
+  /** The limit's UTC calendar window; null with a limit: the key's whole life. */
+  limitWindow: 'daily' | 'weekly' | 'monthly' | null;
 }
 
 /** Looks a key up by its hash in the database (src/gateway/keys.data.ts); null: no such active key. */
@@ -17,12 +25,21 @@ export type LoadCaller = (keyHash: string) => Promise<Caller | null>;
 export type AuthResult =
   | { ok: true; caller: Caller }
   | { ok: false; reason: 'missing_key' | 'malformed_key' | 'invalid_key' }
+  /** A real key past its expires_at; told apart so the client knows to rotate rather than to check for a typo. */
+  | { ok: false; reason: 'expired_key'; expiredAt: number }
   | { ok: false; reason: 'unavailable' }
   /** The key needed a database lookup and the source address has no failed attempts left. */
   | { ok: false; reason: 'throttled' };
 
-function resultOf(caller: Caller | null): AuthResult {
-  return caller ? { ok: true, caller } : { ok: false, reason: 'invalid_key' };
+/**
+ * Expiry is decided here, against the clock of this moment, and not only by the
+ * lookup: a key cached a moment before its instant would otherwise work for up
+ * to the cache's TTL after it.
+ */
+function resultOf(caller: Caller | null, now: number): AuthResult {
+  if (!caller) return { ok: false, reason: 'invalid_key' };
+  if (caller.expiresAt !== null && caller.expiresAt <= now) return { ok: false, reason: 'expired_key', expiredAt: caller.expiresAt };
+  return { ok: true, caller };
 }
 
 /**
@@ -61,9 +78,13 @@ export class KeyCache {
     if (!match || !looksLike(match[1]!, 'api_key')) return { ok: false, reason: 'malformed_key' };
     const hash = hashSecret(match[1]!);
     const hit = this.entries.get(hash);
-    if (hit && hit.expires > this.now()) return resultOf(hit.caller);
+    const now = this.now();
+    if (hit && hit.expires > now) return resultOf(hit.caller, now);
     if (admit && !this.inflight.has(hash) && !admit()) return { ok: false, reason: 'throttled' };
-    return this.lookup(hash, hit).then(resultOf, () => ({ ok: false, reason: 'unavailable' }) as const);
+    return this.lookup(hash, hit).then(
+      (caller) => resultOf(caller, this.now()),
+      () => ({ ok: false, reason: 'unavailable' }) as const,
+    );
   }
 
   private async lookup(hash: string, hit: { caller: Caller | null } | undefined): Promise<Caller | null> {

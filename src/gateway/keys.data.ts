@@ -1,14 +1,27 @@
 import type { Db } from '../db/knex';
 import type { Caller } from './keyCache';
 
-/** The gateway's authentication lookup: an active key of an active account, by the key's hash; null when none. */
+/**
+ * The gateway's authentication lookup: an active key of an active account, by the key's hash; null when none.
+ * Expired keys are returned with their expiry: the key cache decides expiry against its clock at each use.
+ */
 export async function callerByKeyHash(db: Db, hash: string): Promise<Caller | null> {
   const row = await db('api_keys')
     .join('accounts', 'accounts.id', 'api_keys.account_id')
     .where('api_keys.key_hash', hash)
     .whereNull('api_keys.revoked_at')
     .where('accounts.status', 'active')
-    .first('api_keys.id', 'api_keys.account_id', 'api_keys.user_id', 'api_keys.rate_limit_rpm', 'accounts.plan');
+    .first('api_keys.id', 'api_keys.account_id', 'api_keys.user_id', 'api_keys.rate_limit_rpm', 'api_keys.kind', 'api_keys.expires_at', 'api_keys.spend_limit', 'api_keys.limit_window', 'accounts.plan');
   if (!row) return null;
-  return { apiKeyId: row.id, accountId: row.account_id, userId: row.user_id, rateLimitRpm: row.rate_limit_rpm, prepaid: row.plan !== 'postpaid' };
+  return {
+    apiKeyId: row.id,
+    accountId: row.account_id,
+    userId: row.user_id,
+    rateLimitRpm: row.rate_limit_rpm,
+    prepaid: row.plan !== 'postpaid',
+    kind: row.kind,
+    expiresAt: row.expires_at ? new Date(row.expires_at).getTime() : null,
+    spendLimit: row.spend_limit ?? null,
+    limitWindow: row.limit_window ?? null,
+  };
 }

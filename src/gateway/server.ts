@@ -21,7 +21,14 @@ import { countTextTokens } from './tokenEstimate';
 import { createUpstreamAgent } from './upstream';
 import { BalanceGate } from './balanceGate';
 import { holdsService } from '../ledger/holds.service';
+import { keyHoldsService } from '../accounts/keyHolds.service';
 import { Money } from '../shared/money.rules';
+import type { Clock } from '../clock';
+import { clientApiService } from '../accounts/clientApi.service';
+import { spendable } from '../ledger/ledger.rules';
+import { keysService } from '../accounts/keys.service';
+import { webhooksService } from '../webhooks/webhooks.service';
+import { systemClock } from '../clock';
 
 /**
  * The gateway process. Start: replay the metering journal left by the last
@@ -31,7 +38,7 @@ import { Money } from '../shared/money.rules';
  * `env` is where provider credentials come from; only its PROVIDER_*_API_KEY
  * variables are kept, so nothing else of it can reach a provider.
  */
-export async function startGatewayServer(config: Config, env: Record<string, string | undefined> = {}) {
+export async function startGatewayServer(config: Config, env: Record<string, string | undefined> = {}, opts: { clock?: Clock } = {}) {
   const credentials = providerCredentialEnv(env);
   const logger = createLogger(config, 'gateway');
   const db = createDb({ databaseUrl: config.databaseUrl, poolMax: config.databasePoolMax, applicationName: 'mixroute-gateway', onWarning: (m) => logger.warn({ db: m }, 'database warning') });
@@ -47,12 +54,14 @@ export async function startGatewayServer(config: Config, env: Record<string, str
   security.start();
   const agent = createUpstreamAgent(config);
   const gate = new BalanceGate(
-    holdsService(db),
+    { ...holdsService(db), ...keyHoldsService(db) },
     {
       holder: config.gateway.instanceId,
       slice: new Money(config.billing.holdSlice),
       ttlMs: config.billing.holdTtlMs,
       overdraftAllowance: new Money(config.billing.overdraftAllowance),
+      // Only tests pass a clock: it places the gateway in a key's spend-limit window.
+      ...(opts.clock ? { clock: opts.clock } : {}),
     },
     logger,
   );
@@ -101,6 +110,18 @@ export async function startGatewayServer(config: Config, env: Record<string, str
       defaultRpm: config.gateway.defaultRpm,
       maxBodyBytes: config.gateway.maxBodyBytes,
       trustedProxies: config.gateway.trustedProxies,
+      accountKeys: keysService({ db, clock: systemClock }),
+      accountWebhooks: webhooksService({ db, clock: systemClock, config }),
+      accountApi: {
+        service: clientApiService({
+          db,
+          // The gateway's clock, so /v1/key's window is the one the spend-limit gate enforces.
+          clock: opts.clock ?? systemClock,
+          spendable: (i) => spendable({ ...i, overdraftAllowance: new Money(config.billing.overdraftAllowance) }),
+        }),
+        limiter: new RateLimiter(),
+        rpm: config.gateway.accountApiRpm,
+      },
     },
   });
 

@@ -8,6 +8,7 @@ import { findInvoice, findInvoiceNumber, finalizeInvoice, insertInvoice, insertI
 import { creditNoteSeries, documentNumber } from './numbering.rules';
 import { ConflictError, NotFoundError } from '../errors';
 import { validate } from '../shared/validate';
+import { recordAccountEvent } from '../notifications/events.data';
 
 /** Reading, rendering and voiding invoices (CLI and admin API). */
 export const listInvoicesInput = z.strictObject({
@@ -148,6 +149,13 @@ export function invoiceQueries({ db, clock, config }: { db: Db; clock: Clock; co
         const number = documentNumber(series, await nextNumberInSeries(trx, series));
         await finalizeInvoice(trx, cn.id, { number, issued_at: clock.now() });
         await markInvoiceVoid(trx, inv.id, cn.id, `${input.reason} (${actor})`);
+        // The reason and actor stay with staff: the event carries ids and amounts only.
+        await recordAccountEvent(trx, {
+          accountId: inv.account_id,
+          type: 'credit_note.created',
+          dedupeKey: `credit_note.created:${cn.id}`,
+          data: { accountId: inv.account_id, creditNoteId: cn.id, number, invoiceId: inv.id, invoiceNumber: inv.number, total: neg(inv.total), currency: inv.currency },
+        });
         return { invoiceId: inv.id, invoiceNumber: inv.number, creditNoteId: cn.id, creditNoteNumber: number };
       });
     },

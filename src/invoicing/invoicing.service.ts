@@ -26,6 +26,7 @@ import {
   openUsageAggregates,
 } from './invoicing.data';
 import { allTaxRates } from './taxRates.data';
+import { recordAccountEvent } from '../notifications/events.data';
 import { invoiceQueries } from './invoices.service';
 import { invoiceRuns } from './invoiceRuns.service';
 import { taxRates } from './taxRates.service';
@@ -165,10 +166,13 @@ export async function invoiceAccountForPeriod(
     await advanceInvoicedBoundary(trx, input.accountId, end, invoice.id);
     // Last, so the series row (which every finalization waits for) is held as briefly as possible.
     const number = documentNumber(series, await nextNumberInSeries(trx, series));
-    await finalizeInvoice(trx, invoice.id, {
-      number,
-      issued_at: issuedAt,
-      due_date: account.plan === 'postpaid' ? dueDate(issuedAt.toISOString(), cfg.invoicing.paymentTermsDays) : null,
+    const due = account.plan === 'postpaid' ? dueDate(issuedAt.toISOString(), cfg.invoicing.paymentTermsDays) : null;
+    await finalizeInvoice(trx, invoice.id, { number, issued_at: issuedAt, due_date: due });
+    await recordAccountEvent(trx, {
+      accountId: input.accountId,
+      type: 'invoice.finalized',
+      dedupeKey: `invoice.finalized:${invoice.id}`,
+      data: { accountId: input.accountId, invoiceId: invoice.id, number, period: input.period, total: built.totals.total, amountDue: built.totals.amountDue, currency: built.currency, dueDate: due },
     });
     return { status: 'invoiced' as const, invoiceId: invoice.id, number, total: built.totals.total, currency: built.currency };
   });

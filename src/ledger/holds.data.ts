@@ -30,29 +30,41 @@ export async function acquireHold(
 ): Promise<HoldGrant | undefined> {
   const want = holdWanted(input.need, input.slice);
   return db.transaction(async (trx) => {
-    await trx.raw(`INSERT INTO account_balances (account_id) SELECT id FROM accounts WHERE id = ? ON CONFLICT DO NOTHING`, [input.accountId]);
-    const { rows } = await trx.raw(
-      `WITH acc AS (
-         SELECT b.account_id,
-                ${SPENDABLE_SQL} AS spendable
-           FROM account_balances b JOIN accounts a ON a.id = b.account_id
-          WHERE b.account_id = ? AND a.status = 'active'
-            FOR UPDATE OF b)
-       UPDATE account_balances b
-          SET held = b.held + LEAST(?::numeric, acc.spendable), updated_at = now()
-         FROM acc
-        WHERE b.account_id = acc.account_id AND acc.spendable >= ?::numeric
-       RETURNING LEAST(?::numeric, acc.spendable) AS granted`,
-      [toAmountString(input.overdraftAllowance), input.accountId, toAmountString(want), toAmountString(input.need), toAmountString(want)],
-    );
-    if (!rows.length) return undefined;
-    const amount = new Money(rows[0].granted as string);
-    const expiresAt = new Date(Date.now() + input.ttlMs);
-    const [hold] = await trx('balance_holds')
-      .insert({ account_id: input.accountId, amount: toAmountString(amount), holder: input.holder, expires_at: expiresAt })
-      .returning('id');
-    return { holdId: hold.id as string, amount, expiresAt };
+    const amount = await reserveSpendable(trx, input, want);
+    return amount ? insertHold(trx, input, amount, null) : undefined;
   });
+}
+
+/**
+ * holdGrant in SQL under the balance lock: reserves up to `want` (at least
+ * `need`) of the account's spendable balance, in the caller's transaction.
+ */
+export async function reserveSpendable(trx: Trx, input: { accountId: string; need: Decimal; overdraftAllowance: Decimal }, want: Decimal): Promise<Decimal | undefined> {
+  await trx.raw(`INSERT INTO account_balances (account_id) SELECT id FROM accounts WHERE id = ? ON CONFLICT DO NOTHING`, [input.accountId]);
+  const { rows } = await trx.raw(
+    `WITH acc AS (
+       SELECT b.account_id,
+              ${SPENDABLE_SQL} AS spendable
+         FROM account_balances b JOIN accounts a ON a.id = b.account_id
+        WHERE b.account_id = ? AND a.status = 'active'
+          FOR UPDATE OF b)
+     UPDATE account_balances b
+        SET held = b.held + LEAST(?::numeric, acc.spendable), updated_at = now()
+       FROM acc
+      WHERE b.account_id = acc.account_id AND acc.spendable >= ?::numeric
+     RETURNING LEAST(?::numeric, acc.spendable) AS granted`,
+    [toAmountString(input.overdraftAllowance), input.accountId, toAmountString(want), toAmountString(input.need), toAmountString(want)],
+  );
+  return rows.length ? new Money(rows[0].granted as string) : undefined;
+}
+
+/** Records a hold of `amount` (already added to the account's held total); `apiKeyId` for a key's slice. */
+export async function insertHold(trx: Trx, input: { accountId: string; holder: string; ttlMs: number }, amount: Decimal, apiKeyId: string | null): Promise<HoldGrant> {
+  const expiresAt = new Date(Date.now() + input.ttlMs);
+  const [hold] = await trx('balance_holds')
+    .insert({ account_id: input.accountId, api_key_id: apiKeyId, amount: toAmountString(amount), holder: input.holder, expires_at: expiresAt })
+    .returning('id');
+  return { holdId: hold.id as string, amount, expiresAt };
 }
 
 /**

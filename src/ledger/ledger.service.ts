@@ -25,6 +25,7 @@ import { workflowIds } from '../temporal/conventions';
 import type { TopUpInput, TopUpResult } from '../../workflows/messages';
 import { adjustmentInput, balanceInput, createTopUpInput, refundInput, reversalInput } from '../staff/schemas';
 import { validate } from '../shared/validate';
+import { recordTopUpEvents } from '../notifications/events.data';
 
 /**
  * The ledger service. Staff operations on credit: top-ups and grants (through
@@ -272,6 +273,19 @@ export async function recordTopUp(db: Db, input: TopUpInput, opts: { overdraftAl
       ],
       opts,
     );
+    // topup.succeeded and any balance level the credit crossed, once per entry (docs/notifications.md).
+    if (r!.applied) {
+      const e = r!.entry;
+      await recordTopUpEvents(trx, {
+        accountId: input.accountId,
+        entryKey: e.idempotency_key,
+        entryId: e.id,
+        amount: new Money(e.amount),
+        balanceAfter: new Money(e.balance_after),
+        kind: input.kind,
+        reference: `${input.provider}:${input.paymentId}`,
+      });
+    }
     return { entryId: r!.entry.id, applied: r!.applied, balanceAfter: toAmountString(new Money(r!.entry.balance_after)) };
   });
 }

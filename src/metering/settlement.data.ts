@@ -7,6 +7,8 @@ import { lockBalances, postEntries } from '../ledger/ledger.data';
 import { boundarySql } from './uninvoiced.data';
 import { isAccountId, shardSql } from './shards.rules';
 import { sqlState } from './dataErrors.rules';
+import { alertTargetJsonSql, recordSettlementEvents, type AlertTarget } from '../notifications/events.data';
+import { windowBounds } from '../accounts/keyWindow.rules';
 
 /**
  * Settlement's statements: each function here runs inside the caller's
@@ -145,9 +147,31 @@ export async function settleAccountBatch(trx: Trx, accountId: string, opts: Acco
       groupRows.map((g) => toAmountString(g.cost)),
     ],
   );
+  // usage_daily_keys: the same events per key, UTC day and model (the client API's spend and activity).
+  // Read back under the balance lock, before they are marked; a key that is not the account's (never
+  // from the gateway) gets no row rather than another account's attribution.
+  await trx.raw(
+    `INSERT INTO usage_daily_keys AS d (account_id, day, api_key_id, model, requests, input_tokens, cache_read_tokens, cache_write_tokens, output_tokens, reasoning_tokens, cost)
+     SELECT e.account_id, (e.occurred_at AT TIME ZONE 'UTC')::date, e.api_key_id, COALESCE(e.model, ''), count(*), sum(e.input_tokens), sum(e.cache_read_tokens),
+            sum(e.cache_write_tokens), sum(e.output_tokens), sum(e.reasoning_tokens), sum(e.cost)
+       FROM usage_events e JOIN api_keys k ON k.id = e.api_key_id AND k.account_id = e.account_id
+      WHERE e.account_id = ? AND e.settled_at IS NULL
+        AND (e.request_id, e.occurred_at) IN (SELECT * FROM unnest(?::text[], ?::timestamptz[]))
+      GROUP BY 1, 2, 3, 4
+     ON CONFLICT (api_key_id, day, model) DO UPDATE SET
+       requests = d.requests + EXCLUDED.requests,
+       input_tokens = d.input_tokens + EXCLUDED.input_tokens,
+       cache_read_tokens = d.cache_read_tokens + EXCLUDED.cache_read_tokens,
+       cache_write_tokens = d.cache_write_tokens + EXCLUDED.cache_write_tokens,
+       output_tokens = d.output_tokens + EXCLUDED.output_tokens,
+       reasoning_tokens = d.reasoning_tokens + EXCLUDED.reasoning_tokens,
+       cost = d.cost + EXCLUDED.cost`,
+    [accountId, events.map((e) => e.request_id), events.map((e) => e.occurred_at_exact)],
+  );
 
+  let posted: Awaited<ReturnType<typeof postEntries>> = [];
   if (total.gt(0)) {
-    await postEntries(
+    posted = await postEntries(
       trx,
       [
         {
@@ -198,7 +222,22 @@ export async function settleAccountBatch(trx: Trx, accountId: string, opts: Acco
   if (marked.rowCount !== events.length) {
     throw new SettlementConsistencyError(`settlement marked ${marked.rowCount} of ${events.length} events; rolled back`);
   }
+  // Account events (balance and key-limit crossings) of what was posted: src/notifications/events.data.ts.
+  await recordSettlementEvents(
+    trx,
+    posted.filter((p) => p.applied).map((p) => ({ accountId, entryKey: p.entry.idempotency_key, entryId: p.entry.id, amount: new Money(p.entry.amount), balanceAfter: new Money(p.entry.balance_after) })),
+    { at: new Date(), windowOf: windowBounds },
+  );
   return { events: events.length, cost: toAmountString(total), settlementKey: key, more: events.length === opts.limit };
+}
+
+interface PostedEntryJson {
+  id: number;
+  accountId: string;
+  key: string;
+  amount: string;
+  after: string;
+  target: AlertTarget | null;
 }
 
 export interface ShardSettlementResult {
@@ -289,7 +328,7 @@ export async function settleShardBatch(
         WHERE u.account_id = k.account_id AND u.request_id = k.request_id AND u.occurred_at = k.occurred_at
           AND u.settled_at IS NULL
        RETURNING u.account_id, u.occurred_at, u.model, u.provider, u.price_id, u.hold_id, u.cost, k.key,
-                 u.input_tokens, u.cache_read_tokens, u.cache_write_tokens, u.cache_write_1h_tokens, u.output_tokens, u.reasoning_tokens),
+                 u.input_tokens, u.cache_read_tokens, u.cache_write_tokens, u.cache_write_1h_tokens, u.output_tokens, u.reasoning_tokens, u.api_key_id),
      per_account AS (
        SELECT account_id, key, sum(cost) AS cost, count(*) AS events FROM marked GROUP BY account_id, key),
      hourly AS (
@@ -312,6 +351,24 @@ export async function settleShardBatch(
          reasoning_tokens = h.reasoning_tokens + EXCLUDED.reasoning_tokens,
          cost = h.cost + EXCLUDED.cost
        RETURNING 1),
+     -- The same events per key, UTC day and model (the client API's spend and activity); a key that is not
+     -- the account's (never from the gateway) gets no row rather than another account's attribution.
+     daily AS (
+       INSERT INTO usage_daily_keys AS d (account_id, day, api_key_id, model, requests, input_tokens, cache_read_tokens,
+                                          cache_write_tokens, output_tokens, reasoning_tokens, cost)
+       SELECT m.account_id, (m.occurred_at AT TIME ZONE 'UTC')::date, m.api_key_id, COALESCE(m.model, ''), count(*), sum(m.input_tokens),
+              sum(m.cache_read_tokens), sum(m.cache_write_tokens), sum(m.output_tokens), sum(m.reasoning_tokens), sum(m.cost)
+         FROM marked m JOIN api_keys k ON k.id = m.api_key_id AND k.account_id = m.account_id
+        GROUP BY 1, 2, 3, 4
+       ON CONFLICT (api_key_id, day, model) DO UPDATE SET
+         requests = d.requests + EXCLUDED.requests,
+         input_tokens = d.input_tokens + EXCLUDED.input_tokens,
+         cache_read_tokens = d.cache_read_tokens + EXCLUDED.cache_read_tokens,
+         cache_write_tokens = d.cache_write_tokens + EXCLUDED.cache_write_tokens,
+         output_tokens = d.output_tokens + EXCLUDED.output_tokens,
+         reasoning_tokens = d.reasoning_tokens + EXCLUDED.reasoning_tokens,
+         cost = d.cost + EXCLUDED.cost
+       RETURNING 1),
      entries AS (
        INSERT INTO ledger_entries (account_id, kind, contra, amount, idempotency_key, reference_type, reference_id, actor, balance_after)
        SELECT p.account_id, 'usage', 'revenue', -p.cost, p.key, 'usage_batch', p.key, ?, ab.balance - p.cost
@@ -319,7 +376,7 @@ export async function settleShardBatch(
         WHERE p.cost > 0
         ORDER BY p.account_id
        ON CONFLICT (idempotency_key) DO NOTHING
-       RETURNING account_id, amount),
+       RETURNING id, account_id, amount, idempotency_key, balance_after),
      used AS (
        SELECT hold_id AS id, sum(cost) AS cost FROM marked WHERE hold_id IS NOT NULL GROUP BY hold_id),
      -- Each hold gives up what its usage cost, never more than it still holds (holds locked in id order,
@@ -350,13 +407,23 @@ export async function settleShardBatch(
             (SELECT count(*) FROM entries)::int AS posted,
             (SELECT COALESCE(sum(cost), 0) FROM per_account)::text AS cost,
             (SELECT count(*) FROM hourly)::int AS hourly,
-            (SELECT count(*) FROM balances)::int AS balances`,
+            (SELECT count(*) FROM balances)::int AS balances,
+            -- What account events need (src/notifications/events.data.ts), so that deciding them costs no statement when nothing crossed.
+            (SELECT json_agg(json_build_object('id', e.id, 'accountId', e.account_id, 'key', e.idempotency_key, 'amount', e.amount::text, 'after', e.balance_after::text,
+                                               'target', ${alertTargetJsonSql('e.account_id')})) FROM entries e) AS posted_entries`,
     [locked.map((l) => l.account_id), input.limit, input.actor ?? 'system:metering'],
   );
-  const r = rows[0] as { selected: number; marked: number; accounts: number; to_post: number; posted: number; cost: string };
+  const r = rows[0] as { selected: number; marked: number; accounts: number; to_post: number; posted: number; cost: string; posted_entries: PostedEntryJson[] | null };
   // Every selected event marked and every account's entry posted in this transaction, or nothing is.
   if (r.marked !== r.selected) throw new SettlementConsistencyError(`shard settlement marked ${r.marked} of ${r.selected} events; rolled back`);
   if (r.posted !== r.to_post) throw new SettlementConsistencyError(`shard settlement posted ${r.posted} of ${r.to_post} usage entries (a key was used before); rolled back`);
+  const posted = r.posted_entries ?? [];
+  await recordSettlementEvents(
+    trx,
+    posted.map((e) => ({ accountId: e.accountId, entryKey: e.key, entryId: e.id, amount: new Money(e.amount), balanceAfter: new Money(e.after) })),
+    { at: new Date(), windowOf: windowBounds },
+    new Map(posted.flatMap((e) => (e.target ? [[e.accountId, e.target] as const] : []))),
+  );
   return {
     events: r.selected,
     accounts: r.accounts,

@@ -27,6 +27,9 @@ const decimalString = (what: string) =>
 const nonNegativeDecimal = (what: string) =>
   decimalString(what).refine((v) => !v.startsWith('-'), `${what} must not be negative`);
 
+/** Declared here (not with the other amount shapes below) because createKeyInput uses it. */
+const positiveAmount = (what: string) => decimalString(what).refine((v) => !v.startsWith('-') && Number(v) > 0, `${what} must be positive`);
+
 const uuid = (what: string) => z.uuid({ error: `${what} must be an id (UUID)` });
 const text = (what: string, max = 200) => z.string().trim().min(1, `${what} must not be empty`).max(max);
 
@@ -62,6 +65,11 @@ export const createKeyInput = z.strictObject({
   userId: uuid('userId').optional(),
   name: text('name').optional(),
   rateLimitRpm: z.coerce.number().int().positive().max(1_000_000).optional(),
+  /** `management`: the account's first key to manage its own keys (/v1/keys); it makes no model calls. */
+  kind: z.enum(['inference', 'management'], { error: 'kind must be inference or management' }).default('inference'),
+  expiresAt: z.iso.datetime({ offset: true, error: 'expiresAt must be an ISO 8601 time such as 2027-12-31T23:59:59Z' }).optional(),
+  spendLimit: positiveAmount('spendLimit').optional(),
+  limitWindow: z.enum(['daily', 'weekly', 'monthly'], { error: 'limitWindow must be daily, weekly or monthly' }).optional(),
 });
 export type CreateKeyInput = z.input<typeof createKeyInput>;
 

@@ -44,4 +44,8 @@ export const workflowIds = {
   /** A metadata expiry staff start: one per minute, so a double click finds the run already going. */
   metadataExpiryOnDemand: (now: Date) => `metadata-expiry:manual-${now.toISOString().slice(0, 16)}`,
   dsr: (requestId: string) => `dsr:${requestId}`,
+  /** One delivery's run; a manual redelivery is the next generation, a run of its own. */
+  webhookDelivery: (deliveryId: string, generation: number) => `webhook-delivery:${deliveryId}:${generation}`,
+  /** The one dispatcher per task queue (qualified like settlement shards), started by every worker. */
+  webhookDispatcher: (taskQueue: string) => (taskQueue === DEFAULT_TASK_QUEUE ? 'webhook-dispatcher' : `webhook-dispatcher:${taskQueue}`),
 } as const;

@@ -6,13 +6,14 @@ import { createLogger } from '../logger';
 import { Client, Connection } from '@temporalio/client';
 import { ensureSchedules, productionSchedules } from '../temporal/schedules';
 import { createWorker } from './worker';
+import { ensureWebhookDispatcher } from '../webhooks/dispatcher';
 
 /** Starts polling; `stop()` drains in-flight tasks and closes connections. */
 export async function startWorker(config: Config) {
   const logger = createLogger(config, 'worker');
   installSdkLogger(logger, config.logLevel === 'debug' || config.logLevel === 'trace' ? 'DEBUG' : 'WARN');
   const db = createDb({ databaseUrl: config.databaseUrl, poolMax: config.databasePoolMax, applicationName: 'mixroute-worker', onWarning: (m) => logger.warn({ db: m }, 'database warning') });
-  const { worker, connection } = await createWorker(config, { db, clock: systemClock, logger, billing: config.billing, invoicing: config.invoicing, reconcile: config.reconcile, retention: config.retention, privacy: { dsr: config.dsr, mail: config.mail, dataDir: config.dataDir } });
+  const { worker, connection } = await createWorker(config, { db, clock: systemClock, logger, billing: config.billing, invoicing: config.invoicing, reconcile: config.reconcile, retention: config.retention, privacy: { dsr: config.dsr, mail: config.mail, dataDir: config.dataDir }, webhooks: config.webhooks });
   const running = worker.run();
   await registerSchedules(config, logger);
   logger.info(
@@ -43,6 +44,8 @@ async function registerSchedules(config: Config, logger: ReturnType<typeof creat
     try {
       const r = await ensureSchedules(new Client({ connection, namespace: config.temporal.namespace }), productionSchedules(config), config.temporal.taskQueue);
       logger.info({ created: r.created, updated: r.updated }, 'schedules registered');
+      const dispatcher = await ensureWebhookDispatcher(new Client({ connection, namespace: config.temporal.namespace }), config.temporal.taskQueue);
+      logger.info({ dispatcher }, 'webhook dispatcher ensured');
     } finally {
       await connection.close();
     }

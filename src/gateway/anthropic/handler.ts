@@ -5,6 +5,7 @@ import { normalizeUsage, ZERO_USAGE, type NormalizedUsage, type UsageConvention 
 import { judgeAttempt, type AttemptFailure } from '../attempts';
 import type { ForwarderDeps } from '../forwarder';
 import { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_STREAM_EVENT_BYTES, drained, memo, readLimited } from '../relay';
+import { KEY_LIMIT_CODE, KEY_LIMIT_STATUS, keyLimitRefusal } from '../keyLimitRefusal';
 import type { Meter } from '../meter';
 import { sendOpenAIError } from '../openaiError';
 import { outputBound, outputLimitParams } from '../requests';
@@ -182,8 +183,11 @@ export class AnthropicHandler {
     // Messages always carries max_tokens; a chat request without a limit is bounded upstream for a prepaid account, as in Forwarder.
     const boundUpstream = bound.perChoice === null && meter.caller.prepaid ? perChoice : null;
     if (price) {
-      const held = await this.deps.gate.reserve(meter.caller.accountId, reservationBound(price, rawLength, perChoice * bound.choices));
+      const held = await this.deps.gate.reserve(meter.caller.accountId, reservationBound(price, rawLength, perChoice * bound.choices), meter.caller);
       if (!held.ok) {
+        if (held.reason === 'key_limit') {
+          return this.refuse(client, res, meter, KEY_LIMIT_STATUS, keyLimitRefusal(res, held.refusal, held.retryAfter), KEY_LIMIT_CODE);
+        }
         return held.reason === 'insufficient'
           ? this.refuse(client, res, meter, 402, 'Your credit balance is too low: add credit to your account or raise its credit limit.', 'insufficient_quota')
           : this.refuse(client, res, meter, 503, 'The service is temporarily unable to check your balance. Please retry.', 'service_unavailable');
@@ -410,7 +414,7 @@ export class AnthropicHandler {
     meter.finish({ statusCode: status, errorType: code, usage: ZERO_USAGE, usageEstimated: false, cost: '0' });
     if (res.headersSent) return;
     if (client === 'messages') sendAnthropicError(res, status, message, anthropicErrorType(status));
-    else sendOpenAIError(res, status, status === 402 ? 'insufficient_quota' : status >= 500 ? 'upstream_error' : 'invalid_request_error', message, code);
+    else sendOpenAIError(res, status, status === 402 || code === KEY_LIMIT_CODE ? 'insufficient_quota' : status >= 500 ? 'upstream_error' : 'invalid_request_error', message, code);
   }
 }
 

@@ -1,0 +1,128 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import express from 'express';
+import { AppError, ForbiddenError, ValidationError } from '../errors';
+import type { DeliveryView, EndpointView, WebhooksService } from '../webhooks/webhooks.service';
+import type { Caller } from './keyCache';
+import { sendOpenAIError } from './openaiError';
+
+/**
+ * /v1/webhooks: an account manages its webhook endpoints and reads its
+ * delivery log with a management key (docs/webhooks.md). Inference keys are
+ * refused: an endpoint decides where the account's events go. Every call is
+ * scoped to the caller's account, so another account's ids are 404s.
+ * Fields are snake_case like the rest of the client API.
+ */
+export function webhooksApiRouter(deps: {
+  webhooks: WebhooksService;
+  authenticate: (req: IncomingMessage, res: ServerResponse) => Promise<Caller | null>;
+}): express.Router {
+  const router = express.Router();
+  // An endpoint is a URL and a list of event types: a few KB at most.
+  const json = express.json({ limit: '16kb', strict: true, type: () => true });
+
+  const handle =
+    (withBody: boolean, fn: (accountId: string, req: express.Request) => Promise<unknown>, status = 200) =>
+    async (req: express.Request, res: express.Response, next: express.NextFunction) => {
+      try {
+        const caller = await deps.authenticate(req, res);
+        if (!caller) return;
+        if (caller.kind !== 'management') {
+          throw new ForbiddenError('Webhook endpoints are managed with a management key; this is an inference key.', { code: 'management_key_required' });
+        }
+        if (withBody) await new Promise<void>((resolve, reject) => json(req, res, (err?: unknown) => (err ? reject(err) : resolve())));
+        const result = await fn(caller.accountId, req);
+        res.setHeader('cache-control', 'no-store');
+        res.status(status).json(result);
+      } catch (err) {
+        next(err);
+      }
+    };
+
+  const id = (req: express.Request) => (typeof req.params.id === 'string' ? req.params.id : '');
+  const body = (req: express.Request): Record<string, unknown> => (req.body && typeof req.body === 'object' && !Array.isArray(req.body) ? (req.body as Record<string, unknown>) : {});
+  const q = (v: unknown) => (typeof v === 'string' ? v : undefined);
+
+  router.post(
+    '/v1/webhooks',
+    handle(
+      true,
+      async (accountId, req) => {
+        const { secret, ...endpoint } = await deps.webhooks.registerEndpoint({ ...body(req), accountId });
+        return { data: endpointJson(endpoint), secret };
+      },
+      201,
+    ),
+  );
+  router.get('/v1/webhooks', handle(false, async (accountId) => ({ object: 'list', data: (await deps.webhooks.listEndpoints({ accountId })).map(endpointJson) })));
+  router.get(
+    '/v1/webhooks/deliveries',
+    handle(false, async (accountId, req) => {
+      const query = Object.fromEntries(
+        Object.entries({ endpointId: q(req.query.endpoint_id), status: q(req.query.status), limit: q(req.query.limit), before: q(req.query.before) }).filter(([, v]) => v !== undefined),
+      );
+      const known = new Set(['endpoint_id', 'status', 'limit', 'before']);
+      const unknown = Object.keys(req.query).filter((k) => !known.has(k));
+      if (unknown.length) throw new ValidationError(`unknown query parameter(s): ${unknown.join(', ')}`, [{ field: unknown[0]!, message: 'unknown query parameter' }]);
+      const page = await deps.webhooks.listDeliveries({ ...query, accountId });
+      return { object: 'list', data: page.deliveries.map(deliveryJson), next_cursor: page.nextCursor, has_more: page.nextCursor !== null };
+    }),
+  );
+  router.get('/v1/webhooks/deliveries/:id', handle(false, async (accountId, req) => ({ data: deliveryJson(await deps.webhooks.getDelivery({ id: id(req), accountId })) })));
+  router.post('/v1/webhooks/deliveries/:id/redeliver', handle(false, async (accountId, req) => ({ data: deliveryJson(await deps.webhooks.redeliver({ id: id(req), accountId })) })));
+  router.get('/v1/webhooks/:id', handle(false, async (accountId, req) => ({ data: endpointJson(await deps.webhooks.getEndpoint({ id: id(req), accountId })) })));
+  router.post('/v1/webhooks/:id/disable', handle(false, async (accountId, req) => ({ data: endpointJson(await deps.webhooks.disableEndpoint({ id: id(req), accountId }, 'account')) })));
+  router.post('/v1/webhooks/:id/enable', handle(false, async (accountId, req) => ({ data: endpointJson(await deps.webhooks.enableEndpoint({ id: id(req), accountId })) })));
+  router.delete('/v1/webhooks/:id', handle(false, async (accountId, req) => deps.webhooks.deleteEndpoint({ id: id(req), accountId })));
+
+  const onError: express.ErrorRequestHandler = (err, _req, res, next) => {
+    if (res.headersSent) return next(err);
+    const parserType = (err as { type?: string })?.type;
+    if (parserType === 'entity.too.large') return sendOpenAIError(res, 413, 'invalid_request_error', 'The request body is larger than the 16 KB allowed.', 'request_too_large');
+    if (parserType === 'entity.parse.failed') return sendOpenAIError(res, 400, 'invalid_request_error', 'The request body is not valid JSON.', 'invalid_json');
+    if (typeof parserType === 'string' && parserType.length > 0 && (err as { status?: number }).status === 400) {
+      return sendOpenAIError(res, 400, 'invalid_request_error', 'The request body could not be read.', 'invalid_body');
+    }
+    if (err instanceof AppError && err.status < 500) {
+      const code = typeof err.details?.code === 'string' ? err.details.code : err.code;
+      const param = err instanceof ValidationError ? (snake(err.fieldErrors[0]?.field) ?? null) : null;
+      const type = err.status === 403 ? 'permission_error' : 'invalid_request_error';
+      return sendOpenAIError(res, err.status, type, err.message, code, param);
+    }
+    next(err);
+  };
+  router.use(onError);
+  return router;
+}
+
+const snake = (field: string | undefined) => field?.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
+function endpointJson(e: EndpointView) {
+  return {
+    id: e.id,
+    url: e.url,
+    events: e.events,
+    status: e.status,
+    secret_prefix: e.secretPrefix,
+    consecutive_failures: e.consecutiveFailures,
+    disabled_reason: e.disabledReason,
+    created_at: e.createdAt,
+    disabled_at: e.disabledAt,
+  };
+}
+
+function deliveryJson(d: DeliveryView) {
+  return {
+    id: d.id,
+    endpoint_id: d.endpointId,
+    event_id: d.eventId,
+    event_type: d.eventType,
+    status: d.status,
+    attempts: d.attempts,
+    last_response_code: d.lastResponseCode,
+    last_error: d.lastError,
+    last_attempt_at: d.lastAttemptAt,
+    next_attempt_at: d.nextAttemptAt,
+    redeliveries: d.redeliveries,
+    created_at: d.createdAt,
+  };
+}

@@ -1,6 +1,19 @@
 import path from 'node:path';
 import { allowedHostEntryProblem } from './shared/upstreamAddressPolicy';
 
+/** A comma-separated host allow-list (src/shared/upstreamAddressPolicy.ts): `*` is any public address; private and loopback ones only when named. */
+const allowedHosts = z
+  .string()
+  .default('*')
+  .transform((v, ctx) => {
+    const list = v.split(',').map((s) => s.trim()).filter(Boolean);
+    for (const entry of list) {
+      const problem = allowedHostEntryProblem(entry);
+      if (problem) ctx.addIssue({ code: 'custom', message: `${problem}; expected comma-separated host names, *.domain, addresses, CIDR ranges or *` });
+    }
+    return list;
+  });
+
 /**
  * Usage expiry's pause after each dropped day, as a multiple of the day's time: on disks
  * that discard freed blocks synchronously a drop stalls every fsync, and 0.3 kept the
@@ -76,17 +89,7 @@ export const configSchema = z.object({
   UPSTREAM_MAX_RESPONSE_BYTES: z.coerce.number().int().min(1024).default(32 * 1024 * 1024),
   UPSTREAM_MAX_STREAM_EVENT_BYTES: z.coerce.number().int().min(1024).default(16 * 1024 * 1024),
   // See src/gateway/upstreamAddress.ts: `*` is any public address; private and loopback ones only when named.
-  UPSTREAM_ALLOWED_HOSTS: z
-    .string()
-    .default('*')
-    .transform((v, ctx) => {
-      const list = v.split(',').map((s) => s.trim()).filter(Boolean);
-      for (const entry of list) {
-        const problem = allowedHostEntryProblem(entry);
-        if (problem) ctx.addIssue({ code: 'custom', message: `${problem}; expected comma-separated host names, *.domain, addresses, CIDR ranges or *` });
-      }
-      return list;
-    }),
+  UPSTREAM_ALLOWED_HOSTS: allowedHosts,
   // /metrics is served on its own listener, on loopback unless the operator says otherwise.
   METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   GATEWAY_METRICS_PORT: port.default(9464),
@@ -152,17 +155,7 @@ export const configSchema = z.object({
   SMTP_URL: optionalString,
   MAIL_FROM: z.string().min(3).default('MixRoute Privacy <privacy@mixroute.example>'),
   // Webhook endpoints (docs/webhooks.md): same grammar as UPSTREAM_ALLOWED_HOSTS, checked where deliveries connect.
-  WEBHOOK_ALLOWED_HOSTS: z
-    .string()
-    .default('*')
-    .transform((v, ctx) => {
-      const list = v.split(',').map((s) => s.trim()).filter(Boolean);
-      for (const entry of list) {
-        const problem = allowedHostEntryProblem(entry);
-        if (problem) ctx.addIssue({ code: 'custom', message: `${problem}; expected comma-separated host names, *.domain, addresses, CIDR ranges or *` });
-      }
-      return list;
-    }),
+  WEBHOOK_ALLOWED_HOSTS: allowedHosts,
   WEBHOOK_SECRET_KEY: optionalString,
   WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
   WEBHOOK_RETRY_INITIAL_MS: z.coerce.number().int().min(100).max(3_600_000).default(5_000),

@@ -15,6 +15,7 @@ import type { Forwarder } from './forwarder';
 import type { Caller, KeyCache } from './keyCache';
 import type { KeysService } from '../accounts/keys.service';
 import { keysApiRouter } from './keysApi';
+import type { AccountEventsService } from '../notifications/events.service';
 import type { ClientApiService } from '../accounts/clientApi.service';
 import { accountApiRouter } from './accountApi';
 import type { WebhooksService } from '../webhooks/webhooks.service';
@@ -53,6 +54,8 @@ export interface GatewayAppDeps {
     trustedProxies: readonly string[];
     /** Key management by management keys (/v1/keys); absent, those routes are unknown URLs. */
     accountKeys?: KeysService;
+    /** The account's alert settings for /v1/alerts (management keys). */
+    accountAlerts?: Pick<AccountEventsService, 'getAlertSettings' | 'setAlertSettings'>;
     /** The client read API (/v1/key, /v1/credits, /v1/generation, /v1/activity) with its own per-key bound; absent, unknown URLs. */
     accountApi?: { service: ClientApiService; limiter: RateLimiter; rpm: number };
     /** Webhook endpoints and delivery log for management keys (/v1/webhooks); absent, unknown URLs. */
@@ -252,7 +255,7 @@ export function createGatewayApp(deps: GatewayAppDeps): { app: RequestListener; 
     });
 
     if (fw.accountKeys) {
-      app.use(keysApiRouter({ keys: fw.accountKeys, authenticate: async (req, res) => (await authenticate(null, req, res, (res as express.Response).locals.requestId as string))?.caller ?? null }));
+      app.use(keysApiRouter({ keys: fw.accountKeys, alerts: fw.accountAlerts, authenticate: async (req, res) => (await authenticate(null, req, res, (res as express.Response).locals.requestId as string))?.caller ?? null }));
     }
     if (fw.accountWebhooks) {
       app.use(webhooksApiRouter({ webhooks: fw.accountWebhooks, authenticate: async (req, res) => (await authenticate(null, req, res, (res as express.Response).locals.requestId as string))?.caller ?? null }));

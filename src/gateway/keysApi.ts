@@ -1,9 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import express from 'express';
-import type { KeysService } from '../accounts/keys.service';
-import { AppError, ValidationError } from '../errors';
 import type { Caller } from './keyCache';
-import { sendOpenAIError } from './openaiError';
+import { clientApiErrorHandler, snakeCase } from './clientApiErrors';
+import { ForbiddenError, ValidationError } from '../errors';
+import { KEY_ERRORS, type KeysService } from '../accounts/keys.service';
+import type { AccountEventsService } from '../notifications/events.service';
 
 /**
  * /v1/keys: an account manages its keys with a management key (see
@@ -14,6 +15,8 @@ import { sendOpenAIError } from './openaiError';
  */
 export function keysApiRouter(deps: {
   keys: KeysService;
+  /** The account's alert settings (src/notifications): GET/PATCH /v1/alerts, management keys only. */
+  alerts?: Pick<AccountEventsService, 'getAlertSettings' | 'setAlertSettings'>;
   authenticate: (req: IncomingMessage, res: ServerResponse) => Promise<Caller | null>;
 }): express.Router {
   const router = express.Router();
@@ -50,23 +53,29 @@ export function keysApiRouter(deps: {
   router.patch('/v1/keys/:id', handle(true, (a, req) => deps.keys.update(a, idOf(req), req.body)));
   router.delete('/v1/keys/:id', handle(false, (a, req) => deps.keys.revoke(a, idOf(req))));
 
-  const onError: express.ErrorRequestHandler = (err, _req, res, next) => {
-    if (res.headersSent) return next(err);
-    const parserType = (err as { type?: string })?.type;
-    if (parserType === 'entity.too.large') return sendOpenAIError(res, 413, 'invalid_request_error', 'The request body is larger than the 16 KB allowed.', 'request_too_large');
-    if (parserType === 'entity.parse.failed') return sendOpenAIError(res, 400, 'invalid_request_error', 'The request body is not valid JSON.', 'invalid_json');
-    if (typeof parserType === 'string' && parserType.length > 0 && (err as { status?: number }).status === 400) {
-      return sendOpenAIError(res, 400, 'invalid_request_error', 'The request body could not be read.', 'invalid_body');
-    }
-    if (err instanceof AppError && err.status < 500) {
-      const code = typeof err.details?.code === 'string' ? err.details.code : err.code;
-      const param = err instanceof ValidationError ? (err.fieldErrors[0]?.field ?? null) : null;
-      const type = err.status === 403 ? 'permission_error' : 'invalid_request_error';
-      return sendOpenAIError(res, err.status, type, err.message, code, param);
-    }
-    next(err);
-  };
-  router.use(onError);
+  if (deps.alerts) {
+    const alerts = deps.alerts;
+    const managementOnly = (a: { kind: string }) => {
+      if (a.kind !== 'management') throw new ForbiddenError('Alert settings need a management key.', { code: KEY_ERRORS.managementKeyRequired });
+    };
+    const alertsJson = (s: Awaited<ReturnType<typeof alerts.getAlertSettings>>) => ({
+      data: { low_balance_thresholds: s.lowBalanceThresholds, email_alerts: s.emailAlerts, updated_at: s.updatedAt },
+    });
+    router.get('/v1/alerts', handle(false, async (a) => (managementOnly(a), alertsJson(await alerts.getAlertSettings({ accountId: a.accountId })))));
+    router.patch(
+      '/v1/alerts',
+      handle(true, async (a, req) => {
+        managementOnly(a);
+        const body = (req.body ?? {}) as Record<string, unknown>;
+        const unknown = Object.keys(body).filter((k) => k !== 'low_balance_thresholds' && k !== 'email_alerts');
+        if (unknown.length > 0) throw new ValidationError(`unknown field ${unknown[0]}`, [{ field: unknown[0]!, message: 'unknown field' }]);
+        const settings = { lowBalanceThresholds: body.low_balance_thresholds, emailAlerts: body.email_alerts };
+        return alertsJson(await alerts.setAlertSettings({ accountId: a.accountId, settings: Object.fromEntries(Object.entries(settings).filter(([, v]) => v !== undefined)) }));
+      }),
+    );
+  }
+
+  router.use(clientApiErrorHandler({ maxBodyLabel: '16 KB', param: snakeCase }));
   return router;
 }
 

@@ -29,6 +29,7 @@ import { spendable } from '../ledger/ledger.rules';
 import { keysService } from '../accounts/keys.service';
 import { webhooksService } from '../webhooks/webhooks.service';
 import { systemClock } from '../clock';
+import { accountEventsService } from '../notifications/events.service';
 
 /**
  * The gateway process. Start: replay the metering journal left by the last
@@ -111,6 +112,7 @@ export async function startGatewayServer(config: Config, env: Record<string, str
       maxBodyBytes: config.gateway.maxBodyBytes,
       trustedProxies: config.gateway.trustedProxies,
       accountKeys: keysService({ db, clock: systemClock }),
+      accountAlerts: accountEventsService({ db }),
       accountWebhooks: webhooksService({ db, clock: systemClock, config }),
       accountApi: {
         service: clientApiService({

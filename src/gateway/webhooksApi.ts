@@ -1,9 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import express from 'express';
-import { AppError, ForbiddenError, ValidationError } from '../errors';
+import { ForbiddenError, ValidationError } from '../errors';
 import type { DeliveryView, EndpointView, WebhooksService } from '../webhooks/webhooks.service';
 import type { Caller } from './keyCache';
-import { sendOpenAIError } from './openaiError';
+import { clientApiErrorHandler, snakeCase } from './clientApiErrors';
 
 /**
  * /v1/webhooks: an account manages its webhook endpoints and reads its
@@ -74,27 +74,10 @@ export function webhooksApiRouter(deps: {
   router.post('/v1/webhooks/:id/enable', handle(false, async (accountId, req) => ({ data: endpointJson(await deps.webhooks.enableEndpoint({ id: id(req), accountId })) })));
   router.delete('/v1/webhooks/:id', handle(false, async (accountId, req) => deps.webhooks.deleteEndpoint({ id: id(req), accountId })));
 
-  const onError: express.ErrorRequestHandler = (err, _req, res, next) => {
-    if (res.headersSent) return next(err);
-    const parserType = (err as { type?: string })?.type;
-    if (parserType === 'entity.too.large') return sendOpenAIError(res, 413, 'invalid_request_error', 'The request body is larger than the 16 KB allowed.', 'request_too_large');
-    if (parserType === 'entity.parse.failed') return sendOpenAIError(res, 400, 'invalid_request_error', 'The request body is not valid JSON.', 'invalid_json');
-    if (typeof parserType === 'string' && parserType.length > 0 && (err as { status?: number }).status === 400) {
-      return sendOpenAIError(res, 400, 'invalid_request_error', 'The request body could not be read.', 'invalid_body');
-    }
-    if (err instanceof AppError && err.status < 500) {
-      const code = typeof err.details?.code === 'string' ? err.details.code : err.code;
-      const param = err instanceof ValidationError ? (snake(err.fieldErrors[0]?.field) ?? null) : null;
-      const type = err.status === 403 ? 'permission_error' : 'invalid_request_error';
-      return sendOpenAIError(res, err.status, type, err.message, code, param);
-    }
-    next(err);
-  };
-  router.use(onError);
+  router.use(clientApiErrorHandler({ maxBodyLabel: '16 KB', param: snakeCase }));
   return router;
 }
 
-const snake = (field: string | undefined) => field?.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
 function endpointJson(e: EndpointView) {
   return {

@@ -1,6 +1,5 @@
 import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
+import { dataKey } from '../shared/dataKey';
 
 /**
  * Access and portability packages are encrypted at rest (AES-256-GCM) in
@@ -14,19 +13,7 @@ import path from 'node:path';
  * processes of that data dir.
  */
 export function packageKey(config: { dsr: { packageKey: string | undefined }; dataDir: string }): Buffer {
-  if (config.dsr.packageKey) {
-    const key = Buffer.from(config.dsr.packageKey, 'base64');
-    if (key.length !== 32) throw new Error('DSR_PACKAGE_KEY must be 32 bytes, base64-encoded');
-    return key;
-  }
-  const file = path.join(config.dataDir, 'secrets', 'dsr-package.key');
-  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  try {
-    fs.writeFileSync(file, randomBytes(32).toString('base64'), { flag: 'wx', mode: 0o600 });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-  }
-  return Buffer.from(fs.readFileSync(file, 'utf8').trim(), 'base64');
+  return dataKey({ value: config.dsr.packageKey, setting: 'DSR_PACKAGE_KEY', dataDir: config.dataDir, file: 'dsr-package.key' });
 }
 
 export interface Sealed {

@@ -1,21 +1,13 @@
+import { ACCOUNT_EVENT_TYPES, type AccountEventType } from '../notifications/events.rules';
 /**
  * Webhook rules (docs/webhooks.md): which events exist, the bounds of an
  * endpoint, the retry schedule of a delivery and when an endpoint is
  * disabled. Pure: the delivery workflow imports this file.
  */
 
-/** The account events an endpoint may subscribe to (account_events.type). */
-export const WEBHOOK_EVENT_TYPES = [
-  'balance.low',
-  'balance.depleted',
-  'balance.recovered',
-  'key.limit_threshold',
-  'key.limit_reached',
-  'topup.succeeded',
-  'invoice.finalized',
-  'credit_note.created',
-] as const;
-export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
+/** The account events an endpoint may subscribe to: every account event (src/notifications/events.rules.ts). */
+export const WEBHOOK_EVENT_TYPES = ACCOUNT_EVENT_TYPES;
+export type WebhookEventType = AccountEventType;
 
 export const MAX_URL_LENGTH = 2048;
 /** Per account: each endpoint adds a delivery (and a workflow) to every event. */

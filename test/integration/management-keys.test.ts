@@ -343,3 +343,38 @@ describe('staff create the first management key', () => {
     }
   });
 });
+
+describe('alert settings over /v1/alerts', () => {
+  it('lets a management key read and set its own account low-balance thresholds; inference keys and other accounts cannot', async () => {
+    const initial = await call('GET', '/v1/alerts', aManagement.key);
+    expect(initial.status).toBe(200);
+    expect(initial.body.data).toEqual({ low_balance_thresholds: [], email_alerts: true, updated_at: null });
+
+    const set = await call('PATCH', '/v1/alerts', aManagement.key, { low_balance_thresholds: ['50', '10.5'], email_alerts: false });
+    expect(set.status).toBe(200);
+    expect(set.body.data.low_balance_thresholds).toEqual(expect.arrayContaining(['50', '10.5']));
+    expect(set.body.data.email_alerts).toBe(false);
+    const stored = await db('account_alert_settings').where({ account_id: a.accountId }).first();
+    expect(stored.email_alerts).toBe(false);
+    // B's management key sees B's settings, untouched by A's change.
+    expect((await call('GET', '/v1/alerts', bManagement.key)).body.data.low_balance_thresholds).toEqual([]);
+
+    // An inference key cannot read or change them.
+    for (const [method, body] of [['GET', undefined], ['PATCH', { email_alerts: true }]] as const) {
+      const refused = await call(method, '/v1/alerts', a.key, body);
+      expect(refused.status).toBe(403);
+      expect(refused.body.error.code).toBe('management_key_required');
+    }
+    // Bounds and unknown fields: 400 in OpenAI's shape, naming the field, and nothing stored.
+    const tooMany = await call('PATCH', '/v1/alerts', aManagement.key, { low_balance_thresholds: ['1', '2', '3', '4', '5', '6'] });
+    expect(tooMany.status).toBe(400);
+    expect(tooMany.body.error.param).toBe('low_balance_thresholds');
+    const unknownField = await call('PATCH', '/v1/alerts', aManagement.key, { account_id: b.accountId });
+    expect(unknownField.status).toBe(400);
+    expect(unknownField.body.error.param).toBe('account_id');
+    const negative = await call('PATCH', '/v1/alerts', aManagement.key, { low_balance_thresholds: ['-5'] });
+    expect(negative.status).toBe(400);
+    expect((await db('account_alert_settings').where({ account_id: a.accountId }).first()).email_alerts).toBe(false);
+    expect(await db('account_alert_settings').where({ account_id: b.accountId }).first()).toBeUndefined();
+  });
+});

@@ -81,8 +81,10 @@ export function csvField(value: string | number | null | undefined): string {
 /** A response field: its JSON type and what it means (the OpenAPI document and the docs page follow these). */
 export interface FieldDoc {
   name: string;
-  type: 'string' | 'integer' | 'boolean' | 'object';
+  type: 'string' | 'integer' | 'boolean' | 'object' | 'array';
   nullable?: boolean;
+  /** For arrays: the type of the items. */
+  items?: 'string' | 'integer';
   /** For strings: 'decimal' (an amount), 'date-time', 'date'. */
   format?: 'decimal' | 'date-time' | 'date';
   enum?: readonly string[];

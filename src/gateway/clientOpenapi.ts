@@ -10,6 +10,8 @@ import {
   KEY_FIELDS,
   type FieldDoc,
 } from '../accounts/clientApi.rules';
+import { ALERT_FIELDS } from './keysApi';
+import { WEBHOOK_DELIVERY_FIELDS, WEBHOOK_ENDPOINT_FIELDS } from './webhooksApi';
 
 /**
  * The gateway's OpenAPI 3.1 document for the client account endpoints
@@ -37,6 +39,7 @@ export interface ClientEndpointDoc {
   moreErrors?: readonly ('403' | '409' | '413')[];
 }
 
+const WEBHOOK_ID = (what: string) => ({ name: 'id', in: 'path' as const, required: true, description: `The ${what}’s id.`, schema: { type: 'string' } });
 const KEY_ID = { name: 'id', in: 'path' as const, required: true, description: 'The key’s id.', schema: { type: 'string' } };
 
 export const CLIENT_ENDPOINTS: ClientEndpointDoc[] = [
@@ -120,12 +123,76 @@ export const CLIENT_ENDPOINTS: ClientEndpointDoc[] = [
     extra: { deleted: { type: 'boolean', enum: [true] } },
     moreErrors: ['403'],
   },
+  { method: 'get', path: '/v1/alerts', summary: 'The account’s alert settings (management key only)', envelope: 'data', fields: ALERT_FIELDS, moreErrors: ['403'] },
+  {
+    method: 'patch',
+    path: '/v1/alerts',
+    summary: 'Set the account’s low-balance thresholds and email switch (management key only); thresholds replace the list',
+    envelope: 'data',
+    fields: ALERT_FIELDS,
+    requestFields: ALERT_FIELDS.filter((f) => f.name !== 'updated_at'),
+    moreErrors: ['403', '413'],
+  },
+  {
+    method: 'post',
+    path: '/v1/webhooks',
+    summary: 'Register a webhook endpoint (management key only); url and events are required; the signing secret is in this response only',
+    envelope: 'data',
+    fields: WEBHOOK_ENDPOINT_FIELDS,
+    status: 201,
+    requestFields: [
+      { name: 'url', type: 'string', description: 'https URL the deliveries are POSTed to (at most 2,048 characters; private and metadata addresses refused unless allowed).' },
+      { name: 'events', type: 'array', items: 'string', description: 'The event types to deliver (1 to 8, see docs/notifications.md).' },
+    ],
+    extra: { secret: { type: 'string', description: 'The signing secret (whsec_…), shown once.' } },
+    moreErrors: ['403', '409', '413'],
+  },
+  {
+    method: 'get',
+    path: '/v1/webhooks',
+    summary: 'The account’s webhook endpoints (management key only)',
+    envelope: 'none',
+    list: true,
+    fields: WEBHOOK_ENDPOINT_FIELDS,
+    extra: { object: { type: 'string', enum: ['list'] } },
+    moreErrors: ['403'],
+  },
+  {
+    method: 'get',
+    path: '/v1/webhooks/deliveries',
+    summary: 'The delivery log, newest first (management key only): status, attempts, response code; never a response body',
+    parameters: [
+      { name: 'endpoint_id', in: 'query', required: false, description: 'Only this endpoint’s deliveries.', schema: { type: 'string' } },
+      { name: 'status', in: 'query', required: false, description: 'pending, succeeded or failed.', schema: { type: 'string' } },
+      { name: 'limit', in: 'query', required: false, description: 'Page size.', schema: { type: 'integer' } },
+      { name: 'before', in: 'query', required: false, description: 'The next_cursor of the previous page.', schema: { type: 'string' } },
+    ],
+    envelope: 'none',
+    list: true,
+    fields: WEBHOOK_DELIVERY_FIELDS,
+    extra: { object: { type: 'string', enum: ['list'] }, next_cursor: { type: ['string', 'null'] }, has_more: { type: 'boolean' } },
+    moreErrors: ['403'],
+  },
+  { method: 'get', path: '/v1/webhooks/deliveries/{id}', summary: 'One delivery of the account', parameters: [WEBHOOK_ID('delivery')], envelope: 'data', fields: WEBHOOK_DELIVERY_FIELDS, moreErrors: ['403'] },
+  {
+    method: 'post',
+    path: '/v1/webhooks/deliveries/{id}/redeliver',
+    summary: 'Send a delivery again (a new run; a delivery still pending is left as it is)',
+    parameters: [WEBHOOK_ID('delivery')],
+    envelope: 'data',
+    fields: WEBHOOK_DELIVERY_FIELDS,
+    moreErrors: ['403'],
+  },
+  { method: 'get', path: '/v1/webhooks/{id}', summary: 'One endpoint of the account', parameters: [WEBHOOK_ID('endpoint')], envelope: 'data', fields: WEBHOOK_ENDPOINT_FIELDS, moreErrors: ['403'] },
+  { method: 'post', path: '/v1/webhooks/{id}/disable', summary: 'Stop deliveries to an endpoint', parameters: [WEBHOOK_ID('endpoint')], envelope: 'data', fields: WEBHOOK_ENDPOINT_FIELDS, moreErrors: ['403'] },
+  { method: 'post', path: '/v1/webhooks/{id}/enable', summary: 'Resume deliveries to an endpoint', parameters: [WEBHOOK_ID('endpoint')], envelope: 'data', fields: WEBHOOK_ENDPOINT_FIELDS, moreErrors: ['403'] },
 ];
 
 function fieldSchema(f: FieldDoc): Record<string, unknown> {
   const type = f.nullable ? [f.type, 'null'] : f.type;
   return {
     type,
+    ...(f.items ? { items: { type: f.items } } : {}),
     ...(f.format === 'decimal' ? { pattern: '^-?\\d+(\\.\\d+)?$' } : f.format ? { format: f.format } : {}),
     ...(f.enum ? { enum: f.nullable ? [...f.enum, null] : f.enum } : {}),
     description: f.description,

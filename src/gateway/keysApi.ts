@@ -5,6 +5,7 @@ import { clientApiErrorHandler, snakeCase } from './clientApiErrors';
 import { ForbiddenError, ValidationError } from '../errors';
 import { KEY_ERRORS, type KeysService } from '../accounts/keys.service';
 import type { AccountEventsService } from '../notifications/events.service';
+import type { FieldDoc } from '../accounts/clientApi.rules';
 
 /**
  * /v1/keys: an account manages its keys with a management key (see
@@ -80,3 +81,10 @@ export function keysApiRouter(deps: {
 }
 
 const idOf = (req: express.Request): string => (typeof req.params.id === 'string' ? req.params.id : '');
+
+/** /v1/alerts's fields (docs/client-api.md "Alert settings"; the OpenAPI document is built from them). */
+export const ALERT_FIELDS: readonly FieldDoc[] = [
+  { name: 'low_balance_thresholds', type: 'array', items: 'string', description: 'Amounts (decimal strings, at most 5, each above 0); balance.low fires once each time the balance falls below one.' },
+  { name: 'email_alerts', type: 'boolean', description: 'Whether events are also emailed to the account’s billing address.' },
+  { name: 'updated_at', type: 'string', format: 'date-time', nullable: true, description: 'When the settings last changed; null if never set.' },
+];

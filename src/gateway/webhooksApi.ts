@@ -4,6 +4,7 @@ import { ForbiddenError, ValidationError } from '../errors';
 import type { DeliveryView, EndpointView, WebhooksService } from '../webhooks/webhooks.service';
 import type { Caller } from './keyCache';
 import { clientApiErrorHandler, snakeCase } from './clientApiErrors';
+import type { FieldDoc } from '../accounts/clientApi.rules';
 
 /**
  * /v1/webhooks: an account manages its webhook endpoints and reads its
@@ -109,3 +110,32 @@ function deliveryJson(d: DeliveryView) {
     created_at: d.createdAt,
   };
 }
+
+/** An endpoint as /v1/webhooks answers it (endpointJson; docs/webhooks.md). */
+export const WEBHOOK_ENDPOINT_FIELDS: readonly FieldDoc[] = [
+  { name: 'id', type: 'string', description: 'The endpoint’s id.' },
+  { name: 'url', type: 'string', description: 'Where deliveries are POSTed.' },
+  { name: 'events', type: 'array', items: 'string', description: 'The event types delivered.' },
+  { name: 'status', type: 'string', enum: ['active', 'disabled'], description: 'Disabled endpoints get no new deliveries.' },
+  { name: 'secret_prefix', type: 'string', description: 'The start of the signing secret, to tell secrets apart.' },
+  { name: 'consecutive_failures', type: 'integer', description: 'Failed attempts in a row; disabling follows repeated failure.' },
+  { name: 'disabled_reason', type: 'string', nullable: true, description: 'Why the endpoint is disabled (by the account, by staff, or after repeated failure).' },
+  { name: 'created_at', type: 'string', format: 'date-time', description: 'When it was registered.' },
+  { name: 'disabled_at', type: 'string', format: 'date-time', nullable: true, description: 'When it was disabled.' },
+];
+
+/** A delivery as /v1/webhooks/deliveries answers it (deliveryJson): never a response body. */
+export const WEBHOOK_DELIVERY_FIELDS: readonly FieldDoc[] = [
+  { name: 'id', type: 'string', description: 'The delivery’s id.' },
+  { name: 'endpoint_id', type: 'string', description: 'The endpoint it goes to.' },
+  { name: 'event_id', type: 'string', description: 'The event delivered (also the webhook-id header).' },
+  { name: 'event_type', type: 'string', description: 'The event’s type.' },
+  { name: 'status', type: 'string', enum: ['pending', 'succeeded', 'failed'], description: 'Where the delivery stands.' },
+  { name: 'attempts', type: 'integer', description: 'Attempts so far.' },
+  { name: 'last_response_code', type: 'integer', nullable: true, description: 'The HTTP status of the last attempt; null if it got no answer.' },
+  { name: 'last_error', type: 'string', nullable: true, description: 'Why the last attempt failed (a short code, never a body).' },
+  { name: 'last_attempt_at', type: 'string', format: 'date-time', nullable: true, description: 'When the last attempt was made.' },
+  { name: 'next_attempt_at', type: 'string', format: 'date-time', nullable: true, description: 'When the next attempt is due, if pending.' },
+  { name: 'redeliveries', type: 'integer', description: 'How many times it was sent again by hand.' },
+  { name: 'created_at', type: 'string', format: 'date-time', description: 'When the delivery was created.' },
+];

@@ -194,6 +194,33 @@ describe('management keys: every account endpoint with each kind of key', () => 
     expect(KEY_OBJECT_FIELDS.map((f) => f.name).sort()).toEqual(Object.keys(created.body.data).sort());
   });
 
+  it('describes /v1/alerts and /v1/webhooks field for field as they answer', async () => {
+    const doc = (await (await fetch(`${gw.url}/v1/openapi.json`)).json()) as { paths: Record<string, Record<string, any>> };
+    const schemaOf = (path: string, method: string, status = '200') => doc.paths[path]![method].responses[status].content['application/json'].schema.properties;
+    expect(Object.keys(doc.paths['/v1/alerts']!).sort()).toEqual(['get', 'patch']);
+    const alerts = await call('GET', '/v1/alerts', bManagement.key);
+    expect(Object.keys(schemaOf('/v1/alerts', 'get').data.properties).sort()).toEqual(Object.keys(alerts.body.data).sort());
+
+    const registered = await call('POST', '/v1/webhooks', bManagement.key, { url: 'https://hooks.example.com/mixroute', events: ['balance.low'] });
+    expect(registered.status).toBe(201);
+    const documented = schemaOf('/v1/webhooks', 'post', '201');
+    expect(Object.keys(documented).sort()).toEqual(Object.keys(registered.body).sort());
+    expect(Object.keys(documented.data.properties).sort()).toEqual(Object.keys(registered.body.data).sort());
+    expect(documented.data.properties.events).toMatchObject({ type: 'array', items: { type: 'string' } });
+    const listed = await call('GET', '/v1/webhooks', bManagement.key);
+    expect(Object.keys(schemaOf('/v1/webhooks', 'get')).sort()).toEqual(Object.keys(listed.body).sort());
+    const deliveries = await call('GET', '/v1/webhooks/deliveries', bManagement.key);
+    expect(deliveries.status).toBe(200);
+    expect(Object.keys(schemaOf('/v1/webhooks/deliveries', 'get')).sort()).toEqual(Object.keys(deliveries.body).sort());
+    for (const path of ['/v1/webhooks/{id}', '/v1/webhooks/{id}/disable', '/v1/webhooks/{id}/enable', '/v1/webhooks/deliveries/{id}', '/v1/webhooks/deliveries/{id}/redeliver']) {
+      expect(doc.paths[path], path).toBeDefined();
+    }
+    expect(Object.keys((await call('GET', `/v1/webhooks/${registered.body.data.id}`, bManagement.key)).body.data).sort()).toEqual(
+      Object.keys(schemaOf('/v1/webhooks/{id}', 'get').data.properties).sort(),
+    );
+    expect((await call('DELETE', `/v1/webhooks/${registered.body.data.id}`, bManagement.key)).status).toBe(200);
+  });
+
   it('pages the list with limit and after', async () => {
     const c = await createCustomer(db, upstream.url);
     const m = await ops.createKey({ accountId: c.accountId, kind: 'management' });

@@ -26,6 +26,7 @@ import * as m20261204210000 from './20261204210000_client_account_api';
 import * as m20261204210100 from './20261204210100_key_spend_holds';
 import * as m20261204210200 from './20261204210200_account_events';
 import * as m20261204210300 from './20261204210300_webhooks';
+import * as m20261204220000 from './20261204220000_invoice_payments';
 
 /**
  * Every migration, in order, imported statically. knex's directory loader would
@@ -62,4 +63,5 @@ export const migrations: ReadonlyArray<readonly [name: string, migration: Knex.M
   ['20261204210100_key_spend_holds.ts', m20261204210100],
   ['20261204210200_account_events.ts', m20261204210200],
   ['20261204210300_webhooks.ts', m20261204210300],
+  ['20261204220000_invoice_payments.ts', m20261204220000],
 ];

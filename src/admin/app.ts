@@ -52,6 +52,7 @@ export function createAdminApp(deps: AdminAppDeps): Express {
     invoices,
     runs: invoicing.runs,
     taxRates: invoicing.taxRates,
+    payments: invoicing.payments,
     render: {
       pdf: async (id) => renderInvoicePdf(await invoices.document(id)),
       html: async (id) => renderInvoiceHtml(await invoices.document(id)),

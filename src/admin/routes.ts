@@ -21,6 +21,8 @@ import { meteringQuarantineInput, type LedgerService } from '../ledger/ledger.se
 import type { InvoicingService } from '../invoicing/invoicing.service';
 import { startRunInput } from '../invoicing/invoiceRuns.service';
 import { setTaxRateInput } from '../invoicing/taxRates.service';
+import { agingInput, recordPaymentBody, writeOffBody } from '../invoicing/payments.service';
+import { agingCsv, type AgingReport } from '../invoicing/paymentStatus.rules';
 import { DependencyUnavailableError } from '../errors';
 import { startReconcileInput, type ReconciliationService } from '../reconciliation/reconciliation.service';
 import { createDsrInput, extendInput, refuseInput, verifyInput, type PrivacyService } from '../privacy/privacy.service';
@@ -34,6 +36,7 @@ export type AdminOperations = AccountsService &
     invoices: InvoicingService['invoices'];
     runs: InvoicingService['runs'];
     taxRates: InvoicingService['taxRates'];
+    payments: InvoicingService['payments'];
     render: { pdf: (id: string) => Promise<Buffer>; html: (id: string) => Promise<string> };
     reconciliation: ReconciliationService;
     dsr: PrivacyService;
@@ -292,6 +295,30 @@ export const adminRoutes: readonly AdminRoute[] = [
     method: 'post', path: '/billing/invoices/:id/void', roles: BILLING, tag: 'billing', status: 201, bodyType: 'json',
     summary: 'Void a finalized invoice with a credit note (needs a reason)',
     handler: (ops, { params, body, actor }) => ops.invoices.void({ id: params.id, reason: (body as { reason?: unknown })?.reason }, actor),
+  },
+  {
+    method: 'get', path: '/billing/invoices/:id/payments', roles: BILLING, tag: 'billing',
+    summary: "A postpaid invoice's payment status, amount paid and outstanding, its payment applications and its write-off",
+    handler: (ops, { params }) => ops.payments.get(params.id!),
+  },
+  {
+    method: 'post', path: '/billing/invoices/:id/payments', roles: BILLING, tag: 'billing', status: 201, body: recordPaymentBody,
+    summary: 'Record a bank transfer against a postpaid invoice ({"amount","paidOn","reference"}); once per reference; the part above what is due is credited to the account',
+    handler: (ops, { params, body, actor }) => ops.payments.recordPayment(params.id!, body, actor),
+  },
+  {
+    method: 'post', path: '/billing/invoices/:id/write-off', roles: BILLING, tag: 'billing', status: 201, body: writeOffBody,
+    summary: 'Write off what is outstanding on a postpaid invoice (needs a reason); it becomes uncollectible',
+    handler: (ops, { params, body, actor }) => ops.payments.writeOff(params.id!, body, actor),
+  },
+  {
+    method: 'get', path: '/billing/receivables/aging', roles: BILLING, tag: 'billing', query: agingInput,
+    summary: 'Receivables aging (current, 1-30, 31-60, 61-90, over 90 days) in total and per account (?asOf=YYYY-MM-DD&accountId=&format=json|csv)',
+    handler: async (ops, { query }) => {
+      const report: AgingReport = await ops.payments.aging(query);
+      if ((query as { format?: unknown }).format !== 'csv') return report;
+      return { raw: true, contentType: 'text/csv; charset=utf-8', body: agingCsv(report), filename: `aging-${report.asOf}.csv` } satisfies RawResult;
+    },
   },
   {
     method: 'post', path: '/billing/reconciliations', roles: BILLING, tag: 'billing', status: 202,

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { invoiceRuns } from '../invoicing/invoiceRuns.service';
 import { invoicingService, type InvoicingService } from '../invoicing/invoicing.service';
 import { renderInvoiceHtml, renderInvoicePdf } from '../invoicing/render';
+import { agingCsv, AGING_BUCKETS, type AgingReport } from '../invoicing/paymentStatus.rules';
 
 import { UsageError, print, withDb, withTemporal, defined, staffCommand, cliActor } from './shared';
 
@@ -22,6 +23,18 @@ const runHuman = (r: any) => {
     `accounts: ${s.total}${s.listingDone ? '' : '+'}  done: ${s.done}  failed: ${s.failed}  skipped: ${s.skipped}  invoiced: ${s.invoiced}  existing: ${s.existing}`,
     `totals: ${totals}`,
     ...s.failures.map((f: { accountId: string; reason: string }) => `  failed ${f.accountId}: ${f.reason}`),
+  ].join('\n');
+};
+
+const agingHuman = (r: AgingReport) => {
+  const cols = ['current', '1-30', '31-60', '61-90', '>90', 'total'];
+  const row = (name: string, a: AgingReport['totals'][number] | AgingReport['accounts'][number]) =>
+    [name.padEnd(38).slice(0, 38), a.currency, ...[...AGING_BUCKETS, 'total' as const].map((b) => a[b].padStart(12))].join('  ');
+  return [
+    `receivables aging as of ${r.asOf}`,
+    ['account'.padEnd(38), 'cur', ...cols.map((c) => c.padStart(12))].join('  '),
+    ...r.accounts.map((a) => row(`${a.accountName} (${a.accountId.slice(0, 8)})`, a)),
+    ...r.totals.map((t) => row('TOTAL', t)),
   ].join('\n');
 };
 
@@ -91,6 +104,31 @@ export function registerInvoices(program: Command): void {
     .argument('<id>', 'invoice id')
     .requiredOption('--reason <text>', 'why')
     .action(async (id: string, o) => print(await withInvoicing((s) => s.invoices.void({ id, reason: o.reason }, cliActor())), !!o.json));
+
+  staffCommand(invoices, 'payments', "a postpaid invoice's payment status, applied payments and write-off")
+    .argument('<id>', 'invoice id')
+    .action(async (id: string, o) => print(await withInvoicing((s) => s.payments.get(id)), !!o.json));
+  staffCommand(invoices, 'record-payment', 'record a bank transfer against a postpaid invoice, once per reference (the part above what is due is credited to the account)')
+    .argument('<id>', 'invoice id')
+    .requiredOption('--amount <decimal>', 'the amount received, e.g. 120.50')
+    .requiredOption('--date <YYYY-MM-DD>', 'the day the transfer arrived')
+    .requiredOption('--reference <text>', "the bank's reference of the transfer")
+    .action(async (id: string, o) =>
+      print(await withInvoicing((s) => s.payments.recordPayment(id, { amount: o.amount, paidOn: o.date, reference: o.reference }, cliActor())), !!o.json),
+    );
+  staffCommand(invoices, 'write-off', 'write off what is outstanding on a postpaid invoice; needs a reason')
+    .argument('<id>', 'invoice id')
+    .requiredOption('--reason <text>', 'why it will not be collected')
+    .action(async (id: string, o) => print(await withInvoicing((s) => s.payments.writeOff(id, { reason: o.reason }, cliActor())), !!o.json));
+  staffCommand(invoices, 'aging', 'receivables aging: outstanding postpaid invoices by days overdue, in total and per account')
+    .option('--as-of <YYYY-MM-DD>', 'the day to age on (default today, UTC)')
+    .option('--account <id>', 'one account only')
+    .option('--csv', 'print CSV')
+    .action(async (o) => {
+      const report = await withInvoicing((s) => s.payments.aging(defined({ asOf: o.asOf, accountId: o.account })));
+      if (o.csv) process.stdout.write(agingCsv(report));
+      else print(report, !!o.json, agingHuman);
+    });
 
   const taxRatesCmd = program.command('tax-rates').description('VAT rates by country');
   staffCommand(taxRatesCmd, 'set', 'set the rate of a country from a date')

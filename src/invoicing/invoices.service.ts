@@ -9,6 +9,7 @@ import { creditNoteSeries, documentNumber } from './numbering.rules';
 import { ConflictError, NotFoundError } from '../errors';
 import { validate } from '../shared/validate';
 import { recordAccountEvent } from '../notifications/events.data';
+import { paymentStates } from './payments.service';
 
 /** Reading, rendering and voiding invoices (CLI and admin API). */
 export const listInvoicesInput = z.strictObject({
@@ -30,7 +31,9 @@ export function invoiceQueries({ db, clock, config }: { db: Db; clock: Clock; co
     return { inv, lines };
   }
 
-  function view(inv: any, lines: any[]) {
+  const today = () => clock.now().toISOString().slice(0, 10);
+
+  function view(inv: any, lines: any[], payment: unknown = null) {
     return {
       id: inv.id,
       kind: inv.kind,
@@ -68,19 +71,29 @@ export function invoiceQueries({ db, clock, config }: { db: Db; clock: Clock; co
       voidsInvoiceId: inv.voids_invoice_id,
       voidedBy: inv.voided_by,
       voidReason: inv.void_reason,
+      // Postpaid invoices only (docs/collections.md): status, amount paid, outstanding, days overdue.
+      payment,
     };
   }
 
   return {
     async get(id: string) {
       const { inv, lines } = await load(id);
-      return view(inv, lines);
+      return view(inv, lines, (await paymentStates(db, [inv], today())).get(inv.id) ?? null);
     },
 
     async list(raw: unknown) {
       const input = validate(listInvoicesInput, raw ?? {});
       const rows = await listInvoices(db, input);
-      return rows.map((inv) => ({ id: inv.id, kind: inv.kind, number: inv.number, status: inv.status, accountId: inv.account_id, period: inv.period, currency: inv.currency, total: money(inv.total, inv.currency), amountDue: money(inv.amount_due, inv.currency) }));
+      const payments = await paymentStates(db, rows, today());
+      return rows.map((inv) => {
+        const p = payments.get(inv.id);
+        return {
+          id: inv.id, kind: inv.kind, number: inv.number, status: inv.status, accountId: inv.account_id, period: inv.period, currency: inv.currency,
+          total: money(inv.total, inv.currency), amountDue: money(inv.amount_due, inv.currency),
+          paymentStatus: p?.status ?? null, amountPaid: p?.amountPaid ?? null,
+        };
+      });
     },
 
     async document(id: string): Promise<InvoiceDocument> {

@@ -30,6 +30,7 @@ import { recordAccountEvent } from '../notifications/events.data';
 import { invoiceQueries } from './invoices.service';
 import { invoiceRuns } from './invoiceRuns.service';
 import { taxRates } from './taxRates.service';
+import { invoicePayments } from './payments.service';
 
 export interface InvoicingDeps {
   db: Db;
@@ -44,6 +45,7 @@ export interface InvoicingDeps {
  * - `invoices`: read, list, document (for rendering), void with a credit note (invoices.service.ts);
  * - `runs`: start and follow a period's invoice run (invoiceRuns.service.ts);
  * - `taxRates`: set and list VAT rates (taxRates.service.ts);
+ * - `payments`: bank transfers, write-offs, payment status, receivables aging (payments.service.ts);
  * - `listBillableAccounts`, `invoiceAccount`: the invoice run's work, called by its activities.
  */
 export function invoicingService(deps: InvoicingDeps) {
@@ -53,6 +55,7 @@ export function invoicingService(deps: InvoicingDeps) {
     invoices: invoiceQueries({ db, clock, config }),
     runs: deps.temporal ? invoiceRuns({ client: deps.temporal.client, taskQueue: deps.temporal.taskQueue, config, clock }) : undefined,
     taxRates: taxRates(db),
+    payments: invoicePayments({ db, clock }),
 
     listBillableAccounts(input: { period: string; after: string | null; limit: number; accountIds?: string[] }): Promise<string[]> {
       return listBillableAccounts(db, input);

@@ -272,7 +272,7 @@ export async function invoicesToExpire(trx: Trx, cutoff: Date, limit: number): P
   ).rows.map((r: { id: string }) => r.id);
 }
 
-/** Invoices with their lines, credit notes and the usage_hourly rows they consumed. */
+/** Invoices with their lines, credit notes, payment applications, write-offs and the usage_hourly rows they consumed. */
 export async function deleteInvoices(trx: Trx, ids: string[]): Promise<void> {
   // Their usage: the rows they marked (late rows, and everything from before boundaries), and the
   // normal rows of the hours each consumed through the boundary.
@@ -282,6 +282,9 @@ export async function deleteInvoices(trx: Trx, ids: string[]): Promise<void> {
     [ids],
   );
   await trx('invoice_lines').whereIn('invoice_id', ids).delete();
+  // Their payment applications and write-offs (docs/collections.md) go with them.
+  await trx('invoice_payment_applications').whereIn('invoice_id', ids).delete();
+  await trx('invoice_write_offs').whereIn('invoice_id', ids).delete();
   // An invoice and its credit note refer to each other; one statement deletes both (the keys are checked at its end).
   await trx('invoices').whereIn('id', ids).delete();
 }

@@ -10,6 +10,13 @@ import { sqlState } from './dataErrors.rules';
 import { alertTargetJsonSql, recordSettlementEvents, type AlertTarget } from '../notifications/events.data';
 import { windowBounds } from '../accounts/keyWindow.rules';
 
+/** The counters of a usage_hourly row, and of a usage_daily_keys row; settlement adds a batch's to them. */
+const HOURLY_COUNTERS = ['requests', 'input_tokens', 'cache_read_tokens', 'cache_write_tokens', 'cache_write_1h_tokens', 'output_tokens', 'reasoning_tokens', 'cost'];
+const DAILY_KEY_COUNTERS = ['requests', 'input_tokens', 'cache_read_tokens', 'cache_write_tokens', 'output_tokens', 'reasoning_tokens', 'cost'];
+
+/** An ON CONFLICT ... DO UPDATE SET list that adds the incoming row's counters to the stored row (alias). */
+const addCounters = (alias: string, columns: readonly string[]): string => columns.map((c) => `${c} = ${alias}.${c} + EXCLUDED.${c}`).join(', ');
+
 /**
  * Settlement's statements: each function here runs inside the caller's
  * transaction; src/metering/metering.service.ts opens it and decides what to
@@ -126,15 +133,7 @@ export async function settleAccountBatch(trx: Trx, accountId: string, opts: Acco
      SELECT ?::uuid, g.*, g.hour < ${boundarySql('?::uuid')}
        FROM unnest(?::timestamptz[], ?::text[], ?::text[], ?::text[], ?::int[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::numeric[])
             AS g(hour, model, provider, price_id, requests, input_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, cost)
-     ON CONFLICT (account_id, hour, model, provider, price_id, late) WHERE invoiced_by IS NULL DO UPDATE SET
-       requests = u.requests + EXCLUDED.requests,
-       input_tokens = u.input_tokens + EXCLUDED.input_tokens,
-       cache_read_tokens = u.cache_read_tokens + EXCLUDED.cache_read_tokens,
-       cache_write_tokens = u.cache_write_tokens + EXCLUDED.cache_write_tokens,
-       cache_write_1h_tokens = u.cache_write_1h_tokens + EXCLUDED.cache_write_1h_tokens,
-       output_tokens = u.output_tokens + EXCLUDED.output_tokens,
-       reasoning_tokens = u.reasoning_tokens + EXCLUDED.reasoning_tokens,
-       cost = u.cost + EXCLUDED.cost`,
+     ON CONFLICT (account_id, hour, model, provider, price_id, late) WHERE invoiced_by IS NULL DO UPDATE SET ${addCounters('u', HOURLY_COUNTERS)}`,
     [
       accountId,
       accountId,
@@ -158,14 +157,7 @@ export async function settleAccountBatch(trx: Trx, accountId: string, opts: Acco
       WHERE e.account_id = ? AND e.settled_at IS NULL
         AND (e.request_id, e.occurred_at) IN (SELECT * FROM unnest(?::text[], ?::timestamptz[]))
       GROUP BY 1, 2, 3, 4
-     ON CONFLICT (api_key_id, day, model) DO UPDATE SET
-       requests = d.requests + EXCLUDED.requests,
-       input_tokens = d.input_tokens + EXCLUDED.input_tokens,
-       cache_read_tokens = d.cache_read_tokens + EXCLUDED.cache_read_tokens,
-       cache_write_tokens = d.cache_write_tokens + EXCLUDED.cache_write_tokens,
-       output_tokens = d.output_tokens + EXCLUDED.output_tokens,
-       reasoning_tokens = d.reasoning_tokens + EXCLUDED.reasoning_tokens,
-       cost = d.cost + EXCLUDED.cost`,
+     ON CONFLICT (api_key_id, day, model) DO UPDATE SET ${addCounters('d', DAILY_KEY_COUNTERS)}`,
     [accountId, events.map((e) => e.request_id), events.map((e) => e.occurred_at_exact)],
   );
 
@@ -341,15 +333,7 @@ export async function settleShardBatch(
               date_trunc('hour', m.occurred_at, 'UTC') < COALESCE(bd.invoiced_until, '-infinity'::timestamptz)
          FROM marked m LEFT JOIN usage_invoiced_boundaries bd ON bd.account_id = m.account_id
         GROUP BY m.account_id, 2, 3, 4, 5, bd.invoiced_until
-       ON CONFLICT (account_id, hour, model, provider, price_id, late) WHERE invoiced_by IS NULL DO UPDATE SET
-         requests = h.requests + EXCLUDED.requests,
-         input_tokens = h.input_tokens + EXCLUDED.input_tokens,
-         cache_read_tokens = h.cache_read_tokens + EXCLUDED.cache_read_tokens,
-         cache_write_tokens = h.cache_write_tokens + EXCLUDED.cache_write_tokens,
-         cache_write_1h_tokens = h.cache_write_1h_tokens + EXCLUDED.cache_write_1h_tokens,
-         output_tokens = h.output_tokens + EXCLUDED.output_tokens,
-         reasoning_tokens = h.reasoning_tokens + EXCLUDED.reasoning_tokens,
-         cost = h.cost + EXCLUDED.cost
+       ON CONFLICT (account_id, hour, model, provider, price_id, late) WHERE invoiced_by IS NULL DO UPDATE SET ${addCounters('h', HOURLY_COUNTERS)}
        RETURNING 1),
      -- The same events per key, UTC day and model (the client API's spend and activity); a key that is not
      -- the account's (never from the gateway) gets no row rather than another account's attribution.
@@ -360,14 +344,7 @@ export async function settleShardBatch(
               sum(m.cache_read_tokens), sum(m.cache_write_tokens), sum(m.output_tokens), sum(m.reasoning_tokens), sum(m.cost)
          FROM marked m JOIN api_keys k ON k.id = m.api_key_id AND k.account_id = m.account_id
         GROUP BY 1, 2, 3, 4
-       ON CONFLICT (api_key_id, day, model) DO UPDATE SET
-         requests = d.requests + EXCLUDED.requests,
-         input_tokens = d.input_tokens + EXCLUDED.input_tokens,
-         cache_read_tokens = d.cache_read_tokens + EXCLUDED.cache_read_tokens,
-         cache_write_tokens = d.cache_write_tokens + EXCLUDED.cache_write_tokens,
-         output_tokens = d.output_tokens + EXCLUDED.output_tokens,
-         reasoning_tokens = d.reasoning_tokens + EXCLUDED.reasoning_tokens,
-         cost = d.cost + EXCLUDED.cost
+       ON CONFLICT (api_key_id, day, model) DO UPDATE SET ${addCounters('d', DAILY_KEY_COUNTERS)}
        RETURNING 1),
      entries AS (
        INSERT INTO ledger_entries (account_id, kind, contra, amount, idempotency_key, reference_type, reference_id, actor, balance_after)

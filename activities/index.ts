@@ -20,6 +20,7 @@ import { createWebhookSender } from '../src/webhooks/sender';
 import { webhookDeliveryService } from '../src/webhooks/webhooks.service';
 import { webhookActivities } from './webhooks';
 import { accountEventsService } from '../src/notifications/events.service';
+import { paymentRequestActivities } from './paymentRequests';
 
 /** What activities may use; the worker passes production ones, tests pass a test database. */
 export interface ActivityDeps {
@@ -59,6 +60,7 @@ export function createActivities(deps: ActivityDeps) {
     ...dsrActivities({ ...deps, privacyFulfilment: privacyFulfilmentService({ db: deps.db, clock: deps.clock, privacy: deps.privacy }) }),
     ...retentionActivities({ ...deps, retentionService: retentionService({ db: deps.db, clock: deps.clock, config: { retention: deps.retention } }) }),
     ...webhookActivities(webhookDeps(deps)),
+    ...paymentRequestActivities({ db: deps.db, invoicing: deps.invoicing }),
   };
 }
 

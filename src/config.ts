@@ -1,3 +1,4 @@
+import { DEFAULT_DUNNING_SCHEDULE, parseDunningSchedule, type DunningStep } from './shared/dunning.rules';
 import path from 'node:path';
 import { allowedHostEntryProblem } from './shared/upstreamAddressPolicy';
 
@@ -115,6 +116,26 @@ export const configSchema = z.object({
   INVOICE_ISSUER_EMAIL: z.string().min(3).default('billing@mixroute.example'),
   INVOICE_SERIES_PREFIX: z.string().regex(/^[A-Z]{1,8}$/, 'upper-case letters').default('MR'),
   INVOICE_PAYMENT_TERMS_DAYS: z.coerce.number().int().min(0).max(365).default(14),
+  DUNNING_SCHEDULE: z
+    .string()
+    .max(400)
+    .default(DEFAULT_DUNNING_SCHEDULE)
+    .transform((v, ctx) => {
+      try {
+        return parseDunningSchedule(v);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        return z.NEVER;
+      }
+    }),
+  DUNNING_PAUSE_RECHECK_MS: z.coerce.number().int().min(1_000).max(86_400_000).default(3_600_000),
+  STRIPE_SECRET_KEY: optionalString,
+  // The payment provider's API; only for a local stand-in in tests and development (the official client's default otherwise).
+  STRIPE_API_URL: z
+    .string()
+    .url()
+    .refine((v) => /^https?:\/\//.test(v), 'must be an http(s) URL')
+    .optional(),
   INVOICE_GRACE_HOURS: z.coerce.number().min(0).max(24 * 31).default(6),
   INVOICE_RUN_CONCURRENCY: z.coerce.number().int().min(1).max(500).default(8),
   INVOICE_RUN_PAGE_SIZE: z.coerce.number().int().min(1).max(5_000).default(500),
@@ -255,6 +276,11 @@ export interface Config {
     readonly issuer: { readonly name: string; readonly address: string; readonly country: string; readonly vatId: string; readonly email: string };
     readonly seriesPrefix: string;
     readonly paymentTermsDays: number;
+    /** The dunning schedule of every finalized postpaid invoice (DUNNING_SCHEDULE, docs/collections.md). */
+    readonly dunningSchedule: readonly DunningStep[];
+    readonly dunningPauseRecheckMs: number;
+    /** Payment requests for postpaid invoices (a Stripe PaymentIntent each); absent key: none are created. */
+    readonly stripe: { readonly secretKey: string | undefined; readonly apiUrl: string | undefined };
     /** A period may be invoiced this long after it ends (late events), unless forced. */
     readonly graceHours: number;
     readonly runConcurrency: number;
@@ -409,6 +435,9 @@ export function loadConfig(env: Env = process.env): Config {
       }),
       seriesPrefix: e.INVOICE_SERIES_PREFIX,
       paymentTermsDays: e.INVOICE_PAYMENT_TERMS_DAYS,
+      dunningSchedule: Object.freeze(e.DUNNING_SCHEDULE.map((x) => Object.freeze(x))),
+      dunningPauseRecheckMs: e.DUNNING_PAUSE_RECHECK_MS,
+      stripe: Object.freeze({ secretKey: e.STRIPE_SECRET_KEY, apiUrl: e.STRIPE_API_URL }),
       graceHours: e.INVOICE_GRACE_HOURS,
       runConcurrency: e.INVOICE_RUN_CONCURRENCY,
       runPageSize: e.INVOICE_RUN_PAGE_SIZE,

@@ -1,4 +1,5 @@
 import { defineQuery, defineSignal } from '@temporalio/workflow';
+import type { DunningStep } from '../src/shared/dunning.rules';
 
 /**
  * Messages shared by workflows and their callers, declared once. They carry
@@ -319,3 +320,40 @@ export interface WebhookDispatcherInput {
   /** Rounds so far in this run; the workflow continues as new after enough of them. */
   rounds?: number;
 }
+
+// --- dunning (docs/collections.md)
+
+/** `dunning:{invoiceId}`: the collection schedule of one finalized postpaid invoice. */
+export interface DunningInput {
+  invoiceId: string;
+  accountId: string;
+  /** The due date's 00:00 UTC, epoch milliseconds (dunning.rules.ts dunningAnchor). */
+  anchorMs: number;
+  /** The schedule, sorted (dunning.rules.ts validateDunningSteps); offsets in ms from the anchor. */
+  steps: DunningStep[];
+  /** While dunning is paused, how often the workflow looks again without a signal (ms). */
+  pauseRecheckMs: number;
+}
+
+/** What one step did; `paused`: nothing, dunning is paused for the account (the step waits). */
+export type DunningStepOutcome = 'sent' | 'suspended' | 'skipped_settled' | 'skipped_already_suspended' | 'paused';
+
+export interface DunningResult {
+  /** Why the workflow ended: the invoice no longer needs collecting, or the schedule ran to its end. */
+  ended: 'settled' | 'completed';
+  steps: { name: string; outcome: Exclude<DunningStepOutcome, 'paused'> }[];
+}
+
+export interface DunningState {
+  settled: boolean;
+  paused: boolean;
+  /** The next step and when it is due (epoch ms); null when none is left. */
+  next: { name: string; dueAtMs: number } | null;
+  done: { name: string; outcome: Exclude<DunningStepOutcome, 'paused'> }[];
+}
+
+/** Something changed the invoice's collection (a payment, a credit note, a write-off, a void): the workflow looks again now. */
+export const dunningSettledSignal = defineSignal<[{ cause: 'payment' | 'credit_note' | 'write_off' | 'void' | 'staff' }]>('dunningSettled');
+/** Staff resumed dunning for the account: a waiting step looks again now. */
+export const dunningResumedSignal = defineSignal('dunningResumed');
+export const dunningStatusQuery = defineQuery<DunningState>('dunningStatus');

@@ -13,6 +13,7 @@ import {
   type AccountEventType,
   type KeyLimitWindow,
   type KeyWindowFn,
+  ALWAYS_EMAILED,
 } from './events.rules';
 
 /**
@@ -90,7 +91,7 @@ async function insertEvents(trx: Trx, events: NewAccountEvent[], targets: Map<st
   )) as { rows: AccountEventRow[] };
   const mails = rows.flatMap((e) => {
     const t = targets.get(e.account_id);
-    if (!t?.billing_email || t.email_alerts === false) return [];
+    if (!t?.billing_email || (t.email_alerts === false && !ALWAYS_EMAILED.has(e.type))) return [];
     const m = eventEmail({ id: e.id, type: e.type, accountId: e.account_id, data: e.data });
     return [{ idempotency_key: eventEmailKey(e.id), recipient: t.billing_email, subject: m.subject, body: m.body }];
   });

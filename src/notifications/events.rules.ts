@@ -19,6 +19,11 @@ export const ACCOUNT_EVENT_TYPES = [
   'topup.succeeded',
   'invoice.finalized',
   'credit_note.created',
+  'invoice.payment_due',
+  'invoice.overdue',
+  'invoice.paid',
+  'account.suspended',
+  'account.reinstated',
 ] as const;
 export type AccountEventType = (typeof ACCOUNT_EVENT_TYPES)[number];
 
@@ -156,6 +161,11 @@ export function eventEmail(e: { id: string; type: AccountEventType; accountId: s
     'topup.succeeded': `MixRoute: top-up of ${String(d.amount)}${cur} credited`,
     'invoice.finalized': `MixRoute: invoice ${String(d.number)} issued`,
     'credit_note.created': `MixRoute: credit note ${String(d.number)} issued`,
+    'invoice.payment_due': `MixRoute: invoice ${String(d.number)} is due on ${String(d.dueDate)}`,
+    'invoice.overdue': `MixRoute: invoice ${String(d.number)} is overdue`,
+    'invoice.paid': `MixRoute: invoice ${String(d.number)} paid`,
+    'account.suspended': 'MixRoute: API access suspended for an unpaid invoice',
+    'account.reinstated': 'MixRoute: API access reinstated',
   };
   const lines = [`Event: ${e.type}`, `Event id: ${e.id}`, `Account: ${e.accountId}`];
   for (const [k, v] of Object.entries(e.data)) {
@@ -170,6 +180,13 @@ export function eventEmail(e: { id: string; type: AccountEventType; accountId: s
   lines.push('', 'You receive this because alert emails are on for this account; staff or a management key can turn them off.');
   return { subject: subjects[e.type], body: lines.join('\n') };
 }
+
+/**
+ * Collection events are emailed to the billing address even when alert
+ * emails are off: they are the reminders of a debt and the notice of a
+ * suspension, not alerts the account chose to receive.
+ */
+export const ALWAYS_EMAILED: ReadonlySet<AccountEventType> = new Set(['invoice.payment_due', 'invoice.overdue', 'account.suspended', 'account.reinstated']);
 
 /** An outbox message's key for an event's email (notification_outbox.idempotency_key). */
 export const eventEmailKey = (eventId: string) => `account-event:${eventId}`;

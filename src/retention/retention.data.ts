@@ -285,6 +285,10 @@ export async function deleteInvoices(trx: Trx, ids: string[]): Promise<void> {
   // Their payment applications and write-offs (docs/collections.md) go with them.
   await trx('invoice_payment_applications').whereIn('invoice_id', ids).delete();
   await trx('invoice_write_offs').whereIn('invoice_id', ids).delete();
+  await trx('dunning_steps').whereIn('invoice_id', ids).delete();
+  await trx('invoice_payment_requests').whereIn('invoice_id', ids).delete();
+  // A suspension's history outlives the invoice that caused it: only the link goes.
+  await trx('account_suspensions').whereIn('invoice_id', ids).update({ invoice_id: null });
   // An invoice and its credit note refer to each other; one statement deletes both (the keys are checked at its end).
   await trx('invoices').whereIn('id', ids).delete();
 }

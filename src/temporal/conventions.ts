@@ -44,6 +44,8 @@ export const workflowIds = {
   /** A metadata expiry staff start: one per minute, so a double click finds the run already going. */
   metadataExpiryOnDemand: (now: Date) => `metadata-expiry:manual-${now.toISOString().slice(0, 16)}`,
   dsr: (requestId: string) => `dsr:${requestId}`,
+  /** The collection schedule of one finalized postpaid invoice (docs/collections.md). */
+  dunning: (invoiceId: string) => `dunning:${invoiceId}`,
   /** One delivery's run; a manual redelivery is the next generation, a run of its own. */
   webhookDelivery: (deliveryId: string, generation: number) => `webhook-delivery:${deliveryId}:${generation}`,
   /** The one dispatcher per task queue (qualified like settlement shards), started by every worker. */

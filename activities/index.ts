@@ -21,6 +21,11 @@ import { webhookDeliveryService } from '../src/webhooks/webhooks.service';
 import { webhookActivities } from './webhooks';
 import { accountEventsService } from '../src/notifications/events.service';
 import { paymentRequestActivities } from './paymentRequests';
+import { paymentRequests } from '../src/invoicing/paymentRequests.service';
+import { dunningActivities, dunningStarter } from './dunning';
+import { dunningService } from '../src/invoicing/dunning.service';
+
+const dunningOf = (deps: ActivityDeps) => dunningService({ db: deps.db, clock: deps.clock, config: { invoicing: deps.invoicing } });
 
 /** What activities may use; the worker passes production ones, tests pass a test database. */
 export interface ActivityDeps {
@@ -55,12 +60,16 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...healthActivities(deps),
     ...billingActivities({ ledger: ledgerService(deps), metering: meteringService(deps) }),
-    ...invoicingActivities({ invoicing: invoicingService({ db: deps.db, clock: deps.clock, config: { invoicing: deps.invoicing, billing: deps.billing } }) }),
+    ...invoicingActivities({
+      invoicing: invoicingService({ db: deps.db, clock: deps.clock, config: { invoicing: deps.invoicing, billing: deps.billing } }),
+      startDunning: dunningStarter({ dunning: dunningOf(deps), invoicing: deps.invoicing }),
+    }),
+    ...dunningActivities({ dunning: dunningOf(deps) }),
     ...reconciliationActivities(deps),
     ...dsrActivities({ ...deps, privacyFulfilment: privacyFulfilmentService({ db: deps.db, clock: deps.clock, privacy: deps.privacy }) }),
     ...retentionActivities({ ...deps, retentionService: retentionService({ db: deps.db, clock: deps.clock, config: { retention: deps.retention } }) }),
     ...webhookActivities(webhookDeps(deps)),
-    ...paymentRequestActivities({ db: deps.db, invoicing: deps.invoicing }),
+    ...paymentRequestActivities({ paymentRequests: paymentRequests({ db: deps.db, config: { invoicing: deps.invoicing } }) }),
   };
 }
 

@@ -1,3 +1,4 @@
+import { Context } from '@temporalio/activity';
 import { failingPermanentlyOn, type FailureTypes } from './errors';
 import { lastHeartbeatDetails, withHeartbeat } from './heartbeat';
 import { InvoiceDataError } from '../src/invoicing/invoice.rules';
@@ -12,7 +13,12 @@ const INVOICE_DATA_ERRORS: FailureTypes = [
   [InvoiceDataError, 'InvoiceDataError'],
 ];
 
-export function invoicingActivities({ invoicing }: { invoicing: InvoicingService }) {
+/**
+ * `startDunning`: starts an invoice's dunning workflow (activities/dunning.ts
+ * dunningStarter); called after each invoice finalized here, before the result
+ * is reported, so a failed start is retried with the attempt.
+ */
+export function invoicingActivities({ invoicing, startDunning }: { invoicing: InvoicingService; startDunning?: (invoiceId: string) => Promise<void> }) {
   return {
     async listBillableAccounts(input: { period: string; after: string | null; limit: number; accountIds?: string[] }): Promise<string[]> {
       return invoicing.listBillableAccounts(input);
@@ -38,6 +44,8 @@ export function invoicingActivities({ invoicing }: { invoicing: InvoicingService
           try {
             let result = await invoicing.invoiceAccount({ accountId, period: input.period, dryRun: input.dryRun }, beat);
             if (result.status === 'existing' && result.issuedAt && Date.parse(result.issuedAt) >= runStart) result = { ...result, status: 'invoiced' };
+            // Before it is reported done: a retried batch invoices it again ('existing', issued since the run started) and starts it then.
+            if (result.status === 'invoiced' && startDunning) await startDunning(result.invoiceId);
             done.push({ accountId, result });
           } catch (err) {
             if (err instanceof TaxDataError || err instanceof InvoiceDataError || err instanceof NotFoundError) done.push({ accountId, error: err.message });
@@ -52,9 +60,13 @@ export function invoicingActivities({ invoicing }: { invoicing: InvoicingService
     /** Bad tax or price data cannot be fixed by retrying: it fails this account, with the reason, at once. */
     async invoiceAccountActivity(input: InvoiceAccountInput): Promise<InvoiceAccountResult> {
       // invoiceAccount runs it as a local activity, which has no heartbeat (withHeartbeat sends none).
-      return withHeartbeat({ everyMs: 5_000 }, (beat) =>
+      const result = await withHeartbeat({ everyMs: 5_000 }, (beat) =>
         failingPermanentlyOn(INVOICE_DATA_ERRORS, () => invoicing.invoiceAccount(input, beat)),
       );
+      // A retry after a failed start finds the invoice 'existing': start it then too (idempotent by workflow id).
+      const retried = result.status === 'existing' && Context.current().info.attempt > 1;
+      if ((result.status === 'invoiced' || retried) && startDunning) await startDunning(result.invoiceId);
+      return result;
     },
   };
 }

@@ -1,5 +1,6 @@
 export { accountMetering } from './accountMetering';
 export { dataSubjectRequest } from './dataSubjectRequest';
+export { dunning } from './dunning';
 export { healthProbe } from './healthProbe';
 export { invoiceAccount } from './invoiceAccount';
 export { invoiceRun } from './invoiceRun';

@@ -1,3 +1,5 @@
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import express, { type Express, type RequestHandler } from 'express';
 import type { Clock } from '../clock';
 import type { Db } from '../db/knex';
@@ -23,6 +25,8 @@ import { staffService } from '../staff/staff.service';
 import { renderInvoiceHtml, renderInvoicePdf } from '../invoicing/render';
 import { accountEventsService } from '../notifications/events.service';
 import { webhooksService } from '../webhooks/webhooks.service';
+import { dunningOperations } from '../invoicing/dunning.service';
+import { suspensionService } from '../invoicing/suspension.service';
 
 export interface AdminAppDeps {
   db: Db;
@@ -53,6 +57,8 @@ export function createAdminApp(deps: AdminAppDeps): Express {
     runs: invoicing.runs,
     taxRates: invoicing.taxRates,
     payments: invoicing.payments,
+    accountingExport: invoicing.accountingExport,
+    suspension: suspensionService({ db: deps.db, clock: deps.clock }),
     render: {
       pdf: async (id) => renderInvoicePdf(await invoices.document(id)),
       html: async (id) => renderInvoiceHtml(await invoices.document(id)),
@@ -62,6 +68,7 @@ export function createAdminApp(deps: AdminAppDeps): Express {
     retention: retentionService({ db: deps.db, clock: deps.clock, config: deps.config, client: deps.temporal?.client, taskQueue: deps.temporal?.taskQueue }),
     alerts: accountEventsService({ db: deps.db, mail: deps.config.mail }),
     webhooks: webhooksService({ db: deps.db, clock: deps.clock, config: deps.config }),
+    dunning: dunningOperations({ db: deps.db, clock: deps.clock, config: deps.config, temporal: deps.temporal }),
   };
 
   app.use(requestIdMiddleware('adm-'));
@@ -74,6 +81,7 @@ export function createAdminApp(deps: AdminAppDeps): Express {
   app.use(
     paymentWebhookRouter({
       ledger,
+      invoicePayments: invoicing.payments,
       logger: deps.logger,
       secret: deps.billing.webhookSecret,
       toleranceS: deps.billing.webhookToleranceS,
@@ -104,7 +112,9 @@ export function createAdminApp(deps: AdminAppDeps): Express {
         const r = result as RawResult;
         res.status(route.status ?? 200).type(r.contentType);
         if (r.filename) res.setHeader('content-disposition', `attachment; filename="${r.filename}"`);
-        res.send(r.body);
+        if (typeof r.body === 'string' || Buffer.isBuffer(r.body)) res.send(r.body);
+        // Streamed as produced (a long CSV); a failure half way cuts the response short, so the client sees it incomplete.
+        else await pipeline(Readable.from(r.body), res).catch((err: unknown) => deps.logger.warn({ requestId: res.locals.requestId, err: (err as Error).message }, 'streamed response ended early'));
         return;
       }
       res.status(route.status ?? 200).json(result);

@@ -30,7 +30,9 @@ export function openApiDocument(): Record<string, unknown> {
         ? { requestBody: { required: true, content: { 'application/json': { schema: z.toJSONSchema(route.body, { io: 'input' }) } } } }
         : {}),
       responses: {
-        [String(route.status ?? 200)]: { description: 'OK', content: { 'application/json': { schema: { type: 'object' } } } },
+        [String(route.status ?? 200)]: route.responseType
+          ? { description: 'OK', content: { [route.responseType]: { schema: { type: 'string' } } } }
+          : { description: 'OK', content: { 'application/json': { schema: { type: 'object' } } } },
         '400': problem,
         '401': problem,
         '403': problem,

@@ -22,6 +22,9 @@ import type { InvoicingService } from '../invoicing/invoicing.service';
 import { startRunInput } from '../invoicing/invoiceRuns.service';
 import { setTaxRateInput } from '../invoicing/taxRates.service';
 import { agingInput, recordPaymentBody, writeOffBody } from '../invoicing/payments.service';
+import { accountingExportInput } from '../invoicing/accountingExport.service';
+import { suspensionBody, type SuspensionService } from '../invoicing/suspension.service';
+import { validate } from '../shared/validate';
 import { agingCsv, type AgingReport } from '../invoicing/paymentStatus.rules';
 import { DependencyUnavailableError } from '../errors';
 import { startReconcileInput, type ReconciliationService } from '../reconciliation/reconciliation.service';
@@ -29,6 +32,7 @@ import { createDsrInput, extendInput, refuseInput, verifyInput, type PrivacyServ
 import { addHoldInput, releaseHoldInput, setPolicyInput, type RetentionService } from '../retention/retention.service';
 import { alertSettingsInput, listEventsInput, type AccountEventsService } from '../notifications/events.service';
 import { registerEndpointBody, type WebhooksService } from '../webhooks/webhooks.service';
+import { pauseDunningBody, type DunningOperations } from '../invoicing/dunning.service';
 
 export type AdminOperations = AccountsService &
   LedgerService &
@@ -37,12 +41,15 @@ export type AdminOperations = AccountsService &
     runs: InvoicingService['runs'];
     taxRates: InvoicingService['taxRates'];
     payments: InvoicingService['payments'];
+    accountingExport: InvoicingService['accountingExport'];
+    suspension: SuspensionService;
     render: { pdf: (id: string) => Promise<Buffer>; html: (id: string) => Promise<string> };
     reconciliation: ReconciliationService;
     dsr: PrivacyService;
     retention: RetentionService;
     alerts: AccountEventsService;
     webhooks: WebhooksService;
+    dunning: DunningOperations;
   };
 
 const needRuns = (ops: AdminOperations) => {
@@ -54,7 +61,8 @@ const needRuns = (ops: AdminOperations) => {
 export interface RawResult {
   raw: true;
   contentType: string;
-  body: Buffer | string;
+  /** An async iterable (a long CSV) is streamed as it is produced. */
+  body: Buffer | string | AsyncIterable<string>;
   filename?: string;
 }
 
@@ -85,6 +93,8 @@ export interface AdminRoute {
   bodyType?: 'json' | 'csv';
   query?: z.ZodType;
   status?: number;
+  /** The media type of a success that is not JSON (the OpenAPI document says so). */
+  responseType?: string;
   handler: (ops: AdminOperations, ctx: RouteContext) => Promise<unknown>;
 }
 
@@ -105,8 +115,18 @@ export const adminRoutes: readonly AdminRoute[] = [
   },
   {
     method: 'get', path: '/billing/accounts/:id', roles: BILLING, tag: 'billing',
-    summary: 'Show one account',
-    handler: (ops, { params }) => ops.getAccount({ id: params.id }),
+    summary: 'Show one account, with its suspension (`suspension`: suspended, the suspension in force, the history)',
+    handler: async (ops, { params }) => ({ ...(await ops.getAccount({ id: params.id })), suspension: await ops.suspension.status(params.id) }),
+  },
+  {
+    method: 'post', path: '/billing/accounts/:id/suspend', roles: BILLING, tag: 'billing', body: suspensionBody,
+    summary: 'Suspend an account by hand ({"reason"}): the gateway refuses its model calls (account_suspended) within seconds; lifted by staff only',
+    handler: (ops, { params, body, actor }) => ops.suspension.suspend({ accountId: params.id, reason: validate(suspensionBody, body).reason, actor }),
+  },
+  {
+    method: 'post', path: '/billing/accounts/:id/reinstate', roles: BILLING, tag: 'billing', body: suspensionBody,
+    summary: 'Reinstate a suspended account ({"reason"}): active again within seconds on every gateway instance',
+    handler: (ops, { params, body, actor }) => ops.suspension.reinstate({ accountId: params.id, reason: validate(suspensionBody, body).reason, actor }),
   },
   {
     method: 'post', path: '/billing/users', roles: BILLING, tag: 'billing', status: 201,
@@ -319,6 +339,29 @@ export const adminRoutes: readonly AdminRoute[] = [
       if ((query as { format?: unknown }).format !== 'csv') return report;
       return { raw: true, contentType: 'text/csv; charset=utf-8', body: agingCsv(report), filename: `aging-${report.asOf}.csv` } satisfies RawResult;
     },
+  },
+  {
+    method: 'get', path: '/billing/exports/accounting', roles: BILLING, tag: 'billing', query: accountingExportInput, responseType: 'text/csv',
+    summary: "The accountants' export, text/csv: invoices and credit notes issued, payment applications paid and write-offs made in a range of days (?from=YYYY-MM-DD&to=YYYY-MM-DD, both included, at most 366 days; or ?period=YYYY-MM)",
+    handler: async (ops, { query }) => {
+      const exp = await ops.accountingExport.csv(query);
+      return { raw: true, contentType: 'text/csv; charset=utf-8', body: exp.chunks, filename: exp.filename } satisfies RawResult;
+    },
+  },
+  {
+    method: 'get', path: '/billing/accounts/:id/dunning', roles: BILLING, tag: 'billing',
+    summary: "An account's dunning: its pause, its suspension, and per invoice (the latest 24) the steps sent and the steps to come",
+    handler: (ops, { params }) => ops.dunning.account(params.id),
+  },
+  {
+    method: 'post', path: '/billing/accounts/:id/dunning/pause', roles: BILLING, tag: 'billing', body: pauseDunningBody,
+    summary: 'Pause dunning for an account ({"reason"}, 3-500 characters; audited): no reminder or suspension until resumed; pausing a paused account returns its pause',
+    handler: (ops, { params, body, actor }) => ops.dunning.pause(params.id, body, actor),
+  },
+  {
+    method: 'post', path: '/billing/accounts/:id/dunning/resume', roles: BILLING, tag: 'billing',
+    summary: "Resume an account's dunning (audited); steps that came due while paused run now",
+    handler: (ops, { params, actor }) => ops.dunning.resume(params.id, actor),
   },
   {
     method: 'post', path: '/billing/reconciliations', roles: BILLING, tag: 'billing', status: 202,

@@ -2,11 +2,13 @@ import express, { Router } from 'express';
 import Stripe from 'stripe';
 import type { Client } from '@temporalio/client';
 import Decimal from 'decimal.js';
-import { minorUnits, toAmountString } from '../shared/money.rules';
+import { MAX_STAFF_AMOUNT, minorUnits, toAmountString } from '../shared/money.rules';
+import { ValidationError } from '../errors';
 import type { Logger } from '../logger';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { workflowIds } from '../temporal/conventions';
 import { awaitTopUp, startTopUpWorkflow, type LedgerService, type PaymentReversalEvent } from '../ledger/ledger.service';
+import type { InvoicePayments } from '../invoicing/payments.service';
 import { sendProblem } from './problem';
 
 /**
@@ -24,9 +26,19 @@ import { sendProblem } from './problem';
  * ledger entries once per payment and event (applyPaymentReversal); a
  * reversal for a payment whose top-up is still running is answered 503, so
  * the provider delivers it again after the credit.
+ *
+ * A `payment_intent.succeeded` whose metadata has `invoice_id` pays a
+ * postpaid invoice (we made the intent: src/invoicing/paymentRequests.service.ts)
+ * and is not a top-up: it is applied to the invoice in one transaction,
+ * exactly once per PaymentIntent (invoicePayments.applyProviderPayment). It
+ * must name a finalized or void postpaid invoice of the account in its
+ * `account_id`, in the invoice's currency; anything else is rejected like a
+ * malformed delivery (400 and a security event), and nothing is written.
  */
 export interface WebhookDeps {
   ledger: Pick<LedgerService, 'applyPaymentReversal' | 'recordWebhookRejection'>;
+  /** Payments that name an invoice. */
+  invoicePayments: Pick<InvoicePayments, 'applyProviderPayment'>;
   logger: Logger;
   secret: string | undefined;
   toleranceS: number;
@@ -80,6 +92,9 @@ export function paymentWebhookRouter(deps: WebhookDeps): Router {
       return;
     }
     const intent = event.data.object as Stripe.PaymentIntent;
+    if (intent.metadata && typeof intent.metadata === 'object' && 'invoice_id' in intent.metadata) {
+      return answerInvoicePayment(deps, res, event, intent, (reason, detail) => reject(req, res, reason, detail));
+    }
     const accountId = intent.metadata?.account_id;
     const amountMinor = intent.amount_received;
     if (!intent.id || !accountId || !/^[0-9a-f-]{36}$/i.test(accountId) || !Number.isInteger(amountMinor) || amountMinor <= 0 || !intent.currency) {
@@ -129,6 +144,70 @@ export function paymentWebhookRouter(deps: WebhookDeps): Router {
   });
   return router;
 }
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** Seconds since the epoch up to the end of 9999: a date we can write. */
+const MAX_EVENT_SECONDS = 253_402_300_799;
+
+/**
+ * A succeeded PaymentIntent naming an invoice: applied to it once, or the
+ * whole amount credited to the account when the invoice is already paid or
+ * void (the answer says which). Malformed or not matching the invoice: 400
+ * and a security event, nothing applied.
+ */
+async function answerInvoicePayment(
+  deps: WebhookDeps,
+  res: express.Response,
+  event: Stripe.Event,
+  intent: Stripe.PaymentIntent,
+  reject: (reason: string, detail: string) => Promise<void>,
+): Promise<void> {
+  const invoiceId = intent.metadata.invoice_id;
+  const accountId = intent.metadata.account_id;
+  const paymentId = idOf(intent.id);
+  if (!paymentId || typeof invoiceId !== 'string' || !UUID.test(invoiceId) || typeof accountId !== 'string' || !UUID.test(accountId)) {
+    return reject('malformed', 'the payment names an invoice but has no valid invoice_id, account_id or id');
+  }
+  const amount = Number.isSafeInteger(intent.amount_received) && intent.amount_received > 0 ? amountOf(intent.amount_received, intent.currency) : undefined;
+  if (!amount || new Decimal(amount).gt(MAX_STAFF_AMOUNT)) return reject('malformed', 'the payment has no valid amount_received or currency');
+  const created = event.created;
+  if (!Number.isSafeInteger(created) || created <= 0 || created > MAX_EVENT_SECONDS) return reject('malformed', 'the event has no valid created time');
+  let outcome;
+  try {
+    outcome = await deps.invoicePayments.applyProviderPayment({
+      provider: 'stripe',
+      paymentId,
+      invoiceId,
+      accountId,
+      amount,
+      currency: intent.currency,
+      paidOn: new Date(created * 1000).toISOString().slice(0, 10),
+      customerId: idOf(intent.customer),
+    });
+  } catch (err) {
+    if (err instanceof ValidationError) return reject('malformed', 'the payment names an invoice but is not a valid payment');
+    // Nothing is committed: a 503 makes the provider deliver again.
+    deps.logger.error({ errCode: (err as { code?: string }).code, paymentId, invoiceId }, 'invoice payment not applied');
+    sendProblem(res, 503, 'dependency_unavailable', 'the payment could not be applied; the provider will retry');
+    return;
+  }
+  if (outcome.status === 'refused') {
+    deps.logger.warn({ paymentId, invoiceId, reason: outcome.reason }, 'payment for an invoice refused: it does not match the invoice');
+    return reject(`invoice_${outcome.reason}`, INVOICE_REFUSALS[outcome.reason]);
+  }
+  if (outcome.status === 'credited_to_account') {
+    deps.logger.warn({ paymentId, invoiceId, reason: outcome.reason }, 'payment for an invoice that needs none: credited to the account');
+  }
+  res.json({ received: true, paymentId, ...outcome });
+}
+
+const INVOICE_REFUSALS: Record<Extract<Awaited<ReturnType<InvoicePayments['applyProviderPayment']>>, { status: 'refused' }>['reason'], string> = {
+  unknown_invoice: 'the payment names an invoice that does not exist',
+  account_mismatch: "the payment's account_id is not the invoice's account",
+  not_collectable: 'the payment names an invoice that is not a finalized postpaid invoice',
+  currency_mismatch: "the payment's currency is not the invoice's",
+  customer_mismatch: "the payment's customer is not the account's",
+};
 
 /** The id of an expandable Stripe field (an id, an expanded object, or nothing); ids go into ledger keys, so only Stripe's id alphabet. */
 function idOf(v: string | { id: string } | null | undefined): string | null {

@@ -1,8 +1,25 @@
 import type { Command } from 'commander';
 
 
-import { print, humanize, withStaff, defined, staffCommand, UsageError } from './shared';
+import { print, humanize, withStaff, defined, staffCommand, UsageError, cliActor } from './shared';
 import { accountEventsService } from '../notifications/events.service';
+import { systemClock } from '../clock';
+import { suspensionService, type SuspensionService } from '../invoicing/suspension.service';
+
+type SuspensionStatus = Awaited<ReturnType<SuspensionService['status']>>;
+
+/** `accounts show`: the suspension in force (or none) and the last few lifted ones. */
+function suspensionText(s: SuspensionStatus): string {
+  const c = s.current;
+  const lines = [
+    c
+      ? `suspension: SUSPENDED since ${c.suspendedAt} by ${c.suspendedBy} (${c.invoiceId ? `unpaid invoice ${c.invoiceId}` : 'staff decision'}): ${c.reason}`
+      : `suspension: ${s.suspended ? 'SUSPENDED (no suspension record)' : 'none'}`,
+  ];
+  const past = s.history.filter((h) => h.reinstatedAt !== null).slice(0, 5);
+  for (const h of past) lines.push(`  past: ${h.suspendedAt} by ${h.suspendedBy}: ${h.reason}; reinstated ${h.reinstatedAt} by ${h.reinstatedBy}: ${h.reinstateReason ?? '-'}`);
+  return lines.join('\n');
+}
 
 /** Customer accounts, their users and their API keys. */
 export function registerAccounts(program: Command): void {
@@ -28,7 +45,29 @@ export function registerAccounts(program: Command): void {
     .action(async (o) => print(await withStaff((ops) => ops.listAccounts(defined({ limit: o.limit, after: o.after }))), !!o.json));
   staffCommand(accounts, 'show', 'show one account')
     .argument('<id>', 'account id')
-    .action(async (id: string, o) => print(await withStaff((ops) => ops.getAccount({ id })), !!o.json));
+    .action(async (id: string, o) =>
+      print(
+        await withStaff(async (ops, db) => ({ ...(await ops.getAccount({ id })), suspension: await suspensionService({ db, clock: systemClock }).status(id) })),
+        !!o.json,
+        ({ suspension, ...account }) => `${humanize(account)}\n${suspensionText(suspension)}`,
+      ),
+    );
+  staffCommand(accounts, 'suspend', 'suspend an account by hand: the gateway refuses its model calls (account_suspended); lifted by staff only')
+    .argument('<id>', 'account id')
+    .requiredOption('--reason <text>', 'why (3-500 characters, recorded with who and when)')
+    .action(async (id: string, o) =>
+      print(await withStaff((_ops, db) => suspensionService({ db, clock: systemClock }).suspend({ accountId: id, reason: o.reason, actor: cliActor() })), !!o.json, (r) =>
+        r.suspended ? `suspended: ${id}\n${humanize(r.suspension)}` : `already suspended (nothing changed)\n${humanize(r.suspension)}`,
+      ),
+    );
+  staffCommand(accounts, 'reinstate', 'reinstate a suspended account: its model calls work again within seconds')
+    .argument('<id>', 'account id')
+    .requiredOption('--reason <text>', 'why (3-500 characters, recorded with who and when)')
+    .action(async (id: string, o) =>
+      print(await withStaff((_ops, db) => suspensionService({ db, clock: systemClock }).reinstate({ accountId: id, reason: o.reason, actor: cliActor() })), !!o.json, (r) =>
+        r.reinstated ? `reinstated: ${id}\n${humanize(r.suspension)}` : 'not suspended (nothing changed)',
+      ),
+    );
   staffCommand(accounts, 'alerts', "show or set an account's alert settings (low-balance thresholds, alert emails)")
     .argument('<id>', 'account id')
     .option('--threshold <amount...>', 'low-balance thresholds in the account currency (at most 5; replaces the list)')

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import type { Client } from '@temporalio/client';
-import type { Config } from '../config';
+import { Client, Connection } from '@temporalio/client';
+import { temporalAddress, type Config } from '../config';
 
 import { systemClock } from '../clock';
 import fs from 'node:fs';
@@ -9,6 +9,10 @@ import { invoiceRuns } from '../invoicing/invoiceRuns.service';
 import { invoicingService, type InvoicingService } from '../invoicing/invoicing.service';
 import { renderInvoiceHtml, renderInvoicePdf } from '../invoicing/render';
 import { agingCsv, AGING_BUCKETS, type AgingReport } from '../invoicing/paymentStatus.rules';
+import { dunningOperations, dunningService, signalDunningResumed, type DunningService, type DunningTimelineStep } from '../invoicing/dunning.service';
+import { RECORD_TYPES, type ExportSummary } from '../invoicing/accountingExport.rules';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 
 import { UsageError, print, withDb, withTemporal, defined, staffCommand, cliActor } from './shared';
 
@@ -38,8 +42,42 @@ const agingHuman = (r: AgingReport) => {
   ].join('\n');
 };
 
+const exportHuman = (r: { file: string; from: string; to: string } & ExportSummary) =>
+  [
+    `wrote ${r.file} (${r.from} to ${r.to})`,
+    ...RECORD_TYPES.map((t) => `  ${t.padEnd(20)} ${String(r[t].records).padStart(8)}  ${Object.entries(r[t].amounts).map(([c, v]) => `${v} ${c}`).join(', ')}`),
+  ].join('\n');
+
+// `invoices dunning` takes --json itself (the timeline), so after a subcommand commander hands it to the parent.
+const jsonOf = (o: { json?: boolean }, cmd: Command) => !!(o.json || cmd.parent?.opts().json);
+
+const withDunning = <T>(fn: (d: DunningService) => Promise<T>): Promise<T> => withDb((db, cfg) => fn(dunningService({ db, clock: systemClock, config: cfg })));
+
+const dunningHuman = (t: { invoiceId: string; number: string | null; status: string | null; paused: boolean; steps: DunningTimelineStep[] }) =>
+  [
+    `invoice ${t.number ?? t.invoiceId}: ${t.status ?? 'not collected'}${t.paused ? ' (dunning paused for the account)' : ''}`,
+    ...(t.steps.length === 0 ? ['(no dunning)'] : t.steps.map((s) => `  ${s.dueAt}  ${s.name.padEnd(16)} ${s.doneAt ? `${s.outcome} at ${s.doneAt}` : 'to come'}`)),
+  ].join('\n');
+
 const withInvoicing = <T>(fn: (invoicing: InvoicingService) => Promise<T>): Promise<T> =>
   withDb((db, cfg) => fn(invoicingService({ db, clock: systemClock, config: cfg })));
+
+/**
+ * withInvoicing with a Temporal client when Temporal answers (within 3 s): a
+ * payment, write-off or void then tells the invoice's dunning workflow at once.
+ * Without Temporal the change is made all the same; the workflow reads the
+ * invoice's status before its next step (docs/collections.md).
+ */
+const withInvoicingTelling = <T>(fn: (invoicing: InvoicingService) => Promise<T>): Promise<T> =>
+  withDb(async (db, cfg) => {
+    const connection = await Connection.connect({ address: temporalAddress(cfg), connectTimeout: 3_000 }).catch(() => undefined);
+    try {
+      const temporal = connection ? { client: new Client({ connection, namespace: cfg.temporal.namespace }), taskQueue: cfg.temporal.taskQueue } : undefined;
+      return await fn(invoicingService({ db, clock: systemClock, config: cfg, temporal }));
+    } finally {
+      await connection?.close();
+    }
+  });
 
 // Runs need Temporal only: the CLI builds the service's runs part alone, without a database connection.
 const runsOf = (client: Client, cfg: Config) => invoiceRuns({ client, taskQueue: cfg.temporal.taskQueue, config: cfg, clock: systemClock });
@@ -103,7 +141,7 @@ export function registerInvoices(program: Command): void {
   staffCommand(invoices, 'void', 'void a finalized invoice with a credit note; needs a reason')
     .argument('<id>', 'invoice id')
     .requiredOption('--reason <text>', 'why')
-    .action(async (id: string, o) => print(await withInvoicing((s) => s.invoices.void({ id, reason: o.reason }, cliActor())), !!o.json));
+    .action(async (id: string, o) => print(await withInvoicingTelling((s) => s.invoices.void({ id, reason: o.reason }, cliActor())), !!o.json));
 
   staffCommand(invoices, 'payments', "a postpaid invoice's payment status, applied payments and write-off")
     .argument('<id>', 'invoice id')
@@ -114,12 +152,12 @@ export function registerInvoices(program: Command): void {
     .requiredOption('--date <YYYY-MM-DD>', 'the day the transfer arrived')
     .requiredOption('--reference <text>', "the bank's reference of the transfer")
     .action(async (id: string, o) =>
-      print(await withInvoicing((s) => s.payments.recordPayment(id, { amount: o.amount, paidOn: o.date, reference: o.reference }, cliActor())), !!o.json),
+      print(await withInvoicingTelling((s) => s.payments.recordPayment(id, { amount: o.amount, paidOn: o.date, reference: o.reference }, cliActor())), !!o.json),
     );
   staffCommand(invoices, 'write-off', 'write off what is outstanding on a postpaid invoice; needs a reason')
     .argument('<id>', 'invoice id')
     .requiredOption('--reason <text>', 'why it will not be collected')
-    .action(async (id: string, o) => print(await withInvoicing((s) => s.payments.writeOff(id, { reason: o.reason }, cliActor())), !!o.json));
+    .action(async (id: string, o) => print(await withInvoicingTelling((s) => s.payments.writeOff(id, { reason: o.reason }, cliActor())), !!o.json));
   staffCommand(invoices, 'aging', 'receivables aging: outstanding postpaid invoices by days overdue, in total and per account')
     .option('--as-of <YYYY-MM-DD>', 'the day to age on (default today, UTC)')
     .option('--account <id>', 'one account only')
@@ -128,6 +166,56 @@ export function registerInvoices(program: Command): void {
       const report = await withInvoicing((s) => s.payments.aging(defined({ asOf: o.asOf, accountId: o.account })));
       if (o.csv) process.stdout.write(agingCsv(report));
       else print(report, !!o.json, agingHuman);
+    });
+  staffCommand(invoices, 'export', "the accountants' CSV: invoices and credit notes issued, payment applications paid and write-offs made from --from to --to (both included, at most 366 days) or in --period")
+    .option('--from <YYYY-MM-DD>', 'first day (UTC)')
+    .option('--to <YYYY-MM-DD>', 'last day (UTC), included')
+    .option('--period <YYYY-MM>', 'a whole billing period instead of --from/--to')
+    .option('--output <file>', 'write the CSV to this file (and print the control totals) instead of stdout')
+    .action(async (o) => {
+      const summary = await withInvoicing(async (s) => {
+        const exp = await s.accountingExport.csv(defined({ from: o.from, to: o.to, period: o.period }));
+        if (!o.output) {
+          await pipeline(Readable.from(exp.chunks), process.stdout, { end: false });
+          return null;
+        }
+        // Written next to the target and renamed when complete: a failed export leaves no half file behind.
+        const partial = `${o.output}.partial`;
+        try {
+          await pipeline(Readable.from(exp.chunks), fs.createWriteStream(partial, { mode: 0o600 }));
+          fs.renameSync(partial, o.output);
+        } catch (err) {
+          fs.rmSync(partial, { force: true });
+          throw err;
+        }
+        return { file: path.resolve(o.output), from: exp.range.from, to: exp.range.to, ...exp.summary };
+      });
+      if (summary) print(summary, !!o.json, exportHuman);
+    });
+
+  // Dunning (docs/collections.md, "Dunning"): an invoice's timeline, a backfill start, an account's pause and resume.
+  const dunningCmd = staffCommand(invoices, 'dunning', "an invoice's dunning timeline: the steps sent and the steps to come (subcommands: start, pause, resume)")
+    .argument('[invoiceId]', 'invoice id')
+    .action(async (id: string | undefined, o) => {
+      if (!id) throw new UsageError('give an invoice id, or one of: start <invoiceId>, pause --account ID --reason TEXT, resume --account ID');
+      print(await withDunning((d) => d.timeline(id)), !!o.json, dunningHuman);
+    });
+  staffCommand(dunningCmd, 'start', 'start the dunning of an invoice finalized earlier (a backfill; nothing if it runs or ran already)')
+    .argument('<invoiceId>', 'invoice id')
+    .action(async (id: string, o, cmd: Command) =>
+      print(await withDb((db, cfg) => withTemporal((client) => dunningOperations({ db, clock: systemClock, config: cfg, temporal: { client, taskQueue: cfg.temporal.taskQueue } }).start(id))), jsonOf(o, cmd)),
+    );
+  staffCommand(dunningCmd, 'pause', "pause an account's dunning: no reminder or suspension until resumed; needs a reason")
+    .requiredOption('--account <id>', 'account id')
+    .requiredOption('--reason <text>', 'why (3-500 characters)')
+    .action(async (o, cmd: Command) => print(await withDunning((d) => d.pause({ accountId: o.account, reason: o.reason, actor: cliActor() })), jsonOf(o, cmd)));
+  staffCommand(dunningCmd, 'resume', "resume an account's dunning; steps that came due while paused run now")
+    .requiredOption('--account <id>', 'account id')
+    .action(async (o, cmd: Command) => {
+      const r = await withDunning((d) => d.resume({ accountId: o.account, actor: cliActor() }));
+      // Waiting workflows look again at once; without Temporal they do after DUNNING_PAUSE_RECHECK_MS.
+      const signalled = r.resumed ? await withTemporal((client) => signalDunningResumed(client, o.account, r.invoiceIds)).catch(() => null) : 0;
+      print({ resumed: r.resumed, signalled }, jsonOf(o, cmd));
     });
 
   const taxRatesCmd = program.command('tax-rates').description('VAT rates by country');

@@ -9,6 +9,7 @@ import { judgeAttempt, upstreamStatusCode, type AttemptFailure } from './attempt
 import { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_STREAM_EVENT_BYTES, drained, memo, readLimited } from './relay';
 import type { BalanceGate } from './balanceGate';
 import { KEY_LIMIT_CODE, KEY_LIMIT_STATUS, keyLimitRefusal } from './keyLimitRefusal';
+import { SUSPENDED_CODE, SUSPENDED_OPENAI_TYPE, SUSPENDED_STATUS, suspendedMessage } from './suspendedRefusal';
 import type { Meter } from './meter';
 import { sendOpenAIError } from './openaiError';
 import { ASKS_FOR_STREAM_USAGE, endpointPaths, endpointSchemas, firstIssue, outputBound, outputLimitParams } from './requests';
@@ -44,6 +45,8 @@ export interface ForwarderDeps {
   maxStreamEventBytes?: number;
   /** Told when a provider refuses our credential (401/403): a metric, never its body. */
   onUpstreamAuthFailure?: (provider: string, status: number) => void;
+  /** Where a suspended account is told to turn (config INVOICE_ISSUER_EMAIL); absent, the message names none. */
+  billingContact?: string;
 }
 
 const ESTIMATE_ENDPOINT: Record<Endpoint, 'chat' | 'completions' | 'embeddings' | 'responses'> = {
@@ -67,6 +70,10 @@ export class Forwarder {
   }
 
   async handle(endpoint: Endpoint, raw: Buffer | undefined, res: ServerResponse, meter: Meter): Promise<void> {
+    // A suspended account makes no model calls (the flag comes with the cached key: no query).
+    if (meter.caller.suspended) {
+      return this.refuse(res, meter, SUSPENDED_STATUS, SUSPENDED_OPENAI_TYPE, suspendedMessage(this.deps.billingContact), SUSPENDED_CODE);
+    }
     let parsed: unknown;
     try {
       parsed = JSON.parse(raw && raw.length ? raw.toString('utf8') : '');

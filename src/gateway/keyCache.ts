@@ -17,6 +17,12 @@ export interface Caller {
   spendLimit: string | null;
   /** The limit's UTC calendar window; null with a limit: the key's whole life. */
   limitWindow: 'daily' | 'weekly' | 'monthly' | null;
+  /**
+   * The account is suspended (an unpaid invoice, or billing staff): its model calls are refused with
+   * `account_suspended` (suspendedRefusal.ts); the account endpoints keep working. Cached with the key,
+   * so a suspension or reinstatement reaches every gateway instance within the cache's TTL.
+   */
+  suspended: boolean;
 }
 
 /** Looks a key up by its hash in the database (src/gateway/keys.data.ts); null: no such active key. */

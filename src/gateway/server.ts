@@ -94,6 +94,7 @@ export async function startGatewayServer(config: Config, env: Record<string, str
         maxResponseBytes: config.upstream.maxResponseBytes,
         maxStreamEventBytes: config.upstream.maxStreamEventBytes,
         onUpstreamAuthFailure: upstreamAuthFailures(registry),
+        billingContact: config.invoicing.issuer.email,
       }),
       gate,
       security,

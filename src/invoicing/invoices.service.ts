@@ -10,6 +10,9 @@ import { ConflictError, NotFoundError } from '../errors';
 import { validate } from '../shared/validate';
 import { recordAccountEvent } from '../notifications/events.data';
 import { paymentStates } from './payments.service';
+import { reinstateIfSettled } from './suspension.data';
+import { signalDunningSettled } from './dunning.service';
+import type { Client } from '@temporalio/client';
 
 /** Reading, rendering and voiding invoices (CLI and admin API). */
 export const listInvoicesInput = z.strictObject({
@@ -22,7 +25,7 @@ export const voidInput = z.strictObject({ id: z.uuid({ error: 'id must be an inv
 
 const money = (v: string, currency: string) => new Money(v).toFixed(currency === 'JPY' ? 0 : 2);
 
-export function invoiceQueries({ db, clock, config }: { db: Db; clock: Clock; config: Pick<Config, 'invoicing'> }) {
+export function invoiceQueries({ db, clock, config, temporal }: { db: Db; clock: Clock; config: Pick<Config, 'invoicing'>; temporal?: { client: Client; taskQueue: string } | undefined }) {
   async function load(id: string) {
     if (!/^[0-9a-f-]{36}$/i.test(id)) throw new NotFoundError(`invoice ${id} does not exist`);
     const inv = await findInvoice(db, id);
@@ -124,7 +127,7 @@ export function invoiceQueries({ db, clock, config }: { db: Db; clock: Clock; co
      */
     async void(raw: unknown, actor: string) {
       const input = validate(voidInput, raw);
-      return db.transaction(async (trx) => {
+      const voided = await db.transaction(async (trx) => {
         const inv = await lockInvoice(trx, input.id);
         if (!inv) throw new NotFoundError(`invoice ${input.id} does not exist`);
         if (inv.kind !== 'invoice') throw new ConflictError('a credit note cannot be voided');
@@ -169,8 +172,13 @@ export function invoiceQueries({ db, clock, config }: { db: Db; clock: Clock; co
           dedupeKey: `credit_note.created:${cn.id}`,
           data: { accountId: inv.account_id, creditNoteId: cn.id, number, invoiceId: inv.id, invoiceNumber: inv.number, total: neg(inv.total), currency: inv.currency },
         });
+        // Collections (docs/collections.md): a void invoice is settled; a suspended account is reinstated when nothing it was suspended for is unpaid.
+        if (inv.plan === 'postpaid') await reinstateIfSettled(trx, inv.account_id, 'system:credit_note');
         return { invoiceId: inv.id, invoiceNumber: inv.number, creditNoteId: cn.id, creditNoteNumber: number };
       });
+      // After the commit, its dunning ends now (best effort: without Temporal it sees the void before its next step).
+      if (temporal) await signalDunningSettled(temporal.client, voided.invoiceId, 'void').catch(() => false);
+      return voided;
     },
   };
 }

@@ -31,6 +31,7 @@ import { invoiceQueries } from './invoices.service';
 import { invoiceRuns } from './invoiceRuns.service';
 import { taxRates } from './taxRates.service';
 import { invoicePayments } from './payments.service';
+import { accountingExportService } from './accountingExport.service';
 
 export interface InvoicingDeps {
   db: Db;
@@ -46,16 +47,18 @@ export interface InvoicingDeps {
  * - `runs`: start and follow a period's invoice run (invoiceRuns.service.ts);
  * - `taxRates`: set and list VAT rates (taxRates.service.ts);
  * - `payments`: bank transfers, write-offs, payment status, receivables aging (payments.service.ts);
+ * - `accountingExport`: the accountants' CSV of a period (accountingExport.service.ts);
  * - `listBillableAccounts`, `invoiceAccount`: the invoice run's work, called by its activities.
  */
 export function invoicingService(deps: InvoicingDeps) {
   const { db, clock, config } = deps;
   const overdraftAllowance = new Money(config.billing.overdraftAllowance);
   return {
-    invoices: invoiceQueries({ db, clock, config }),
+    invoices: invoiceQueries({ db, clock, config, temporal: deps.temporal }),
     runs: deps.temporal ? invoiceRuns({ client: deps.temporal.client, taskQueue: deps.temporal.taskQueue, config, clock }) : undefined,
     taxRates: taxRates(db),
-    payments: invoicePayments({ db, clock }),
+    payments: invoicePayments({ db, clock, temporal: deps.temporal }),
+    accountingExport: accountingExportService({ db, clock }),
 
     listBillableAccounts(input: { period: string; after: string | null; limit: number; accountIds?: string[] }): Promise<string[]> {
       return listBillableAccounts(db, input);

@@ -40,6 +40,17 @@ export async function insertApplication(db: DbOrTrx, row: Omit<PaymentApplicatio
   return r;
 }
 
+/** The ledger entry posted under an idempotency key (an overpayment's or a payment's credit), if any. */
+export async function findLedgerEntryByKey(db: DbOrTrx, idempotencyKey: string): Promise<{ id: string | number; amount: string } | undefined> {
+  return db('ledger_entries').where({ idempotency_key: idempotencyKey }).first('id', 'amount');
+}
+
+/** The payment provider's customer bound to the account (accounts.stripe_customer_id), or null. */
+export async function accountCustomer(db: DbOrTrx, accountId: string): Promise<string | null> {
+  const row = await db('accounts').where({ id: accountId }).first('stripe_customer_id');
+  return (row?.stripe_customer_id as string | null | undefined) ?? null;
+}
+
 /** An invoice's applications, oldest first. */
 export async function applicationsOf(db: DbOrTrx, invoiceId: string): Promise<PaymentApplicationRow[]> {
   return db('invoice_payment_applications').where({ invoice_id: invoiceId }).orderBy([{ column: 'created_at' }, { column: 'id' }]);

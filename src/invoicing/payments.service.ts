@@ -1,19 +1,46 @@
 import { z } from 'zod';
+import type { Client } from '@temporalio/client';
 import type { Clock } from '../clock';
-import type { Db, DbOrTrx } from '../db/knex';
+import type { Db, DbOrTrx, Trx } from '../db/knex';
 import { ConflictError, NotFoundError, ValidationError } from '../errors';
 import { postEntries } from '../ledger/ledger.data';
+import { recordAccountEvent } from '../notifications/events.data';
 import { decimalPlaces, isDecimalString, MAX_STAFF_AMOUNT, Money, toAmountString, withinStaffAmountBound } from '../shared/money.rules';
 import { validate } from '../shared/validate';
+import { signalDunningSettled } from './dunning.service';
 import { lockInvoice } from './invoicing.data';
-import { applicationsOf, findApplicationByReference, findWriteOff, insertApplication, insertWriteOff, paymentFacts, receivables, type PaymentApplicationRow, type WriteOffRow } from './payments.data';
+import { findPaymentRequest } from './paymentRequests.data';
+import { paymentRequestView } from './paymentRequests.service';
+import {
+  accountCustomer,
+  applicationsOf,
+  findApplicationByReference,
+  findLedgerEntryByKey,
+  findWriteOff,
+  insertApplication,
+  insertWriteOff,
+  paymentFacts,
+  receivables,
+  type PaymentApplicationRow,
+  type WriteOffRow,
+} from './payments.data';
 import { agingReport, amountOutstanding, paymentState, splitPayment } from './paymentStatus.rules';
+import { reinstateIfSettled } from './suspension.data';
 
 /**
- * Collections, first slice (docs/collections.md): bank transfers billing
- * staff record against postpaid invoices, write-offs, the payment status of
- * an invoice and the receivables aging report. `actor` is who did it
- * ('staff:<token id>' or 'cli:<user>').
+ * Collections (docs/collections.md): payments applied to postpaid invoices
+ * (bank transfers billing staff record, and card payments the payment
+ * webhook reports), write-offs, the payment status of an invoice and the
+ * receivables aging report. `actor` is who did it ('staff:<token id>',
+ * 'cli:<user>', 'webhook:stripe').
+ *
+ * Every payment goes through applyPayment, in the transaction that holds the
+ * invoice's row lock: what is outstanding is applied, the rest credited to
+ * the account in the ledger, and when that pays the invoice in full, the
+ * `invoice.paid` event is recorded and the account reinstated if that was
+ * the last unpaid invoice it was suspended for. After the commit the
+ * invoice's dunning workflow is told (with Temporal; without, it sees the
+ * status before its next step, which it reads first).
  */
 
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
@@ -61,6 +88,8 @@ export const agingInput = z.strictObject({
 });
 
 const SOURCE = 'bank_transfer';
+/** Who reinstates an account when a payment settles its invoices (account_suspensions.reinstated_by). */
+const PAYMENT_ACTOR = 'system:payment';
 const cents = (v: string | Money, currency: string) => new Money(v).toFixed(currency === 'JPY' ? 0 : 2);
 
 const applicationView = (a: PaymentApplicationRow, currency: string) => ({
@@ -85,6 +114,15 @@ const writeOffView = (w: WriteOffRow, currency: string) => ({
   writtenOffAt: w.written_off_at.toISOString(),
 });
 
+const applicationOutcome = (a: PaymentApplicationRow, currency: string) => ({
+  invoiceId: a.invoice_id,
+  applicationId: a.id,
+  amount: cents(a.amount, currency),
+  creditedToAccount: cents(new Money(a.received_amount).minus(a.amount), currency),
+  creditEntryId: a.credit_entry_id === null ? null : Number(a.credit_entry_id),
+  paymentStatus: null as string | null,
+});
+
 type InvoiceRow = { id: string; kind: string; plan: string; status: string; currency: string; amount_due: string; due_date: string | null; number: string | null; account_id: string };
 
 /** The payment status of invoice rows on `today` (null for what is not collected), by invoice id. */
@@ -104,8 +142,135 @@ export async function paymentStates(db: DbOrTrx, invoices: readonly InvoiceRow[]
   );
 }
 
-export function invoicePayments({ db, clock }: { db: Db; clock: Clock }) {
+/** A payment provider's payment that names an invoice (a PaymentIntent whose metadata has invoice_id), as the webhook saw it. */
+export const providerPaymentInput = z.strictObject({
+  provider: z.literal('stripe'),
+  /** The provider's payment id (a PaymentIntent id): the application's reference. */
+  paymentId: z.string().regex(/^[A-Za-z0-9_]{1,255}$/, 'paymentId must be a provider id'),
+  invoiceId: z.uuid({ error: 'invoice_id must be an invoice id (UUID)' }),
+  accountId: z.uuid({ error: 'account_id must be an account id (UUID)' }),
+  amount: z
+    .string()
+    .refine(isDecimalString, 'amount must be a decimal string')
+    .refine((v) => !isDecimalString(v) || new Money(v).gt(0), 'amount must be positive')
+    .refine((v) => !isDecimalString(v) || withinStaffAmountBound(v), `amount must be at most ${MAX_STAFF_AMOUNT}`),
+  currency: z.string().regex(/^[A-Za-z]{3}$/, 'currency must be an ISO 4217 code'),
+  /** The day the provider reports the payment (its event's creation, UTC); a later day than today is taken as today. */
+  paidOn: date('paidOn'),
+  customerId: z.string().regex(/^[A-Za-z0-9_]{1,255}$/).nullable(),
+});
+export type ProviderPaymentInput = z.input<typeof providerPaymentInput>;
+
+/** Why a provider's payment is not applied: it does not match the invoice it names (the webhook rejects it). */
+export type ProviderPaymentRefusal = 'unknown_invoice' | 'account_mismatch' | 'not_collectable' | 'currency_mismatch' | 'customer_mismatch';
+
+export type ProviderPaymentOutcome =
+  | {
+      /** 'applied' now, or 'already_applied' by an earlier delivery. */
+      status: 'applied' | 'already_applied';
+      invoiceId: string;
+      applicationId: string;
+      amount: string;
+      creditedToAccount: string;
+      creditEntryId: number | null;
+      /** The invoice's payment status after it. */
+      paymentStatus: string | null;
+    }
+  | {
+      /** The invoice was already paid or void: the whole amount credited to the account, now or by an earlier delivery. */
+      status: 'credited_to_account' | 'already_credited';
+      invoiceId: string;
+      reason: 'invoice_paid' | 'invoice_void';
+      creditedToAccount: string;
+      creditEntryId: number;
+    }
+  | { status: 'refused'; reason: ProviderPaymentRefusal };
+
+interface PaymentToApply {
+  source: 'bank_transfer' | 'stripe';
+  reference: string;
+  paidOn: string;
+  received: Money;
+  actor: string;
+  /** How the payment is named in a ledger entry's reason, e.g. `bank transfer NL-42`. */
+  label: string;
+}
+
+/**
+ * Applies a payment to a postpaid invoice that is locked (lockInvoice), not
+ * void and has something outstanding, in the caller's transaction: what is
+ * outstanding is applied, the rest credited to the account as a ledger
+ * adjustment (key `invoice-overpayment:{source}:{reference}`). When it pays
+ * the invoice in full: the `invoice.paid` event (once per invoice) and
+ * reinstateIfSettled. `settled` says whether it did.
+ */
+async function applyPayment(trx: Trx, inv: InvoiceRow, p: PaymentToApply): Promise<{ applicationId: string; settled: boolean }> {
+  const facts = (await paymentFacts(trx, [inv.id])).get(inv.id)!;
+  const outstanding = amountOutstanding(inv.amount_due, facts.credited, facts.paid, inv.currency);
+  const split = splitPayment(toAmountString(p.received), toAmountString(outstanding));
+
+  let creditEntryId: number | null = null;
+  if (new Money(split.excess).gt(0)) {
+    const [r] = await postEntries(
+      trx,
+      [
+        {
+          accountId: inv.account_id,
+          kind: 'adjustment',
+          contra: 'adjustments',
+          amount: new Money(split.excess),
+          idempotencyKey: `invoice-overpayment:${p.source}:${p.reference}`,
+          referenceType: 'invoice_payment',
+          referenceId: `${p.source}:${p.reference}`,
+          actor: p.actor,
+          reason: `overpayment of invoice ${inv.number} by ${p.label} (${p.paidOn}): ${cents(split.excess, inv.currency)} of ${cents(p.received, inv.currency)} ${inv.currency} credited to the account`,
+        },
+      ],
+      { overdraftAllowance: new Money(0) },
+    );
+    creditEntryId = r!.entry.id;
+  }
+  const row = await insertApplication(trx, {
+    invoice_id: inv.id,
+    account_id: inv.account_id,
+    amount: split.applied,
+    received_amount: toAmountString(p.received),
+    source: p.source,
+    reference: p.reference,
+    paid_on: p.paidOn,
+    recorded_by: p.actor,
+    credit_entry_id: creditEntryId,
+  });
+  // Recorded at the same moment for another invoice: roll this one back (the ledger credit with it).
+  if (!row) throw new ConflictError(`reference ${p.reference} was recorded concurrently; try again to see it`);
+
+  const settled = new Money(split.applied).eq(outstanding);
+  if (settled) {
+    const paid = new Money(facts.paid).plus(split.applied);
+    await recordAccountEvent(trx, {
+      accountId: inv.account_id,
+      type: 'invoice.paid',
+      dedupeKey: `invoice.paid:${inv.id}`,
+      data: { accountId: inv.account_id, invoiceId: inv.id, number: inv.number, amountPaid: cents(paid, inv.currency), currency: inv.currency, paidOn: p.paidOn },
+    });
+    await reinstateIfSettled(trx, inv.account_id, PAYMENT_ACTOR);
+  }
+  return { applicationId: row.id, settled };
+}
+
+export function invoicePayments({ db, clock, temporal }: { db: Db; clock: Clock; temporal?: { client: Client; taskQueue: string } | undefined }) {
   const today = () => clock.now().toISOString().slice(0, 10);
+
+  /**
+   * Tells the invoice's dunning workflow, after the commit. Best effort: a
+   * workflow that is not running is ignored, and without Temporal (or when it
+   * does not answer) the workflow reads the invoice's status before its next
+   * step anyway, so it sends nothing more for a settled invoice.
+   */
+  async function tellDunning(invoiceId: string, cause: 'payment' | 'write_off'): Promise<void> {
+    if (!temporal) return;
+    await signalDunningSettled(temporal.client, invoiceId, cause).catch(() => false);
+  }
 
   /** The invoice, locked, if it is a finalized or void postpaid invoice; otherwise the reason it cannot be collected. */
   async function collectable(trx: DbOrTrx, id: string): Promise<InvoiceRow> {
@@ -122,6 +287,7 @@ export function invoicePayments({ db, clock }: { db: Db; clock: Clock }) {
     if (!inv) throw new NotFoundError(`invoice ${id} does not exist`);
     const state = (await paymentStates(db, [inv], today())).get(id) ?? null;
     const writeOff = await findWriteOff(db, id);
+    const request = await findPaymentRequest(db, id);
     return {
       invoiceId: inv.id,
       number: inv.number,
@@ -132,6 +298,8 @@ export function invoicePayments({ db, clock }: { db: Db; clock: Clock }) {
       payment: state,
       applications: (await applicationsOf(db, id)).map((a) => applicationView(a, inv.currency)),
       writeOff: writeOff ? writeOffView(writeOff, inv.currency) : null,
+      // The payment provider's request for this invoice (a PaymentIntent), if one was made.
+      paymentRequest: request ? paymentRequestView(request) : null,
     };
   }
 
@@ -169,50 +337,16 @@ export function invoicePayments({ db, clock }: { db: Db; clock: Clock }) {
         const earlier = await findApplicationByReference(trx, SOURCE, input.reference);
         if (earlier) {
           sameAsRecorded(earlier);
-          return { applied: false, applicationId: earlier.id };
+          return { applied: false, applicationId: earlier.id, settled: false };
         }
         if (inv.status === 'void') throw new ConflictError(`invoice ${inv.number} is void (credited by a credit note): nothing is due on it`);
         const facts = (await paymentFacts(trx, [inv.id])).get(inv.id)!;
         const outstanding = amountOutstanding(inv.amount_due, facts.credited, facts.paid, inv.currency);
         if (outstanding.isZero()) throw new ConflictError(`invoice ${inv.number} has nothing outstanding; credit the account with an adjustment instead`);
-        const split = splitPayment(input.amount, toAmountString(outstanding));
-
-        let creditEntryId: number | null = null;
-        if (new Money(split.excess).gt(0)) {
-          const [r] = await postEntries(
-            trx,
-            [
-              {
-                accountId: inv.account_id,
-                kind: 'adjustment',
-                contra: 'adjustments',
-                amount: new Money(split.excess),
-                idempotencyKey: `invoice-overpayment:${SOURCE}:${input.reference}`,
-                referenceType: 'invoice_payment',
-                referenceId: `${SOURCE}:${input.reference}`,
-                actor,
-                reason: `overpayment of invoice ${inv.number} by bank transfer ${input.reference} (${input.paidOn}): ${cents(split.excess, inv.currency)} of ${cents(received, inv.currency)} ${inv.currency} credited to the account`,
-              },
-            ],
-            { overdraftAllowance: new Money(0) },
-          );
-          creditEntryId = r!.entry.id;
-        }
-        const row = await insertApplication(trx, {
-          invoice_id: inv.id,
-          account_id: inv.account_id,
-          amount: split.applied,
-          received_amount: toAmountString(received),
-          source: SOURCE,
-          reference: input.reference,
-          paid_on: input.paidOn,
-          recorded_by: actor,
-          credit_entry_id: creditEntryId,
-        });
-        // Recorded at the same moment for another invoice: roll this one back (the ledger credit with it).
-        if (!row) throw new ConflictError(`reference ${input.reference} was recorded concurrently; try again to see it`);
-        return { applied: true, applicationId: row.id };
+        const r = await applyPayment(trx, inv, { source: SOURCE, reference: input.reference, paidOn: input.paidOn, received, actor, label: `bank transfer ${input.reference}` });
+        return { applied: true, ...r };
       });
+      if (outcome.settled) await tellDunning(id, 'payment');
 
       const view = await status(id);
       return { applied: outcome.applied, application: view.applications.find((a) => a.id === outcome.applicationId)!, invoice: { ...view, applications: undefined } };
@@ -232,7 +366,74 @@ export function invoicePayments({ db, clock }: { db: Db; clock: Clock }) {
         await insertWriteOff(trx, { invoice_id: inv.id, account_id: inv.account_id, amount: toAmountString(outstanding), reason: input.reason, written_off_by: actor });
         return true;
       });
+      if (applied) await tellDunning(id, 'write_off');
       return { applied, ...(await status(id)) };
+    },
+
+    /**
+     * Applies a payment the payment provider reports for an invoice (its
+     * metadata names the invoice), exactly once per payment id (source
+     * 'stripe', reference the PaymentIntent id). It must match the invoice:
+     * a finalized or void postpaid invoice of the account the metadata names,
+     * in its currency, paid by the account's provider customer when one is
+     * bound; otherwise it is refused and nothing is written. For an invoice
+     * that is already paid or void the whole amount is credited to the
+     * account instead (key `invoice-overpayment:stripe:{payment id}`): money
+     * is never lost.
+     */
+    async applyProviderPayment(raw: ProviderPaymentInput): Promise<ProviderPaymentOutcome> {
+      const p = validate(providerPaymentInput, raw);
+      const paidOn = p.paidOn > today() ? today() : p.paidOn;
+      const received = new Money(p.amount);
+      const actor = `webhook:${p.provider}`;
+      const outcome = await db.transaction(async (trx): Promise<ProviderPaymentOutcome & { settled?: boolean }> => {
+        const inv = (await lockInvoice(trx, p.invoiceId)) as InvoiceRow | undefined;
+        if (!inv) return { status: 'refused', reason: 'unknown_invoice' };
+        if (inv.account_id !== p.accountId) return { status: 'refused', reason: 'account_mismatch' };
+        if (inv.kind !== 'invoice' || inv.plan !== 'postpaid' || (inv.status !== 'finalized' && inv.status !== 'void')) return { status: 'refused', reason: 'not_collectable' };
+        if (inv.currency !== p.currency.toUpperCase()) return { status: 'refused', reason: 'currency_mismatch' };
+        const bound = await accountCustomer(trx, inv.account_id);
+        if (bound && p.customerId && bound !== p.customerId) return { status: 'refused', reason: 'customer_mismatch' };
+
+        const earlier = await findApplicationByReference(trx, p.provider, p.paymentId);
+        if (earlier) return { ...applicationOutcome(earlier, inv.currency), status: 'already_applied' };
+        const creditKey = `invoice-overpayment:${p.provider}:${p.paymentId}`;
+        const credited = await findLedgerEntryByKey(trx, creditKey);
+        const facts = (await paymentFacts(trx, [inv.id])).get(inv.id)!;
+        const outstanding = amountOutstanding(inv.amount_due, facts.credited, facts.paid, inv.currency);
+        if (credited || inv.status === 'void' || outstanding.isZero()) {
+          const reason = inv.status === 'void' ? 'invoice_void' : 'invoice_paid';
+          if (credited) return { status: 'already_credited', invoiceId: inv.id, reason, creditedToAccount: cents(credited.amount, inv.currency), creditEntryId: Number(credited.id) };
+          const [r] = await postEntries(
+            trx,
+            [
+              {
+                accountId: inv.account_id,
+                kind: 'adjustment',
+                contra: 'adjustments',
+                amount: received,
+                idempotencyKey: creditKey,
+                referenceType: 'invoice_payment',
+                referenceId: `${p.provider}:${p.paymentId}`,
+                actor,
+                reason: `card payment ${p.paymentId} (${paidOn}) for invoice ${inv.number}, which is ${inv.status === 'void' ? 'void' : 'already paid'}: ${cents(received, inv.currency)} ${inv.currency} credited to the account`,
+              },
+            ],
+            { overdraftAllowance: new Money(0) },
+          );
+          return { status: 'credited_to_account', invoiceId: inv.id, reason, creditedToAccount: cents(received, inv.currency), creditEntryId: Number(r!.entry.id) };
+        }
+        const r = await applyPayment(trx, inv, { source: p.provider, reference: p.paymentId, paidOn, received, actor, label: `card payment ${p.paymentId}` });
+        const row = (await applicationsOf(trx, inv.id)).find((a) => a.id === r.applicationId)!;
+        return { ...applicationOutcome(row, inv.currency), status: 'applied', settled: r.settled };
+      });
+      if (outcome.status === 'refused') return outcome;
+      const { settled, ...answer } = outcome;
+      if (settled) await tellDunning(p.invoiceId, 'payment');
+      if (answer.status === 'applied' || answer.status === 'already_applied') {
+        answer.paymentStatus = (await paymentStates(db, [(await db('invoices').where({ id: p.invoiceId }).first()) as InvoiceRow], today())).get(p.invoiceId)?.status ?? null;
+      }
+      return answer;
     },
 
     /** The receivables aging report on `asOf` (default today, UTC), for all accounts or one. */

@@ -26,6 +26,12 @@ export interface SuspensionRow {
   reinstate_reason: string | null;
 }
 
+/** The account's status ('active' | 'suspended' | 'closed'); undefined when there is no such account. */
+export async function accountStatus(db: DbOrTrx, accountId: string): Promise<string | undefined> {
+  const row = await db('accounts').where({ id: accountId }).first('status');
+  return row?.status;
+}
+
 /** The account's open suspension, if any. */
 export async function openSuspension(db: DbOrTrx, accountId: string): Promise<SuspensionRow | undefined> {
   return db('account_suspensions').where({ account_id: accountId }).whereNull('reinstated_at').first();

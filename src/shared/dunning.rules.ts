@@ -57,10 +57,13 @@ export function validateDunningSteps(steps: readonly DunningStep[]): DunningStep
   const sorted = [...steps].sort((a, b) => a.offsetMs - b.offsetMs);
   if (sorted.length > MAX_DUNNING_STEPS) throw new DunningScheduleError(`more than ${MAX_DUNNING_STEPS} dunning steps`);
   const names = new Set<string>();
-  for (const s of sorted) {
+  for (const [i, s] of sorted.entries()) {
     if (!/^[a-z]+[+-][0-9a-z]{1,12}$/.test(s.name)) throw new DunningScheduleError(`step name "${s.name.slice(0, 40)}" is not like reminder+7d`);
+    if (!(DUNNING_STEP_KINDS as readonly string[]).includes(s.kind)) throw new DunningScheduleError(`step ${s.name} has no kind such as reminder`);
     if (names.has(s.name)) throw new DunningScheduleError(`step ${s.name} appears twice`);
     names.add(s.name);
+    const before = sorted[i - 1];
+    if (before && before.offsetMs === s.offsetMs) throw new DunningScheduleError(`steps ${before.name} and ${s.name} are at the same time`);
     if (!Number.isInteger(s.offsetMs) || Math.abs(s.offsetMs) > MAX_OFFSET_MS) throw new DunningScheduleError(`step ${s.name} has a bad offset`);
     if (s.kind === 'notice' && s.offsetMs >= UNIT_MS.d) throw new DunningScheduleError(`the notice ${s.name} must come before the invoice is overdue`);
   }
@@ -72,8 +75,10 @@ export function validateDunningSteps(steps: readonly DunningStep[]): DunningStep
 
 /** The anchor of a due date: 00:00 UTC of that day, as epoch milliseconds. */
 export function dunningAnchor(dueDate: string): number {
-  if (!/^\d{4}-\d{2}-\d{2}$/.test(dueDate)) throw new DunningScheduleError(`not a due date: ${dueDate}`);
-  return Date.parse(`${dueDate}T00:00:00Z`);
+  const ms = /^\d{4}-\d{2}-\d{2}$/.test(dueDate) ? Date.parse(`${dueDate}T00:00:00Z`) : Number.NaN;
+  // A day the calendar does not have (2026-02-30) would roll over: refused.
+  if (Number.isNaN(ms) || new Date(ms).toISOString().slice(0, 10) !== dueDate) throw new DunningScheduleError(`not a due date: ${dueDate.slice(0, 40)}`);
+  return ms;
 }
 
 /** When each step is due, epoch milliseconds. */

@@ -6,6 +6,7 @@ import { judgeAttempt, type AttemptFailure } from '../attempts';
 import type { ForwarderDeps } from '../forwarder';
 import { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_STREAM_EVENT_BYTES, drained, memo, readLimited } from '../relay';
 import { KEY_LIMIT_CODE, KEY_LIMIT_STATUS, keyLimitRefusal } from '../keyLimitRefusal';
+import { SUSPENDED_CODE, SUSPENDED_STATUS, suspendedMessage } from '../suspendedRefusal';
 import type { Meter } from '../meter';
 import { sendOpenAIError } from '../openaiError';
 import { outputBound, outputLimitParams } from '../requests';
@@ -82,6 +83,7 @@ export class AnthropicHandler {
   /** POST /v1/messages */
   async messages(raw: Buffer | undefined, headers: IncomingHttpHeaders, res: ServerResponse, meter: Meter): Promise<void> {
     const fail = (status: number, message: string, code: string) => this.refuse('messages', res, meter, status, message, code);
+    if (meter.caller.suspended) return fail(SUSPENDED_STATUS, suspendedMessage(this.deps.billingContact), SUSPENDED_CODE);
     const check = checkedBody(raw, messagesSchema);
     if ('refusal' in check) return fail(400, check.refusal, check.code);
     const body = check.body;
@@ -108,6 +110,8 @@ export class AnthropicHandler {
    */
   async countTokens(raw: Buffer | undefined, headers: IncomingHttpHeaders, res: ServerResponse, meter: Meter): Promise<void> {
     const fail = (status: number, message: string, code: string) => this.refuse('messages', res, meter, status, message, code);
+    // Counting reaches the provider too: refused like any model call of a suspended account.
+    if (meter.caller.suspended) return fail(SUSPENDED_STATUS, suspendedMessage(this.deps.billingContact), SUSPENDED_CODE);
     const check = checkedBody(raw, countTokensSchema);
     if ('refusal' in check) return fail(400, check.refusal, check.code);
     const beta = refusedBeta(headers);

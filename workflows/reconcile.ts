@@ -1,4 +1,4 @@
-import { proxyActivities, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { patched, proxyActivities, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { CHECKS, previousUtcDay } from '../src/reconciliation/reconciliation.rules';
 import { reconcileStatusQuery, type ReconcileInput, type ReconcileResult, type ReconcileState } from './messages';
@@ -18,7 +18,7 @@ const { runReconciliationCheck } = proxyActivities<Activities>({
 
 /**
  * `reconcile:{scope}:{label}` (on demand) or the daily schedule's run: opens
- * a report (its id is this workflow's first run id), runs the five checks in
+ * a report (its id is this workflow's first run id), runs the checks in
  * order, usage first so that its repairs are in place before balances are
  * compared, and closes the report with a verdict. Carries ids and counts only.
  */
@@ -34,6 +34,8 @@ export async function reconcile(input: ReconcileInput): Promise<ReconcileResult>
 
   await openReconciliationReport({ reportId, workflowId: info.workflowId, scope, label, requestedBy: input.requestedBy });
   for (const check of CHECKS) {
+    // Added after runs were recorded: a run started before it replays without it.
+    if (check === 'invoice_payments' && !patched('reconcile-invoice-payments')) continue;
     state.current = check;
     state.checks[check] = await runReconciliationCheck({ reportId, check });
   }

@@ -1,4 +1,5 @@
 import type Decimal from 'decimal.js';
+import { csvCell } from '../shared/csv.rules';
 import { Money, roundToMinorUnit, toAmountString } from '../shared/money.rules';
 
 /**
@@ -157,15 +158,10 @@ export function agingReport(invoices: readonly AgingInvoice[], asOf: string): Ag
 /** The report as CSV: one row per account, then one TOTAL row per currency. */
 export function agingCsv(report: AgingReport): string {
   const header = ['account_id', 'account_name', 'currency', 'invoices', ...AGING_BUCKETS, 'total'];
-  const cell = (v: string | number) => {
-    const s = String(v);
-    // Quoted when needed; a leading formula character is neutralised for spreadsheets.
-    const safe = /^[=+\-@\t\r]/.test(s) && !/^-?\d/.test(s) ? `'${s}` : s;
-    return /[",\n\r]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
-  };
   const rows = [
     ...report.accounts.map((a) => [a.accountId, a.accountName, a.currency, a.invoices, ...AGING_BUCKETS.map((b) => a[b]), a.total]),
     ...report.totals.map((t) => ['TOTAL', '', t.currency, t.invoices, ...AGING_BUCKETS.map((b) => t[b]), t.total]),
   ];
-  return [header, ...rows].map((r) => r.map(cell).join(',')).join('\n') + '\n';
+  // Quoted when needed; a leading formula character is neutralised for spreadsheets (csvCell).
+  return [header, ...rows].map((r) => r.map(csvCell).join(',')).join('\n') + '\n';
 }

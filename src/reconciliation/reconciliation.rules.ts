@@ -2,7 +2,7 @@
  * Reconciliation: the vocabulary of a report, with no I/O.
  *
  * A reconciliation covers a window of time, a UTC day or a calendar month,
- * and runs five checks. Each check produces typed discrepancies with the
+ * and runs six checks. Each check produces typed discrepancies with the
  * amounts on both sides. A discrepancy is either repaired (only the safe
  * classes below, each through its own idempotent write) or left for billing
  * staff; nothing else is ever changed by reconciliation.
@@ -21,9 +21,13 @@ import { billingPeriod } from '../invoicing/invoice.rules';
  * - invoices: invoices priced again from their usage, gapless numbers (checks/invoicesVsUsage.data.ts)
  * - provider_usage: providers' statements against our metering, per day and model
  *   (checks/providerUsageVsStatements.data.ts)
+ * - invoice_payments: payment applications against the provider's payments and
+ *   their overpayment credits, invoices' amounts paid against their applications
+ *   (checks/invoicePayments.data.ts). Last, and only in runs started after it
+ *   was added (workflows/reconcile.ts, patch 'reconcile-invoice-payments').
  * CHECK_FUNCTIONS in reconciliation.service.ts maps each name to its function.
  */
-export const CHECKS = ['usage', 'payments', 'balances', 'invoices', 'provider_usage'] as const;
+export const CHECKS = ['usage', 'payments', 'balances', 'invoices', 'provider_usage', 'invoice_payments'] as const;
 export type CheckName = (typeof CHECKS)[number];
 
 /** Every kind of discrepancy, with the check that finds it and whether reconciliation may repair it. */
@@ -54,6 +58,18 @@ export const DISCREPANCY_KINDS = {
   invoice_number_gap: { check: 'invoices', safe: false },
   /** A provider's statement and our metering disagree for a day and model. */
   provider_usage_mismatch: { check: 'provider_usage', safe: false },
+  /** A card payment applied to an invoice without the provider's payment record (payments, or our payment request for it). */
+  invoice_payment_without_payment: { check: 'invoice_payments', safe: false },
+  /** A card payment applied to an invoice whose payment record differs: amount, account, currency or status. */
+  invoice_payment_mismatch: { check: 'invoice_payments', safe: false },
+  /** An application with an overpayment (received - amount > 0) whose ledger credit is missing. */
+  overpayment_credit_missing: { check: 'invoice_payments', safe: false },
+  /** An application whose ledger credit differs from its overpayment (amount or account). */
+  overpayment_credit_mismatch: { check: 'invoice_payments', safe: false },
+  /** An invoice whose applications sum to more than its amount due minus its credit notes. */
+  invoice_overapplied: { check: 'invoice_payments', safe: false },
+  /** An invoice marked paid (an invoice.paid event) whose applications and credit notes do not cover it. */
+  invoice_paid_not_covered: { check: 'invoice_payments', safe: false },
 } as const satisfies Record<string, { check: CheckName; safe: boolean }>;
 export type DiscrepancyKind = keyof typeof DISCREPANCY_KINDS;
 

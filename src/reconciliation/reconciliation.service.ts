@@ -9,6 +9,7 @@ import type { Config } from '../config';
 import type { Db } from '../db/knex';
 import type { CheckFunction } from './checks/checkContext.data';
 import { checkInvoices } from './checks/invoicesVsUsage.data';
+import { checkInvoicePayments } from './checks/invoicePayments.data';
 import { checkBalances } from './checks/ledgerBalances.data';
 import { checkPayments } from './checks/paymentsVsTopups.data';
 import { checkProviderUsage } from './checks/providerUsageVsStatements.data';
@@ -116,6 +117,7 @@ export const CHECK_FUNCTIONS: Record<CheckName, CheckFunction> = {
   balances: checkBalances,
   invoices: checkInvoices,
   provider_usage: checkProviderUsage,
+  invoice_payments: checkInvoicePayments,
 };
 
 export interface ReportSummary extends CheckCounts {

@@ -10,11 +10,13 @@ import type { Logger } from '../logger';
 import { staffService } from '../staff/staff.service';
 import type { ConsoleOperations } from './operations';
 import { accountsPages } from './pages/accounts';
+import { collectionsPages } from './pages/collections';
 import { invoiceRunsPages } from './pages/invoiceRuns';
 import { invoicesPages } from './pages/invoices';
 import { pageKit } from './pages/kit';
 import { policiesPages } from './pages/policies';
 import { privacyRequestsPages } from './pages/privacyRequests';
+import { receivablesPages } from './pages/receivables';
 import { reconciliationPages } from './pages/reconciliation';
 import { retentionPages } from './pages/retention';
 import { signInPages } from './pages/signIn';
@@ -80,9 +82,11 @@ export function consoleRouter(deps: ConsoleDeps): Router {
 
   const kit = pageKit(router, deps.logger);
   signInPages(kit, staff, deps);
-  accountsPages(kit, ops, accountPageService({ db }));
+  const collections = collectionsPages(kit, ops);
+  accountsPages(kit, ops, accountPageService({ db }), collections);
   invoiceRunsPages(kit, ops, deps.temporal);
   invoicesPages(kit, ops);
+  receivablesPages(kit, ops.payments);
   reconciliationPages(kit, ops);
   privacyRequestsPages(kit, ops);
   retentionPages(kit, ops);

@@ -28,6 +28,16 @@ const MESSAGES = {
   staff_disabled: { kind: 'ok', text: 'Staff member disabled; their sessions have ended.' },
   policy_changed: { kind: 'ok', text: 'Retention period changed.' },
   webhook_redelivered: { kind: 'ok', text: 'Redelivery queued; reload to see it in the log.' },
+  payment_recorded: { kind: 'ok', text: 'Bank transfer recorded against the invoice.' },
+  payment_already_recorded: { kind: 'ok', text: 'This transfer was already recorded (same reference, amount and date): nothing changed.' },
+  invoice_written_off: { kind: 'ok', text: 'Invoice written off; it is uncollectible.' },
+  invoice_already_written_off: { kind: 'ok', text: 'The invoice was already written off: nothing changed.' },
+  dunning_paused: { kind: 'ok', text: 'Dunning paused for the account; no reminder goes out until it is resumed.' },
+  dunning_already_paused: { kind: 'ok', text: 'Dunning was already paused for the account: nothing changed.' },
+  dunning_resumed: { kind: 'ok', text: 'Dunning resumed; steps that came due while it was paused run now.' },
+  dunning_not_paused: { kind: 'ok', text: 'Dunning was not paused: nothing changed.' },
+  account_reinstated: { kind: 'ok', text: 'Account reinstated; the gateway accepts its requests again within seconds.' },
+  account_not_suspended: { kind: 'ok', text: 'The account was not suspended: nothing changed.' },
 } as const satisfies Record<string, { kind: 'ok' | 'error'; text: string }>;
 
 export type MessageCode = keyof typeof MESSAGES;

@@ -1,5 +1,7 @@
 import type { AccountsService } from '../accounts/accounts.service';
+import type { DunningOperations } from '../invoicing/dunning.service';
 import type { InvoicingService } from '../invoicing/invoicing.service';
+import type { SuspensionService } from '../invoicing/suspension.service';
 import type { LedgerService } from '../ledger/ledger.service';
 import type { PrivacyService } from '../privacy/privacy.service';
 import type { ReconciliationService } from '../reconciliation/reconciliation.service';
@@ -16,6 +18,9 @@ export type ConsoleOperations = Pick<AccountsService, 'getAccount' | 'createKey'
   Pick<LedgerService, 'balance' | 'createTopUp' | 'refund' | 'adjust'> & {
     invoices: InvoicingService['invoices'];
     runs: InvoicingService['runs'];
+    payments: InvoicingService['payments'];
+    dunning: Pick<DunningOperations, 'account' | 'pause' | 'resume'>;
+    suspension: Pick<SuspensionService, 'status' | 'reinstate'>;
     render: { pdf: (id: string) => Promise<Buffer> };
     reconciliation: ReconciliationService;
     dsr: PrivacyService;

@@ -1,10 +1,17 @@
 import type { AccountPageService } from '../../accounts/accountPage.service';
-import { csrfField, html, table } from '../html';
+import { csrfField, html, table, type Html } from '../html';
+import type { ConsoleSession } from '../session';
 import type { ConsoleOperations } from '../operations';
 import { back, BILLING, body, opt, param, type PageKit } from './kit';
 
 /** The account list and an account's page: balance, usage chart, ledger entries, holds and payments, and the form to record an entry. */
-export function accountsPages({ get, post, send }: PageKit, ops: ConsoleOperations, accountPage: AccountPageService): void {
+export function accountsPages(
+  { get, post, send }: PageKit,
+  ops: ConsoleOperations,
+  accountPage: AccountPageService,
+  /** The "Collections" section (./collections.ts). */
+  collections?: (accountId: string, s: ConsoleSession) => Promise<Html>,
+): void {
   get('/console/accounts', BILLING, async (req, res, s) => {
     const q = typeof req.query.q === 'string' ? req.query.q.trim() : '';
     const rows = await accountPage.search(q);
@@ -34,6 +41,7 @@ ${table(
     const models = [...new Set(usage.map((u) => u.model as string))];
     const chart = { labels: days, datasets: models.map((m) => ({ label: m || '(none)', data: days.map((d) => Number(usage.find((u) => u.day === d && u.model === m)?.tokens ?? 0)) })) };
     const a = account as Record<string, unknown>;
+    const collectionsPart = collections ? await collections(id, s) : '';
     send(
       res,
       s,
@@ -47,6 +55,7 @@ ${table(
     <canvas id="usage-chart" role="img" aria-label="Tokens per day and model" data-chart="${JSON.stringify(chart)}"></canvas>
     ${table(['Day', 'Model', 'Tokens', 'Cost'], usage.map((u) => [html`${u.day}`, html`${u.model || '(none)'}`, html`${String(u.tokens)}`, html`${u.cost}`]), 'Usage by day and model')}</section>
 </div>
+${collectionsPart}
 <section aria-labelledby="entry"><h2 id="entry">Record a ledger entry</h2>
 <form method="post" action="/console/accounts/${id}/entries">${csrfField(s.csrf)}
 <fieldset><legend>Top-up, grant, refund or adjustment</legend>

@@ -14,11 +14,12 @@ export function invoicesPages({ get, post, send }: PageKit, ops: ConsoleOperatio
       period ? `Invoices of ${period}` : 'Invoices',
       html`<form method="get" action="/console/invoices"><label for="period">Period</label><input id="period" name="period" value="${period ?? ''}" placeholder="YYYY-MM"> <button type="submit">Show</button></form>
 ${table(
-  ['Number', 'Kind', 'Status', 'Account', 'Period', 'Total', 'Due', 'PDF'],
+  ['Number', 'Kind', 'Status', 'Payment', 'Account', 'Period', 'Total', 'Due', 'PDF'],
   list.map((i) => [
     html`<a href="/console/invoices/${i.id}">${i.number ?? '(draft)'}</a>`,
     html`${i.kind}`,
     html`${i.status}`,
+    html`${i.paymentStatus ? `${String(i.paymentStatus).replace('_', ' ')} (paid ${i.amountPaid})` : '—'}`,
     html`<a href="/console/accounts/${i.accountId}">${i.customer?.name ?? i.accountId}</a>`,
     html`${i.period}`,
     html`${i.total} ${i.currency}`,

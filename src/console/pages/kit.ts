@@ -20,6 +20,7 @@ const NAV: (NavItem & { roles: readonly StaffRole[] })[] = [
   { href: '/console/accounts', label: 'Accounts', roles: BILLING },
   { href: '/console/invoice-runs', label: 'Invoice runs', roles: BILLING },
   { href: '/console/invoices', label: 'Invoices', roles: BILLING },
+  { href: '/console/receivables', label: 'Receivables', roles: BILLING },
   { href: '/console/reconciliation', label: 'Reconciliation', roles: BILLING },
   { href: '/console/dsr', label: 'Rights requests', roles: COMPLIANCE },
   { href: '/console/retention', label: 'Retention & holds', roles: COMPLIANCE },

@@ -165,3 +165,26 @@ export function agingCsv(report: AgingReport): string {
   // Quoted when needed; a leading formula character is neutralised for spreadsheets (csvCell).
   return [header, ...rows].map((r) => r.map(csvCell).join(',')).join('\n') + '\n';
 }
+
+/**
+ * The usage credit a postpaid account gets back as its invoice is paid.
+ * Settlement lowered the account's balance by its usage (net of tax), and
+ * the credit limit is measured from that balance: without giving it back,
+ * an account that pays every invoice would still run into its limit. Each
+ * payment gives back the usage part of what it applied to the invoice
+ * (applied × subtotal / amount due), counted cumulatively and rounded once,
+ * so that an invoice paid in full has given back exactly its subtotal
+ * however many payments it took. A credit note that takes part of the
+ * invoice off gives nothing back: that part was not paid.
+ */
+export function usageCreditRestored(inv: { amountDue: string; subtotal: string; currency: string }, paidBefore: string, paidAfter: string): Decimal {
+  const due = new Money(inv.amountDue);
+  const subtotal = new Money(inv.subtotal);
+  if (due.lte(0) || subtotal.lte(0)) return new Money(0);
+  const share = (paid: string) => {
+    const p = new Money(paid);
+    if (p.gte(due)) return subtotal;
+    return roundToMinorUnit(Money.max(0, p).times(subtotal).div(due), inv.currency);
+  };
+  return Money.max(0, share(paidAfter).minus(share(paidBefore)));
+}

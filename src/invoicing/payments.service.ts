@@ -24,7 +24,7 @@ import {
   type PaymentApplicationRow,
   type WriteOffRow,
 } from './payments.data';
-import { agingReport, amountOutstanding, paymentState, splitPayment } from './paymentStatus.rules';
+import { agingReport, amountOutstanding, paymentState, splitPayment, usageCreditRestored } from './paymentStatus.rules';
 import { reinstateIfSettled } from './suspension.data';
 
 /**
@@ -123,7 +123,7 @@ const applicationOutcome = (a: PaymentApplicationRow, currency: string) => ({
   paymentStatus: null as string | null,
 });
 
-type InvoiceRow = { id: string; kind: string; plan: string; status: string; currency: string; amount_due: string; due_date: string | null; number: string | null; account_id: string };
+type InvoiceRow = { id: string; kind: string; plan: string; status: string; currency: string; amount_due: string; due_date: string | null; number: string | null; account_id: string; subtotal?: string };
 
 /** The payment status of invoice rows on `today` (null for what is not collected), by invoice id. */
 export async function paymentStates(db: DbOrTrx, invoices: readonly InvoiceRow[], today: string) {
@@ -229,6 +229,28 @@ async function applyPayment(trx: Trx, inv: InvoiceRow, p: PaymentToApply): Promi
       { overdraftAllowance: new Money(0) },
     );
     creditEntryId = r!.entry.id;
+  }
+  // The usage credit this payment gives back (usageCreditRestored): postpaid balances rise as invoices are paid.
+  const subtotal = inv.subtotal ?? ((await trx('invoices').where({ id: inv.id }).first('subtotal')) as { subtotal: string }).subtotal;
+  const restored = usageCreditRestored({ amountDue: inv.amount_due, subtotal, currency: inv.currency }, facts.paid, toAmountString(new Money(facts.paid).plus(split.applied)));
+  if (restored.gt(0)) {
+    await postEntries(
+      trx,
+      [
+        {
+          accountId: inv.account_id,
+          kind: 'adjustment',
+          contra: 'cash',
+          amount: restored,
+          idempotencyKey: `invoice-usage-credit:${p.source}:${p.reference}`,
+          referenceType: 'invoice_usage_credit',
+          referenceId: `${inv.id}:${p.source}:${p.reference}`,
+          actor: p.actor,
+          reason: `invoice ${inv.number} paid by ${p.label} (${p.paidOn}): ${cents(restored, inv.currency)} ${inv.currency} of its usage credit given back`,
+        },
+      ],
+      { overdraftAllowance: new Money(0) },
+    );
   }
   const row = await insertApplication(trx, {
     invoice_id: inv.id,

@@ -281,6 +281,12 @@ describe('an unpaid postpaid invoice, from finalization to reinstatement', () =>
     expect(status.payment).toMatchObject({ status: 'paid', outstanding: '0.00', amountPaid: '119.00' });
     expect(status.applications).toEqual([expect.objectContaining({ source: 'stripe', reference: intentId, amount: '119.00' })]);
     expect((await db('accounts').where({ id: customer.accountId }).first()).status).toBe('active');
+    // The usage credit comes back with the payment (net of tax, once): October's 100.00 is paid for, so the
+    // balance is back to what this month's calls cost (a fraction of a cent), not −100.
+    const credits = await db('ledger_entries').where({ account_id: customer.accountId, reference_type: 'invoice_usage_credit' });
+    expect(credits.map((e) => Number(e.amount))).toEqual([100]);
+    const { rows } = await db.raw(`SELECT COALESCE(sum(amount), 0)::numeric AS balance FROM ledger_entries WHERE account_id = ?`, [customer.accountId]);
+    expect(Number(rows[0].balance)).toBeGreaterThan(-0.01);
     const aging = await staff(`/billing/receivables/aging?accountId=${customer.accountId}`);
     expect(aging.accounts).toEqual([]);
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { agingBucket, agingCsv, agingReport, amountOutstanding, daysBetween, paymentState, splitPayment, type AgingInvoice, type PaymentStatusInput } from '../../src/invoicing/paymentStatus.rules';
+import { agingBucket, agingCsv, agingReport, amountOutstanding, daysBetween, paymentState, splitPayment, usageCreditRestored, type AgingInvoice, type PaymentStatusInput } from '../../src/invoicing/paymentStatus.rules';
 
 const inv = (over: Partial<PaymentStatusInput> = {}): PaymentStatusInput => ({
   kind: 'invoice',
@@ -102,5 +102,37 @@ describe('aging', () => {
   it('quotes CSV cells and defuses spreadsheet formulas in account names', () => {
     const r = agingReport([{ invoiceId: 'i', accountId: 'x', accountName: '=HYPERLINK("evil"), Inc', number: null, currency: 'USD', amountDue: '1', dueDate: '2026-01-01', credited: '0', paid: '0' }], '2026-01-01');
     expect(agingCsv(r).split('\n')[1]).toBe(`x,"'=HYPERLINK(""evil""), Inc",USD,1,1.00,0.00,0.00,0.00,0.00,1.00`);
+  });
+});
+
+describe('usageCreditRestored', () => {
+  const inv119 = { amountDue: '119.00', subtotal: '100.00', currency: 'USD' };
+  const restored = (before: string, after: string, i = inv119) => usageCreditRestored(i, before, after).toFixed(2);
+
+  it('gives back the usage part (net of tax) of what a payment applied', () => {
+    expect(restored('0', '119.00')).toBe('100.00');
+    expect(restored('0', '59.50')).toBe('50.00');
+  });
+
+  it('gives back exactly the subtotal over any number of payments, rounding cumulatively', () => {
+    const inv = { amountDue: '100.00', subtotal: '84.03', currency: 'USD' };
+    let paid = 0;
+    let total = 0;
+    for (const step of [33.33, 33.33, 33.34]) {
+      total += Number(usageCreditRestored(inv, paid.toFixed(2), (paid + step).toFixed(2)));
+      paid += step;
+    }
+    expect(total.toFixed(2)).toBe('84.03');
+  });
+
+  it('gives nothing for nothing applied, and nothing when there is no usage or nothing due', () => {
+    expect(restored('50.00', '50.00')).toBe('0.00');
+    expect(restored('0', '10.00', { amountDue: '0', subtotal: '0', currency: 'USD' })).toBe('0.00');
+    expect(restored('0', '10.00', { amountDue: '10.00', subtotal: '0', currency: 'USD' })).toBe('0.00');
+  });
+
+  it('never gives back more than the subtotal, whatever is applied past the amount due', () => {
+    expect(restored('100.00', '500.00')).toBe('15.97'); // 100.00 − round(100 × 100 / 119)
+    expect(restored('0', '500.00')).toBe('100.00');
   });
 });

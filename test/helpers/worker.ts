@@ -13,6 +13,21 @@ export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
   return bundle;
 }
 
+/** The production activities on the test's config and database (webhook settings included), with the system clock. */
+export function testActivities(config: Config, db: Db) {
+  return createActivities({
+    db,
+    clock: systemClock,
+    logger: silentLogger,
+    billing: config.billing,
+    invoicing: config.invoicing,
+    reconcile: config.reconcile,
+    retention: config.retention,
+    privacy: { dsr: config.dsr, mail: config.mail, dataDir: config.dataDir },
+    webhooks: config.webhooks,
+  });
+}
+
 /** Runs a real worker on the config's task queue while `fn` runs. */
 export async function withTestWorker<T>(config: Config, db: Db, fn: () => Promise<T>): Promise<T> {
   const connection = await NativeConnection.connect({ address: config.temporal.address! });
@@ -22,7 +37,7 @@ export async function withTestWorker<T>(config: Config, db: Db, fn: () => Promis
       namespace: config.temporal.namespace,
       taskQueue: config.temporal.taskQueue,
       workflowBundle: await workflowBundle(),
-      activities: createActivities({ db, clock: systemClock, logger: silentLogger, billing: config.billing, invoicing: config.invoicing, reconcile: config.reconcile, retention: config.retention, privacy: { dsr: config.dsr, mail: config.mail, dataDir: config.dataDir } }),
+      activities: testActivities(config, db),
     });
     return await worker.runUntil(fn());
   } finally {

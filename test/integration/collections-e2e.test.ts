@@ -8,7 +8,6 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createActivities } from '../../activities';
 import { createAdminApp } from '../../src/admin/app';
 import { systemClock } from '../../src/clock';
 import type { Config } from '../../src/config';
@@ -29,7 +28,7 @@ import { createCustomer, startTestGateway, type Customer } from '../helpers/gate
 import { ownDatabaseUrl } from '../helpers/ownDatabase';
 import { serve } from '../helpers/servers';
 import { insertUsageEvents } from '../helpers/usageEvents';
-import { workflowBundle } from '../helpers/worker';
+import { testActivities, workflowBundle } from '../helpers/worker';
 
 /**
  * Collections end to end (issue 23's "done"): a postpaid customer's invoice is
@@ -137,17 +136,7 @@ beforeAll(async () => {
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     workflowBundle: bundle,
-    activities: createActivities({
-      db,
-      clock: systemClock,
-      logger: silentLogger,
-      billing: config.billing,
-      invoicing: config.invoicing,
-      reconcile: config.reconcile,
-      retention: config.retention,
-      privacy: { dsr: config.dsr, mail: config.mail, dataDir: config.dataDir },
-      webhooks: config.webhooks,
-    }),
+    activities: testActivities(config, db),
   });
   running = worker.run();
   clientConnection = await Connection.connect({ address: config.temporal.address! });

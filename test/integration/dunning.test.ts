@@ -5,7 +5,6 @@ import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createActivities } from '../../activities';
 import { accountsService } from '../../src/accounts/accounts.service';
 import { createAdminApp } from '../../src/admin/app';
 import { systemClock } from '../../src/clock';
@@ -22,7 +21,7 @@ import { serve } from '../helpers/servers';
 import { insertUsageEvents } from '../helpers/usageEvents';
 import { silentLogger, testConfig, testDb, testEnv } from '../helpers/env';
 import { runCli, runCliJson } from '../helpers/cli';
-import { workflowBundle } from '../helpers/worker';
+import { testActivities, workflowBundle } from '../helpers/worker';
 
 /**
  * The dunning workflow on a real worker and Temporal, with schedules of a few
@@ -60,17 +59,7 @@ beforeAll(async () => {
     namespace: config.temporal.namespace,
     taskQueue,
     workflowBundle: await workflowBundle(),
-    activities: createActivities({
-      db,
-      clock: systemClock,
-      logger: silentLogger,
-      billing: config.billing,
-      invoicing: config.invoicing,
-      reconcile: config.reconcile,
-      retention: config.retention,
-      privacy: { dsr: config.dsr, mail: config.mail, dataDir: config.dataDir },
-      webhooks: config.webhooks,
-    }),
+    activities: testActivities(config, db),
   });
   running = worker.run();
   clientConnection = await Connection.connect({ address: config.temporal.address! });

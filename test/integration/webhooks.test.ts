@@ -9,7 +9,6 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createActivities } from '../../activities';
 import { accountsService } from '../../src/accounts/accounts.service';
 import { ledgerService } from '../../src/ledger/ledger.service';
 import { createAdminApp } from '../../src/admin/app';
@@ -25,7 +24,7 @@ import { webhooksService } from '../../src/webhooks/webhooks.service';
 import { eventually } from '../helpers/eventually';
 import { runCli, runCliJson } from '../helpers/cli';
 import { silentLogger, testConfig, testDb, testEnv } from '../helpers/env';
-import { workflowBundle } from '../helpers/worker';
+import { testActivities, workflowBundle } from '../helpers/worker';
 
 /**
  * Signed delivery end to end (issue 22): an account event inserted into
@@ -125,17 +124,7 @@ beforeAll(async () => {
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     workflowBundle: await workflowBundle(),
-    activities: createActivities({
-      db,
-      clock: systemClock,
-      logger: silentLogger,
-      billing: config.billing,
-      invoicing: config.invoicing,
-      reconcile: config.reconcile,
-      retention: config.retention,
-      privacy: { dsr: config.dsr, mail: config.mail, dataDir: config.dataDir },
-      webhooks: config.webhooks,
-    }),
+    activities: testActivities(config, db),
   });
   running = worker.run();
   clientConnection = await Connection.connect({ address: config.temporal.address! });

@@ -12,12 +12,12 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const mode = process.argv.includes('--migrate') ? 'migrate' : 'check';
   if (mode === 'check') {
-    await checkPostgresReachable(config.databaseUrl);
+    await checkPostgresReachable(config.databaseUrl, config.databaseSsl);
     return;
   }
-  const created = await ensureDatabase(config.databaseUrl);
+  const created = await ensureDatabase(config.databaseUrl, config.databaseSsl);
   if (created) console.error(`[bootstrap] created database ${redactDatabaseUrl(config.databaseUrl)}`);
-  const db = createDb({ databaseUrl: config.databaseUrl, poolMax: 1 });
+  const db = createDb({ databaseUrl: config.databaseUrl, poolMax: 1, ssl: config.databaseSsl });
   try {
     const applied = await migrateLatest(db);
     if (applied.length) console.error(`[bootstrap] applied migrations: ${applied.join(', ')}`);

@@ -13,6 +13,7 @@ import { registerRouting } from './cli/routing';
 import { registerSettlement } from './cli/settlement';
 import { registerStaffTokens, registerStaffUsers } from './cli/staff';
 import { registerSystem } from './cli/system';
+import { registerTemporal } from './cli/temporal';
 import { registerWebhooks } from './cli/webhooks';
 import { UsageError } from './cli/shared';
 
@@ -34,6 +35,7 @@ const program = new Command('mixroute')
 
 // Registration order is the order of `mixroute --help`.
 registerSystem(program);
+registerTemporal(program);
 registerAccounts(program);
 registerRouting(program);
 registerStaffTokens(program);

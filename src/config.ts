@@ -1,5 +1,8 @@
 import { DEFAULT_DUNNING_SCHEDULE, parseDunningSchedule, type DunningStep } from './shared/dunning.rules';
+import fs from 'node:fs';
 import path from 'node:path';
+import { inspect } from 'node:util';
+import { loadClientConfigProfile, type ClientConfigProfile } from '@temporalio/envconfig';
 import { allowedHostEntryProblem } from './shared/upstreamAddressPolicy';
 
 /** A comma-separated host allow-list (src/shared/upstreamAddressPolicy.ts): `*` is any public address; private and loopback ones only when named. */
@@ -41,9 +44,16 @@ export const configSchema = z.object({
     .default('postgres://postgres@127.0.0.1:5432/mixroute')
     .refine((v) => /^postgres(ql)?:\/\//.test(v), 'must be a postgres:// URL'),
   DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
+  // disable: plain text; require: encrypted, server not verified; verify-full: CA and host name checked.
+  DATABASE_SSL_MODE: z.enum(['disable', 'require', 'verify-full']).default('disable'),
+  DATABASE_SSL_CA: optionalString,
   TEMPORAL_ADDRESS: optionalString,
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TEMPORAL_TASK_QUEUE: z.string().min(1).default('mixroute'),
+  // Temporal's environment configuration (@temporalio/envconfig); resolved by temporalConnectionSettings below.
+  TEMPORAL_TLS: z.enum(['true', 'false', '1', '0']).optional(),
+  TEMPORAL_CONFIG_FILE: optionalString,
+  TEMPORAL_PROFILE: optionalString,
   TEMPORAL_CLI: optionalString,
   TEMPORAL_PORT: port.default(7233),
   TEMPORAL_UI_PORT: port.default(8233),
@@ -193,10 +203,18 @@ export type Env = Record<string, string | undefined>;
 export interface Config {
   readonly databaseUrl: string;
   readonly databasePoolMax: number;
+  /** TLS to PostgreSQL (DATABASE_SSL_MODE, DATABASE_SSL_CA); src/db/knex.ts turns it into the driver's options. */
+  readonly databaseSsl: DatabaseSslSettings;
   readonly temporal: {
-    /** Set: use that server and start none. Unset: `mixroute dev` starts a local dev server. */
+    /**
+     * Set (TEMPORAL_ADDRESS or the profile's address): use that server and start none.
+     * Unset: `mixroute dev` starts a local dev server.
+     */
     readonly address: string | undefined;
+    /** TEMPORAL_NAMESPACE, else the profile's namespace, else `default`. */
     readonly namespace: string;
+    /** TLS, API key and the rest of the connection (src/temporal/connection.ts turns it into connect options). */
+    readonly connection: TemporalConnectionSettings;
     readonly taskQueue: string;
     readonly cliPath: string | undefined;
     readonly devServerPort: number;
@@ -366,12 +384,22 @@ export function loadConfig(env: Env = process.env): Config {
   const e = parsed.data;
   // NODE_ENV=Production is production too.
   const production = e.NODE_ENV?.toLowerCase() === 'production';
+  const problems = databaseSslProblems(e.DATABASE_URL, e.DATABASE_SSL_MODE, e.DATABASE_SSL_CA);
+  let temporalConnection: TemporalConnectionSettings | undefined;
+  try {
+    temporalConnection = temporalConnectionSettings(env);
+  } catch (err) {
+    problems.push((err as Error).message);
+  }
+  if (problems.length || !temporalConnection) throw new ConfigError(problems);
   return Object.freeze({
     databaseUrl: e.DATABASE_URL,
     databasePoolMax: e.DATABASE_POOL_MAX,
+    databaseSsl: Object.freeze({ mode: e.DATABASE_SSL_MODE, caFile: e.DATABASE_SSL_CA }),
     temporal: Object.freeze({
-      address: e.TEMPORAL_ADDRESS,
-      namespace: e.TEMPORAL_NAMESPACE,
+      address: temporalConnection.address,
+      namespace: temporalConnection.namespace ?? e.TEMPORAL_NAMESPACE,
+      connection: temporalConnection,
       taskQueue: e.TEMPORAL_TASK_QUEUE,
       cliPath: e.TEMPORAL_CLI,
       devServerPort: e.TEMPORAL_PORT,
@@ -487,6 +515,139 @@ export function loadConfig(env: Env = process.env): Config {
       journalDir: path.join(path.resolve(e.DATA_DIR), 'metering', e.GATEWAY_INSTANCE_ID),
     }),
   });
+}
+
+export interface DatabaseSslSettings {
+  readonly mode: 'disable' | 'require' | 'verify-full';
+  /** PEM file of the CA that signed the server's certificate (verify-full); unset: the system's CAs. */
+  readonly caFile: string | undefined;
+}
+
+function databaseSslProblems(databaseUrl: string, mode: DatabaseSslSettings['mode'], caFile: string | undefined): string[] {
+  const problems: string[] = [];
+  if (caFile && mode !== 'verify-full') problems.push('DATABASE_SSL_CA: only used with DATABASE_SSL_MODE=verify-full');
+  // The driver lets TLS parameters in the URL override ours (and reads sslrootcert files named there): one place only.
+  let keys: string[] = [];
+  try {
+    keys = [...new URL(databaseUrl).searchParams.keys()];
+  } catch {
+    problems.push('DATABASE_URL: not a valid URL');
+  }
+  const params = keys.filter((k) => /^(ssl|sslmode|sslrootcert|sslcert|sslkey|sslcrl)$/i.test(k));
+  if (params.length) problems.push(`DATABASE_URL: set TLS with DATABASE_SSL_MODE and DATABASE_SSL_CA, not with URL parameters (${params.join(', ')})`);
+  return problems;
+}
+
+/**
+ * The variables @temporalio/envconfig may see: Temporal's own names and nothing else,
+ * so no setting (not even a profile file) can make a process read another variable.
+ * TEMPORAL_GRPC_META_* and the codec variables are left out (unused here); a profile's
+ * grpc_meta still applies. The user's default config file (~/.config/temporalio/temporal.toml)
+ * is not read: a server's connection comes from its own environment, or from a file
+ * it names with TEMPORAL_CONFIG_FILE.
+ */
+export const TEMPORAL_ENVCONFIG_VARIABLES = [
+  'TEMPORAL_ADDRESS',
+  'TEMPORAL_NAMESPACE',
+  'TEMPORAL_API_KEY',
+  'TEMPORAL_TLS',
+  'TEMPORAL_TLS_SERVER_CA_CERT_PATH',
+  'TEMPORAL_TLS_SERVER_CA_CERT_DATA',
+  'TEMPORAL_TLS_CLIENT_CERT_PATH',
+  'TEMPORAL_TLS_CLIENT_CERT_DATA',
+  'TEMPORAL_TLS_CLIENT_KEY_PATH',
+  'TEMPORAL_TLS_CLIENT_KEY_DATA',
+  'TEMPORAL_TLS_SERVER_NAME',
+] as const;
+
+/**
+ * The Temporal connection as Temporal's environment configuration resolves it: the
+ * profile (TEMPORAL_PROFILE, default `default`) of TEMPORAL_CONFIG_FILE if set, with
+ * the TEMPORAL_* variables above on top. Certificate files are read later, when a
+ * process connects (src/temporal/connection.ts). The API key and inline key data live
+ * in a private field: JSON, pino and util.inspect show only describe().
+ */
+export class TemporalConnectionSettings {
+  readonly #profile: ClientConfigProfile;
+  constructor(
+    profile: ClientConfigProfile,
+    /** Where the settings came from, for messages. */
+    readonly source: { readonly configFile: string | undefined; readonly profile: string | undefined },
+  ) {
+    this.#profile = profile;
+  }
+
+  get address(): string | undefined {
+    return this.#profile.address || undefined;
+  }
+
+  get namespace(): string | undefined {
+    return this.#profile.namespace || undefined;
+  }
+
+  /** The resolved profile, secrets included: only for building connect options. */
+  profile(): ClientConfigProfile {
+    return this.#profile;
+  }
+
+  /** What may be logged or printed: no key, no certificate contents. */
+  describe(): { configFile?: string; profile?: string; tls: boolean; serverName?: string; serverCa?: string; clientCert?: string; apiKey: 'set' | 'unset' } {
+    const tls = this.#profile.tls;
+    const where = (s: { path: string } | { data: unknown } | undefined) => (s ? ('path' in s ? s.path : '(inline)') : undefined);
+    const enabled = tls ? tls.disabled !== true : this.#profile.apiKey !== undefined;
+    const shown = {
+      configFile: this.source.configFile,
+      profile: this.source.profile,
+      tls: enabled,
+      serverName: enabled ? tls?.serverName : undefined,
+      serverCa: enabled ? where(tls?.serverCACert) : undefined,
+      clientCert: enabled ? where(tls?.clientCert) : undefined,
+      apiKey: this.#profile.apiKey ? ('set' as const) : ('unset' as const),
+    };
+    // Only what is set, so a log line stays short.
+    return Object.fromEntries(Object.entries(shown).filter(([, v]) => v !== undefined)) as typeof shown;
+  }
+
+  toJSON() {
+    return this.describe();
+  }
+
+  [inspect.custom]() {
+    return this.describe();
+  }
+}
+
+export function temporalConnectionSettings(env: Env): TemporalConnectionSettings {
+  const vars: Record<string, string> = {};
+  for (const name of TEMPORAL_ENVCONFIG_VARIABLES) {
+    const value = env[name];
+    // Inline PEM data is passed as given; names, paths and keys lose stray blanks.
+    if (value?.trim()) vars[name] = name.endsWith('_DATA') ? value : value.trim();
+  }
+  const configFile = env.TEMPORAL_CONFIG_FILE?.trim() || undefined;
+  const profileName = env.TEMPORAL_PROFILE?.trim() || undefined;
+  if (profileName && !configFile) throw new Error('TEMPORAL_PROFILE: names a profile of TEMPORAL_CONFIG_FILE, which is not set');
+  let data: string | undefined;
+  if (configFile) {
+    try {
+      data = fs.readFileSync(configFile, 'utf8');
+    } catch (err) {
+      throw new Error(`TEMPORAL_CONFIG_FILE: cannot read ${configFile} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  }
+  try {
+    const profile = loadClientConfigProfile({
+      ...(data === undefined ? { disableFile: true } : { configSource: { data }, configFileStrict: true }),
+      ...(profileName ? { profile: profileName } : {}),
+      overrideEnvVars: vars,
+    });
+    return new TemporalConnectionSettings(profile, { configFile, profile: data === undefined ? undefined : (profileName ?? 'default') });
+  } catch (err) {
+    // A TOML syntax error's message quotes the offending lines, which may hold an API key: position only.
+    const e = err as { line?: unknown; column?: unknown; message?: string };
+    const reason = typeof e.line === 'number' ? `not valid TOML (line ${e.line}, column ${String(e.column)})` : (e.message ?? 'unreadable');
+    throw new Error(`TEMPORAL_CONFIG_FILE: ${configFile ?? '(none)'}: ${reason}`);
+  }
 }
 
 /** The address clients connect to: the configured one, or the local dev server's. */

@@ -12,8 +12,9 @@ import { findTemporalCli, type DevServer } from './temporal/devServer';
 import { superviseDevServer } from './temporal/devSupervisor';
 import { prepareDevDemo } from './dev/demo';
 import { devLogFormat } from './dev/logFormat';
-import { ensureSearchAttributes } from './temporal/namespace';
-import { ensureSchedules, productionSchedules } from './temporal/schedules';
+import { temporalConnectOptions } from './temporal/connection';
+import { productionSchedules } from './temporal/schedules';
+import { runTemporalSetup } from './temporal/setup';
 import { runHealthProbe } from './temporal/healthProbe';
 import { freePort } from './util/ports';
 
@@ -36,8 +37,8 @@ const RESTART_WINDOW_MS = 60_000;
 export async function runDev(config: Config, logger: Logger, print: (line: string) => void): Promise<{ stop: () => Promise<void>; done: Promise<number> }> {
   fs.mkdirSync(config.dataDir, { recursive: true });
 
-  if (await ensureDatabase(config.databaseUrl)) print(`created database ${redactDatabaseUrl(config.databaseUrl)}`);
-  const db = createDb({ databaseUrl: config.databaseUrl, poolMax: 1 });
+  if (await ensureDatabase(config.databaseUrl, config.databaseSsl)) print(`created database ${redactDatabaseUrl(config.databaseUrl)}`);
+  const db = createDb({ databaseUrl: config.databaseUrl, poolMax: 1, ssl: config.databaseSsl });
   try {
     const applied = await migrateLatest(db);
     if (applied.length) print(`applied migrations: ${applied.join(', ')}`);
@@ -67,13 +68,16 @@ export async function runDev(config: Config, logger: Logger, print: (line: strin
     address = devServer.address;
   }
 
-  const connection = await Connection.connect({ address });
+  // The same connection settings as every process (TLS, API key), at the address dev uses.
+  const connectOptions = temporalConnectOptions(config);
+  const connection = await Connection.connect({ address, tls: connectOptions.tls, apiKey: connectOptions.apiKey, metadata: connectOptions.metadata });
   const client = new Client({ connection, namespace: config.temporal.namespace });
-  const addedAttributes = await ensureSearchAttributes(connection, config.temporal.namespace);
-  if (addedAttributes.length) print(`registered search attributes: ${addedAttributes.join(', ')}`);
-  const declared = productionSchedules(config);
-  const schedules = await ensureSchedules(client, declared, config.temporal.taskQueue);
-  print(`schedules: ${declared.map((d) => d.scheduleId).join(', ')} (${schedules.created.length} created, ${schedules.updated.length} updated)`);
+  // `mixroute temporal setup --create-namespace`, as a developer would run it.
+  const setup = await runTemporalSetup(connection, client, config, { createNamespace: true });
+  if (setup.namespace.status === 'created') print(`created Temporal namespace ${setup.namespace.name}`);
+  if (setup.searchAttributes.added.length) print(`registered search attributes: ${setup.searchAttributes.added.join(', ')}`);
+  const s = setup.schedules;
+  print(`schedules: ${productionSchedules(config).map((d) => d.scheduleId).join(', ')} (${s.created.length} created, ${s.updated.length} updated)`);
 
   // Port 0 ("any free port") is picked here, so the lines below can say where /metrics is.
   const metricsHost = config.metrics.host;

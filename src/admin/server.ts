@@ -9,8 +9,8 @@ import { createAdminApp } from './app';
 
 export async function startAdminServer(config: Config) {
   const logger = createLogger(config, 'admin');
-  const db = createDb({ databaseUrl: config.databaseUrl, poolMax: config.databasePoolMax, applicationName: 'mixroute-admin', onWarning: (m) => logger.warn({ db: m }, 'database warning') });
-  const temporal = createTemporalClient(config);
+  const db = createDb({ databaseUrl: config.databaseUrl, poolMax: config.databasePoolMax, ssl: config.databaseSsl, applicationName: 'mixroute-admin', onWarning: (m) => logger.warn({ db: m }, 'database warning') });
+  const temporal = createTemporalClient(config, logger);
   const app = createAdminApp({
     db,
     billing: config.billing,

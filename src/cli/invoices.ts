@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
-import { Client, Connection } from '@temporalio/client';
-import { temporalAddress, type Config } from '../config';
+import type { Client } from '@temporalio/client';
+import type { Config } from '../config';
+import { connectTemporal } from '../temporal/client';
 
 import { systemClock } from '../clock';
 import fs from 'node:fs';
@@ -70,9 +71,10 @@ const withInvoicing = <T>(fn: (invoicing: InvoicingService) => Promise<T>): Prom
  */
 const withInvoicingTelling = <T>(fn: (invoicing: InvoicingService) => Promise<T>): Promise<T> =>
   withDb(async (db, cfg) => {
-    const connection = await Connection.connect({ address: temporalAddress(cfg), connectTimeout: 3_000 }).catch(() => undefined);
+    const connected = await connectTemporal(cfg, 3_000).catch(() => undefined);
+    const connection = connected?.connection;
     try {
-      const temporal = connection ? { client: new Client({ connection, namespace: cfg.temporal.namespace }), taskQueue: cfg.temporal.taskQueue } : undefined;
+      const temporal = connected ? { client: connected.client, taskQueue: cfg.temporal.taskQueue } : undefined;
       return await fn(invoicingService({ db, clock: systemClock, config: cfg, temporal }));
     } finally {
       await connection?.close();

@@ -1,11 +1,12 @@
 import { Option, type Command } from 'commander';
 import { systemClock } from '../clock';
-import { loadConfig, temporalAddress, type Config } from '../config';
+import { ConfigError, loadConfig, temporalAddress, type Config } from '../config';
 import { checkPostgresReachable } from '../db/database';
 import { createDb, type Db } from '../db/knex';
 import { DependencyUnavailableError } from '../errors';
 import { accountsService, type AccountsService } from '../accounts/accounts.service';
-import { Client, Connection } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
+import { connectTemporal } from '../temporal/client';
 import os from 'node:os';
 
 /** What the command groups of `mixroute` share: configuration, output, and the ways to reach the database and Temporal. */
@@ -42,8 +43,8 @@ export function humanize(value: unknown): string {
 /** The one way CLI verbs open the database: a clear line if it is unreachable, always closed after. */
 export async function withDb<T>(fn: (db: Db, cfg: Config) => Promise<T>): Promise<T> {
   const cfg = getConfig();
-  await checkPostgresReachable(cfg.databaseUrl);
-  const db = createDb({ databaseUrl: cfg.databaseUrl, poolMax: 2, applicationName: 'mixroute-cli' });
+  await checkPostgresReachable(cfg.databaseUrl, cfg.databaseSsl);
+  const db = createDb({ databaseUrl: cfg.databaseUrl, poolMax: 2, ssl: cfg.databaseSsl, applicationName: 'mixroute-cli' });
   try {
     return await fn(db, cfg);
   } finally {
@@ -54,11 +55,13 @@ export async function withDb<T>(fn: (db: Db, cfg: Config) => Promise<T>): Promis
 /** The one way CLI verbs reach Temporal: a clear line if it is unreachable, always closed after. */
 export async function withTemporal<T>(fn: (client: Client, cfg: Config) => Promise<T>): Promise<T> {
   const cfg = getConfig();
-  const connection = await Connection.connect({ address: temporalAddress(cfg), connectTimeout: 5_000 }).catch((err: unknown) => {
+  const { connection, client } = await connectTemporal(cfg, 5_000).catch((err: unknown) => {
+    // A settings problem (a certificate file) says so itself; only a failed connection is "unreachable".
+    if (err instanceof ConfigError) throw err;
     throw new DependencyUnavailableError(`Temporal is unreachable at ${temporalAddress(cfg)}: ${(err as Error).message}`);
   });
   try {
-    return await fn(new Client({ connection, namespace: cfg.temporal.namespace }), cfg);
+    return await fn(client, cfg);
   } finally {
     await connection.close();
   }

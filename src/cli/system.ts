@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { providerCredentialEnv, temporalAddress } from '../config';
 import { checkPostgresReachable, ensureDatabase } from '../db/database';
 import { createDb, redactDatabaseUrl } from '../db/knex';
-import { migrateLatest, migrationStatus } from '../db/migrate';
+import { migrateLatest, migrationStatus, PendingMigrationsError } from '../db/migrate';
 import { createLogger } from '../logger';
 import { stopOnSignals } from '../process/lifecycle';
 
@@ -43,6 +43,7 @@ export function registerSystem(program: Command): void {
       .description(description)
       .action(async () => {
         const cfg = getConfig();
+        await checkSchemaCurrent(cfg, role);
         const started =
           role === 'gateway'
             ? await (await import('../gateway/server')).startGatewayServer(cfg, providerCredentialEnv())
@@ -62,16 +63,18 @@ export function registerSystem(program: Command): void {
 
   program
     .command('migrate')
-    .description('create the database if missing and apply pending migrations')
+    .description('create the database if missing and apply pending migrations (one migrator at a time: others wait, then find nothing to do)')
     .option('--status', 'only show applied and pending migrations')
     .addOption(jsonOption())
     .action(async (opts: { status?: boolean; json?: boolean }) => {
       const cfg = getConfig();
-      if (!opts.status) await ensureDatabase(cfg.databaseUrl);
-      else await checkPostgresReachable(cfg.databaseUrl);
-      const db = createDb({ databaseUrl: cfg.databaseUrl, poolMax: 1 });
+      if (!opts.status) await ensureDatabase(cfg.databaseUrl, cfg.databaseSsl);
+      else await checkPostgresReachable(cfg.databaseUrl, cfg.databaseSsl);
+      const db = createDb({ databaseUrl: cfg.databaseUrl, poolMax: 1, ssl: cfg.databaseSsl });
       try {
-        const applied = opts.status ? [] : await migrateLatest(db);
+        const applied = opts.status
+          ? []
+          : await migrateLatest(db, { onWaiting: () => process.stderr.write('waiting for another process that is applying migrations to this database...\n') });
         const status = await migrationStatus(db);
         print({ database: redactDatabaseUrl(cfg.databaseUrl), appliedNow: applied, ...status }, !!opts.json, (r) =>
           [`database: ${r.database}`, `applied now: ${r.appliedNow.length ? r.appliedNow.join(', ') : '(none)'}`, `applied: ${r.applied.length}`, `pending: ${r.pending.length ? r.pending.join(', ') : '(none)'}`].join('\n'),
@@ -90,8 +93,8 @@ export function registerSystem(program: Command): void {
       const cfg = getConfig();
       const checks: Record<string, { ok: boolean; detail: string }> = {};
       try {
-        await checkPostgresReachable(cfg.databaseUrl);
-        const db = createDb({ databaseUrl: cfg.databaseUrl, poolMax: 1 });
+        await checkPostgresReachable(cfg.databaseUrl, cfg.databaseSsl);
+        const db = createDb({ databaseUrl: cfg.databaseUrl, poolMax: 1, ssl: cfg.databaseSsl });
         try {
           const s = await migrationStatus(db);
           checks.postgres = { ok: true, detail: redactDatabaseUrl(cfg.databaseUrl) };
@@ -102,13 +105,12 @@ export function registerSystem(program: Command): void {
       } catch (err) {
         checks.postgres = { ok: false, detail: (err as Error).message };
       }
-      const { Connection, Client } = await import('@temporalio/client');
+      const { connectTemporal } = await import('../temporal/client');
       try {
-        const connection = await Connection.connect({ address: temporalAddress(cfg), connectTimeout: 3_000 });
+        const { connection, client } = await connectTemporal(cfg, 3_000);
         try {
           checks.temporal = { ok: true, detail: `${temporalAddress(cfg)} namespace ${cfg.temporal.namespace}` };
           const { runHealthProbe } = await import('../temporal/healthProbe');
-          const client = new Client({ connection, namespace: cfg.temporal.namespace });
           const probe = await runHealthProbe(client, cfg.temporal.taskQueue, Number(opts.timeout) * 1000);
           checks.worker = { ok: true, detail: `task queue ${cfg.temporal.taskQueue}: round trip ok, database time ${probe.databaseTime}` };
         } catch (err) {
@@ -125,4 +127,30 @@ export function registerSystem(program: Command): void {
       );
       if (!ok) process.exitCode = 1;
     });
+}
+
+/**
+ * The servers and the worker never migrate (that is `mixroute migrate`, one
+ * deploy step under a lock), and code that expects tables or columns the
+ * database lacks fails request by request. So with NODE_ENV=production a
+ * process refuses to start while this code's migrations are pending (its
+ * supervisor retries until the migrate step has run); elsewhere it warns.
+ * An unreachable database is not a reason to refuse: the process starts and
+ * /readyz reports it, as it always has.
+ */
+async function checkSchemaCurrent(cfg: ReturnType<typeof getConfig>, role: string): Promise<void> {
+  const db = createDb({ databaseUrl: cfg.databaseUrl, poolMax: 1, applicationName: `mixroute-${role}`, ssl: cfg.databaseSsl });
+  let pending: string[];
+  try {
+    pending = (await migrationStatus(db)).pending;
+  } catch (err) {
+    createLogger(cfg, role).warn({ errType: (err as Error)?.name }, 'could not check for pending migrations at start-up; starting anyway');
+    return;
+  } finally {
+    await db.destroy();
+  }
+  if (!pending.length) return;
+  const message = `${pending.length} migration(s) pending (${pending[0]}${pending.length > 1 ? ', ...' : ''}): run \`mixroute migrate\` before starting the ${role}`;
+  if (cfg.dev.production) throw new PendingMigrationsError(message);
+  createLogger(cfg, role).warn({ pending }, message);
 }

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { DependencyUnavailableError } from '../errors';
-import { redactDatabaseUrl } from './knex';
+import type { DatabaseSslSettings } from '../config';
+import { pgSslOptions, redactDatabaseUrl } from './knex';
 
 /** Splits a database URL into the maintenance URL (database `postgres`) and the database name. */
 export function splitDatabaseUrl(databaseUrl: string): { adminUrl: string; database: string } {
@@ -15,9 +16,9 @@ function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
 }
 
-async function withAdminClient<T>(databaseUrl: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+async function withAdminClient<T>(databaseUrl: string, fn: (c: pg.Client) => Promise<T>, ssl?: DatabaseSslSettings): Promise<T> {
   const { adminUrl } = splitDatabaseUrl(databaseUrl);
-  const client = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 5_000 });
+  const client = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 5_000, ssl: pgSslOptions(ssl) });
   try {
     await client.connect();
   } catch (err) {
@@ -35,7 +36,7 @@ async function withAdminClient<T>(databaseUrl: string, fn: (c: pg.Client) => Pro
 }
 
 /** Creates the database named by the URL when it does not exist. Returns true if it was created. */
-export async function ensureDatabase(databaseUrl: string): Promise<boolean> {
+export async function ensureDatabase(databaseUrl: string, ssl?: DatabaseSslSettings): Promise<boolean> {
   const { database } = splitDatabaseUrl(databaseUrl);
   return withAdminClient(databaseUrl, async (client) => {
     const found = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
@@ -48,7 +49,7 @@ export async function ensureDatabase(databaseUrl: string): Promise<boolean> {
       throw err;
     }
     return true;
-  });
+  }, ssl);
 }
 
 /** Drops the database (used for per-run test databases). */
@@ -60,8 +61,8 @@ export async function dropDatabase(databaseUrl: string): Promise<void> {
 }
 
 /** Checks PostgreSQL answers; throws DependencyUnavailableError with one clear line otherwise. */
-export async function checkPostgresReachable(databaseUrl: string): Promise<void> {
+export async function checkPostgresReachable(databaseUrl: string, ssl?: DatabaseSslSettings): Promise<void> {
   await withAdminClient(databaseUrl, async (client) => {
     await client.query('SELECT 1');
-  });
+  }, ssl);
 }

@@ -1,5 +1,8 @@
+import fs from 'node:fs';
+import type { ConnectionOptions } from 'node:tls';
 import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
+import { ConfigError, type DatabaseSslSettings } from '../config';
 
 /**
  * NUMERIC (oid 1700) stays a string at the driver edge; repositories turn it
@@ -30,14 +33,39 @@ export interface DbOptions {
   applicationName?: string;
   /** Where knex's own warnings go (connection errors during an outage); default: nowhere. */
   onWarning?: (message: string) => void;
+  /** TLS to the server (config.databaseSsl); default: plain text. */
+  ssl?: DatabaseSslSettings;
 }
 
-export function createDb({ databaseUrl, poolMax = 10, applicationName = 'mixroute', onWarning }: DbOptions): Db {
+/**
+ * The driver's TLS options for DATABASE_SSL_MODE:
+ * - disable: plain text;
+ * - require: encrypted, but the server's certificate is not checked, so anyone on the
+ *   path who can answer for the server's address can read and change the traffic;
+ * - verify-full: the certificate must chain to DATABASE_SSL_CA (or the system's CAs when
+ *   unset) and name the host of DATABASE_URL (Node's default host check).
+ * Reads the CA file now, so a missing file fails at start with the setting named.
+ */
+export function pgSslOptions(settings: DatabaseSslSettings | undefined): false | ConnectionOptions {
+  if (!settings || settings.mode === 'disable') return false;
+  if (settings.mode === 'require') return { rejectUnauthorized: false };
+  if (!settings.caFile) return { rejectUnauthorized: true };
+  let ca: Buffer;
+  try {
+    ca = fs.readFileSync(settings.caFile);
+  } catch (err) {
+    throw new ConfigError([`DATABASE_SSL_CA: cannot read ${settings.caFile} (${(err as NodeJS.ErrnoException).code ?? 'error'})`]);
+  }
+  if (!ca.includes('-----BEGIN CERTIFICATE-----')) throw new ConfigError([`DATABASE_SSL_CA: ${settings.caFile} holds no PEM certificate`]);
+  return { rejectUnauthorized: true, ca };
+}
+
+export function createDb({ databaseUrl, poolMax = 10, applicationName = 'mixroute', onWarning, ssl }: DbOptions): Db {
   // knex logs warnings to the console by default; they carry only connection errors and stacks.
   const warn = (message: unknown) => onWarning?.(String(message).split('\n')[0]!);
   return knexFactory({
     client: 'pg',
-    connection: { connectionString: databaseUrl, application_name: applicationName },
+    connection: { connectionString: databaseUrl, application_name: applicationName, ssl: pgSslOptions(ssl) },
     pool: { min: 0, max: poolMax },
     acquireConnectionTimeout: 10_000,
     // knex puts a failed statement with its bound values into the error's message; those

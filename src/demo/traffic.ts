@@ -109,7 +109,7 @@ export async function demoTrafficCommand(
 
   let key = raw.key;
   let borrowed: string | undefined;
-  const db = createDb({ databaseUrl: config.databaseUrl, poolMax: 1, applicationName: 'mixroute-demo-traffic' });
+  const db = createDb({ databaseUrl: config.databaseUrl, poolMax: 1, ssl: config.databaseSsl, applicationName: 'mixroute-demo-traffic' });
   try {
     const ops = accountsService({ db, clock: systemClock, config });
     if (!key) {

@@ -24,7 +24,7 @@ export interface DevDemo {
 
 export async function prepareDevDemo(config: Config, logger: Logger, print: (line: string) => void): Promise<DevDemo | undefined> {
   if (!config.dev.demo) return undefined;
-  const db = createDb({ databaseUrl: config.databaseUrl, poolMax: 3, applicationName: 'mixroute-dev-demo' });
+  const db = createDb({ databaseUrl: config.databaseUrl, poolMax: 3, ssl: config.databaseSsl, applicationName: 'mixroute-dev-demo' });
   let provider: DemoProvider | undefined;
   try {
     const state = await demoState(db);

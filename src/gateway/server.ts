@@ -42,8 +42,8 @@ import { accountEventsService } from '../notifications/events.service';
 export async function startGatewayServer(config: Config, env: Record<string, string | undefined> = {}, opts: { clock?: Clock } = {}) {
   const credentials = providerCredentialEnv(env);
   const logger = createLogger(config, 'gateway');
-  const db = createDb({ databaseUrl: config.databaseUrl, poolMax: config.databasePoolMax, applicationName: 'mixroute-gateway', onWarning: (m) => logger.warn({ db: m }, 'database warning') });
-  const temporal = createTemporalClient(config);
+  const db = createDb({ databaseUrl: config.databaseUrl, poolMax: config.databasePoolMax, ssl: config.databaseSsl, applicationName: 'mixroute-gateway', onWarning: (m) => logger.warn({ db: m }, 'database warning') });
+  const temporal = createTemporalClient(config, logger);
   const registry = createMetricsRegistry('gateway');
 
   const journal = new MeteringJournal(config.metering.journalDir);
@@ -131,7 +131,7 @@ export async function startGatewayServer(config: Config, env: Record<string, str
   // Metering has a pool of its own: on a burst of first requests from many accounts the
   // balance gate's hold writes queue on the shared pool, and the batcher's insert waited
   // behind them for seconds (the deduction benchmark at 10,000 accounts).
-  const meteringDb = createDb({ databaseUrl: config.databaseUrl, poolMax: 2, applicationName: 'mixroute-gateway-metering', onWarning: (m) => logger.warn({ db: m }, 'database warning') });
+  const meteringDb = createDb({ databaseUrl: config.databaseUrl, poolMax: 2, ssl: config.databaseSsl, applicationName: 'mixroute-gateway-metering', onWarning: (m) => logger.warn({ db: m }, 'database warning') });
   const batcher = new MeteringBatcher({
     journal,
     events: usageEventStore(meteringDb),

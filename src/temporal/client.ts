@@ -1,5 +1,7 @@
 import { Client, Connection, type ConnectionLike } from '@temporalio/client';
-import { temporalAddress, type Config } from '../config';
+import type { Config } from '../config';
+import { temporalConnectOptions } from './connection';
+import { checkTemporalSetup } from './setup';
 
 export interface TemporalClientHandle {
   connection: Connection;
@@ -14,9 +16,12 @@ const checksInFlight = new WeakMap<Connection, Promise<unknown>>();
  * A lazy connection: servers start (and answer /healthz) while Temporal is
  * still coming up or briefly away; /readyz reports it, calls retry.
  */
-export function createTemporalClient(config: Config): TemporalClientHandle {
-  const connection = Connection.lazy({ address: temporalAddress(config) });
-  const client = new Client({ connection, namespace: config.temporal.namespace });
+export function createTemporalClient(config: Config, logger?: SetupLogger): TemporalClientHandle {
+  const { namespace, ...options } = temporalConnectOptions(config);
+  const connection = Connection.lazy(options);
+  const client = new Client({ connection, namespace });
+  // In production a server creates nothing in Temporal: it says once what is missing.
+  const setupCheck = config.dev.production && logger ? logMissingSetup(connection, client, config, logger) : undefined;
   return {
     connection,
     client,
@@ -24,9 +29,46 @@ export function createTemporalClient(config: Config): TemporalClientHandle {
     // closed channel, which throws from a timer (an uncaught exception): wait for it first.
     close: async () => {
       await checksInFlight.get(connection)?.catch(() => undefined);
+      await setupCheck;
       await connection.close();
     },
   };
+}
+
+type SetupLogger = { warn(obj: object, msg: string): void };
+
+/**
+ * A server's one look at the namespace at start (production only): search attributes
+ * and schedules missing or outdated are logged as a warning naming `mixroute temporal
+ * setup`; they do not make /readyz fail (a missing nightly schedule is no reason to take
+ * a gateway out of the load balancer). Never throws.
+ */
+async function logMissingSetup(connection: Connection, client: Client, config: Config, logger: SetupLogger): Promise<void> {
+  try {
+    // Bounded, so a Temporal that is down does not hold up a shutdown that waits for this.
+    const r = await connection.withDeadline(Date.now() + 10_000, () => checkTemporalSetup(connection, client, config));
+    if (!r.complete) {
+      logger.warn(
+        { namespace: r.namespace, missingSearchAttributes: r.searchAttributes.missing, missingSchedules: r.schedules.missing, outdatedSchedules: r.schedules.outdated },
+        'Temporal set-up incomplete: run `mixroute temporal setup` (servers create nothing in production)',
+      );
+    }
+  } catch (err) {
+    logger.warn({ errType: (err as Error)?.name, err: (err as Error)?.message }, 'could not check the Temporal set-up at start');
+  } finally {
+    releaseAsyncHooks(connection);
+  }
+}
+
+/**
+ * A connected client for a command or a start-up step (CLI, `mixroute dev`, the
+ * worker's set-up check): fails within `connectTimeoutMs` when Temporal does not answer.
+ * The caller closes the connection.
+ */
+export async function connectTemporal(config: Config, connectTimeoutMs = 10_000): Promise<{ connection: Connection; client: Client }> {
+  const { namespace, ...options } = temporalConnectOptions(config);
+  const connection = await Connection.connect({ ...options, connectTimeout: connectTimeoutMs });
+  return { connection, client: new Client({ connection, namespace }) };
 }
 
 /**

@@ -1,4 +1,4 @@
-import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
+import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleDescription, type ScheduleOptions } from '@temporalio/client';
 import type { Config } from '../config';
 import type { MetadataExpiryInput, ReconcileInput } from '../../workflows/messages';
 import { workflowIds } from './conventions';
@@ -8,7 +8,8 @@ import { workflowIds } from './conventions';
  * schedule id is the business key, an existing schedule is updated to the
  * declared spec, so starting the system twice never creates a second one.
  *
- * Registered by `mixroute dev` and by every worker at start-up.
+ * Registered by `mixroute temporal setup` (which `mixroute dev` runs), and outside
+ * production by every worker at start-up (src/temporal/setup.ts).
  */
 export interface ScheduleDefinition {
   scheduleId: string;
@@ -50,7 +51,7 @@ function toScheduleOptions(def: ScheduleDefinition, taskQueue: string): Schedule
     spec: { calendars: [{ hour: def.at.hour, minute: def.at.minute }] },
     action: { type: 'startWorkflow', workflowType: def.workflowType, workflowId: def.workflowId, args: def.args, taskQueue },
     // A run that is still going when the next one is due: skip, never stack runs up.
-    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 day' },
+    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: CATCHUP_WINDOW_MS },
     memo: { note: def.note },
   };
 }
@@ -58,6 +59,52 @@ function toScheduleOptions(def: ScheduleDefinition, taskQueue: string): Schedule
 export interface EnsureSchedulesResult {
   created: string[];
   updated: string[];
+}
+
+/** One day, as the server reports a catch-up window (milliseconds). */
+const CATCHUP_WINDOW_MS = 86_400_000;
+
+/**
+ * Whether a described schedule already is what we declare: the one calendar entry,
+ * the workflow it starts (type, id, task queue, arguments) and the policies we set.
+ * What we do not declare (paused state, notes, backfills) is the operator's and not
+ * compared, so an operator's pause survives `temporal setup`.
+ */
+export function scheduleIsCurrent(described: ScheduleDescription, def: ScheduleDefinition, taskQueue: string): boolean {
+  const one = (n: number) => JSON.stringify([{ start: n, end: n, step: 1 }]);
+  const calendars = described.spec.calendars ?? [];
+  const cal = calendars[0];
+  const action = described.action;
+  return (
+    calendars.length === 1 &&
+    (described.spec.intervals ?? []).length === 0 &&
+    JSON.stringify(cal?.hour) === one(def.at.hour) &&
+    JSON.stringify(cal?.minute) === one(def.at.minute) &&
+    action.type === 'startWorkflow' &&
+    action.workflowType === def.workflowType &&
+    action.workflowId === def.workflowId &&
+    action.taskQueue === taskQueue &&
+    JSON.stringify(action.args ?? []) === JSON.stringify(def.args) &&
+    described.policies.overlap === ScheduleOverlapPolicy.SKIP &&
+    described.policies.catchupWindow === CATCHUP_WINDOW_MS
+  );
+}
+
+export type ScheduleState = 'missing' | 'outdated' | 'current';
+
+/** What `temporal setup` would do to each schedule, without changing anything. */
+export async function scheduleStates(client: Client, definitions: readonly ScheduleDefinition[], taskQueue: string): Promise<Record<string, ScheduleState>> {
+  const states: Record<string, ScheduleState> = {};
+  for (const def of definitions) {
+    try {
+      const described = await client.schedule.getHandle(def.scheduleId).describe();
+      states[def.scheduleId] = scheduleIsCurrent(described, def, taskQueue) ? 'current' : 'outdated';
+    } catch (err) {
+      if (!(err instanceof ScheduleNotFoundError)) throw err;
+      states[def.scheduleId] = 'missing';
+    }
+  }
+  return states;
 }
 
 export async function ensureSchedules(
@@ -70,7 +117,8 @@ export async function ensureSchedules(
     const options = toScheduleOptions(def, taskQueue);
     const handle = client.schedule.getHandle(def.scheduleId);
     try {
-      await handle.describe();
+      // Already as declared: leave it alone, so a second run changes nothing.
+      if (scheduleIsCurrent(await handle.describe(), def, taskQueue)) continue;
     } catch (err) {
       if (!(err instanceof ScheduleNotFoundError)) throw err;
       try {

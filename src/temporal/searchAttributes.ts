@@ -1,7 +1,7 @@
 /**
  * Custom search attributes, declared once. The dev server registers them with
- * `--search-attribute`; against another cluster `ensureSearchAttributes` adds
- * the missing ones. They hold ids, periods and statuses only, never personal
+ * `--search-attribute`; on another cluster `mixroute temporal setup`
+ * (`ensureSearchAttributes`) adds the missing ones. They hold ids, periods and statuses only, never personal
  * data: search attributes are stored unencrypted and cannot be erased.
  */
 export type SearchAttributeKind = 'Keyword' | 'Text' | 'Int' | 'Double' | 'Bool' | 'Datetime' | 'KeywordList';

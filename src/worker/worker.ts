@@ -1,10 +1,12 @@
-import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../../activities';
-import { temporalAddress, type Config } from '../config';
+import type { Config } from '../config';
+import { temporalConnectOptions } from '../temporal/connection';
 
-/** The workflow entry the worker bundles; workflows/ holds deterministic code only. */
-export const WORKFLOWS_PATH = fileURLToPath(new URL('../../workflows/index.ts', import.meta.url));
+import { workflowCodeOptions } from './workflowBundle';
+
+/** The workflow entry the worker bundles from the sources (tests bundle it too). */
+export { WORKFLOWS_PATH } from './workflowBundle';
 
 export interface WorkerHandle {
   worker: Worker;
@@ -16,12 +18,14 @@ export async function createWorker(
   deps: ActivityDeps,
   overrides: Partial<WorkerOptions> = {},
 ): Promise<WorkerHandle> {
-  const connection = await NativeConnection.connect({ address: temporalAddress(config) });
+  const { namespace, ...options } = temporalConnectOptions(config);
+  const connection = await NativeConnection.connect(options);
   const worker = await Worker.create({
     connection,
-    namespace: config.temporal.namespace,
+    namespace,
     taskQueue: config.temporal.taskQueue,
-    workflowsPath: WORKFLOWS_PATH,
+    // The prebuilt bundle when running from dist/, else bundled from the sources now.
+    ...workflowCodeOptions(),
     activities: createActivities(deps),
     maxConcurrentWorkflowTaskExecutions: config.temporal.maxWorkflowTasks,
     maxConcurrentWorkflowTaskPolls: config.temporal.maxWorkflowTaskPolls,

@@ -2,6 +2,8 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 export const BIN = fileURLToPath(new URL('../../bin/mixroute.js', import.meta.url));
+/** The CLI's sources, run through tsx whatever NODE_ENV says (bin/mixroute.js runs dist/ in production). */
+const SOURCES = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
 
 export interface CliResult {
   code: number | null;
@@ -9,10 +11,15 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `mixroute ...args` as a real child process. */
-export function runCli(args: string[], env: Record<string, string>): Promise<CliResult> {
+/**
+ * Runs `mixroute ...args` as a real child process. `fromSources` runs the
+ * TypeScript sources with NODE_ENV=production too, to test what the code does
+ * in production without a build.
+ */
+export function runCli(args: string[], env: Record<string, string>, opts: { fromSources?: boolean } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const entry = opts.fromSources ? ['--import', 'tsx', SOURCES] : [BIN];
+    const child = spawn(process.execPath, [...entry, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -4,6 +4,8 @@ import { fileURLToPath } from 'node:url';
 export const BIN = fileURLToPath(new URL('../../bin/mixroute.js', import.meta.url));
 /** The CLI's sources, run through tsx whatever NODE_ENV says (bin/mixroute.js runs dist/ in production). */
 const SOURCES = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
+/** Node's arguments that run `mixroute` from the sources: for production behaviour without a build. */
+export const FROM_SOURCES = ['--import', 'tsx', SOURCES];
 
 export interface CliResult {
   code: number | null;
@@ -18,7 +20,7 @@ export interface CliResult {
  */
 export function runCli(args: string[], env: Record<string, string>, opts: { fromSources?: boolean } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const entry = opts.fromSources ? ['--import', 'tsx', SOURCES] : [BIN];
+    const entry = opts.fromSources ? FROM_SOURCES : [BIN];
     const child = spawn(process.execPath, [...entry, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';

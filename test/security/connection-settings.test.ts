@@ -13,7 +13,7 @@ import { ensureClusterCerts, type ClusterCerts } from '../../scripts/cluster/cer
 import { loadConfig, type Env } from '../../src/config';
 import { pgSslOptions } from '../../src/db/knex';
 import { temporalConnectOptions } from '../../src/temporal/connection';
-import { BIN, runCli } from '../helpers/cli';
+import { FROM_SOURCES, runCli } from '../helpers/cli';
 import { testConfig, testEnv } from '../helpers/env';
 import { eventually } from '../helpers/eventually';
 
@@ -190,7 +190,8 @@ describe('secrets stay out of output', () => {
 
   it("a worker's log lines carry neither the API key nor key material", async () => {
     const keyLine = fs.readFileSync(certs.clientKey, 'utf8').split('\n')[1]!;
-    const child = spawn(process.execPath, [BIN, 'worker'], {
+    // From the sources: bin/mixroute.js would run dist/ under NODE_ENV=production, and a clean clone has no build.
+    const child = spawn(process.execPath, [...FROM_SOURCES, 'worker'], {
       env: testEnv(config, { ...tlsEnv(), TEMPORAL_API_KEY: API_KEY, LOG_LEVEL: 'debug', NODE_ENV: 'production' }),
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -5,10 +5,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, Connection } from '@temporalio/client';
-import { startCluster, type ClusterHandle } from '../../scripts/cluster/cluster';
+import type { ClusterHandle } from '../../scripts/cluster/cluster';
+import { startTestCluster } from './helpers/testCluster';
 import { createDb, type Db } from '../../src/db/knex';
 import { untilTrue } from '../helpers/eventually';
-import { createCustomer, UPSTREAM_KEY, UPSTREAM_KEY_ENV, type Customer } from '../helpers/gateway';
+import { createCustomer, UPSTREAM_KEY, type Customer } from '../helpers/gateway';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fakeUpstream';
 
 let cluster: ClusterHandle;
@@ -18,23 +19,7 @@ let customer: Customer;
 
 beforeAll(async () => {
   upstream = await startFakeUpstream({ apiKey: UPSTREAM_KEY });
-  cluster = await startCluster({
-    // Its own ports, databases and folder: `npm run cluster` may be running beside it.
-    basePort: 19200,
-    databasePrefix: 'mixroute_cluster_smoke',
-    dataDir: '.data/cluster-smoke',
-    fresh: true,
-    dropOnStop: process.env.KEEP_TEST_DB !== '1',
-    // The web UI is not under test here.
-    ui: false,
-    env: {
-      [UPSTREAM_KEY_ENV]: UPSTREAM_KEY,
-      // The fake provider listens on loopback, which the gateway refuses unless named.
-      UPSTREAM_ALLOWED_HOSTS: '127.0.0.1',
-      GATEWAY_ROUTING_REFRESH_MS: '200',
-      METERING_BATCH_MS: '100',
-    },
-  });
+  cluster = await startTestCluster('smoke', 19200);
   db = createDb({ databaseUrl: cluster.state.databaseUrl, poolMax: 2 });
   customer = await createCustomer(db, upstream.url);
 });

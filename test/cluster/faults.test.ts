@@ -22,7 +22,8 @@ import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, Connection } from '@temporalio/client';
-import { startCluster, type ClusterHandle } from '../../scripts/cluster/cluster';
+import type { ClusterHandle } from '../../scripts/cluster/cluster';
+import { startTestCluster } from './helpers/testCluster';
 import { accountsService } from '../../src/accounts/accounts.service';
 import { systemClock } from '../../src/clock';
 import { createDb, type Db } from '../../src/db/knex';
@@ -56,22 +57,7 @@ const load = { stop: false, done: Promise.resolve() as Promise<unknown> };
 
 beforeAll(async () => {
   upstream = await startFakeUpstream({ apiKey: UPSTREAM_KEY });
-  cluster = await startCluster({
-    // Its own ports, databases and folder: `npm run cluster` and the smoke test may run beside it.
-    basePort: 20200,
-    databasePrefix: 'mixroute_cluster_faults',
-    dataDir: '.data/cluster-faults',
-    fresh: true,
-    dropOnStop: process.env.KEEP_TEST_DB !== '1',
-    ui: false,
-    env: {
-      [UPSTREAM_KEY_ENV]: UPSTREAM_KEY,
-      // The fake provider listens on loopback, which the gateway refuses unless named.
-      UPSTREAM_ALLOWED_HOSTS: '127.0.0.1',
-      GATEWAY_ROUTING_REFRESH_MS: '200',
-      METERING_BATCH_MS: '100',
-    },
-  });
+  cluster = await startTestCluster('faults', 20200);
   // A process that dies without being killed by the test is a failure of its own.
   void cluster.unexpectedExit.then((e) => (unexpectedExit = `${e.name} exited (${e.signal ?? `code ${e.code}`})`));
   db = createDb({ databaseUrl: cluster.state.databaseUrl, poolMax: 3 });

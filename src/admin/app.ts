@@ -27,6 +27,8 @@ import { accountEventsService } from '../notifications/events.service';
 import { webhooksService } from '../webhooks/webhooks.service';
 import { dunningOperations } from '../invoicing/dunning.service';
 import { suspensionService } from '../invoicing/suspension.service';
+import { regionPolicyService } from '../accounts/regionPolicy.service';
+import { registerService } from '../register/register.service';
 
 export interface AdminAppDeps {
   db: Db;
@@ -59,6 +61,7 @@ export function createAdminApp(deps: AdminAppDeps): Express {
     payments: invoicing.payments,
     accountingExport: invoicing.accountingExport,
     suspension: suspensionService({ db: deps.db, clock: deps.clock }),
+    regionPolicy: regionPolicyService({ db: deps.db }),
     render: {
       pdf: async (id) => renderInvoicePdf(await invoices.document(id)),
       html: async (id) => renderInvoiceHtml(await invoices.document(id)),
@@ -69,6 +72,7 @@ export function createAdminApp(deps: AdminAppDeps): Express {
     alerts: accountEventsService({ db: deps.db, mail: deps.config.mail }),
     webhooks: webhooksService({ db: deps.db, clock: deps.clock, config: deps.config }),
     dunning: dunningOperations({ db: deps.db, clock: deps.clock, config: deps.config, temporal: deps.temporal }),
+    register: registerService({ db: deps.db, clock: deps.clock }),
   };
 
   app.use(requestIdMiddleware('adm-'));

@@ -24,6 +24,7 @@ import { setTaxRateInput } from '../invoicing/taxRates.service';
 import { agingInput, recordPaymentBody, writeOffBody } from '../invoicing/payments.service';
 import { accountingExportInput } from '../invoicing/accountingExport.service';
 import { suspensionBody, type SuspensionService } from '../invoicing/suspension.service';
+import { clearRegionPolicyBody, setRegionPolicyBody, type RegionPolicyService } from '../accounts/regionPolicy.service';
 import { validate } from '../shared/validate';
 import { agingCsv, type AgingReport } from '../invoicing/paymentStatus.rules';
 import { DependencyUnavailableError } from '../errors';
@@ -33,6 +34,7 @@ import { addHoldInput, releaseHoldInput, setPolicyInput, type RetentionService }
 import { alertSettingsInput, listEventsInput, type AccountEventsService } from '../notifications/events.service';
 import { registerEndpointBody, type WebhooksService } from '../webhooks/webhooks.service';
 import { pauseDunningBody, type DunningOperations } from '../invoicing/dunning.service';
+import { createActivityInput, createRecipientInput, listChangesInput, updateActivityInput, updateRecipientInput, type RegisterService } from '../register/register.service';
 
 export type AdminOperations = AccountsService &
   LedgerService &
@@ -43,6 +45,7 @@ export type AdminOperations = AccountsService &
     payments: InvoicingService['payments'];
     accountingExport: InvoicingService['accountingExport'];
     suspension: SuspensionService;
+    regionPolicy: RegionPolicyService;
     render: { pdf: (id: string) => Promise<Buffer>; html: (id: string) => Promise<string> };
     reconciliation: ReconciliationService;
     dsr: PrivacyService;
@@ -50,6 +53,7 @@ export type AdminOperations = AccountsService &
     alerts: AccountEventsService;
     webhooks: WebhooksService;
     dunning: DunningOperations;
+    register: RegisterService;
   };
 
 const needRuns = (ops: AdminOperations) => {
@@ -80,7 +84,7 @@ export interface RouteContext {
 }
 
 export interface AdminRoute {
-  method: 'get' | 'post';
+  method: 'get' | 'post' | 'delete';
   path: string;
   roles: readonly StaffRole[];
   summary: string;
@@ -127,6 +131,26 @@ export const adminRoutes: readonly AdminRoute[] = [
     method: 'post', path: '/billing/accounts/:id/reinstate', roles: BILLING, tag: 'billing', body: suspensionBody,
     summary: 'Reinstate a suspended account ({"reason"}): active again within seconds on every gateway instance',
     handler: (ops, { params, body, actor }) => ops.suspension.reinstate({ accountId: params.id, reason: validate(suspensionBody, body).reason, actor }),
+  },
+  // Region policies: set and cleared by billing or admin staff on the customer's request; compliance staff read them.
+  {
+    method: 'get', path: '/billing/accounts/:id/region-policy', roles: [...BILLING, 'compliance'], tag: 'billing',
+    summary: "An account's region policy (null: none, every route is used) and its last 20 changes with who and why",
+    handler: (ops, { params }) => ops.regionPolicy.get(params.id),
+  },
+  {
+    method: 'post', path: '/billing/accounts/:id/region-policy', roles: BILLING, tag: 'billing', body: setRegionPolicyBody,
+    summary:
+      'Limit an account to providers processing only in allowed countries ({"allow": "EEA" | "DE,FR" | [...], "reason"}; audited): within seconds the gateway routes it only there, fallbacks included, and refuses a model with no such route (region_policy_no_route)',
+    handler: (ops, { params, body, actor }) => {
+      const b = validate(setRegionPolicyBody, body);
+      return ops.regionPolicy.set({ accountId: params.id, allow: b.allow, reason: b.reason, actor });
+    },
+  },
+  {
+    method: 'delete', path: '/billing/accounts/:id/region-policy', roles: BILLING, tag: 'billing', body: clearRegionPolicyBody,
+    summary: 'Remove an account\'s region policy ({"reason"}; audited): every route is used again within seconds',
+    handler: (ops, { params, body, actor }) => ops.regionPolicy.clear({ accountId: params.id, reason: validate(clearRegionPolicyBody, body).reason, actor }),
   },
   {
     method: 'post', path: '/billing/users', roles: BILLING, tag: 'billing', status: 201,
@@ -463,6 +487,56 @@ export const adminRoutes: readonly AdminRoute[] = [
     method: 'post', path: '/privacy/legal-holds/:id/release', roles: COMPLIANCE, tag: 'compliance',
     summary: 'Release a legal hold (with the reason)', body: releaseHoldInput,
     handler: (ops, { params, body, actor }) => ops.retention.releaseHold(params.id!, body, actor),
+  },
+  {
+    method: 'get', path: '/privacy/register/activities', roles: COMPLIANCE, tag: 'compliance',
+    summary: 'Processing activities of the register: purpose, legal basis, categories of data subjects and data, systems, retention category',
+    handler: (ops) => ops.register.activities.list(),
+  },
+  {
+    method: 'post', path: '/privacy/register/activities', roles: COMPLIANCE, tag: 'compliance', status: 201,
+    summary: 'Add a processing activity (logged with the reason)', body: createActivityInput,
+    handler: (ops, { body, actor }) => ops.register.activities.create(body, actor),
+  },
+  {
+    method: 'get', path: '/privacy/register/activities/:id', roles: COMPLIANCE, tag: 'compliance',
+    summary: 'One processing activity',
+    handler: (ops, { params }) => ops.register.activities.get(params.id!),
+  },
+  {
+    method: 'post', path: '/privacy/register/activities/:id', roles: COMPLIANCE, tag: 'compliance',
+    summary: 'Change a processing activity: the fields given (logged with the reason, before and after)', body: updateActivityInput,
+    handler: (ops, { params, body, actor }) => ops.register.activities.update(params.id!, body, actor),
+  },
+  {
+    method: 'get', path: '/privacy/register/recipients', roles: COMPLIANCE, tag: 'compliance',
+    summary: 'Recipients of the register: role, countries, transfer mechanism, agreement, and what each entry lacks (`missing`)',
+    handler: (ops) => ops.register.recipients.list(),
+  },
+  {
+    method: 'post', path: '/privacy/register/recipients', roles: COMPLIANCE, tag: 'compliance', status: 201,
+    summary: 'Add a recipient: kind model_provider with provider (id or name), other kinds with name (logged with the reason)', body: createRecipientInput,
+    handler: (ops, { body, actor }) => ops.register.recipients.create(body, actor),
+  },
+  {
+    method: 'get', path: '/privacy/register/recipients/:id', roles: COMPLIANCE, tag: 'compliance',
+    summary: 'One recipient',
+    handler: (ops, { params }) => ops.register.recipients.get(params.id!),
+  },
+  {
+    method: 'post', path: '/privacy/register/recipients/:id', roles: COMPLIANCE, tag: 'compliance',
+    summary: 'Change a recipient: the fields given (logged with the reason, before and after)', body: updateRecipientInput,
+    handler: (ops, { params, body, actor }) => ops.register.recipients.update(params.id!, body, actor),
+  },
+  {
+    method: 'get', path: '/privacy/register/completeness', roles: COMPLIANCE, tag: 'compliance',
+    summary: 'Every provider with what its register entry lacks (no entry at all is incomplete), and the other recipients likewise',
+    handler: (ops) => ops.register.completeness(),
+  },
+  {
+    method: 'get', path: '/privacy/register/changes', roles: COMPLIANCE, tag: 'compliance',
+    summary: 'The register change log, newest first: who, why, before and after (?limit=&before=<last change id>&entityId=)', query: listChangesInput,
+    handler: (ops, { query }) => ops.register.changes(query),
   },
   {
     method: 'post', path: '/billing/staff-tokens', roles: ADMIN_ONLY, tag: 'admin', status: 201,

@@ -18,6 +18,7 @@ import { policiesPages } from './pages/policies';
 import { privacyRequestsPages } from './pages/privacyRequests';
 import { receivablesPages } from './pages/receivables';
 import { reconciliationPages } from './pages/reconciliation';
+import { registerPages } from './pages/register';
 import { retentionPages } from './pages/retention';
 import { signInPages } from './pages/signIn';
 import { staffPages } from './pages/staff';
@@ -90,6 +91,7 @@ export function consoleRouter(deps: ConsoleDeps): Router {
   reconciliationPages(kit, ops);
   privacyRequestsPages(kit, ops);
   retentionPages(kit, ops);
+  registerPages(kit, ops);
   staffPages(kit, staff);
   policiesPages(kit, ops);
   webhooksPages(kit, ops);

@@ -4,6 +4,7 @@ import type { InvoicingService } from '../invoicing/invoicing.service';
 import type { SuspensionService } from '../invoicing/suspension.service';
 import type { LedgerService } from '../ledger/ledger.service';
 import type { PrivacyService } from '../privacy/privacy.service';
+import type { RegisterService } from '../register/register.service';
 import type { ReconciliationService } from '../reconciliation/reconciliation.service';
 import type { RetentionService } from '../retention/retention.service';
 import type { WebhooksService } from '../webhooks/webhooks.service';
@@ -25,6 +26,7 @@ export type ConsoleOperations = Pick<AccountsService, 'getAccount' | 'createKey'
     reconciliation: ReconciliationService;
     dsr: PrivacyService;
     retention: RetentionService;
+    register: RegisterService;
     webhooks: Pick<WebhooksService, 'listEndpoints' | 'listDeliveries' | 'redeliver'>;
   };
 

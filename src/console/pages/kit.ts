@@ -24,6 +24,7 @@ const NAV: (NavItem & { roles: readonly StaffRole[] })[] = [
   { href: '/console/reconciliation', label: 'Reconciliation', roles: BILLING },
   { href: '/console/dsr', label: 'Rights requests', roles: COMPLIANCE },
   { href: '/console/retention', label: 'Retention & holds', roles: COMPLIANCE },
+  { href: '/console/register', label: 'Register', roles: COMPLIANCE },
   { href: '/console/staff', label: 'Staff', roles: ADMIN },
   { href: '/console/policies', label: 'Retention policies', roles: ADMIN },
 ];

@@ -1,0 +1,100 @@
+import type { Command } from 'commander';
+
+import { systemClock } from '../clock';
+import { registerService, type RegisterService } from '../register/register.service';
+
+import { cliActor, defined, print, staffCommand, withDb } from './shared';
+
+const withRegister = <T>(fn: (svc: RegisterService) => Promise<T>): Promise<T> => withDb((db) => fn(registerService({ db, clock: systemClock })));
+
+/** A comma-separated flag as a list ("DE, US" -> ['DE', 'US']); an empty flag is an empty list. */
+const csv = (v: string | undefined) => (v === undefined ? undefined : v.split(',').map((x) => x.trim()).filter((x) => x !== ''));
+/** A flag that clears a field with "-" (null), so an update can remove a fact. */
+const orNull = (v: string | undefined) => (v === undefined ? undefined : v === '-' ? null : v);
+
+const activityLine = (a: any) => `${a.id}  ${a.key.padEnd(24)} ${a.legalBasis.padEnd(21)} ${a.purpose}`;
+const recipientLine = (r: any) =>
+  `${r.id}  ${r.name.padEnd(24)} ${r.kind.padEnd(17)} ${String(r.role ?? '-').padEnd(22)} ${(r.countries.join(',') || '-').padEnd(12)} ${r.transferMechanism ?? '-'}${r.sccDate ? ` (${r.sccDate})` : ''}${r.missing.length ? `  INCOMPLETE: ${r.missing.join(', ')}` : ''}`;
+
+const activityFlags = (cmd: Command) =>
+  cmd
+    .option('--purpose <text>', 'the purpose (3-500 characters)')
+    .option('--legal-basis <basis>', 'contract, legal_obligation, legitimate_interests, consent, vital_interests or public_task')
+    .option('--subjects <list>', 'categories of data subjects, comma-separated')
+    .option('--data <list>', 'categories of data, comma-separated')
+    .option('--systems <list>', 'systems, comma-separated')
+    .option('--retention <category>', 'the retention policy category that governs it ("-" for none)')
+    .requiredOption('--reason <text>', 'why (3-500 characters; recorded in the change log)');
+const activityInput = (o: any) =>
+  defined({ purpose: o.purpose, legalBasis: o.legalBasis, dataSubjectCategories: csv(o.subjects), dataCategories: csv(o.data), systems: csv(o.systems), retentionCategory: orNull(o.retention), reason: o.reason });
+
+const recipientFlags = (cmd: Command) =>
+  cmd
+    .option('--role <role>', 'processor, sub_processor or independent_controller ("-" to clear)')
+    .option('--countries <list>', 'countries of processing, ISO alpha-2, comma-separated (DE,US)')
+    .option('--transfer <mechanism>', 'not_needed, adequacy_decision, standard_contractual_clauses, binding_corporate_rules or other_basis ("-" to clear)')
+    .option('--scc-date <date>', 'the date of the standard contractual clauses (YYYY-MM-DD)')
+    .option('--transfer-note <text>', 'a note on the transfer basis')
+    .option('--agreement <ref>', 'the agreement on file (a reference, at most 200 characters)')
+    .option('--agreement-signed <date>', 'when the agreement was signed (YYYY-MM-DD)')
+    .requiredOption('--reason <text>', 'why (3-500 characters; recorded in the change log)');
+const recipientFacts = (o: any) =>
+  defined({
+    role: orNull(o.role),
+    countries: csv(o.countries),
+    transferMechanism: orNull(o.transfer),
+    sccDate: orNull(o.sccDate),
+    transferNote: orNull(o.transferNote),
+    agreementRef: orNull(o.agreement),
+    agreementSignedOn: orNull(o.agreementSigned),
+    reason: o.reason,
+  });
+
+/** The processing register: activities, recipients, completeness, the change log. */
+export function registerRegister(program: Command): void {
+  const register = program.command('register').description('the processing register: activities, recipients, completeness, changes');
+
+  const activities = register.command('activities').description('processing activities');
+  staffCommand(activities, 'list', 'processing activities').action(async (o) =>
+    print(await withRegister((svc) => svc.activities.list()), !!o.json, (rows) => rows.map(activityLine).join('\n') || '(no activities)'),
+  );
+  activityFlags(staffCommand(activities, 'add', 'add a processing activity').requiredOption('--key <key>', 'a short key (lower case, digits, _)')).action(async (o) =>
+    print(await withRegister((svc) => svc.activities.create({ key: o.key, ...activityInput(o) }, cliActor())), !!o.json),
+  );
+  activityFlags(staffCommand(activities, 'update', 'change a processing activity (only the flags given)').argument('<id>', 'activity id')).action(async (id: string, o) =>
+    print(await withRegister((svc) => svc.activities.update(id, activityInput(o), cliActor())), !!o.json),
+  );
+
+  const recipients = register.command('recipients').description('recipients: model providers, payment processor, email service, hosting');
+  staffCommand(recipients, 'list', 'recipients, with what each entry lacks').action(async (o) =>
+    print(await withRegister((svc) => svc.recipients.list()), !!o.json, (rows) => rows.map(recipientLine).join('\n') || '(no recipients)'),
+  );
+  recipientFlags(
+    staffCommand(recipients, 'add', 'add a recipient')
+      .requiredOption('--kind <kind>', 'model_provider, payment_processor, email_service, hosting or other')
+      .option('--provider <id-or-name>', 'kind model_provider: the provider')
+      .option('--name <name>', 'other kinds: the name'),
+  ).action(async (o) => print(await withRegister((svc) => svc.recipients.create(defined({ kind: o.kind, provider: o.provider, name: o.name, ...recipientFacts(o) }), cliActor())), !!o.json));
+  recipientFlags(staffCommand(recipients, 'update', 'change a recipient (only the flags given)').argument('<id>', 'recipient id').option('--name <name>', 'a new name (not for model providers)')).action(
+    async (id: string, o) => print(await withRegister((svc) => svc.recipients.update(id, defined({ name: o.name, ...recipientFacts(o) }), cliActor())), !!o.json),
+  );
+
+  staffCommand(register, 'completeness', 'every provider (and other recipient) whose entry is missing or lacks facts').action(async (o) =>
+    print(await withRegister((svc) => svc.completeness()), !!o.json, (c) => {
+      const lines = [
+        ...c.providers.map((p: any) => `provider  ${p.provider.padEnd(24)} ${p.missing.length ? `INCOMPLETE: ${p.missing.join(', ')}` : 'complete'}`),
+        ...c.otherRecipients.map((r: any) => `${r.kind.padEnd(9).slice(0, 9)} ${r.name.padEnd(24)} ${r.missing.length ? `INCOMPLETE: ${r.missing.join(', ')}` : 'complete'}`),
+      ];
+      return `${lines.join('\n') || '(no providers or recipients)'}\n${c.complete ? 'the register is complete' : 'the register is INCOMPLETE'}`;
+    }),
+  );
+  staffCommand(register, 'changes', 'the change log, newest first')
+    .option('--limit <n>', 'how many', '50')
+    .option('--before <id>', 'the last change id of the previous page')
+    .option('--entity <id>', 'only the changes of this activity or recipient')
+    .action(async (o) =>
+      print(await withRegister((svc) => svc.changes(defined({ limit: o.limit, before: o.before, entityId: o.entity }))), !!o.json, (rows) =>
+        rows.map((c: any) => `#${c.id}  ${c.changedAt}  ${c.actor}  ${c.action} ${c.entityType} ${c.entityId}: ${c.reason}`).join('\n') || '(no changes)',
+      ),
+    );
+}

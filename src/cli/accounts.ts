@@ -5,6 +5,7 @@ import { print, humanize, withStaff, defined, staffCommand, UsageError, cliActor
 import { accountEventsService } from '../notifications/events.service';
 import { systemClock } from '../clock';
 import { suspensionService, type SuspensionService } from '../invoicing/suspension.service';
+import { regionPolicyService } from '../accounts/regionPolicy.service';
 
 type SuspensionStatus = Awaited<ReturnType<SuspensionService['status']>>;
 
@@ -68,6 +69,33 @@ export function registerAccounts(program: Command): void {
         r.reinstated ? `reinstated: ${id}\n${humanize(r.suspension)}` : 'not suspended (nothing changed)',
       ),
     );
+  staffCommand(
+    accounts,
+    'region-policy',
+    "show, set (--allow) or remove (--clear) an account's region policy: the gateway then routes it only to providers processing in the allowed countries",
+  )
+    .argument('<id>', 'account id')
+    .option('--allow <list>', 'a named region or countries, comma-separated: EEA, DE,FR or EEA,CH')
+    .option('--clear', 'remove the policy: every route is used again')
+    .option('--reason <text>', 'why (3-500 characters; required with --allow or --clear; recorded with who and when)')
+    .action(async (id: string, o) => {
+      if (o.allow !== undefined && o.clear) throw new UsageError('give --allow or --clear, not both');
+      const policyText = (p: { allowedCountries: string[]; label: string | null; updatedAt: string } | null) =>
+        p ? `region policy: ${p.label ?? 'countries'}: ${p.allowedCountries.join(', ')} (since ${p.updatedAt})` : 'region policy: none (every route is used)';
+      if (o.allow !== undefined) {
+        return print(await withStaff((_ops, db) => regionPolicyService({ db }).set({ accountId: id, allow: o.allow, reason: o.reason, actor: cliActor() })), !!o.json, (r) =>
+          `${r.changed ? 'set' : 'unchanged'}: ${id}\n${policyText(r.policy)}`,
+        );
+      }
+      if (o.clear) {
+        return print(await withStaff((_ops, db) => regionPolicyService({ db }).clear({ accountId: id, reason: o.reason, actor: cliActor() })), !!o.json, (r) =>
+          r.cleared ? `cleared: ${id}\nregion policy: none (every route is used)` : 'no region policy (nothing changed)',
+        );
+      }
+      return print(await withStaff((_ops, db) => regionPolicyService({ db }).get(id)), !!o.json, (r) =>
+        [policyText(r.policy), ...(r.changes as { changedAt: string; action: string; actor: string; reason: string }[]).map((c) => `  ${c.changedAt} ${c.action} by ${c.actor}: ${c.reason}`)].join('\n'),
+      );
+    });
   staffCommand(accounts, 'alerts', "show or set an account's alert settings (low-balance thresholds, alert emails)")
     .argument('<id>', 'account id')
     .option('--threshold <amount...>', 'low-balance thresholds in the account currency (at most 5; replaces the list)')

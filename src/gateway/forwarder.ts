@@ -9,6 +9,7 @@ import { judgeAttempt, upstreamStatusCode, type AttemptFailure } from './attempt
 import { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_STREAM_EVENT_BYTES, drained, memo, readLimited } from './relay';
 import type { BalanceGate } from './balanceGate';
 import { KEY_LIMIT_CODE, KEY_LIMIT_STATUS, keyLimitRefusal } from './keyLimitRefusal';
+import { REGION_POLICY_CODE, REGION_POLICY_OPENAI_TYPE, REGION_POLICY_STATUS, regionPolicyMessage, routesWithinPolicy } from './regionRefusal';
 import { SUSPENDED_CODE, SUSPENDED_OPENAI_TYPE, SUSPENDED_STATUS, suspendedMessage } from './suspendedRefusal';
 import type { Meter } from './meter';
 import { sendOpenAIError } from './openaiError';
@@ -88,9 +89,15 @@ export class Forwarder {
     const body = check.data;
     meter.stream = body.stream === true;
 
-    const entry = this.deps.routing.get(body.model);
-    if (!entry) {
+    const known = this.deps.routing.get(body.model);
+    if (!known) {
       return this.refuse(res, meter, 404, 'invalid_request_error', `The model \`${body.model}\` does not exist or you do not have access to it.`, 'model_not_found', 'model');
+    }
+    // An account with a region policy sees only the routes within it, fallbacks included (regionRefusal.ts).
+    const entry = routesWithinPolicy(known, meter.caller.regionPolicy);
+    if (!entry) {
+      meter.model = known.name;
+      return this.refuse(res, meter, REGION_POLICY_STATUS, REGION_POLICY_OPENAI_TYPE, regionPolicyMessage(meter.caller.regionPolicy!, known.name), REGION_POLICY_CODE);
     }
     // Chat for a model an Anthropic provider serves (on any of its routes) is translated per route there.
     if (endpoint === 'chat.completions' && entry.routes.some((r) => r.kind === 'anthropic')) return this.anthropic.chat(body, raw?.length ?? 0, entry, res, meter);

@@ -23,6 +23,19 @@ export interface Caller {
    * so a suspension or reinstatement reaches every gateway instance within the cache's TTL.
    */
   suspended: boolean;
+  /**
+   * The account's region policy (regionRefusal.ts): only routes whose provider processes in these
+   * countries alone are used. Null or absent: no policy. Cached with the key like `suspended`, so a
+   * change reaches every gateway instance within the cache's TTL, with no query per request.
+   */
+  regionPolicy?: CallerRegionPolicy | null;
+}
+
+/** An account's region policy as the gateway holds it: a set, so each route costs a lookup per country. */
+export interface CallerRegionPolicy {
+  allowed: ReadonlySet<string>;
+  /** What the policy is called in messages ("EEA"); null: its countries are named instead. */
+  label: string | null;
 }
 
 /** Looks a key up by its hash in the database (src/gateway/keys.data.ts); null: no such active key. */

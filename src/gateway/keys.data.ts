@@ -10,6 +10,8 @@ import type { Caller } from './keyCache';
 export async function callerByKeyHash(db: Db, hash: string): Promise<Caller | null> {
   const row = await db('api_keys')
     .join('accounts', 'accounts.id', 'api_keys.account_id')
+    // The region policy comes with the key, so the cached Caller carries it (no query per request).
+    .leftJoin('account_region_policies', 'account_region_policies.account_id', 'api_keys.account_id')
     .where('api_keys.key_hash', hash)
     .whereNull('api_keys.revoked_at')
     .whereIn('accounts.status', ['active', 'suspended'])
@@ -24,6 +26,8 @@ export async function callerByKeyHash(db: Db, hash: string): Promise<Caller | nu
       'api_keys.limit_window',
       'accounts.plan',
       'accounts.status',
+      'account_region_policies.allowed_countries',
+      'account_region_policies.label as region_label',
     );
   if (!row) return null;
   return {
@@ -37,5 +41,6 @@ export async function callerByKeyHash(db: Db, hash: string): Promise<Caller | nu
     spendLimit: row.spend_limit ?? null,
     limitWindow: row.limit_window ?? null,
     suspended: row.status === 'suspended',
+    regionPolicy: row.allowed_countries ? { allowed: new Set<string>(row.allowed_countries), label: row.region_label ?? null } : null,
   };
 }

@@ -9,6 +9,11 @@ export interface Route {
   apiKeyEnv: string | null;
   kind: 'openai' | 'anthropic';
   upstreamModel: string;
+  /**
+   * The provider's countries of processing, from its register entry (recipients.countries); empty
+   * without one, and then the route is outside every region policy (regionRefusal.ts). Absent: none.
+   */
+  countries?: readonly string[];
 }
 
 export interface PriceVersion {
@@ -35,8 +40,8 @@ export interface ModelEntry {
 
 /** The rows a refresh reads (src/gateway/routing.data.ts), as PostgreSQL returns them. */
 export interface RoutingRows {
-  models: { id: string; public_name: string; upstream_model: string; created_at: Date; provider: string; base_url: string; api_key_env: string | null; kind: Route['kind'] }[];
-  fallbacks: { model_id: string; upstream_model: string; provider: string; base_url: string; api_key_env: string | null; kind: Route['kind'] }[];
+  models: { id: string; public_name: string; upstream_model: string; created_at: Date; provider: string; base_url: string; api_key_env: string | null; kind: Route['kind']; countries?: string[] | null }[];
+  fallbacks: { model_id: string; upstream_model: string; provider: string; base_url: string; api_key_env: string | null; kind: Route['kind']; countries?: string[] | null }[];
   prices: {
     id: string;
     model_id: string;
@@ -123,14 +128,16 @@ export class RoutingTable {
       const entry: ModelEntry = {
         name: m.public_name,
         createdAt: new Date(m.created_at).getTime(),
-        routes: [{ provider: m.provider, baseUrl: m.base_url, apiKeyEnv: keyEnv(m.provider, m.api_key_env), kind: m.kind, upstreamModel: m.upstream_model }],
+        routes: [{ provider: m.provider, baseUrl: m.base_url, apiKeyEnv: keyEnv(m.provider, m.api_key_env), kind: m.kind, upstreamModel: m.upstream_model, countries: m.countries ?? [] }],
         prices: [],
       };
       next.set(entry.name, entry);
       byId.set(m.id, entry);
     }
     for (const f of fallbacks) {
-      byId.get(f.model_id)?.routes.push({ provider: f.provider, baseUrl: f.base_url, apiKeyEnv: keyEnv(f.provider, f.api_key_env), kind: f.kind, upstreamModel: f.upstream_model });
+      byId.get(f.model_id)?.routes.push({
+        provider: f.provider, baseUrl: f.base_url, apiKeyEnv: keyEnv(f.provider, f.api_key_env), kind: f.kind, upstreamModel: f.upstream_model, countries: f.countries ?? [],
+      });
     }
     for (const p of prices) {
       byId.get(p.model_id)?.prices.push({

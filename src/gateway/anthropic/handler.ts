@@ -6,6 +6,7 @@ import { judgeAttempt, type AttemptFailure } from '../attempts';
 import type { ForwarderDeps } from '../forwarder';
 import { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_STREAM_EVENT_BYTES, drained, memo, readLimited } from '../relay';
 import { KEY_LIMIT_CODE, KEY_LIMIT_STATUS, keyLimitRefusal } from '../keyLimitRefusal';
+import { REGION_POLICY_CODE, REGION_POLICY_STATUS, regionPolicyMessage, routesWithinPolicy } from '../regionRefusal';
 import { SUSPENDED_CODE, SUSPENDED_STATUS, suspendedMessage } from '../suspendedRefusal';
 import type { Meter } from '../meter';
 import { sendOpenAIError } from '../openaiError';
@@ -92,8 +93,11 @@ export class AnthropicHandler {
     if (paid) return fail(400, `tools: the server tool '${String(paid.type).slice(0, 64)}' is billed by the provider beyond tokens and is not offered through this gateway.`, 'server_tool_not_offered');
     const beta = refusedBeta(headers);
     if (beta) return fail(400, beta, 'beta_not_offered');
-    const entry = this.deps.routing.get(body.model);
-    if (!entry) return fail(404, `model: ${body.model}`, 'model_not_found');
+    const known = this.deps.routing.get(body.model);
+    if (!known) return fail(404, `model: ${body.model}`, 'model_not_found');
+    // Only the routes within the account's region policy, fallbacks included (regionRefusal.ts).
+    const entry = routesWithinPolicy(known, meter.caller.regionPolicy);
+    if (!entry) return this.regionRefusal(res, meter, known.name);
     await this.run('messages', body, raw?.length ?? 0, { perChoice: body.max_tokens, choices: 1 }, entry, headers, res, meter);
   }
 
@@ -117,8 +121,11 @@ export class AnthropicHandler {
     const beta = refusedBeta(headers);
     if (beta) return fail(400, beta, 'beta_not_offered');
     const body = check.body;
-    const entry = this.deps.routing.get(body.model);
-    if (!entry) return fail(404, `model: ${body.model}`, 'model_not_found');
+    const known = this.deps.routing.get(body.model);
+    if (!known) return fail(404, `model: ${body.model}`, 'model_not_found');
+    // Counting reaches the provider too: only routes within the account's region policy.
+    const entry = routesWithinPolicy(known, meter.caller.regionPolicy);
+    if (!entry) return this.regionRefusal(res, meter, known.name);
     meter.model = entry.name;
     const abort = new UpstreamCancel();
     res.on('close', () => {
@@ -411,6 +418,12 @@ export class AnthropicHandler {
     const usage: NormalizedUsage = reported ?? (estimated ? { ...ZERO_USAGE, inputTokens: estimatedPromptTokens, outputTokens: estimatedOutputTokens } : ZERO_USAGE);
     const cost = price ? costString(computeCost(usage, price).total) : '0';
     return { statusCode, errorType, usage, usageEstimated: estimated, cost };
+  }
+
+  /** No route within the account's region policy: refused and metered with its code, nothing forwarded. */
+  private regionRefusal(res: ServerResponse, meter: Meter, model: string): void {
+    meter.model = model;
+    this.refuse('messages', res, meter, REGION_POLICY_STATUS, regionPolicyMessage(meter.caller.regionPolicy!, model), REGION_POLICY_CODE);
   }
 
   /** Records, then answers in the client's API. */

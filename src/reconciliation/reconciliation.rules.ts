@@ -25,9 +25,14 @@ import { billingPeriod } from '../invoicing/invoice.rules';
  *   their overpayment credits, invoices' amounts paid against their applications
  *   (checks/invoicePayments.data.ts). Last, and only in runs started after it
  *   was added (workflows/reconcile.ts, patch 'reconcile-invoice-payments').
+ * - register: each provider that received traffic in the window has a complete
+ *   entry in the processing register (checks/providersRegister.data.ts). After
+ *   invoice_payments, only in runs started after it was added (patch
+ *   'reconcile-register'). Its findings need compliance staff, so they count
+ *   toward "needs attention" like any other.
  * CHECK_FUNCTIONS in reconciliation.service.ts maps each name to its function.
  */
-export const CHECKS = ['usage', 'payments', 'balances', 'invoices', 'provider_usage', 'invoice_payments'] as const;
+export const CHECKS = ['usage', 'payments', 'balances', 'invoices', 'provider_usage', 'invoice_payments', 'register'] as const;
 export type CheckName = (typeof CHECKS)[number];
 
 /** Every kind of discrepancy, with the check that finds it and whether reconciliation may repair it. */
@@ -70,6 +75,8 @@ export const DISCREPANCY_KINDS = {
   invoice_overapplied: { check: 'invoice_payments', safe: false },
   /** An invoice marked paid (an invoice.paid event) whose applications and credit notes do not cover it. */
   invoice_paid_not_covered: { check: 'invoice_payments', safe: false },
+  /** A provider that received traffic in the window with no register entry, or an incomplete one (details: provider, missing facts). */
+  provider_without_register_entry: { check: 'register', safe: false },
 } as const satisfies Record<string, { check: CheckName; safe: boolean }>;
 export type DiscrepancyKind = keyof typeof DISCREPANCY_KINDS;
 

@@ -13,6 +13,7 @@ import { checkInvoicePayments } from './checks/invoicePayments.data';
 import { checkBalances } from './checks/ledgerBalances.data';
 import { checkPayments } from './checks/paymentsVsTopups.data';
 import { checkProviderUsage } from './checks/providerUsageVsStatements.data';
+import { checkProvidersRegister } from './checks/providersRegister.data';
 import { checkUsage } from './checks/usageVsLedger.service';
 import { checkCounts, findReport, finishReport, listDiscrepancies, listReports, openReport, recordCheck, reportWindowOf, type CheckCounts } from './reports.data';
 import { providerNamed, upsertStatementRows } from './statements.data';
@@ -118,6 +119,7 @@ export const CHECK_FUNCTIONS: Record<CheckName, CheckFunction> = {
   invoices: checkInvoices,
   provider_usage: checkProviderUsage,
   invoice_payments: checkInvoicePayments,
+  register: checkProvidersRegister,
 };
 
 export interface ReportSummary extends CheckCounts {

@@ -23,6 +23,7 @@ import { serve } from '../helpers/servers';
 import { closeOwnStack, openOwnStack, ownDatabaseUrl } from '../helpers/ownDatabase';
 import { withTestWorker } from '../helpers/worker';
 import { insertUsageEvents } from '../helpers/usageEvents';
+import { completeRegisterEntry } from '../helpers/registerEntry';
 import { staffService } from '../../src/staff/staff.service';
 
 /**
@@ -96,6 +97,8 @@ async function plant(): Promise<World> {
   world0.provider = `prov-${tag}`;
   world0.model = `model-${tag}`;
   await ops.addProvider({ name: world0.provider, baseUrl: 'http://127.0.0.1:9', apiKeyEnv: 'PROVIDER_UNUSED_API_KEY' });
+  // Complete in the register: the register check finds nothing here (reconciliation-register.test.ts plants its own).
+  await completeRegisterEntry(db, world0.provider);
   await ops.addModel({ name: world0.model, provider: world0.provider, upstreamModel: 'up-model', inputPerMtok: '2.5', outputPerMtok: '10', cachedInputPerMtok: '1.25', effectiveFrom: '2020-01-01T00:00:00Z' });
   world0.priceId = (await db('prices as p').join('models as m', 'm.id', 'p.model_id').where('m.public_name', world0.model).first('p.id')).id;
   await db('tax_rates').insert({ country: 'DE', rate: '0.19', effective_from: '2020-01-01' });

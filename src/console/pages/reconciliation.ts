@@ -48,6 +48,13 @@ ${table(
     invoice_mismatch: 'The usage under an issued invoice changed: void it with a credit note if the invoice is wrong.',
     invoice_number_gap: 'Record why the number was lost, for the auditors.',
     provider_usage_mismatch: "Compare the token figures; a steady gap is a metering bug.",
+    invoice_payment_without_payment: 'Find the card payment at the provider; an application without one was recorded in error: ask engineering.',
+    invoice_payment_mismatch: "Compare the application with the provider's payment (amount, account, currency) before anything else.",
+    overpayment_credit_missing: "The rest of an overpayment was not credited: credit it with an adjustment naming the payment's reference.",
+    overpayment_credit_mismatch: "Compare the overpayment's credit with what the payment carried above the amount due.",
+    invoice_overapplied: 'More was applied than was due: credit the excess to the account and record why.',
+    invoice_paid_not_covered: "The invoice was announced paid but its payments do not cover it: check its applications and credit notes.",
+    provider_without_register_entry: 'Compliance: complete the provider\'s register entry (mixroute register completeness shows what is missing).',
   };
   get('/console/reconciliation/:id', BILLING, async (req, res, s) => {
     const r = await ops.reconciliation.get({ id: param(req, 'id') });

@@ -29,6 +29,7 @@ import { dunningOperations } from '../invoicing/dunning.service';
 import { suspensionService } from '../invoicing/suspension.service';
 import { regionPolicyService } from '../accounts/regionPolicy.service';
 import { registerService } from '../register/register.service';
+import { ropaService } from '../register/ropa.service';
 
 export interface AdminAppDeps {
   db: Db;
@@ -73,6 +74,7 @@ export function createAdminApp(deps: AdminAppDeps): Express {
     webhooks: webhooksService({ db: deps.db, clock: deps.clock, config: deps.config }),
     dunning: dunningOperations({ db: deps.db, clock: deps.clock, config: deps.config, temporal: deps.temporal }),
     register: registerService({ db: deps.db, clock: deps.clock }),
+    ropa: ropaService({ db: deps.db, clock: deps.clock, controller: deps.config.invoicing.issuer }),
   };
 
   app.use(requestIdMiddleware('adm-'));

@@ -35,6 +35,7 @@ import { alertSettingsInput, listEventsInput, type AccountEventsService } from '
 import { registerEndpointBody, type WebhooksService } from '../webhooks/webhooks.service';
 import { pauseDunningBody, type DunningOperations } from '../invoicing/dunning.service';
 import { createActivityInput, createRecipientInput, listChangesInput, updateActivityInput, updateRecipientInput, type RegisterService } from '../register/register.service';
+import { recordOfProcessingInput, type RopaService } from '../register/ropa.service';
 
 export type AdminOperations = AccountsService &
   LedgerService &
@@ -54,6 +55,7 @@ export type AdminOperations = AccountsService &
     webhooks: WebhooksService;
     dunning: DunningOperations;
     register: RegisterService;
+    ropa: RopaService;
   };
 
 const needRuns = (ops: AdminOperations) => {
@@ -537,6 +539,14 @@ export const adminRoutes: readonly AdminRoute[] = [
     method: 'get', path: '/privacy/register/changes', roles: COMPLIANCE, tag: 'compliance',
     summary: 'The register change log, newest first: who, why, before and after (?limit=&before=<last change id>&entityId=)', query: listChangesInput,
     handler: (ops, { query }) => ops.register.changes(query),
+  },
+  {
+    method: 'get', path: '/privacy/register/record-of-processing', roles: COMPLIANCE, tag: 'compliance', query: recordOfProcessingInput, responseType: 'text/csv',
+    summary: 'The record of processing activities (GDPR article 30), generated from the register and the retention policies (?format=csv or ?format=pdf)',
+    handler: async (ops, { query }) => {
+      const r = await ops.ropa.recordOfProcessing(query);
+      return { raw: true, contentType: r.contentType, body: r.body, filename: r.filename } satisfies RawResult;
+    },
   },
   {
     method: 'post', path: '/billing/staff-tokens', roles: ADMIN_ONLY, tag: 'admin', status: 201,

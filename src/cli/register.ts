@@ -2,8 +2,11 @@ import type { Command } from 'commander';
 
 import { systemClock } from '../clock';
 import { registerService, type RegisterService } from '../register/register.service';
+import { ropaService } from '../register/ropa.service';
 
-import { cliActor, defined, print, staffCommand, withDb } from './shared';
+import fs from 'node:fs';
+import path from 'node:path';
+import { cliActor, defined, print, staffCommand, UsageError, withDb } from './shared';
 
 const withRegister = <T>(fn: (svc: RegisterService) => Promise<T>): Promise<T> => withDb((db) => fn(registerService({ db, clock: systemClock })));
 
@@ -88,6 +91,27 @@ export function registerRegister(program: Command): void {
       return `${lines.join('\n') || '(no providers or recipients)'}\n${c.complete ? 'the register is complete' : 'the register is INCOMPLETE'}`;
     }),
   );
+  staffCommand(register, 'record', 'the record of processing activities (GDPR article 30) from the register and the retention policies, as CSV or PDF')
+    .option('--csv', 'write CSV (the default)')
+    .option('--pdf', 'write PDF')
+    .requiredOption('--output <file>', 'where to write it')
+    .action(async (o) => {
+      if (o.csv && o.pdf) throw new UsageError('give --csv or --pdf, not both');
+      const written = await withDb(async (db, cfg) => {
+        const r = await ropaService({ db, clock: systemClock, controller: cfg.invoicing.issuer }).recordOfProcessing({ format: o.pdf ? 'pdf' : 'csv' });
+        // Written next to the target and renamed when complete: a failure leaves no half file behind.
+        const partial = `${o.output}.partial`;
+        try {
+          fs.writeFileSync(partial, r.body, { mode: 0o600 });
+          fs.renameSync(partial, o.output);
+        } catch (err) {
+          fs.rmSync(partial, { force: true });
+          throw err;
+        }
+        return { format: r.format, file: path.resolve(o.output), bytes: Buffer.byteLength(r.body) };
+      });
+      print(written, !!o.json, (w) => `wrote the record of processing activities (${w.format}, ${w.bytes} bytes) to ${w.file}`);
+    });
   staffCommand(register, 'changes', 'the change log, newest first')
     .option('--limit <n>', 'how many', '50')
     .option('--before <id>', 'the last change id of the previous page')

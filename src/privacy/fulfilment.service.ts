@@ -3,6 +3,8 @@ import type { Config } from '../config';
 import type { Db } from '../db/knex';
 import { createMailer } from '../notify/mailer';
 import { policyPeriods } from '../retention/retention.data';
+import * as accessAnswer from './accessAnswer.data';
+import { article15Section } from './accessAnswer.rules';
 import { packageArchive } from './archive';
 import { codeKey, hashCode } from './codes';
 import { packageKey, seal, signLink } from './packages';
@@ -82,9 +84,16 @@ export function privacyFulfilmentService(deps: { db: Db; clock: Clock; privacy: 
     collectSubjectData: (subject: Subject, emailHash: string, opts: { portable: boolean }) => data.collectSubjectData(db, subject, emailHash, opts),
     providersUsed: (subject: Subject) => data.providersUsed(db, subject),
 
-    /** Archives, encrypts and stores the request's package (one per request); returns its export id. */
+    /**
+     * Archives, encrypts and stores the request's package (one per request); returns its export id.
+     * Every package (access, portability) gets the article-15 section, built from the register and the
+     * subject's own data, found again from the request as startFulfilment found it.
+     */
     async storePackage(requestId: string, document: Record<string, unknown>, tables: Record<string, Record<string, unknown>[]>): Promise<string> {
-      const archive = packageArchive(document, tables);
+      const r = await data.findRequest(db, requestId);
+      const subject = await data.findSubject(db, r?.subject_email ?? '', r?.account_id ?? null);
+      const article15 = article15Section(await accessAnswer.article15Facts(db, subject, r?.subject_email ?? null, tables));
+      const archive = packageArchive({ ...document, article15 }, tables);
       const sealed = seal(packageKey({ dsr, dataDir: privacy.dataDir }), archive, requestId);
       return data.saveExport(db, {
         requestId,

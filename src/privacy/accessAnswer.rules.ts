@@ -1,4 +1,4 @@
-import { EEA_COUNTRIES, missingRecipientFacts } from '../register/register.rules';
+import { EEA_COUNTRIES, missingRecipientFacts, type RecipientFacts } from '../register/register.rules';
 import { COMPLAINT_NOTICE } from './rights.rules';
 
 /**
@@ -28,14 +28,10 @@ export interface RetentionFact {
   action: string;
 }
 
-export interface RecipientEntry {
+/** A register entry as the answer needs it: the facts completeness is judged on, named. */
+export interface RecipientEntry extends RecipientFacts {
   name: string;
   kind: string;
-  role: string | null;
-  countries: readonly string[];
-  transferMechanism: string | null;
-  sccDate: string | null;
-  agreementRef: string | null;
 }
 
 /** A provider the person's requests went to, with its register entry (null when it has none). */

@@ -10,7 +10,7 @@
  * superset, never an omission); the PDF also lists the recipients once.
  */
 import { csvLine } from '../shared/csv.rules';
-import { EEA_COUNTRIES, missingRecipientFacts } from './register.rules';
+import { EEA_COUNTRIES, missingRecipientFacts, type RecipientFacts } from './register.rules';
 
 export interface RopaController {
   name: string;
@@ -30,15 +30,10 @@ export interface RopaActivity {
   retentionCategory: string | null;
 }
 
-export interface RopaRecipient {
+export interface RopaRecipient extends RecipientFacts {
   name: string;
   kind: string;
-  role: string | null;
-  countries: readonly string[];
-  transferMechanism: string | null;
-  sccDate: string | null;
   transferNote: string | null;
-  agreementRef: string | null;
 }
 
 export interface RopaPolicy {

@@ -28,6 +28,7 @@ import { webhooksService } from '../webhooks/webhooks.service';
 import { dunningOperations } from '../invoicing/dunning.service';
 import { suspensionService } from '../invoicing/suspension.service';
 import { regionPolicyService } from '../accounts/regionPolicy.service';
+import { processorModeService } from '../privacy/processorMode.service';
 import { registerService } from '../register/register.service';
 import { ropaService } from '../register/ropa.service';
 
@@ -69,6 +70,13 @@ export function createAdminApp(deps: AdminAppDeps): Express {
     },
     reconciliation: reconciliationService({ db: deps.db, clock: deps.clock, client: deps.temporal?.client, taskQueue: deps.temporal?.taskQueue }),
     dsr: privacyService({ db: deps.db, clock: deps.clock, config: deps.config, client: deps.temporal?.client, taskQueue: deps.temporal?.taskQueue }),
+    processorMode: processorModeService({
+      db: deps.db,
+      clock: deps.clock,
+      config: deps.config,
+      // The message only (an SMTP error may echo the address): the queued message waits for the next send.
+      onSendError: (err) => deps.logger.warn({ err: (err as Error).message }, 'processor-mode email not sent yet'),
+    }),
     retention: retentionService({ db: deps.db, clock: deps.clock, config: deps.config, client: deps.temporal?.client, taskQueue: deps.temporal?.taskQueue }),
     alerts: accountEventsService({ db: deps.db, mail: deps.config.mail }),
     webhooks: webhooksService({ db: deps.db, clock: deps.clock, config: deps.config }),
@@ -94,7 +102,7 @@ export function createAdminApp(deps: AdminAppDeps): Express {
       temporal: deps.temporal,
     }),
   );
-  app.use(publicPrivacyRouter({ dsr: ops.dsr, rpm: deps.config.dsr.intakeRpm, trustedProxies: deps.config.gateway.trustedProxies }));
+  app.use(publicPrivacyRouter({ dsr: ops.dsr, processorMode: ops.processorMode, rpm: deps.config.dsr.intakeRpm, trustedProxies: deps.config.gateway.trustedProxies }));
   app.use(consoleRouter({ db: deps.db, ops, temporal: deps.temporal, logger: deps.logger, trustedProxies: deps.config.gateway.trustedProxies }));
   // Bodies are parsed per route and only after the role check, so a client
   // without a valid token cannot make the server read (up to 20 MB of) a body.

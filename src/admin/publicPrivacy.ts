@@ -2,6 +2,7 @@ import express, { Router } from 'express';
 import { RateLimiter } from '../gateway/rateLimit';
 import { clientAddressOf } from '../http/clientAddress';
 import type { PrivacyService } from '../privacy/privacy.service';
+import type { ProcessorModeService } from '../privacy/processorMode.service';
 import { sendProblem } from './problem';
 
 /**
@@ -14,7 +15,7 @@ import { sendProblem } from './problem';
  * type (see the service). Errors are problem JSON like the rest of the admin
  * server. Nothing here is logged beyond the access metadata.
  */
-export function publicPrivacyRouter(deps: { dsr: PrivacyService; rpm: number; trustedProxies?: readonly string[] }): Router {
+export function publicPrivacyRouter(deps: { dsr: PrivacyService; processorMode?: ProcessorModeService; rpm: number; trustedProxies?: readonly string[] }): Router {
   const router = Router();
   const limiter = new RateLimiter();
   const sourceOf = clientAddressOf(deps.trustedProxies ?? []);
@@ -31,6 +32,14 @@ export function publicPrivacyRouter(deps: { dsr: PrivacyService; rpm: number; tr
 
   router.post('/privacy/requests', limit, json, async (req, res) => {
     res.status(202).json(await deps.dsr.submit(req.body ?? {}));
+  });
+  // Someone who is not a user, about a customer's API traffic: one answer for all outcomes, the rest by email.
+  router.post('/privacy/processor-requests', limit, json, async (req, res) => {
+    if (!deps.processorMode) {
+      sendProblem(res, 404, 'not_found', 'not found');
+      return;
+    }
+    res.status(202).json(await deps.processorMode.submit(req.body ?? {}));
   });
   router.post('/privacy/requests/:id/verify', limit, json, async (req, res) => {
     res.json(await deps.dsr.submitCode(String(req.params.id), req.body ?? {}));

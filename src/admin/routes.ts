@@ -30,6 +30,7 @@ import { agingCsv, type AgingReport } from '../invoicing/paymentStatus.rules';
 import { DependencyUnavailableError } from '../errors';
 import { startReconcileInput, type ReconciliationService } from '../reconciliation/reconciliation.service';
 import { createDsrInput, extendInput, refuseInput, verifyInput, type PrivacyService } from '../privacy/privacy.service';
+import { processorRequestInput, setPrivacyContactBody, type ProcessorModeService } from '../privacy/processorMode.service';
 import { addHoldInput, releaseHoldInput, setPolicyInput, type RetentionService } from '../retention/retention.service';
 import { alertSettingsInput, listEventsInput, type AccountEventsService } from '../notifications/events.service';
 import { registerEndpointBody, type WebhooksService } from '../webhooks/webhooks.service';
@@ -50,6 +51,7 @@ export type AdminOperations = AccountsService &
     render: { pdf: (id: string) => Promise<Buffer>; html: (id: string) => Promise<string> };
     reconciliation: ReconciliationService;
     dsr: PrivacyService;
+    processorMode: ProcessorModeService;
     retention: RetentionService;
     alerts: AccountEventsService;
     webhooks: WebhooksService;
@@ -153,6 +155,17 @@ export const adminRoutes: readonly AdminRoute[] = [
     method: 'delete', path: '/billing/accounts/:id/region-policy', roles: BILLING, tag: 'billing', body: clearRegionPolicyBody,
     summary: 'Remove an account\'s region policy ({"reason"}; audited): every route is used again within seconds',
     handler: (ops, { params, body, actor }) => ops.regionPolicy.clear({ accountId: params.id, reason: validate(clearRegionPolicyBody, body).reason, actor }),
+  },
+  // The customer's privacy contact: the one address processor-mode requests about its API traffic are forwarded to.
+  {
+    method: 'get', path: '/billing/accounts/:id/privacy-contact', roles: [...BILLING, 'compliance'], tag: 'billing',
+    summary: "An account's privacy contact (null: none) with who set it, why and when",
+    handler: (ops, { params }) => ops.processorMode.getContact(params.id!),
+  },
+  {
+    method: 'post', path: '/billing/accounts/:id/privacy-contact', roles: BILLING, tag: 'billing', body: setPrivacyContactBody,
+    summary: 'Set an account\'s privacy contact ({"email", "reason"}; who, why and when are kept): processor-mode requests naming the customer are forwarded there',
+    handler: (ops, { params, body, actor }) => ops.processorMode.setContact(params.id!, body, actor),
   },
   {
     method: 'post', path: '/billing/users', roles: BILLING, tag: 'billing', status: 201,
@@ -414,6 +427,17 @@ export const adminRoutes: readonly AdminRoute[] = [
     method: 'post', path: '/privacy/dsr', roles: COMPLIANCE, tag: 'compliance', status: 201,
     summary: 'Take a data-subject request (type, email, optional accountId, jurisdiction, changes for a correction); starts dsr:{id}', body: createDsrInput,
     handler: (ops, { body, actor }) => ops.dsr.create(body, actor),
+  },
+  {
+    method: 'post', path: '/privacy/processor-dsr', roles: COMPLIANCE, tag: 'compliance', status: 201,
+    summary: "Take a request from someone who is not a user, about a customer's API traffic (type, email, jurisdiction, customerAccountId or customerName); answered at once, forwarded to the customer's privacy contact if found",
+    body: processorRequestInput,
+    handler: (ops, { body, actor }) => ops.processorMode.create(body, actor),
+  },
+  {
+    method: 'get', path: '/privacy/processor-dsr', roles: COMPLIANCE, tag: 'compliance',
+    summary: 'Processor-mode requests, newest first, with outcome, forward and its deadline (?outcome=forwarded|customer_not_found|no_contact|not_named&limit=)',
+    handler: (ops, { query }) => ops.processorMode.list(query),
   },
   {
     method: 'get', path: '/privacy/dsr', roles: COMPLIANCE, tag: 'compliance',

@@ -18,6 +18,7 @@ import { billingPeriod, periodLastDay, type InvoiceLine, type InvoiceTotals } fr
 import { parseAmount, toAmountString } from '../shared/money.rules';
 import { utcDate } from './tax.rules';
 import { pdfSafeText } from '../shared/pdfText.rules';
+import { writePageFooters } from '../shared/pdfFooter';
 
 export { pdfSafeText };
 
@@ -439,23 +440,7 @@ export function renderInvoicePdf(doc: InvoiceDocument): Promise<Buffer> {
         y = pdf.y + 6;
       }
 
-      // Footer on every page (written into the bottom margin, so no automatic page break).
-      const range2 = pdf.bufferedPageRange();
-      for (let i = range2.start; i < range2.start + range2.count; i++) {
-        pdf.switchToPage(i);
-        const savedBottom = pdf.page.margins.bottom;
-        pdf.page.margins.bottom = 0;
-        pdf
-          .font(FONT)
-          .fontSize(8)
-          .fillColor(GREY)
-          .text(t(`${title} · ${doc.issuer.name} · Page ${i - range2.start + 1} of ${range2.count}`), left, pdf.page.height - A4_MARGIN + 10, {
-            width,
-            align: 'center',
-            lineBreak: false,
-          });
-        pdf.page.margins.bottom = savedBottom;
-      }
+      writePageFooters(pdf, (page, pages) => `${title} · ${doc.issuer.name} · Page ${page} of ${pages}`, { margin: A4_MARGIN, font: FONT, color: GREY });
       pdf.end();
     } catch (err) {
       reject(err instanceof Error ? err : new Error(String(err)));

@@ -11,6 +11,7 @@
  */
 import PDFDocument from 'pdfkit';
 import { pdfSafeText } from '../shared/pdfText.rules';
+import { writePageFooters } from '../shared/pdfFooter';
 import { SECURITY_MEASURES, controllerContact, recipientLine, ropaRows, thirdCountryTransfers, transferText, type RopaFacts } from './ropa.rules';
 
 /** Text the standard fonts can show (src/shared/pdfText.rules.ts). */
@@ -113,18 +114,7 @@ export function renderRopaPdf(facts: RopaFacts): Promise<Buffer> {
       heading('Security measures');
       paragraph(SECURITY_MEASURES);
 
-      const range = pdf.bufferedPageRange();
-      for (let i = range.start; i < range.start + range.count; i++) {
-        pdf.switchToPage(i);
-        const savedBottom = pdf.page.margins.bottom;
-        pdf.page.margins.bottom = 0;
-        pdf
-          .font(FONT)
-          .fontSize(8)
-          .fillColor(GREY)
-          .text(t(`${TITLE} · ${c.name} · ${facts.generatedOn} · Page ${i - range.start + 1} of ${range.count}`), left, pdf.page.height - MARGIN + 10, { width, align: 'center', lineBreak: false });
-        pdf.page.margins.bottom = savedBottom;
-      }
+      writePageFooters(pdf, (page, pages) => `${TITLE} · ${c.name} · ${facts.generatedOn} · Page ${page} of ${pages}`, { margin: MARGIN, font: FONT, color: GREY });
       pdf.end();
     } catch (err) {
       reject(err instanceof Error ? err : new Error(String(err)));

@@ -138,6 +138,8 @@ export const configSchema = z.object({
         return z.NEVER;
       }
     }),
+  // Sub-processor changes (docs/processing-register.md#sub-processor-changes): the notice period, 30 days unless set.
+  SUBPROCESSOR_NOTICE_S: z.coerce.number().int().min(0).max(365 * 86_400).default(30 * 86_400),
   DUNNING_PAUSE_RECHECK_MS: z.coerce.number().int().min(1_000).max(86_400_000).default(3_600_000),
   STRIPE_SECRET_KEY: optionalString,
   // The payment provider's API; only for a local stand-in in tests and development (the official client's default otherwise).
@@ -332,6 +334,10 @@ export interface Config {
     /** Where subjects reach the admin server's public /privacy routes (links in emails). */
     readonly publicBaseUrl: string;
   };
+  readonly register: {
+    /** How long a new sub-processor is held back from accounts with a data-processing agreement (SUBPROCESSOR_NOTICE_S). */
+    readonly subprocessorNoticeS: number;
+  };
   readonly retention: {
     readonly dailyAt: { readonly hour: number; readonly minute: number };
     /** Rows per statement in row-by-row expiry (one heartbeat each). */
@@ -495,6 +501,7 @@ export function loadConfig(env: Env = process.env): Config {
       batchSize: e.RETENTION_BATCH_SIZE,
       pauseFactor: e.RETENTION_PAUSE_FACTOR,
     }),
+    register: Object.freeze({ subprocessorNoticeS: e.SUBPROCESSOR_NOTICE_S }),
     mail: Object.freeze({
       smtpUrl: e.SMTP_URL,
       from: e.MAIL_FROM,

@@ -24,6 +24,7 @@ export const ACCOUNT_EVENT_TYPES = [
   'invoice.paid',
   'account.suspended',
   'account.reinstated',
+  'subprocessor.announced',
 ] as const;
 export type AccountEventType = (typeof ACCOUNT_EVENT_TYPES)[number];
 
@@ -166,6 +167,7 @@ export function eventEmail(e: { id: string; type: AccountEventType; accountId: s
     'invoice.paid': `MixRoute: invoice ${String(d.number)} paid`,
     'account.suspended': 'MixRoute: API access suspended for an unpaid invoice',
     'account.reinstated': 'MixRoute: API access reinstated',
+    'subprocessor.announced': `MixRoute: new sub-processor ${String(d.recipient)}, effective ${String(d.effectiveAt)}`,
   };
   const lines = [`Event: ${e.type}`, `Event id: ${e.id}`, `Account: ${e.accountId}`];
   for (const [k, v] of Object.entries(e.data)) {
@@ -184,9 +186,10 @@ export function eventEmail(e: { id: string; type: AccountEventType; accountId: s
 /**
  * Collection events are emailed to the billing address even when alert
  * emails are off: they are the reminders of a debt and the notice of a
- * suspension, not alerts the account chose to receive.
+ * suspension, not alerts the account chose to receive. A sub-processor
+ * notice likewise: the data-processing agreement promises it.
  */
-export const ALWAYS_EMAILED: ReadonlySet<AccountEventType> = new Set(['invoice.payment_due', 'invoice.overdue', 'account.suspended', 'account.reinstated']);
+export const ALWAYS_EMAILED: ReadonlySet<AccountEventType> = new Set(['invoice.payment_due', 'invoice.overdue', 'account.suspended', 'account.reinstated', 'subprocessor.announced']);
 
 /** An outbox message's key for an event's email (notification_outbox.idempotency_key). */
 export const eventEmailKey = (eventId: string) => `account-event:${eventId}`;

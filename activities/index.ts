@@ -24,6 +24,8 @@ import { paymentRequestActivities } from './paymentRequests';
 import { paymentRequests } from '../src/invoicing/paymentRequests.service';
 import { dunningActivities, dunningStarter } from './dunning';
 import { dunningService } from '../src/invoicing/dunning.service';
+import { subprocessorActivities } from './subprocessor';
+import { subprocessorService } from '../src/register/subprocessor.service';
 
 const dunningOf = (deps: ActivityDeps) => dunningService({ db: deps.db, clock: deps.clock, config: { invoicing: deps.invoicing } });
 
@@ -70,6 +72,7 @@ export function createActivities(deps: ActivityDeps) {
     ...retentionActivities({ ...deps, retentionService: retentionService({ db: deps.db, clock: deps.clock, config: { retention: deps.retention } }) }),
     ...webhookActivities(webhookDeps(deps)),
     ...paymentRequestActivities({ paymentRequests: paymentRequests({ db: deps.db, config: { invoicing: deps.invoicing } }) }),
+    ...subprocessorActivities({ subprocessors: subprocessorService({ db: deps.db, clock: deps.clock }) }),
   };
 }
 

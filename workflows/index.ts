@@ -7,5 +7,6 @@ export { invoiceRun } from './invoiceRun';
 export { metadataExpiry } from './metadataExpiry';
 export { reconcile } from './reconcile';
 export { settlementShard } from './settlementShard';
+export { subprocessorChange } from './subprocessorChange';
 export { topUp } from './topUp';
 export { webhookDelivery, webhookDispatcher } from './webhookDelivery';

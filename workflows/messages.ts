@@ -357,3 +357,20 @@ export const dunningSettledSignal = defineSignal<[{ cause: 'payment' | 'credit_n
 /** Staff resumed dunning for the account: a waiting step looks again now. */
 export const dunningResumedSignal = defineSignal('dunningResumed');
 export const dunningStatusQuery = defineQuery<DunningState>('dunningStatus');
+
+// --- subprocessorChange (issue 25 part 6; docs/processing-register.md#sub-processor-changes)
+
+export interface SubprocessorChangeInput {
+  changeId: string;
+  /** When the change was announced and its notices started holding the recipient back (epoch ms). */
+  announcedAtMs: number;
+  /** The notice period it was announced with: SUBPROCESSOR_NOTICE_S in production, seconds in tests. */
+  noticePeriodMs: number;
+}
+
+export interface SubprocessorChangeResult {
+  /** Accounts told of the change (email and webhook). */
+  notified: number;
+  /** Notices still pending when the period ran, now in effect. */
+  effective: number;
+}

@@ -29,6 +29,7 @@ import { dunningOperations } from '../invoicing/dunning.service';
 import { suspensionService } from '../invoicing/suspension.service';
 import { regionPolicyService } from '../accounts/regionPolicy.service';
 import { processorModeService } from '../privacy/processorMode.service';
+import { subprocessorService } from '../register/subprocessor.service';
 import { registerService } from '../register/register.service';
 import { ropaService } from '../register/ropa.service';
 
@@ -81,7 +82,17 @@ export function createAdminApp(deps: AdminAppDeps): Express {
     alerts: accountEventsService({ db: deps.db, mail: deps.config.mail }),
     webhooks: webhooksService({ db: deps.db, clock: deps.clock, config: deps.config }),
     dunning: dunningOperations({ db: deps.db, clock: deps.clock, config: deps.config, temporal: deps.temporal }),
-    register: registerService({ db: deps.db, clock: deps.clock }),
+    register: registerService({
+      db: deps.db,
+      clock: deps.clock,
+      subprocessors: {
+        noticePeriodMs: deps.config.register.subprocessorNoticeS * 1000,
+        temporal: deps.temporal,
+        // The id is enough to find it (`mixroute register notices resume` starts it again).
+        onStartError: (err) => deps.logger.error({ err: (err as Error).message }, 'sub-processor notice workflow not started; run `mixroute register notices resume`'),
+      },
+    }),
+    subprocessors: subprocessorService({ db: deps.db, clock: deps.clock, temporal: deps.temporal }),
     ropa: ropaService({ db: deps.db, clock: deps.clock, controller: deps.config.invoicing.issuer }),
   };
 

@@ -37,6 +37,7 @@ import { registerEndpointBody, type WebhooksService } from '../webhooks/webhooks
 import { pauseDunningBody, type DunningOperations } from '../invoicing/dunning.service';
 import { createActivityInput, createRecipientInput, listChangesInput, updateActivityInput, updateRecipientInput, type RegisterService } from '../register/register.service';
 import { recordOfProcessingInput, type RopaService } from '../register/ropa.service';
+import type { SubprocessorService } from '../register/subprocessor.service';
 
 export type AdminOperations = AccountsService &
   LedgerService &
@@ -57,6 +58,7 @@ export type AdminOperations = AccountsService &
     webhooks: WebhooksService;
     dunning: DunningOperations;
     register: RegisterService;
+    subprocessors: SubprocessorService;
     ropa: RopaService;
   };
 

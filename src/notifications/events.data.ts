@@ -177,6 +177,11 @@ export async function recordAccountEvent(trx: Trx, event: NewAccountEvent): Prom
   return insertEvents(trx, [event], await alertTargets(trx, [event.accountId]));
 }
 
+/** Events that are not balance movements, for many accounts at once (a sub-processor notice): a fixed three statements. */
+export async function recordAccountEvents(trx: Trx, events: NewAccountEvent[]): Promise<AccountEventRow[]> {
+  return insertEvents(trx, events, await alertTargets(trx, events.map((e) => e.accountId)));
+}
+
 /**
  * The events of what a settlement posted, in its transaction: balance
  * crossings of each usage entry, and spend-limit crossings of the keys of

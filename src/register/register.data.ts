@@ -109,8 +109,8 @@ export const providersWithRecipients = (db: DbOrTrx): Promise<(RecipientRow & { 
 export async function insertChange(
   trx: Trx,
   c: { entityType: 'processing_activity' | 'recipient'; entityId: string; action: 'created' | 'updated'; actor: string; reason: string; before: unknown; after: unknown; at: Date },
-): Promise<void> {
-  await trx('register_changes').insert({
+): Promise<string> {
+  const [{ id }] = await trx('register_changes').insert({
     entity_type: c.entityType,
     entity_id: c.entityId,
     action: c.action,
@@ -120,7 +120,8 @@ export async function insertChange(
     before: c.before === null ? null : JSON.stringify(c.before),
     after: c.after === null ? null : JSON.stringify(c.after),
     changed_at: c.at,
-  });
+  }).returning('id');
+  return String(id);
 }
 
 export function listChanges(db: Db, page: { limit: number; before?: string; entityId?: string }): Promise<ChangeRow[]> {

@@ -5,6 +5,9 @@ import { ConflictError, NotFoundError, ValidationError } from '../errors';
 import { pageLimit } from '../staff/schemas';
 import { validate } from '../shared/validate';
 import * as data from './register.data';
+import type { Client } from '@temporalio/client';
+import { recordSubprocessorChange, startSubprocessorChange } from './subprocessor.service';
+import type { SubprocessorChangeInput } from '../../workflows/messages';
 import { LEGAL_BASES, RECIPIENT_KINDS, RECIPIENT_ROLES, TRANSFER_MECHANISMS, isCountryCode, missingRecipientFacts } from './register.rules';
 
 /**
@@ -150,8 +153,48 @@ async function uniqueOr<T>(fn: () => Promise<T>, message: string): Promise<T> {
   }
 }
 
-export function registerService(deps: { db: Db; clock: Clock }) {
+export interface RegisterDeps {
+  db: Db;
+  clock: Clock;
+  /** Sub-processor notices: the period (SUBPROCESSOR_NOTICE_S) and where their workflows start; absent, 30 days and no start (`register notices resume` starts them). */
+  subprocessors?: { noticePeriodMs: number; temporal?: { client: Client; taskQueue: string }; onStartError?: (err: unknown) => void };
+}
+
+const DEFAULT_NOTICE_MS = 30 * 86_400_000;
+
+/** What a recipient change announced to agreement accounts (absent: nothing). */
+export interface SubprocessorChangeSummary {
+  id: string;
+  accountsHeldBack: number;
+  effectiveAt: string;
+  /** False when Temporal could not be reached: `mixroute register notices resume` starts it. */
+  workflowStarted: boolean;
+}
+
+export function registerService(deps: RegisterDeps) {
   const { db, clock } = deps;
+  const noticePeriodMs = deps.subprocessors?.noticePeriodMs ?? DEFAULT_NOTICE_MS;
+
+  /**
+   * After the register change committed: the notice workflow. Its notices
+   * already hold the recipient back, so a failed start loses nothing but the
+   * emails' timing; `register notices resume` starts it again.
+   */
+  async function announced<T extends object>(result: { view: T; change: (SubprocessorChangeInput & { accounts: number }) | null }): Promise<T & { subprocessorChange?: SubprocessorChangeSummary }> {
+    if (!result.change) return result.view;
+    const { changeId, accounts } = result.change;
+    const t = deps.subprocessors?.temporal;
+    let workflowStarted = false;
+    if (t) {
+      try {
+        await startSubprocessorChange(t.client, t.taskQueue, result.change);
+        workflowStarted = true;
+      } catch (err) {
+        deps.subprocessors?.onStartError?.(err);
+      }
+    }
+    return { ...result.view, subprocessorChange: { id: changeId, accountsHeldBack: accounts, effectiveAt: new Date(result.change.announcedAtMs + result.change.noticePeriodMs).toISOString(), workflowStarted } };
+  }
 
   async function checkRetention(category: string | null | undefined) {
     if (category && !(await data.retentionCategoryExists(db, category))) {
@@ -240,11 +283,13 @@ export function registerService(deps: { db: Db; clock: Clock }) {
             db.transaction(async (trx) => {
               const row = await data.insertRecipient(trx, { name, kind: input.kind, provider_id: providerId, ...columns(input, RECIPIENT_COLUMNS) });
               const after = recipientView(row);
-              await data.insertChange(trx, { entityType: 'recipient', entityId: row.id, action: 'created', actor, reason: input.reason, before: null, after: logged(after), at: clock.now() });
-              return after;
+              const at = clock.now();
+              const registerChangeId = await data.insertChange(trx, { entityType: 'recipient', entityId: row.id, action: 'created', actor, reason: input.reason, before: null, after: logged(after), at });
+              const change = await recordSubprocessorChange(trx, { registerChangeId, recipientId: row.id, before: null, after, noticePeriodMs, at });
+              return { view: after, change };
             }),
           providerId ? `provider ${name} already has a register entry` : `a recipient named ${name} exists`,
-        );
+        ).then(announced);
       },
 
       async update(id: string, raw: unknown, actor: string) {
@@ -263,12 +308,14 @@ export function registerService(deps: { db: Db; clock: Clock }) {
                 throw new ValidationError('invalid input: name: a model provider entry is named after its provider', [{ field: 'name', message: 'cannot be changed for kind model_provider' }]);
               }
               checkScc({ transferMechanism: input.transferMechanism !== undefined ? input.transferMechanism : before.transferMechanism, sccDate: input.sccDate !== undefined ? input.sccDate : before.sccDate });
-              const after = recipientView(await data.updateRecipient(trx, id, patch, clock.now()));
-              await data.insertChange(trx, { entityType: 'recipient', entityId: id, action: 'updated', actor, reason: input.reason, before: logged(before), after: logged(after), at: clock.now() });
-              return after;
+              const at = clock.now();
+              const after = recipientView(await data.updateRecipient(trx, id, patch, at));
+              const registerChangeId = await data.insertChange(trx, { entityType: 'recipient', entityId: id, action: 'updated', actor, reason: input.reason, before: logged(before), after: logged(after), at });
+              const change = await recordSubprocessorChange(trx, { registerChangeId, recipientId: id, before, after, noticePeriodMs, at });
+              return { view: after, change };
             }),
           `a recipient named ${input.name} exists`,
-        );
+        ).then(announced);
       },
     },
 

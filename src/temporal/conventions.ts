@@ -46,6 +46,8 @@ export const workflowIds = {
   dsr: (requestId: string) => `dsr:${requestId}`,
   /** The collection schedule of one finalized postpaid invoice (docs/collections.md). */
   dunning: (invoiceId: string) => `dunning:${invoiceId}`,
+  /** A sub-processor change's notice period (docs/processing-register.md#sub-processor-changes). */
+  subprocessorChange: (changeId: string) => `subprocessor-change:${changeId}`,
   /** One delivery's run; a manual redelivery is the next generation, a run of its own. */
   webhookDelivery: (deliveryId: string, generation: number) => `webhook-delivery:${deliveryId}:${generation}`,
   /** The one dispatcher per task queue (qualified like settlement shards), started by every worker. */

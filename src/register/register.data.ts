@@ -15,6 +15,7 @@ export interface ActivityRow {
   data_categories: string[];
   systems: string[];
   retention_category: string | null;
+  recipient_kinds: string[] | null;
   created_at: Date;
   updated_at: Date;
 }

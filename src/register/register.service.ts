@@ -45,6 +45,12 @@ const countries = z
   .max(50, 'countries holds at most 50 codes')
   .refine((v) => new Set(v).size === v.length, 'countries lists a code twice');
 const retentionCategory = z.string().trim().min(1).max(100).nullable();
+/** The kinds of recipient the activity discloses data to; null: not stated (the record then names every recipient). */
+const recipientKinds = z
+  .array(z.enum(RECIPIENT_KINDS, { error: `recipientKinds: each must be one of ${RECIPIENT_KINDS.join(', ')}` }), { error: 'recipientKinds must be a list of recipient kinds' })
+  .max(RECIPIENT_KINDS.length)
+  .refine((v) => new Set(v).size === v.length, 'recipientKinds lists a kind twice')
+  .nullable();
 
 const activityFields = {
   purpose: line('purpose', 3, 500),
@@ -53,11 +59,13 @@ const activityFields = {
   dataCategories: list('dataCategories', 30),
   systems: list('systems', 20),
   retentionCategory,
+  recipientKinds,
 };
 export const createActivityInput = z.strictObject({
   key: z.string().regex(/^[a-z][a-z0-9_]{1,62}$/, 'key: 2-63 characters, lower-case letters, digits and _, starting with a letter'),
   ...activityFields,
   retentionCategory: retentionCategory.optional(),
+  recipientKinds: recipientKinds.optional(),
   reason,
 });
 export const updateActivityInput = z.strictObject({ ...z.object(activityFields).partial().shape, reason });
@@ -100,6 +108,7 @@ function activityView(r: data.ActivityRow) {
     dataCategories: r.data_categories,
     systems: r.systems,
     retentionCategory: r.retention_category,
+    recipientKinds: r.recipient_kinds,
     createdAt: new Date(r.created_at).toISOString(),
     updatedAt: new Date(r.updated_at).toISOString(),
   };
@@ -124,7 +133,7 @@ function recipientView(r: data.RecipientRow) {
 /** The logged form of an entry: its facts without the timestamps (the log row has its own). */
 const logged = ({ createdAt: _c, updatedAt: _u, missing: _m, ...rest }: Partial<Activity & Recipient>) => rest;
 
-const ACTIVITY_COLUMNS = { purpose: 'purpose', legalBasis: 'legal_basis', dataSubjectCategories: 'data_subject_categories', dataCategories: 'data_categories', systems: 'systems', retentionCategory: 'retention_category' } as const;
+const ACTIVITY_COLUMNS = { purpose: 'purpose', legalBasis: 'legal_basis', dataSubjectCategories: 'data_subject_categories', dataCategories: 'data_categories', systems: 'systems', retentionCategory: 'retention_category', recipientKinds: 'recipient_kinds' } as const;
 const RECIPIENT_COLUMNS = { name: 'name', role: 'role', countries: 'countries', transferMechanism: 'transfer_mechanism', sccDate: 'scc_date', transferNote: 'transfer_note', agreementRef: 'agreement_ref', agreementSignedOn: 'agreement_signed_on' } as const;
 
 function columns(input: Record<string, unknown>, map: Record<string, string>): Record<string, unknown> {
@@ -226,6 +235,7 @@ export function registerService(deps: RegisterDeps) {
                 data_categories: input.dataCategories,
                 systems: input.systems,
                 retention_category: input.retentionCategory ?? null,
+                recipient_kinds: input.recipientKinds ?? null,
               });
               const after = activityView(row);
               await data.insertChange(trx, { entityType: 'processing_activity', entityId: row.id, action: 'created', actor, reason: input.reason, before: null, after: logged(after), at: clock.now() });

@@ -5,9 +5,10 @@
  * ropa.render.ts lays the same rows out as a PDF.
  *
  * Everything comes from the register and retention_policies, never from a
- * request. The register does not say which recipients take part in which
- * activity, so every activity names every recipient of the register (a
- * superset, never an omission); the PDF also lists the recipients once.
+ * request. An activity names the recipients of the kinds it states
+ * (recipientKinds); one that states none names every recipient of the
+ * register (a superset, never an omission). The PDF also lists the
+ * recipients once.
  */
 import { csvLine } from '../shared/csv.rules';
 import { EEA_COUNTRIES, missingRecipientFacts, type RecipientFacts } from './register.rules';
@@ -28,6 +29,8 @@ export interface RopaActivity {
   dataCategories: readonly string[];
   systems: readonly string[];
   retentionCategory: string | null;
+  /** The kinds of recipient it discloses data to; null: not stated (every recipient is named). */
+  recipientKinds?: readonly string[] | null;
 }
 
 export interface RopaRecipient extends RecipientFacts {
@@ -155,21 +158,22 @@ export function recipientLine(r: RopaRecipient): string {
 
 /** One row per processing activity, in the order given (the data reads them by key). */
 export function ropaRows(facts: RopaFacts): RopaRow[] {
-  const categories = recipientCategories(facts.recipients);
-  const recipients = facts.recipients.map(recipientLine);
-  const transfers = thirdCountryTransfers(facts.recipients);
-  return facts.activities.map((a) => ({
-    activity: a.key,
-    purpose: a.purpose,
-    legalBasis: legalBasisLabel(a.legalBasis),
-    dataSubjectCategories: [...a.dataSubjectCategories],
-    dataCategories: [...a.dataCategories],
-    recipientCategories: categories,
-    recipients,
-    transfers,
-    erasureTimeLimit: erasureTimeLimit(a.retentionCategory, facts.policies),
-    systems: [...a.systems],
-  }));
+  return facts.activities.map((a) => {
+    const kinds = a.recipientKinds ?? null;
+    const own = kinds ? facts.recipients.filter((r) => kinds.includes(r.kind)) : facts.recipients;
+    return {
+      activity: a.key,
+      purpose: a.purpose,
+      legalBasis: legalBasisLabel(a.legalBasis),
+      dataSubjectCategories: [...a.dataSubjectCategories],
+      dataCategories: [...a.dataCategories],
+      recipientCategories: recipientCategories(own),
+      recipients: own.map(recipientLine),
+      transfers: thirdCountryTransfers(own),
+      erasureTimeLimit: erasureTimeLimit(a.retentionCategory, facts.policies),
+      systems: [...a.systems],
+    };
+  });
 }
 
 /** The controller's contact on one line. */

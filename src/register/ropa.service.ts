@@ -35,6 +35,7 @@ export function ropaService(deps: { db: Db; clock: Clock; controller: RopaContro
         dataCategories: a.data_categories,
         systems: a.systems,
         retentionCategory: a.retention_category,
+        recipientKinds: a.recipient_kinds,
       })),
       recipients: raw.recipients.map((r) => ({
         name: r.name,

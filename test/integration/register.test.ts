@@ -86,6 +86,19 @@ describe('register: activities', () => {
     expect((await call('POST', '/privacy/register/activities', base)).status).toBe(201);
     expect((await call('POST', '/privacy/register/activities', base)).status).toBe(409);
   });
+
+  it('records which kinds of recipient an activity discloses to, and refuses a kind that is not one', async () => {
+    const base = { key: `kinds_${tag}`, purpose: 'Forwarding API requests', legalBasis: 'contract', dataSubjectCategories: ['end users'], dataCategories: ['prompts in transit'], systems: ['gateway'], reason: 'initial register' };
+    const bad = await call('POST', '/privacy/register/activities', { ...base, recipientKinds: ['model_provider', 'advertisers'] });
+    expect(bad.status).toBe(400);
+    expect(JSON.stringify(bad.body)).toContain('recipientKinds');
+    const created = await call('POST', '/privacy/register/activities', { ...base, recipientKinds: ['model_provider', 'hosting'] });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    expect(created.body.recipientKinds).toEqual(['model_provider', 'hosting']);
+    const cleared = await call('POST', `/privacy/register/activities/${created.body.id}`, { recipientKinds: null, reason: 'not stated after review' });
+    expect(cleared.body.recipientKinds).toBeNull();
+    expect((await changesOf(created.body.id as string))[1].after).toMatchObject({ recipientKinds: null });
+  });
 });
 
 describe('register: recipients and completeness', () => {

@@ -47,6 +47,26 @@ describe('record of processing: rows', () => {
     expect(rows[0]!.recipients[2]).toContain('[entry incomplete: role, transfer_mechanism, agreement_ref]');
   });
 
+  it('names per activity only the recipients of the kinds it states; none stated names all, an empty list none', () => {
+    const rows = ropaRows({
+      ...facts,
+      activities: [
+        { ...facts.activities[0]!, key: 'mail', recipientKinds: ['email_service'] },
+        { ...facts.activities[1]!, key: 'routing', recipientKinds: ['model_provider', 'hosting'] },
+        { ...facts.activities[1]!, key: 'internal', recipientKinds: [] },
+        { ...facts.activities[1]!, key: 'unstated', recipientKinds: null },
+      ],
+    });
+    const byKey = Object.fromEntries(rows.map((r) => [r.activity, r]));
+    expect(byKey.mail!.recipients).toEqual(['Mailer GmbH (email service, processor; DE)']);
+    expect(byKey.mail!.transfers).toEqual([]);
+    expect(byKey.routing!.recipients).toEqual(['OpenAI (model provider, sub-processor; US, IE)']);
+    expect(byKey.routing!.recipientCategories).toEqual(['model provider (sub-processor): IE, US']);
+    expect(byKey.routing!.transfers).toEqual([{ recipient: 'OpenAI', countries: ['US'], safeguard: 'standard contractual clauses of 2021-06-04' }]);
+    expect(byKey.internal!.recipients).toEqual([]);
+    expect(byKey.unstated!.recipients).toHaveLength(3);
+  });
+
   it('lists transfers outside the EEA only, with the mechanism and the date of the clauses', () => {
     expect(thirdCountryTransfers(facts.recipients)).toEqual([
       { recipient: 'OpenAI', countries: ['US'], safeguard: 'standard contractual clauses of 2021-06-04' },

@@ -20,6 +20,7 @@ import { createWebhookSender } from '../src/webhooks/sender';
 import { webhookDeliveryService } from '../src/webhooks/webhooks.service';
 import { webhookActivities } from './webhooks';
 import { accountEventsService } from '../src/notifications/events.service';
+import { processorEmailSender } from '../src/privacy/processorMode.service';
 import { paymentRequestActivities } from './paymentRequests';
 import { paymentRequests } from '../src/invoicing/paymentRequests.service';
 import { dunningActivities, dunningStarter } from './dunning';
@@ -55,7 +56,8 @@ function webhookDeps(deps: ActivityDeps) {
     mail: deps.privacy.mail,
   });
   const events = deps.privacy.mail ? accountEventsService({ db: deps.db, mail: deps.privacy.mail }) : undefined;
-  return { webhooks: service, events, clock: deps.clock, dispatchPollMs: webhooks.dispatchPollMs };
+  const processorEmails = processorEmailSender({ db: deps.db, clock: deps.clock, mail: deps.privacy.mail });
+  return { webhooks: service, events, processorEmails, clock: deps.clock, dispatchPollMs: webhooks.dispatchPollMs };
 }
 
 export function createActivities(deps: ActivityDeps) {

@@ -12,12 +12,15 @@ const DISPATCH_BATCH = 100;
 export function webhookActivities({
   webhooks,
   events,
+  processorEmails,
   clock,
   dispatchPollMs,
 }: {
   webhooks: WebhookDeliveryService;
   /** Sends the account events' queued emails (src/notifications); the dispatcher's rounds drive it. */
   events?: Pick<AccountEventsService, 'sendQueuedEmails'>;
+  /** Resends processor-mode emails a failed send left queued (src/privacy/processorMode.service.ts); the same rounds drive it. */
+  processorEmails?: { sendQueued(): Promise<number> };
   clock: Clock;
   dispatchPollMs: number;
 }) {
@@ -57,6 +60,7 @@ export function webhookActivities({
         started += n;
         // Event emails ride on the same rounds: a mail server that is down must not hold up webhooks.
         if (events) await events.sendQueuedEmails().catch((err: unknown) => ctx.log.warn('account event emails not sent; next round retries', { errType: (err as Error)?.name }));
+        if (processorEmails) await processorEmails.sendQueued().catch((err: unknown) => ctx.log.warn('processor-mode emails not sent; next round retries', { errType: (err as Error)?.name }));
         ctx.heartbeat(started);
         if (n < DISPATCH_BATCH) await ctx.sleep(dispatchPollMs);
       }

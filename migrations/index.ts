@@ -33,6 +33,7 @@ import * as m20261205000000 from './20261205000000_processing_register';
 import * as m20261205000100 from './20261205000100_register_check';
 import * as m20261205000200 from './20261205000200_processor_mode';
 import * as m20261205000300 from './20261205000300_subprocessor_notices';
+import * as m20261205000400 from './20261205000400_processor_forward_close';
 import * as m20261205000500 from './20261205000500_activity_recipient_kinds';
 
 /**
@@ -77,5 +78,6 @@ export const migrations: ReadonlyArray<readonly [name: string, migration: Knex.M
   ['20261205000100_register_check.ts', m20261205000100],
   ['20261205000200_processor_mode.ts', m20261205000200],
   ['20261205000300_subprocessor_notices.ts', m20261205000300],
+  ['20261205000400_processor_forward_close.ts', m20261205000400],
   ['20261205000500_activity_recipient_kinds.ts', m20261205000500],
 ];

@@ -7,6 +7,7 @@ import { registerDemo } from './cli/demo';
 import { registerInvoices } from './cli/invoices';
 import { registerLedger } from './cli/ledger';
 import { registerPrivacy } from './cli/privacy';
+import { registerProcessorMode } from './cli/processorMode';
 import { registerReconciliation } from './cli/reconciliation';
 import { registerRegister } from './cli/register';
 import { registerRetention } from './cli/retention';
@@ -50,6 +51,7 @@ registerStaffUsers(program);
 registerDemo(program);
 registerSettlement(program);
 registerWebhooks(program);
+registerProcessorMode(program);
 
 // Every verb gets --help from commander; make usage errors one line too.
 program.configureOutput({

@@ -30,14 +30,20 @@ import { agingCsv, type AgingReport } from '../invoicing/paymentStatus.rules';
 import { DependencyUnavailableError } from '../errors';
 import { startReconcileInput, type ReconciliationService } from '../reconciliation/reconciliation.service';
 import { createDsrInput, extendInput, refuseInput, verifyInput, type PrivacyService } from '../privacy/privacy.service';
-import { processorRequestInput, setPrivacyContactBody, type ProcessorModeService } from '../privacy/processorMode.service';
+import { closeForwardBody, listProcessorRequestsInput, processorRequestInput, setPrivacyContactBody, type ProcessorModeService } from '../privacy/processorMode.service';
 import { addHoldInput, releaseHoldInput, setPolicyInput, type RetentionService } from '../retention/retention.service';
 import { alertSettingsInput, listEventsInput, type AccountEventsService } from '../notifications/events.service';
 import { registerEndpointBody, type WebhooksService } from '../webhooks/webhooks.service';
 import { pauseDunningBody, type DunningOperations } from '../invoicing/dunning.service';
 import { createActivityInput, createRecipientInput, listChangesInput, updateActivityInput, updateRecipientInput, type RegisterService } from '../register/register.service';
 import { recordOfProcessingInput, type RopaService } from '../register/ropa.service';
-import type { SubprocessorService } from '../register/subprocessor.service';
+import {
+  changeNoticesInput,
+  decideInput,
+  listChangesInput as listSubprocessorChangesInput,
+  setAgreementInput,
+  type SubprocessorService,
+} from '../register/subprocessor.service';
 
 export type AdminOperations = AccountsService &
   LedgerService &
@@ -161,13 +167,29 @@ export const adminRoutes: readonly AdminRoute[] = [
   // The customer's privacy contact: the one address processor-mode requests about its API traffic are forwarded to.
   {
     method: 'get', path: '/billing/accounts/:id/privacy-contact', roles: [...BILLING, 'compliance'], tag: 'billing',
-    summary: "An account's privacy contact (null: none) with who set it, why and when",
+    summary: "An account's privacy contact (null: none) with who set it, why and when, and its changes (who, why, before, after, when), newest first",
     handler: (ops, { params }) => ops.processorMode.getContact(params.id!),
   },
   {
     method: 'post', path: '/billing/accounts/:id/privacy-contact', roles: BILLING, tag: 'billing', body: setPrivacyContactBody,
     summary: 'Set an account\'s privacy contact ({"email", "reason"}; who, why and when are kept): processor-mode requests naming the customer are forwarded there',
     handler: (ops, { params, body, actor }) => ops.processorMode.setContact(params.id!, body, actor),
+  },
+  // The customer's data-processing agreement: with one, the account is told of each new sub-processor first (docs/processing-register.md#sub-processor-changes).
+  {
+    method: 'get', path: '/billing/accounts/:id/processing-agreement', roles: [...BILLING, 'compliance'], tag: 'billing',
+    summary: "An account's data-processing agreement (null: none) with who recorded it, why and when",
+    handler: (ops, { params }) => ops.subprocessors.agreements.get(params.id!),
+  },
+  {
+    method: 'post', path: '/billing/accounts/:id/processing-agreement', roles: COMPLIANCE, tag: 'compliance', body: setAgreementInput,
+    summary: 'Record or replace an account\'s data-processing agreement ({"agreementRef", "signedOn": "YYYY-MM-DD", "reason"}): from now on the account is notified of, and held back from, each new sub-processor',
+    handler: (ops, { params, body, actor }) => ops.subprocessors.agreements.set(params.id!, body, actor),
+  },
+  {
+    method: 'get', path: '/billing/accounts/:id/subprocessor-notices', roles: [...BILLING, 'compliance'], tag: 'billing',
+    summary: "An account's sub-processor notices, newest first: the change, its status (pending, accepted, objected, effective) and whether the recipient is held back",
+    handler: (ops, { params }) => ops.subprocessors.notices.ofAccount(params.id!),
   },
   {
     method: 'post', path: '/billing/users', roles: BILLING, tag: 'billing', status: 201,
@@ -438,8 +460,19 @@ export const adminRoutes: readonly AdminRoute[] = [
   },
   {
     method: 'get', path: '/privacy/processor-dsr', roles: COMPLIANCE, tag: 'compliance',
-    summary: 'Processor-mode requests, newest first, with outcome, forward and its deadline (?outcome=forwarded|customer_not_found|no_contact|not_named&limit=)',
+    summary: 'Processor-mode requests, newest first, with outcome, forward, its deadline and close (?outcome=forwarded|customer_not_found|no_contact|not_named&overdue=true&limit=; overdue=true: open forwards past their deadline, oldest first)',
+    query: listProcessorRequestsInput,
     handler: (ops, { query }) => ops.processorMode.list(query),
+  },
+  {
+    method: 'get', path: '/privacy/processor-dsr/:id', roles: COMPLIANCE, tag: 'compliance',
+    summary: 'A processor-mode request: its answer and its forward (to whom, due, and who closed it, when and why)',
+    handler: (ops, { params }) => ops.processorMode.get(params.id!),
+  },
+  {
+    method: 'post', path: '/privacy/processor-dsr/:id/close', roles: COMPLIANCE, tag: 'compliance', body: closeForwardBody,
+    summary: 'Close a request\'s forward ({"reason"}: the customer answered, or staff handled it; who, when and why are kept); 409 if closed already or never forwarded',
+    handler: (ops, { params, body, actor }) => ops.processorMode.closeForward(params.id!, body, actor),
   },
   {
     method: 'get', path: '/privacy/dsr', roles: COMPLIANCE, tag: 'compliance',
@@ -565,6 +598,32 @@ export const adminRoutes: readonly AdminRoute[] = [
     method: 'get', path: '/privacy/register/changes', roles: COMPLIANCE, tag: 'compliance',
     summary: 'The register change log, newest first: who, why, before and after (?limit=&before=<last change id>&entityId=)', query: listChangesInput,
     handler: (ops, { query }) => ops.register.changes(query),
+  },
+  // Sub-processor changes: a new recipient or new countries, announced to accounts with a data-processing agreement.
+  {
+    method: 'get', path: '/privacy/register/subprocessor-changes', roles: COMPLIANCE, tag: 'compliance', query: listSubprocessorChangesInput,
+    summary: 'Sub-processor changes, newest first: recipient, kind, countries, notice period, effective date (?limit=&open=true: only those whose period has not ended)',
+    handler: (ops, { query }) => ops.subprocessors.changes.list(query),
+  },
+  {
+    method: 'post', path: '/privacy/register/subprocessor-changes/resume', roles: COMPLIANCE, tag: 'compliance',
+    summary: 'Start the notice workflow of every change whose period has not ended (after a failed start; a running or finished one is left as it is)',
+    handler: (ops) => ops.subprocessors.changes.resume(),
+  },
+  {
+    method: 'get', path: '/privacy/register/subprocessor-changes/:id', roles: COMPLIANCE, tag: 'compliance',
+    summary: 'One sub-processor change with how many of its notices are pending, accepted, objected and effective',
+    handler: (ops, { params }) => ops.subprocessors.changes.get(params.id!),
+  },
+  {
+    method: 'get', path: '/privacy/register/subprocessor-changes/:id/notices', roles: COMPLIANCE, tag: 'compliance', query: changeNoticesInput,
+    summary: "A change's notices by account id: status, notified, who decided and when (?limit=&after=<last account id>)",
+    handler: (ops, { params, query }) => ops.subprocessors.changes.notices(params.id!, query),
+  },
+  {
+    method: 'post', path: '/privacy/register/subprocessor-changes/:id/accounts/:accountId/decision', roles: COMPLIANCE, tag: 'compliance', body: decideInput,
+    summary: 'Record an account\'s decision on a notice for it ({"decision": "accept" | "object", "reason"}; the reason is required and kept): accept lets the recipient in now, object keeps it out',
+    handler: (ops, { params, body, actor }) => ops.subprocessors.notices.decide(params.id!, params.accountId!, body, actor),
   },
   {
     method: 'get', path: '/privacy/register/record-of-processing', roles: COMPLIANCE, tag: 'compliance', query: recordOfProcessingInput, responseType: 'text/csv',

@@ -4,7 +4,9 @@ import type { InvoicingService } from '../invoicing/invoicing.service';
 import type { SuspensionService } from '../invoicing/suspension.service';
 import type { LedgerService } from '../ledger/ledger.service';
 import type { PrivacyService } from '../privacy/privacy.service';
+import type { ProcessorModeService } from '../privacy/processorMode.service';
 import type { RegisterService } from '../register/register.service';
+import type { SubprocessorService } from '../register/subprocessor.service';
 import type { ReconciliationService } from '../reconciliation/reconciliation.service';
 import type { RetentionService } from '../retention/retention.service';
 import type { WebhooksService } from '../webhooks/webhooks.service';
@@ -25,8 +27,10 @@ export type ConsoleOperations = Pick<AccountsService, 'getAccount' | 'createKey'
     render: { pdf: (id: string) => Promise<Buffer> };
     reconciliation: ReconciliationService;
     dsr: PrivacyService;
+    processorMode?: Pick<ProcessorModeService, 'list'>;
     retention: RetentionService;
     register: RegisterService;
+    subprocessors: Pick<SubprocessorService, 'changes'>;
     webhooks: Pick<WebhooksService, 'listEndpoints' | 'listDeliveries' | 'redeliver'>;
   };
 

@@ -6,8 +6,24 @@ export async function accountExists(db: DbOrTrx, id: string): Promise<boolean> {
   return !!(await db('accounts').where({ id }).first('id'));
 }
 
+/** Sets the contact and appends the change (before and after) to its history, in one transaction; the account row is locked so changes are serial. */
 export async function upsertContact(trx: Trx, row: { account_id: string; email: string; set_by: string; reason: string; set_at: Date }) {
+  await lockAccount(trx, row.account_id);
+  const before = await trx('account_privacy_contacts').where({ account_id: row.account_id }).first('email');
   await trx('account_privacy_contacts').insert(row).onConflict('account_id').merge(['email', 'set_by', 'reason', 'set_at']);
+  await trx('account_privacy_contact_changes').insert({
+    account_id: row.account_id,
+    email_before: before?.email ?? null,
+    email_after: row.email,
+    changed_by: row.set_by,
+    reason: row.reason,
+    changed_at: row.set_at,
+  });
+}
+
+/** The contact's changes, newest first. */
+export async function contactChanges(db: DbOrTrx, accountId: string, limit: number) {
+  return db('account_privacy_contact_changes').where({ account_id: accountId }).orderBy('id', 'desc').limit(limit);
 }
 
 export async function contactOf(db: DbOrTrx, accountId: string) {
@@ -49,29 +65,51 @@ export async function insertForward(trx: Trx, row: { request_id: string; account
   await trx('processor_forwards').insert(row);
 }
 
-export async function listRequests(db: Db, opts: { outcome?: string; limit: number }) {
-  const q = db('processor_requests as r')
-    .leftJoin('processor_forwards as f', 'f.request_id', 'r.id')
-    .select('r.*', 'f.forwarded_to', 'f.forwarded_at', 'f.due_at', 'f.closed_at')
-    .orderBy('r.received_at', 'desc')
-    .limit(opts.limit);
+const REQUEST_COLUMNS = ['r.*', 'f.forwarded_to', 'f.forwarded_at', 'f.due_at', 'f.closed_at', 'f.closed_by', 'f.close_reason'];
+
+/** Newest first; `overdueAt`: only forwards due by then and not closed (their deadline order, oldest first). */
+export async function listRequests(db: Db, opts: { outcome?: string; overdueAt?: Date; limit: number }) {
+  const q = db('processor_requests as r').leftJoin('processor_forwards as f', 'f.request_id', 'r.id').select(REQUEST_COLUMNS).limit(opts.limit);
   if (opts.outcome) q.where('r.outcome', opts.outcome);
+  if (opts.overdueAt) q.whereNotNull('f.due_at').whereNull('f.closed_at').where('f.due_at', '<=', opts.overdueAt).orderBy('f.due_at', 'asc');
+  else q.orderBy('r.received_at', 'desc');
   return q;
 }
 
-/** Queued processor-mode emails not sent yet, oldest first. */
-export async function pendingEmails(db: Db, limit: number, keys?: readonly string[]) {
-  const q = db('notification_outbox')
+export async function requestById(db: DbOrTrx, id: string) {
+  return db('processor_requests as r').leftJoin('processor_forwards as f', 'f.request_id', 'r.id').where('r.id', id).first(REQUEST_COLUMNS);
+}
+
+export async function forwardForUpdate(trx: Trx, requestId: string) {
+  return trx('processor_forwards').where({ request_id: requestId }).forUpdate().first();
+}
+
+/** Closes an open forward; false when it was closed already. */
+export async function closeForward(trx: Trx, requestId: string, close: { closed_at: Date; closed_by: string; close_reason: string }): Promise<boolean> {
+  return (await trx('processor_forwards').where({ request_id: requestId }).whereNull('closed_at').update(close)) === 1;
+}
+
+/**
+ * Takes one queued processor-mode email not sent yet (oldest first), locked
+ * for the caller's transaction and skipped by any other sender meanwhile:
+ * only keys `processor:%`, never another outbox message. `keys` narrows it to
+ * those messages; `queuedBefore` to messages queued before then.
+ */
+export async function claimPendingEmail(trx: Trx, opts: { keys?: readonly string[]; queuedBefore?: Date }) {
+  const q = trx('notification_outbox')
     .whereNull('sent_at')
     .whereRaw(`idempotency_key LIKE 'processor:%'`)
     .orderBy('id')
-    .limit(limit)
-    .select(db.raw('id::text AS id'), 'idempotency_key', 'recipient', 'subject', 'body');
-  if (keys) q.whereIn('idempotency_key', keys);
-  return q;
+    .limit(1)
+    .forUpdate()
+    .skipLocked()
+    .select(trx.raw('id::text AS id'), 'idempotency_key', 'recipient', 'subject', 'body');
+  if (opts.keys) q.whereIn('idempotency_key', opts.keys);
+  if (opts.queuedBefore) q.where('created_at', '<', opts.queuedBefore);
+  return (await q)[0] as { id: string; idempotency_key: string; recipient: string; subject: string; body: string } | undefined;
 }
 
 /** Marks a message sent, its body cleared as for every outbox message. */
-export async function markEmailSent(db: Db, id: string) {
-  await db('notification_outbox').where({ id }).whereNull('sent_at').update({ sent_at: db.fn.now(), body: '' });
+export async function markEmailSent(trx: Trx, id: string) {
+  await trx('notification_outbox').where({ id }).whereNull('sent_at').update({ sent_at: trx.fn.now(), body: '' });
 }

@@ -74,3 +74,26 @@ export function normalisedName(name: string | undefined): string | undefined {
   const t = name?.trim();
   return t ? t : undefined;
 }
+
+/** Why a forward was closed or a contact changed: at most this many characters. */
+export const MAX_REASON = 500;
+
+/** C0 and C1 control characters (newlines, ESC...), by code point: a reason is one line that prints safely in a terminal. */
+export function hasControl(v: string): boolean {
+  return [...v].some((ch) => {
+    const c = ch.codePointAt(0)!;
+    return c < 0x20 || (c >= 0x7f && c <= 0x9f);
+  });
+}
+
+/** A forward is overdue when its deadline passed and staff have not closed it. */
+export function isOverdue(f: { dueAt: Date | null; closedAt: Date | null }, now: Date): boolean {
+  return !!f.dueAt && !f.closedAt && f.dueAt.getTime() <= now.getTime();
+}
+
+/**
+ * The retry path (the worker's periodic round, `mixroute privacy
+ * processor-requests send-queued`) leaves a message this long to the filing's
+ * own send, which runs right after the commit, so the two do not race for it.
+ */
+export const EMAIL_RETRY_AFTER_MS = 60_000;

@@ -34,7 +34,8 @@ ${list.length
       return html`<tr class="${cls}"><td><a href="/console/dsr/${r.id}">${r.id.slice(0, 8)}</a></td><td>${r.type}</td><td>${r.status}</td><td>${r.jurisdiction}</td><td>${r.dueDate}</td><td>${open ? (r.overdue ? html`<span class="badge bad">OVERDUE</span>` : html`${String(left)}${left <= 7 ? html` <span class="badge warn">due soon</span>` : ''}`) : '—'}</td></tr>`;
     })
   : html`<tr><td colspan="6">None.</td></tr>`}
-</tbody></table>`,
+</tbody></table>
+${await processorSection(ops)}`,
       '/console/dsr',
     );
   });
@@ -109,4 +110,29 @@ ${r.erasureEvidence.length ? table(['Category', 'Action', 'Rows'], r.erasureEvid
     res.setHeader('cache-control', 'no-store');
     res.send(zip);
   });
+}
+
+/**
+ * Read-only: the latest processor-mode requests (people who are not users,
+ * about a customer's API traffic) with their forward's state. Closing is on
+ * the admin API and the CLI (docs/privacy-requests.md).
+ */
+async function processorSection(ops: ConsoleOperations): Promise<Html> {
+  if (!ops.processorMode) return html``;
+  const rows = await ops.processorMode.list({ limit: 50 });
+  const state = (r: (typeof rows)[number]) =>
+    r.closedAt
+      ? html`closed ${r.closedAt.slice(0, 10)} <span class="muted">by ${r.closedBy ?? ''}: ${r.closeReason ?? ''}</span>`
+      : r.overdue
+        ? html`<span class="badge bad">OVERDUE</span>`
+        : r.forwardedTo
+          ? html`open`
+          : r.needsStaff
+            ? html`<span class="badge warn">needs staff</span>`
+            : html`—`;
+  return html`<table><caption>Requests about a customer's API traffic (processor mode; latest 50)</caption><thead><tr><th scope="col">Reference</th><th scope="col">Type</th><th scope="col">Received</th><th scope="col">Outcome</th><th scope="col">Customer named</th><th scope="col">Forwarded to</th><th scope="col">Due</th><th scope="col">Forward</th></tr></thead><tbody>
+${rows.length
+  ? rows.map((r) => html`<tr class="${r.overdue ? 'overdue' : ''}"><td>${r.reference}</td><td>${r.type}</td><td>${r.receivedAt.slice(0, 10)}</td><td>${r.outcome}</td><td>${r.namedCustomer ?? r.namedAccountId ?? '—'}</td><td>${r.forwardedTo ?? '—'}</td><td>${r.dueAt ? r.dueAt.slice(0, 10) : '—'}</td><td>${state(r)}</td></tr>`)
+  : html`<tr><td colspan="8">None.</td></tr>`}
+</tbody></table>`;
 }

@@ -9,7 +9,8 @@ import { judgeAttempt, upstreamStatusCode, type AttemptFailure } from './attempt
 import { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_STREAM_EVENT_BYTES, drained, memo, readLimited } from './relay';
 import type { BalanceGate } from './balanceGate';
 import { KEY_LIMIT_CODE, KEY_LIMIT_STATUS, keyLimitRefusal } from './keyLimitRefusal';
-import { REGION_POLICY_CODE, REGION_POLICY_OPENAI_TYPE, REGION_POLICY_STATUS, regionPolicyMessage, routesWithinPolicy } from './regionRefusal';
+import { REGION_POLICY_CODE, REGION_POLICY_OPENAI_TYPE, REGION_POLICY_STATUS, regionPolicyMessage } from './regionRefusal';
+import { SUBPROCESSOR_CODE, SUBPROCESSOR_OPENAI_TYPE, SUBPROCESSOR_STATUS, routesForCaller, subprocessorMessage } from './subprocessorRefusal';
 import { SUSPENDED_CODE, SUSPENDED_OPENAI_TYPE, SUSPENDED_STATUS, suspendedMessage } from './suspendedRefusal';
 import type { Meter } from './meter';
 import { sendOpenAIError } from './openaiError';
@@ -93,11 +94,16 @@ export class Forwarder {
     if (!known) {
       return this.refuse(res, meter, 404, 'invalid_request_error', `The model \`${body.model}\` does not exist or you do not have access to it.`, 'model_not_found', 'model');
     }
-    // An account with a region policy sees only the routes within it, fallbacks included (regionRefusal.ts).
-    const entry = routesWithinPolicy(known, meter.caller.regionPolicy);
-    if (!entry) {
+    // Only the routes within the account's region policy, then its data-processing agreement, fallbacks included
+    // (regionRefusal.ts, subprocessorRefusal.ts).
+    const entry = routesForCaller(known, meter.caller);
+    if (entry === REGION_POLICY_CODE) {
       meter.model = known.name;
       return this.refuse(res, meter, REGION_POLICY_STATUS, REGION_POLICY_OPENAI_TYPE, regionPolicyMessage(meter.caller.regionPolicy!, known.name), REGION_POLICY_CODE);
+    }
+    if (entry === SUBPROCESSOR_CODE) {
+      meter.model = known.name;
+      return this.refuse(res, meter, SUBPROCESSOR_STATUS, SUBPROCESSOR_OPENAI_TYPE, subprocessorMessage(known.name), SUBPROCESSOR_CODE);
     }
     // Chat for a model an Anthropic provider serves (on any of its routes) is translated per route there.
     if (endpoint === 'chat.completions' && entry.routes.some((r) => r.kind === 'anthropic')) return this.anthropic.chat(body, raw?.length ?? 0, entry, res, meter);

@@ -29,6 +29,23 @@ export interface Caller {
    * change reaches every gateway instance within the cache's TTL, with no query per request.
    */
   regionPolicy?: CallerRegionPolicy | null;
+  /**
+   * The account's data-processing agreement (subprocessorRefusal.ts): only providers with a register
+   * entry and not held back by a sub-processor notice are used. Null or absent: no agreement, no filter.
+   * Cached with the key like `regionPolicy`: a new hold, an acceptance or an objection reaches every
+   * gateway instance within the cache's TTL, with no query per request.
+   */
+  subprocessors?: CallerSubprocessors | null;
+}
+
+/** What an account's agreement holds back: provider names with a pending or objected notice. */
+export interface CallerSubprocessors {
+  held: ReadonlySet<string>;
+  /**
+   * performance.now() before the query that loaded `held`: a route whose register entry changed after
+   * it (Route.registerSince) is left alone until the key is reloaded, as its notice may be missing here.
+   */
+  loadedAt: number;
 }
 
 /** An account's region policy as the gateway holds it: a set, so each route costs a lookup per country. */

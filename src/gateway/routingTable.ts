@@ -14,6 +14,18 @@ export interface Route {
    * without one, and then the route is outside every region policy (regionRefusal.ts). Absent: none.
    */
   countries?: readonly string[];
+  /**
+   * The provider has a register entry (a recipients row). Accounts with a data-processing agreement
+   * use only such providers (subprocessorRefusal.ts). Absent: none.
+   */
+  registered?: boolean;
+  /**
+   * performance.now() before the refresh that first saw the provider's register entry as it is (or its
+   * absence): a caller whose sub-processor holds were loaded before it may not know of the notices the
+   * change brought, so an account with an agreement leaves the route alone until its key is reloaded
+   * (subprocessorRefusal.ts). Absent: 0.
+   */
+  registerSince?: number;
 }
 
 export interface PriceVersion {
@@ -40,8 +52,8 @@ export interface ModelEntry {
 
 /** The rows a refresh reads (src/gateway/routing.data.ts), as PostgreSQL returns them. */
 export interface RoutingRows {
-  models: { id: string; public_name: string; upstream_model: string; created_at: Date; provider: string; base_url: string; api_key_env: string | null; kind: Route['kind']; countries?: string[] | null }[];
-  fallbacks: { model_id: string; upstream_model: string; provider: string; base_url: string; api_key_env: string | null; kind: Route['kind']; countries?: string[] | null }[];
+  models: { id: string; public_name: string; upstream_model: string; created_at: Date; provider: string; base_url: string; api_key_env: string | null; kind: Route['kind']; countries?: string[] | null; registered?: boolean | null }[];
+  fallbacks: { model_id: string; upstream_model: string; provider: string; base_url: string; api_key_env: string | null; kind: Route['kind']; countries?: string[] | null; registered?: boolean | null }[];
   prices: {
     id: string;
     model_id: string;
@@ -66,6 +78,8 @@ export class RoutingTable {
   private loaded = false;
   /** Providers whose row names a variable of another form, already warned about. */
   private readonly badKeyEnvWarned = new Set<string>();
+  /** Per provider: its register facts (entry or none, countries) as last seen, and since when (Route.registerSince). */
+  private readonly registerSeen = new Map<string, { facts: string; since: number }>();
 
   constructor(
     private readonly loadRows: () => Promise<RoutingRows>,
@@ -112,7 +126,16 @@ export class RoutingTable {
   }
 
   async refresh(): Promise<void> {
+    // Before the query: a register change this refresh sees committed before this instant.
+    const started = performance.now();
     const { models, fallbacks, prices } = await this.loadRows();
+    const registerSince = (provider: string, registered: boolean, countries: readonly string[]): number => {
+      const facts = registered ? `entry:${countries.join(',')}` : 'none';
+      const seen = this.registerSeen.get(provider);
+      if (seen?.facts === facts) return seen.since;
+      this.registerSeen.set(provider, { facts, since: started });
+      return started;
+    };
     // A row from before the PROVIDER_*_API_KEY rule (or written around the admin API) gets no credential.
     const keyEnv = (provider: string, name: string | null): string | null => {
       if (name === null || PROVIDER_KEY_ENV.test(name)) return name;
@@ -128,7 +151,8 @@ export class RoutingTable {
       const entry: ModelEntry = {
         name: m.public_name,
         createdAt: new Date(m.created_at).getTime(),
-        routes: [{ provider: m.provider, baseUrl: m.base_url, apiKeyEnv: keyEnv(m.provider, m.api_key_env), kind: m.kind, upstreamModel: m.upstream_model, countries: m.countries ?? [] }],
+        routes: [{ provider: m.provider, baseUrl: m.base_url, apiKeyEnv: keyEnv(m.provider, m.api_key_env), kind: m.kind, upstreamModel: m.upstream_model, countries: m.countries ?? [], registered: m.registered === true,
+          registerSince: registerSince(m.provider, m.registered === true, m.countries ?? []) }],
         prices: [],
       };
       next.set(entry.name, entry);
@@ -136,7 +160,8 @@ export class RoutingTable {
     }
     for (const f of fallbacks) {
       byId.get(f.model_id)?.routes.push({
-        provider: f.provider, baseUrl: f.base_url, apiKeyEnv: keyEnv(f.provider, f.api_key_env), kind: f.kind, upstreamModel: f.upstream_model, countries: f.countries ?? [],
+        provider: f.provider, baseUrl: f.base_url, apiKeyEnv: keyEnv(f.provider, f.api_key_env), kind: f.kind, upstreamModel: f.upstream_model, countries: f.countries ?? [], registered: f.registered === true,
+        registerSince: registerSince(f.provider, f.registered === true, f.countries ?? []),
       });
     }
     for (const p of prices) {

@@ -6,7 +6,8 @@ import { judgeAttempt, type AttemptFailure } from '../attempts';
 import type { ForwarderDeps } from '../forwarder';
 import { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_STREAM_EVENT_BYTES, drained, memo, readLimited } from '../relay';
 import { KEY_LIMIT_CODE, KEY_LIMIT_STATUS, keyLimitRefusal } from '../keyLimitRefusal';
-import { REGION_POLICY_CODE, REGION_POLICY_STATUS, regionPolicyMessage, routesWithinPolicy } from '../regionRefusal';
+import { REGION_POLICY_CODE, REGION_POLICY_STATUS, regionPolicyMessage } from '../regionRefusal';
+import { SUBPROCESSOR_STATUS, routesForCaller, subprocessorMessage, type RouteRefusal } from '../subprocessorRefusal';
 import { SUSPENDED_CODE, SUSPENDED_STATUS, suspendedMessage } from '../suspendedRefusal';
 import type { Meter } from '../meter';
 import { sendOpenAIError } from '../openaiError';
@@ -95,9 +96,9 @@ export class AnthropicHandler {
     if (beta) return fail(400, beta, 'beta_not_offered');
     const known = this.deps.routing.get(body.model);
     if (!known) return fail(404, `model: ${body.model}`, 'model_not_found');
-    // Only the routes within the account's region policy, fallbacks included (regionRefusal.ts).
-    const entry = routesWithinPolicy(known, meter.caller.regionPolicy);
-    if (!entry) return this.regionRefusal(res, meter, known.name);
+    // Only the routes within the account's region policy, then its data-processing agreement, fallbacks included.
+    const entry = routesForCaller(known, meter.caller);
+    if (typeof entry === 'string') return this.routeRefusal(res, meter, known.name, entry);
     await this.run('messages', body, raw?.length ?? 0, { perChoice: body.max_tokens, choices: 1 }, entry, headers, res, meter);
   }
 
@@ -123,9 +124,9 @@ export class AnthropicHandler {
     const body = check.body;
     const known = this.deps.routing.get(body.model);
     if (!known) return fail(404, `model: ${body.model}`, 'model_not_found');
-    // Counting reaches the provider too: only routes within the account's region policy.
-    const entry = routesWithinPolicy(known, meter.caller.regionPolicy);
-    if (!entry) return this.regionRefusal(res, meter, known.name);
+    // Counting reaches the provider too: only routes within the account's region policy and agreement.
+    const entry = routesForCaller(known, meter.caller);
+    if (typeof entry === 'string') return this.routeRefusal(res, meter, known.name, entry);
     meter.model = entry.name;
     const abort = new UpstreamCancel();
     res.on('close', () => {
@@ -420,10 +421,11 @@ export class AnthropicHandler {
     return { statusCode, errorType, usage, usageEstimated: estimated, cost };
   }
 
-  /** No route within the account's region policy: refused and metered with its code, nothing forwarded. */
-  private regionRefusal(res: ServerResponse, meter: Meter, model: string): void {
+  /** No route within the account's region policy or agreement: refused and metered with its code, nothing forwarded. */
+  private routeRefusal(res: ServerResponse, meter: Meter, model: string, code: RouteRefusal): void {
     meter.model = model;
-    this.refuse('messages', res, meter, REGION_POLICY_STATUS, regionPolicyMessage(meter.caller.regionPolicy!, model), REGION_POLICY_CODE);
+    if (code === REGION_POLICY_CODE) this.refuse('messages', res, meter, REGION_POLICY_STATUS, regionPolicyMessage(meter.caller.regionPolicy!, model), code);
+    else this.refuse('messages', res, meter, SUBPROCESSOR_STATUS, subprocessorMessage(model), code);
   }
 
   /** Records, then answers in the client's API. */

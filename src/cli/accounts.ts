@@ -6,6 +6,7 @@ import { accountEventsService } from '../notifications/events.service';
 import { systemClock } from '../clock';
 import { suspensionService, type SuspensionService } from '../invoicing/suspension.service';
 import { regionPolicyService } from '../accounts/regionPolicy.service';
+import { subprocessorService } from '../register/subprocessor.service';
 
 type SuspensionStatus = Awaited<ReturnType<SuspensionService['status']>>;
 
@@ -126,6 +127,20 @@ export function registerAccounts(program: Command): void {
           ? '(none)'
           : r.items.map((e: { occurredAt: string; type: string; id: string; data: unknown }) => `${e.occurredAt}  ${e.type}  ${e.id}  ${JSON.stringify(e.data)}`).join('\n') + (r.nextPage ? `\n(more: --before ${r.nextPage.before})` : ''),
       ),
+    );
+
+  // Data-processing agreement: the account is told of, and held back from, each new sub-processor (docs/processing-register.md).
+  const agreement = accounts.command('processing-agreement').description("an account's data-processing agreement");
+  staffCommand(agreement, 'show', "show an account's data-processing agreement").argument('<accountId>', 'account id').action(async (id: string, o) =>
+    print(await withStaff((_ops, db) => subprocessorService({ db, clock: systemClock }).agreements.get(id)), !!o.json, (a) => (a ? humanize(a) : 'no data-processing agreement')),
+  );
+  staffCommand(agreement, 'set', "record or replace an account's data-processing agreement")
+    .argument('<accountId>', 'account id')
+    .requiredOption('--ref <ref>', 'the agreement reference (at most 200 characters)')
+    .requiredOption('--signed-on <date>', 'when it was signed (YYYY-MM-DD)')
+    .requiredOption('--reason <text>', 'why (3-500 characters, recorded with who and when)')
+    .action(async (id: string, o) =>
+      print(await withStaff((_ops, db) => subprocessorService({ db, clock: systemClock }).agreements.set(id, { agreementRef: o.ref, signedOn: o.signedOn, reason: o.reason }, cliActor())), !!o.json),
     );
 
   const users = program.command('users').description('people of an account');

@@ -1,14 +1,45 @@
 import type { Command } from 'commander';
 
 import { systemClock } from '../clock';
-import { registerService, type RegisterService } from '../register/register.service';
+import { registerService, type RegisterService, type SubprocessorChangeSummary } from '../register/register.service';
 import { ropaService } from '../register/ropa.service';
+import { startSubprocessorChange, subprocessorService, type SubprocessorService } from '../register/subprocessor.service';
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { cliActor, defined, print, staffCommand, UsageError, withDb } from './shared';
+import { cliActor, defined, print, staffCommand, UsageError, withDb, withTemporal } from './shared';
 
 const withRegister = <T>(fn: (svc: RegisterService) => Promise<T>): Promise<T> => withDb((db) => fn(registerService({ db, clock: systemClock })));
+
+/**
+ * A recipient change that announces a sub-processor starts its notice
+ * workflow. The register service records the change and its notices (the
+ * recipient is held back from then on) with the configured notice period;
+ * Temporal is reached only when there is a change to start, so register edits
+ * work without it. Unreachable, the command says so and `register notices
+ * resume` starts the workflow later.
+ */
+const withRecipients = (fn: (svc: RegisterService) => Promise<{ subprocessorChange?: SubprocessorChangeSummary }>) =>
+  withDb(async (db, cfg) => {
+    const noticePeriodMs = cfg.register.subprocessorNoticeS * 1000;
+    const result = await fn(registerService({ db, clock: systemClock, subprocessors: { noticePeriodMs } }));
+    const change = result.subprocessorChange;
+    if (change && !change.workflowStarted) {
+      try {
+        const c = await subprocessorService({ db, clock: systemClock }).changes.get(change.id);
+        await withTemporal((client) => startSubprocessorChange(client, cfg.temporal.taskQueue, { changeId: c.id, announcedAtMs: Date.parse(c.announcedAt), noticePeriodMs: Date.parse(c.effectiveAt) - Date.parse(c.announcedAt) }));
+        change.workflowStarted = true;
+      } catch (err) {
+        process.stderr.write(`warning: the sub-processor notice workflow did not start (${(err as Error).message}); run \`mixroute register notices resume\`\n`);
+      }
+    }
+    return result;
+  });
+
+const withSubprocessors = <T>(fn: (svc: SubprocessorService) => Promise<T>): Promise<T> => withDb((db) => fn(subprocessorService({ db, clock: systemClock })));
+
+const changeLine = (c: any) =>
+  `${c.id}  ${String(c.recipient).padEnd(24)} ${String(c.kind).padEnd(16)} ${(c.countries.join(',') || '-').padEnd(12)} effective ${c.effectiveAt}${c.endedAt ? `  ended ${c.endedAt}` : '  OPEN'}`;
 
 /** A comma-separated flag as a list ("DE, US" -> ['DE', 'US']); an empty flag is an empty list. */
 const csv = (v: string | undefined) => (v === undefined ? undefined : v.split(',').map((x) => x.trim()).filter((x) => x !== ''));
@@ -27,9 +58,20 @@ const activityFlags = (cmd: Command) =>
     .option('--data <list>', 'categories of data, comma-separated')
     .option('--systems <list>', 'systems, comma-separated')
     .option('--retention <category>', 'the retention policy category that governs it ("-" for none)')
+    .option('--recipient-kinds <list>', 'kinds of recipient it discloses data to, comma-separated (model_provider,hosting); "none" for none, "-" for not stated')
     .requiredOption('--reason <text>', 'why (3-500 characters; recorded in the change log)');
+const recipientKinds = (v: string | undefined) => (v === undefined ? undefined : v === '-' ? null : v === 'none' ? [] : csv(v));
 const activityInput = (o: any) =>
-  defined({ purpose: o.purpose, legalBasis: o.legalBasis, dataSubjectCategories: csv(o.subjects), dataCategories: csv(o.data), systems: csv(o.systems), retentionCategory: orNull(o.retention), reason: o.reason });
+  defined({
+    purpose: o.purpose,
+    legalBasis: o.legalBasis,
+    dataSubjectCategories: csv(o.subjects),
+    dataCategories: csv(o.data),
+    systems: csv(o.systems),
+    retentionCategory: orNull(o.retention),
+    recipientKinds: recipientKinds(o.recipientKinds),
+    reason: o.reason,
+  });
 
 const recipientFlags = (cmd: Command) =>
   cmd
@@ -77,10 +119,51 @@ export function registerRegister(program: Command): void {
       .requiredOption('--kind <kind>', 'model_provider, payment_processor, email_service, hosting or other')
       .option('--provider <id-or-name>', 'kind model_provider: the provider')
       .option('--name <name>', 'other kinds: the name'),
-  ).action(async (o) => print(await withRegister((svc) => svc.recipients.create(defined({ kind: o.kind, provider: o.provider, name: o.name, ...recipientFacts(o) }), cliActor())), !!o.json));
+  ).action(async (o) => print(await withRecipients((svc) => svc.recipients.create(defined({ kind: o.kind, provider: o.provider, name: o.name, ...recipientFacts(o) }), cliActor())), !!o.json));
   recipientFlags(staffCommand(recipients, 'update', 'change a recipient (only the flags given)').argument('<id>', 'recipient id').option('--name <name>', 'a new name (not for model providers)')).action(
-    async (id: string, o) => print(await withRegister((svc) => svc.recipients.update(id, defined({ name: o.name, ...recipientFacts(o) }), cliActor())), !!o.json),
+    async (id: string, o) => print(await withRecipients((svc) => svc.recipients.update(id, defined({ name: o.name, ...recipientFacts(o) }), cliActor())), !!o.json),
   );
+
+  const notices = register.command('notices').description('sub-processor changes and the notices of accounts with a data-processing agreement');
+  staffCommand(notices, 'list', 'sub-processor changes, newest first')
+    .option('--open', 'only changes whose notice period has not ended')
+    .option('--limit <n>', 'how many', '50')
+    .action(async (o) =>
+      print(await withSubprocessors((svc) => svc.changes.list(defined({ limit: o.limit, open: o.open ? 'true' : undefined }))), !!o.json, (rows) => rows.map(changeLine).join('\n') || '(no sub-processor changes)'),
+    );
+  staffCommand(notices, 'show', 'one change with its notice counts and its notices')
+    .argument('<changeId>', 'change id')
+    .option('--limit <n>', 'notices shown', '100')
+    .option('--after <accountId>', 'the last account id of the previous page of notices')
+    .action(async (id: string, o) =>
+      print(
+        await withSubprocessors(async (svc) => ({ ...(await svc.changes.get(id)), accounts: await svc.changes.notices(id, defined({ limit: o.limit, after: o.after })) })),
+        !!o.json,
+        (c) =>
+          [
+            changeLine(c),
+            `notices: ${Object.entries(c.notices).map(([k, v]) => `${k} ${v}`).join(', ')}`,
+            ...c.accounts.map((n: any) => `  ${n.accountId}  ${String(n.status).padEnd(9)} ${n.notifiedAt ? `notified ${n.notifiedAt}` : 'not notified yet'}${n.decidedBy ? `  decided by ${n.decidedBy} at ${n.decidedAt}` : ''}`),
+          ].join('\n'),
+      ),
+    );
+  staffCommand(notices, 'resume', 'start the notice workflow of every change whose period has not ended (after a failed start; idempotent)').action(async (o) =>
+    print(
+      await withDb((db, cfg) => withTemporal((client) => subprocessorService({ db, clock: systemClock, temporal: { client, taskQueue: cfg.temporal.taskQueue } }).changes.resume())),
+      !!o.json,
+      (rows) => rows.map((r: any) => `${r.changeId}  ${r.workflowId}  ${r.started ? 'started' : 'already running or finished'}`).join('\n') || '(no open changes)',
+    ),
+  );
+  staffCommand(notices, 'decide', "record an account's decision on a notice for it: accept (the recipient may get its traffic now) or object (it never does)")
+    .argument('<changeId>', 'change id')
+    .argument('<accountId>', 'account id')
+    .argument('<decision>', 'accept or object')
+    .requiredOption('--reason <text>', 'what the account said and how (3-500 characters; kept with the decision)')
+    .action(async (changeId: string, accountId: string, decision: string, o) =>
+      print(await withSubprocessors((svc) => svc.notices.decide(changeId, accountId, { decision, reason: o.reason }, cliActor())), !!o.json, (n) =>
+        `${n.changed ? 'recorded' : 'unchanged'}: ${n.accountId} ${n.status} for change ${n.changeId}${n.holding ? ' (the recipient is held back)' : ''}`,
+      ),
+    );
 
   staffCommand(register, 'completeness', 'every provider (and other recipient) whose entry is missing or lacks facts').action(async (o) =>
     print(await withRegister((svc) => svc.completeness()), !!o.json, (c) => {

@@ -7,6 +7,8 @@ import type { Logger } from '../logger';
 import { clientOpenApiDocument } from './clientOpenapi';
 import { sendOpenAIError } from './openaiError';
 import type { RateLimiter } from './rateLimit';
+import type { SubprocessorService } from '../register/subprocessor.service';
+import { subprocessorApiRouter } from './subprocessorApi';
 
 export interface AccountApiDeps {
   service: ClientApiService;
@@ -16,6 +18,8 @@ export interface AccountApiDeps {
   limiter: RateLimiter;
   rpm: number;
   logger: Logger;
+  /** /v1/subprocessor-notices for management keys (subprocessorApi.ts); absent, unknown URLs. */
+  subprocessors?: Pick<SubprocessorService, 'notices'>;
 }
 
 /**
@@ -90,6 +94,8 @@ export function accountApiRouter(deps: AccountApiDeps): express.Router {
     res.setHeader('x-has-more', String(page.has_more));
     res.type('text/csv; charset=utf-8').send(`${lines.join('\r\n')}\r\n`);
   });
+
+  if (deps.subprocessors) router.use(subprocessorApiRouter({ subprocessors: deps.subprocessors, authenticate: deps.authenticate, limiter: deps.limiter, rpm: deps.rpm }));
 
   return router;
 }

@@ -17,7 +17,7 @@ import type { KeysService } from '../accounts/keys.service';
 import { keysApiRouter } from './keysApi';
 import type { AccountEventsService } from '../notifications/events.service';
 import type { ClientApiService } from '../accounts/clientApi.service';
-import { accountApiRouter } from './accountApi';
+import { accountApiRouter, type AccountApiDeps } from './accountApi';
 import type { WebhooksService } from '../webhooks/webhooks.service';
 import { webhooksApiRouter } from './webhooksApi';
 import { Meter } from './meter';
@@ -26,6 +26,7 @@ import { sendOpenAIError } from './openaiError';
 import type { RateLimiter } from './rateLimit';
 import type { RoutingTable } from './routingTable';
 import type { SecurityEventSink } from './securityEvents';
+import { modelsForCaller } from './subprocessorRefusal';
 
 export interface GatewayAppDeps {
   logger: Logger;
@@ -57,7 +58,7 @@ export interface GatewayAppDeps {
     /** The account's alert settings for /v1/alerts (management keys). */
     accountAlerts?: Pick<AccountEventsService, 'getAlertSettings' | 'setAlertSettings'>;
     /** The client read API (/v1/key, /v1/credits, /v1/generation, /v1/activity) with its own per-key bound; absent, unknown URLs. */
-    accountApi?: { service: ClientApiService; limiter: RateLimiter; rpm: number };
+    accountApi?: { service: ClientApiService; limiter: RateLimiter; rpm: number; subprocessors?: AccountApiDeps['subprocessors'] };
     /** Webhook endpoints and delivery log for management keys (/v1/webhooks); absent, unknown URLs. */
     accountWebhooks?: WebhooksService;
   };
@@ -243,14 +244,16 @@ export function createGatewayApp(deps: GatewayAppDeps): { app: RequestListener; 
       const anthropic = req.headers['anthropic-version'] !== undefined;
       const auth = await authenticate(null, req, res, res.locals.requestId as string, anthropic ? sendAnthropicErrorLike : sendOpenAIError);
       if (!auth) return;
+      // Only models the caller's region policy and data-processing agreement leave a route of (no query).
+      const models = modelsForCaller(fw.routing.list(), auth.caller);
       if (anthropic) {
-        const data = fw.routing.list().map((m) => ({ type: 'model', id: m.name, display_name: m.name, created_at: new Date(m.createdAt).toISOString() }));
+        const data = models.map((m) => ({ type: 'model', id: m.name, display_name: m.name, created_at: new Date(m.createdAt).toISOString() }));
         res.json({ data, has_more: false, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null });
         return;
       }
       res.json({
         object: 'list',
-        data: fw.routing.list().map((m) => ({ id: m.name, object: 'model', created: Math.floor(m.createdAt / 1000), owned_by: 'mixroute' })),
+        data: models.map((m) => ({ id: m.name, object: 'model', created: Math.floor(m.createdAt / 1000), owned_by: 'mixroute' })),
       });
     });
 

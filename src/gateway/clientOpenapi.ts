@@ -12,6 +12,7 @@ import {
 } from '../accounts/clientApi.rules';
 import { ALERT_FIELDS } from './keysApi';
 import { WEBHOOK_DELIVERY_FIELDS, WEBHOOK_ENDPOINT_FIELDS } from './webhooksApi';
+import { SUBPROCESSOR_NOTICE_FIELDS } from './subprocessorApi';
 
 /**
  * The gateway's OpenAPI 3.1 document for the client account endpoints
@@ -40,6 +41,7 @@ export interface ClientEndpointDoc {
 }
 
 const WEBHOOK_ID = (what: string) => ({ name: 'id', in: 'path' as const, required: true, description: `The ${what}’s id.`, schema: { type: 'string' } });
+const CHANGE_ID = { name: 'changeId', in: 'path' as const, required: true, description: 'The change’s id (change_id).', schema: { type: 'string', format: 'uuid' } };
 const KEY_ID = { name: 'id', in: 'path' as const, required: true, description: 'The key’s id.', schema: { type: 'string' } };
 
 export const CLIENT_ENDPOINTS: ClientEndpointDoc[] = [
@@ -185,7 +187,38 @@ export const CLIENT_ENDPOINTS: ClientEndpointDoc[] = [
   },
   { method: 'get', path: '/v1/webhooks/{id}', summary: 'One endpoint of the account', parameters: [WEBHOOK_ID('endpoint')], envelope: 'data', fields: WEBHOOK_ENDPOINT_FIELDS, moreErrors: ['403'] },
   { method: 'post', path: '/v1/webhooks/{id}/disable', summary: 'Stop deliveries to an endpoint', parameters: [WEBHOOK_ID('endpoint')], envelope: 'data', fields: WEBHOOK_ENDPOINT_FIELDS, moreErrors: ['403'] },
-  { method: 'post', path: '/v1/webhooks/{id}/enable', summary: 'Resume deliveries to an endpoint', parameters: [WEBHOOK_ID('endpoint')], envelope: 'data', fields: WEBHOOK_ENDPOINT_FIELDS, moreErrors: ['403'] },
+  { method: 'post', path: '/v1/webhooks/{id}/enable', summary: 'Resume deliveries to an endpoint', parameters: [WEBHOOK_ID('endpoint')], envelope: 'data', fields: WEBHOOK_ENDPOINT_FIELDS, moreErrors: ['403'] },  // Sub-processor notices (docs/client-api.md#sub-processor-notices): management keys only.
+  {
+    method: 'get',
+    path: '/v1/subprocessor-notices',
+    summary: 'The account’s notices of new sub-processors, newest first (management key only; accounts with a data-processing agreement)',
+    envelope: 'none',
+    list: true,
+    fields: SUBPROCESSOR_NOTICE_FIELDS,
+    extra: { object: { type: 'string', enum: ['list'] } },
+    moreErrors: ['403'],
+  },
+  { method: 'get', path: '/v1/subprocessor-notices/{changeId}', summary: 'One notice of the account; another account’s is a 404', parameters: [CHANGE_ID], envelope: 'data', fields: SUBPROCESSOR_NOTICE_FIELDS, moreErrors: ['403'] },
+  {
+    method: 'post',
+    path: '/v1/subprocessor-notices/{changeId}/accept',
+    summary: 'Accept the change now: the sub-processor may receive the account’s traffic (optional body {"reason"}, 3-500 characters); `changed` is false when it was already accepted',
+    parameters: [CHANGE_ID],
+    envelope: 'data',
+    fields: SUBPROCESSOR_NOTICE_FIELDS,
+    extra: { changed: { type: 'boolean' } },
+    moreErrors: ['403', '413'],
+  },
+  {
+    method: 'post',
+    path: '/v1/subprocessor-notices/{changeId}/object',
+    summary: 'Object to the change: the sub-processor receives none of the account’s traffic, also after the notice period, until the account accepts (optional body {"reason"})',
+    parameters: [CHANGE_ID],
+    envelope: 'data',
+    fields: SUBPROCESSOR_NOTICE_FIELDS,
+    extra: { changed: { type: 'boolean' } },
+    moreErrors: ['403', '413'],
+  },
 ];
 
 function fieldSchema(f: FieldDoc): Record<string, unknown> {

@@ -25,6 +25,7 @@ import { keyHoldsService } from '../accounts/keyHolds.service';
 import { Money } from '../shared/money.rules';
 import type { Clock } from '../clock';
 import { clientApiService } from '../accounts/clientApi.service';
+import { subprocessorService } from '../register/subprocessor.service';
 import { spendable } from '../ledger/ledger.rules';
 import { keysService } from '../accounts/keys.service';
 import { webhooksService } from '../webhooks/webhooks.service';
@@ -124,6 +125,7 @@ export async function startGatewayServer(config: Config, env: Record<string, str
         }),
         limiter: new RateLimiter(),
         rpm: config.gateway.accountApiRpm,
+        subprocessors: subprocessorService({ db, clock: systemClock }),
       },
     },
   });

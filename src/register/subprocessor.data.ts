@@ -147,6 +147,14 @@ export const noticesOfAccount = (db: DbOrTrx, accountId: string, limit: number):
     .limit(limit)
     .select([...changeSelect(db), 'n.change_id', 'n.account_id', 'n.status', 'n.notified_at', 'n.decided_by', 'n.decided_at']);
 
+/** One notice of an account with its change. */
+export const noticeOfAccount = (db: DbOrTrx, changeId: string, accountId: string): Promise<(NoticeRow & SubprocessorChangeRow) | undefined> =>
+  db('subprocessor_notices as n')
+    .join('subprocessor_changes as c', 'c.id', 'n.change_id')
+    .join('recipients as r', 'r.id', 'c.recipient_id')
+    .where({ 'n.account_id': accountId, 'n.change_id': changeId })
+    .first([...changeSelect(db), 'n.change_id', 'n.account_id', 'n.status', 'n.notified_at', 'n.decided_by', 'n.decided_at']);
+
 /** A change's notices, by account id, a page at a time (`after`: the last account id of the previous page). */
 export function noticesOfChange(db: DbOrTrx, changeId: string, page: { limit: number; after?: string }): Promise<NoticeRow[]> {
   const q = db('subprocessor_notices').where({ change_id: changeId }).orderBy('account_id').limit(page.limit).select('*');

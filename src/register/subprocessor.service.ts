@@ -221,15 +221,22 @@ export function subprocessorService(deps: { db: Db; clock: Clock; temporal?: { c
         await account(accountId);
         return (await data.noticesOfAccount(db, accountId, ACCOUNT_NOTICES_MAX)).map((n) => ({ ...changeView({ ...n, id: n.change_id }), ...noticeView(n) }));
       },
+      /** One notice of the account with its change; null when there is none. */
+      async get(changeId: string, accountId: string) {
+        if (!isUuid(changeId) || !isUuid(accountId)) return null;
+        const n = await data.noticeOfAccount(db, changeId, accountId);
+        return n ? { ...changeView({ ...n, id: n.change_id }), ...noticeView(n) } : null;
+      },
       /**
        * Accept (the recipient may receive the account's traffic now) or
        * object (it never does, until the account accepts). `actor` is
-       * `account:{keyId}` for the account's own decision, `staff:{id}` for
-       * staff recording one (with a reason).
+       * `account:{keyId}` for the account's own decision; anyone else
+       * (`staff:{id}`, `cli:{user}`) records the account's decision with the
+       * reason it gave.
        */
       async decide(changeId: string, accountId: string, raw: unknown, actor: string) {
         const input = validate(decideInput, raw);
-        if (actor.startsWith('staff:') && !input.reason) {
+        if (!actor.startsWith('account:') && !input.reason) {
           throw new ValidationError('invalid input: reason: staff record a decision with the reason the account gave', [{ field: 'reason', message: 'required when staff record a decision' }]);
         }
         if (!isUuid(changeId) || !isUuid(accountId)) throw new NotFoundError(`no notice of change ${changeId} for account ${accountId}`);

@@ -5,16 +5,19 @@ import { COMPLIANCE, type PageKit } from './kit';
 /**
  * The processing register, read-only: processing activities, recipients with
  * a flag on each entry that lacks facts (and on each provider with no entry
- * at all), and the newest changes. Changes are made with the admin API or
+ * at all), the newest sub-processor changes with their notice counts, and
+ * the newest changes. Changes are made with the admin API or
  * `mixroute register` (docs/processing-register.md).
  */
 export function registerPages({ get, send }: PageKit, ops: ConsoleOperations): void {
   get('/console/register', COMPLIANCE, async (req, res, s) => {
-    const [activities, recipients, completeness, changes] = await Promise.all([
+    const [activities, recipients, completeness, changes, subprocessorChanges] = await Promise.all([
       ops.register.activities.list(),
       ops.register.recipients.list(),
       ops.register.completeness(),
       ops.register.changes({ limit: 20 }),
+      // The newest sub-processor changes, each with its notice counts (ten reads of a grouped count).
+      ops.subprocessors.changes.list({ limit: 10 }).then((list) => Promise.all(list.map((c) => ops.subprocessors.changes.get(c.id)))),
     ]);
     const incomplete = completeness.providers.filter((p) => p.missing.length > 0);
     send(
@@ -53,6 +56,21 @@ ${table(
     html`${a.retentionCategory ?? ''}`,
   ]),
   'Processing activities',
+)}
+${table(
+  ['Announced', 'Recipient', 'Change', 'Countries', 'Effective', 'Pending', 'Accepted', 'Objected', 'Effective notices'],
+  subprocessorChanges.map((c) => [
+    html`${c.announcedAt}`,
+    html`${c.recipient}`,
+    html`${c.kind === 'recipient_added' ? 'new sub-processor' : 'new countries'}`,
+    html`${c.countries.join(', ')}`,
+    html`${c.effectiveAt}${c.endedAt ? '' : ' (notice period running)'}`,
+    html`${String(c.notices.pending)}`,
+    html`${String(c.notices.accepted)}`,
+    html`${String(c.notices.objected)}`,
+    html`${String(c.notices.effective)}`,
+  ]),
+  'Sub-processor changes',
 )}
 ${table(
   ['When', 'Who', 'What', 'Why'],

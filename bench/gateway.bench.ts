@@ -42,6 +42,27 @@ import { dropDatabase, ensureDatabase } from '../src/db/database';
 import { createDb, type Db } from '../src/db/knex';
 import { postEntry } from '../src/ledger/ledger.data';
 import { migrateLatest } from '../src/db/migrate';
+
+/**
+ * The bench account limited to the EEA (its providers process in DE) and under a
+ * data-processing agreement with `held` other providers held back by pending
+ * notices: the cached caller then carries a hold set that large.
+ */
+async function callerPolicy(db: Db, accountId: string, served: string[], held: number): Promise<void> {
+  await db.raw(`INSERT INTO recipients (name, kind, provider_id, role, countries)
+                SELECT 'recipient ' || name, 'model_provider', id, 'sub_processor', ARRAY['DE'] FROM providers WHERE name = ANY(?)`, [served]);
+  await db('account_region_policies').insert({ account_id: accountId, allowed_countries: ['DE', 'FR', 'IE'], label: 'EEA' });
+  await db('account_processing_agreements').insert({ account_id: accountId, agreement_ref: 'DPA-bench', signed_on: '2026-01-01', set_by: 'bench', reason: 'benchmark' });
+  await db.raw(
+    `WITH p AS (INSERT INTO providers (name, base_url, api_key_env) SELECT 'held-' || g, 'http://127.0.0.1:9/v1', 'PROVIDER_HELD_API_KEY' FROM generate_series(1, ?) g RETURNING id, name),
+          r AS (INSERT INTO recipients (name, kind, provider_id, role, countries) SELECT 'recipient ' || name, 'model_provider', id, 'sub_processor', ARRAY['DE'] FROM p RETURNING id),
+          c AS (INSERT INTO register_changes (entity_type, entity_id, action, actor, reason) SELECT 'recipient', id, 'created', 'bench', 'benchmark' FROM r RETURNING id, entity_id),
+          s AS (INSERT INTO subprocessor_changes (register_change_id, recipient_id, kind, countries, notice_period_ms, announced_at, effective_at)
+                SELECT id, entity_id, 'recipient_added', ARRAY['DE'], 86400000, now(), now() + interval '1 day' FROM c RETURNING id)
+     INSERT INTO subprocessor_notices (change_id, account_id) SELECT id, ? FROM s`,
+    [held, accountId],
+  );
+}
 import { accountsService } from '../src/accounts/accounts.service';
 import { findTemporalCli, startDevServer, type DevServer } from '../src/temporal/devServer';
 import { freePort } from '../src/util/ports';
@@ -218,6 +239,10 @@ async function main(): Promise<number> {
     const key = await ops.createKey({ accountId: account.id, userId: user.id, name: 'bench', rateLimitRpm: 1_000_000 });
     // BENCH_KEY_SPEND_LIMIT: the key gets a daily spend limit this large, so the balance gate checks it (issue 22).
     if (process.env.BENCH_KEY_SPEND_LIMIT) await db('api_keys').where({ id: key.id }).update({ spend_limit: process.env.BENCH_KEY_SPEND_LIMIT, limit_window: 'daily' });
+    // BENCH_CALLER_POLICY=1 (issue 25): the account has an EEA region policy and a data-processing agreement
+    // with BENCH_HELD_PROVIDERS (default 1,000) other providers held back from it, so every request runs
+    // both route filters against a large hold set; compare with a run without it.
+    if (process.env.BENCH_CALLER_POLICY === '1') await callerPolicy(db, account.id, [provider, anthropicProvider], Number(process.env.BENCH_HELD_PROVIDERS ?? 1000));
 
     const gatewayPort = await freePort();
     const metricsPort = await freePort();

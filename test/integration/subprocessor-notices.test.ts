@@ -14,6 +14,9 @@ import { webhooksService } from '../../src/webhooks/webhooks.service';
 import type { SubprocessorChangeResult } from '../../workflows/messages';
 import { testConfig, testDb } from '../helpers/env';
 import { testActivities, workflowBundle } from '../helpers/worker';
+import { eventually } from '../helpers/eventually';
+import { startFakeUpstream } from '../helpers/fakeUpstream';
+import { createCustomer, startTestGateway, UPSTREAM_KEY, UPSTREAM_KEY_ENV } from '../helpers/gateway';
 
 /**
  * Sub-processor changes with a real worker, Temporal and PostgreSQL
@@ -185,4 +188,48 @@ describe('a new sub-processor', () => {
     );
     expect(r.subprocessorChange).toBeUndefined();
   });
+
+  it('at the gateway: an agreement account reaches the new provider only once its notice period has run', async () => {
+    const up = await startFakeUpstream({ apiKey: UPSTREAM_KEY });
+    const gw = await startTestGateway({}, config, { [UPSTREAM_KEY_ENV]: UPSTREAM_KEY });
+    try {
+      const c = await createCustomer(db, up.url);
+      await subprocessors.agreements.set(c.accountId, { agreementRef: 'DPA-gw', signedOn: '2026-02-01', reason: 'signed with the order form' }, 'staff:test');
+      const chat = async () => {
+        const res = await fetch(`${gw.url}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${c.key}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ model: c.model, max_tokens: 5, messages: [{ role: 'user', content: 'hello' }] }),
+        });
+        return { status: res.status, body: (await res.json()) as { error?: { code?: string } } };
+      };
+      // No register entry yet: not an agreed sub-processor (once the routing table has the model).
+      await eventually(async () => expect((await chat()).body.error?.code).toBe('subprocessor_not_approved'), { timeoutMs: 20_000, intervalMs: 200, message: 'the routing table to have the model' });
+
+      const created = await register(5_000).recipients.create(entry(c.provider, ['US']), 'staff:compliance');
+      const done = client.workflow.getHandle(workflowIds.subprocessorChange(created.subprocessorChange!.id)).result();
+      let ended = false;
+      void done.then(() => (ended = true));
+      // Until the workflow has ended the period, every request is refused and nothing reaches the provider.
+      let refused = 0;
+      while (!ended) {
+        const r = await chat();
+        expect(r.status).toBe(403);
+        expect(r.body.error?.code).toBe('subprocessor_not_approved');
+        refused++;
+      }
+      expect(refused).toBeGreaterThan(0);
+      expect(up.requests).toHaveLength(0);
+      // Then, within the key cache's TTL, it is.
+      await eventually(async () => expect((await chat()).status).toBe(200), { timeoutMs: 20_000, intervalMs: 200, message: 'the provider to be reached after the period' });
+      expect(up.requests.length).toBeGreaterThan(0);
+      expect(await usageError(c.accountId)).toContain('subprocessor_not_approved');
+    } finally {
+      await gw.stop();
+      await up.close();
+    }
+  });
 });
+
+const usageError = async (accountId: string): Promise<string[]> =>
+  (await db('usage_events').where({ account_id: accountId }).whereNotNull('error_type').distinct('error_type')).map((r) => r.error_type as string);

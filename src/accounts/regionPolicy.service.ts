@@ -3,6 +3,7 @@ import type { Db } from '../db/knex';
 import { ConflictError, NotFoundError, ValidationError } from '../errors';
 import { isCountryCode, NAMED_REGIONS } from '../register/register.rules';
 import { validate } from '../shared/validate';
+import { hasControl } from '../shared/text.rules';
 import {
   accountStatus,
   clearRegionPolicy,
@@ -28,13 +29,6 @@ import {
 export const MAX_POLICY_COUNTRIES = 60;
 /** The database's bound on a label (account_region_policies.label). */
 const MAX_LABEL = 40;
-
-/** C0 and C1 control characters, by code point. */
-const hasControl = (v: string) =>
-  [...v].some((ch) => {
-    const c = ch.codePointAt(0)!;
-    return c < 0x20 || (c >= 0x7f && c <= 0x9f);
-  });
 
 const reason = z
   .string({ error: 'reason must say why' })

@@ -4,6 +4,7 @@ import type { Db } from '../db/knex';
 import { ConflictError, NotFoundError } from '../errors';
 import { validate } from '../shared/validate';
 import { accountStatus, openSuspension, reinstateAccount, suspendAccount, suspensionsOf, type SuspensionRow } from './suspension.data';
+import { hasControl } from '../shared/text.rules';
 
 /**
  * Suspension by billing staff (docs/collections.md#suspension): suspend an
@@ -15,13 +16,6 @@ import { accountStatus, openSuspension, reinstateAccount, suspendAccount, suspen
  * transaction (suspension.data.ts). The gateway refuses the account's model
  * calls within its key cache's TTL of the change.
  */
-
-/** C0 and C1 control characters (newlines, ESC...), by code point. */
-const hasControl = (v: string) =>
-  [...v].some((ch) => {
-    const c = ch.codePointAt(0)!;
-    return c < 0x20 || (c >= 0x7f && c <= 0x9f);
-  });
 
 /** Why: 3-500 characters of one line of text (no control characters, so it prints safely in a terminal). */
 export const suspensionReason = z

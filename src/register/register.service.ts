@@ -4,6 +4,7 @@ import type { Db } from '../db/knex';
 import { ConflictError, NotFoundError, ValidationError } from '../errors';
 import { pageLimit } from '../staff/schemas';
 import { validate } from '../shared/validate';
+import { oneLine } from '../shared/text.rules';
 import * as data from './register.data';
 import type { Client } from '@temporalio/client';
 import { recordSubprocessorChange, startSubprocessorChange } from './subprocessor.service';
@@ -19,19 +20,7 @@ import { LEGAL_BASES, RECIPIENT_KINDS, RECIPIENT_ROLES, TRANSFER_MECHANISMS, isC
  * flags: each provider whose entry is missing or lacks facts.
  */
 
-// Control characters (newlines, ESC...) would let a value forge lines in a terminal or a log.
-const hasControl = (v: string) =>
-  [...v].some((ch) => {
-    const c = ch.codePointAt(0)!;
-    return c < 0x20 || (c >= 0x7f && c <= 0x9f);
-  });
-const line = (field: string, min: number, max: number) =>
-  z
-    .string({ error: `${field} must be text` })
-    .trim()
-    .min(min, `${field} must be at least ${min} characters`)
-    .max(max, `${field} must be at most ${max} characters`)
-    .refine((v) => !hasControl(v), `${field} must be one line of text without control characters`);
+const line = oneLine;
 const list = (field: string, max: number) =>
   z
     .array(line(field, 1, 100), { error: `${field} must be a list of text` })

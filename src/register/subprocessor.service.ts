@@ -6,6 +6,7 @@ import { ConflictError, NotFoundError, ValidationError } from '../errors';
 import { recordAccountEvents } from '../notifications/events.data';
 import { eventEmail, eventEmailKey } from '../notifications/events.rules';
 import { validate } from '../shared/validate';
+import { oneLine } from '../shared/text.rules';
 import { pageLimit } from '../staff/schemas';
 import { workflowIds } from '../temporal/conventions';
 import type { SubprocessorChangeInput } from '../../workflows/messages';
@@ -31,18 +32,7 @@ const ANNOUNCE_PAGE = 500;
 /** Notices an account's list shows at most. */
 const ACCOUNT_NOTICES_MAX = 200;
 
-const hasControl = (v: string) =>
-  [...v].some((ch) => {
-    const c = ch.codePointAt(0)!;
-    return c < 0x20 || (c >= 0x7f && c <= 0x9f);
-  });
-const line = (field: string, min: number, max: number) =>
-  z
-    .string({ error: `${field} must be text` })
-    .trim()
-    .min(min, `${field} must be at least ${min} characters`)
-    .max(max, `${field} must be at most ${max} characters`)
-    .refine((v) => !hasControl(v), `${field} must be one line of text without control characters`);
+const line = oneLine;
 
 const uuid = (field: string) => z.uuid({ error: `${field} must be an id (UUID)` });
 

@@ -11,6 +11,7 @@ import { EMAIL_RETRY_AFTER_MS } from '../../src/privacy/processorMode.rules';
 import { staffService } from '../../src/staff/staff.service';
 import { runCli, runCliJson } from '../helpers/cli';
 import { dsrAdminServer, mailbox, uniqueEmail, type DsrAdmin } from '../helpers/dsrStack';
+import { signedInStaff } from '../helpers/staffConsole';
 import { eventually } from '../helpers/eventually';
 import { testConfig, testDb, testEnv } from '../helpers/env';
 
@@ -213,26 +214,7 @@ describe('the CLI', () => {
 
 describe('the staff console', () => {
   it('lists processor-mode requests with their forward state on the rights requests page, markup shown as text', async () => {
-    const password = 'correct horse battery staple';
-    const email = `compliance-${randomUUID().slice(0, 8)}@mixroute.example`;
-    await staffService({ db }).createUser({ email, name: 'Staff compliance', role: 'compliance', password });
-    const jar = new Map<string, string>();
-    const request = async (method: 'GET' | 'POST', p: string, form?: Record<string, string>) => {
-      const res = await fetch(admin.url + p, {
-        method,
-        redirect: 'manual',
-        headers: { ...(jar.size ? { cookie: [...jar].map(([k, v]) => `${k}=${v}`).join('; ') } : {}), ...(form ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },
-        body: form ? new URLSearchParams(form).toString() : undefined,
-      });
-      for (const c of res.headers.getSetCookie()) {
-        const [name, ...value] = c.split(';')[0]!.split('=');
-        jar.set(name!.trim(), value.join('='));
-      }
-      return { status: res.status, body: await res.text() };
-    };
-    const login = await request('GET', '/console/login');
-    const csrf = /name="_csrf" value="([^"]*)"/.exec(login.body)?.[1] ?? '';
-    expect((await request('POST', '/console/login', { _csrf: csrf, next: '/console', email, password })).status).toBe(303);
+    const { request } = await signedInStaff(db, admin.url, 'compliance');
 
     const c = await customerWithContact();
     const closed = (await asCompliance('POST', '/privacy/processor-dsr', { type: 'access', email: uniqueEmail('shown'), customerAccountId: c.id })).body as { id: string; reference: string };

@@ -5,6 +5,7 @@ import { createAdminApp } from '../../src/admin/app';
 import { systemClock } from '../../src/clock';
 import { staffService } from '../../src/staff/staff.service';
 import { runCli, runCliJson } from '../helpers/cli';
+import { signedInStaff } from '../helpers/staffConsole';
 import { silentLogger, testConfig, testDb, testEnv } from '../helpers/env';
 import { serve } from '../helpers/servers';
 
@@ -153,29 +154,7 @@ describe('register: recipients and completeness', () => {
 });
 
 describe('register: the console', () => {
-  const PASSWORD = 'a long enough passphrase';
-  async function signedIn(role: 'compliance' | 'billing') {
-    const email = `${role}-${randomUUID().slice(0, 8)}@mixroute.example`;
-    await staffService({ db }).createUser({ email, name: `Reg ${role}`, role, password: PASSWORD });
-    const jar = new Map<string, string>();
-    const request = async (method: 'GET' | 'POST', path: string, form?: Record<string, string>) => {
-      const res = await fetch(admin + path, {
-        method,
-        redirect: 'manual',
-        headers: { ...(jar.size ? { cookie: [...jar].map(([k, v]) => `${k}=${v}`).join('; ') } : {}), ...(form ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },
-        body: form ? new URLSearchParams(form).toString() : undefined,
-      });
-      for (const c of res.headers.getSetCookie()) {
-        const [name, ...value] = c.split(';')[0]!.split('=');
-        jar.set(name!.trim(), value.join('='));
-      }
-      return { status: res.status, body: await res.text() };
-    };
-    const form = await request('GET', '/console/login');
-    const csrf = /name="_csrf" value="([^"]*)"/.exec(form.body)?.[1] ?? '';
-    expect((await request('POST', '/console/login', { _csrf: csrf, next: '/console', email, password: PASSWORD })).status).toBe(303);
-    return (path: string) => request('GET', path);
-  }
+  const signedIn = async (role: 'compliance' | 'billing') => (await signedInStaff(db, admin, role)).get;
 
   it('flags each provider that lacks an entry or facts on the Register page, for compliance staff only', async () => {
     const get = await signedIn('compliance');

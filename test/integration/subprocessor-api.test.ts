@@ -7,6 +7,7 @@ import { systemClock } from '../../src/clock';
 import { staffService } from '../../src/staff/staff.service';
 import type { StaffRole } from '../../src/staff/staff.rules';
 import { runCli, runCliJson } from '../helpers/cli';
+import { signedInStaff } from '../helpers/staffConsole';
 import { silentLogger, testConfig, testDb, testEnv } from '../helpers/env';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fakeUpstream';
 import { createCustomer, startTestGateway, UPSTREAM_KEY, type Customer } from '../helpers/gateway';
@@ -311,26 +312,7 @@ describe('CLI', () => {
 
 describe('console', () => {
   it('lists sub-processor changes with their notice counts on the Register page', async () => {
-    const PASSWORD = 'a long enough passphrase';
-    const email = `sp-${tag}@mixroute.example`;
-    await staffService({ db }).createUser({ email, name: 'Sub Processor', role: 'compliance', password: PASSWORD });
-    const jar = new Map<string, string>();
-    const request = async (method: 'GET' | 'POST', path: string, form?: Record<string, string>) => {
-      const res = await fetch(admin + path, {
-        method,
-        redirect: 'manual',
-        headers: { ...(jar.size ? { cookie: [...jar].map(([k, v]) => `${k}=${v}`).join('; ') } : {}), ...(form ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },
-        body: form ? new URLSearchParams(form).toString() : undefined,
-      });
-      for (const ck of res.headers.getSetCookie()) {
-        const [name, ...value] = ck.split(';')[0]!.split('=');
-        jar.set(name!.trim(), value.join('='));
-      }
-      return { status: res.status, body: await res.text() };
-    };
-    const form = await request('GET', '/console/login');
-    const csrf = /name="_csrf" value="([^"]*)"/.exec(form.body)?.[1] ?? '';
-    expect((await request('POST', '/console/login', { _csrf: csrf, next: '/console', email, password: PASSWORD })).status).toBe(303);
+    const { request } = await signedInStaff(db, admin, 'compliance');
 
     const page = await request('GET', '/console/register');
     expect(page.status).toBe(200);

@@ -3,7 +3,7 @@ import type { Db } from '../db/knex';
 import { ConflictError, NotFoundError, ValidationError } from '../errors';
 import { isCountryCode, NAMED_REGIONS } from '../register/register.rules';
 import { validate } from '../shared/validate';
-import { hasControl } from '../shared/text.rules';
+import { hasControl } from '../shared/text';
 import {
   accountStatus,
   clearRegionPolicy,

@@ -4,7 +4,7 @@ import type { Db } from '../db/knex';
 import { ConflictError, NotFoundError } from '../errors';
 import { validate } from '../shared/validate';
 import { accountStatus, openSuspension, reinstateAccount, suspendAccount, suspensionsOf, type SuspensionRow } from './suspension.data';
-import { hasControl } from '../shared/text.rules';
+import { hasControl } from '../shared/text';
 
 /**
  * Suspension by billing staff (docs/collections.md#suspension): suspend an

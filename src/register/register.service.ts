@@ -4,7 +4,7 @@ import type { Db } from '../db/knex';
 import { ConflictError, NotFoundError, ValidationError } from '../errors';
 import { pageLimit } from '../staff/schemas';
 import { validate } from '../shared/validate';
-import { oneLine } from '../shared/text.rules';
+import { oneLine } from '../shared/text';
 import * as data from './register.data';
 import type { Client } from '@temporalio/client';
 import { recordSubprocessorChange, startSubprocessorChange } from './subprocessor.service';

@@ -6,7 +6,7 @@ import { ConflictError, NotFoundError, ValidationError } from '../errors';
 import { recordAccountEvents } from '../notifications/events.data';
 import { eventEmail, eventEmailKey } from '../notifications/events.rules';
 import { validate } from '../shared/validate';
-import { oneLine } from '../shared/text.rules';
+import { oneLine } from '../shared/text';
 import { pageLimit } from '../staff/schemas';
 import { workflowIds } from '../temporal/conventions';
 import type { SubprocessorChangeInput } from '../../workflows/messages';

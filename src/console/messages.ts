@@ -38,6 +38,13 @@ const MESSAGES = {
   dunning_not_paused: { kind: 'ok', text: 'Dunning was not paused: nothing changed.' },
   account_reinstated: { kind: 'ok', text: 'Account reinstated; the gateway accepts its requests again within seconds.' },
   account_not_suspended: { kind: 'ok', text: 'The account was not suspended: nothing changed.' },
+  register_activity_added: { kind: 'ok', text: 'Processing activity added; the change is in the log below.' },
+  register_activity_changed: { kind: 'ok', text: 'Processing activity changed; the change is in the log below.' },
+  register_recipient_added: { kind: 'ok', text: 'Recipient added; the change is in the log below.' },
+  register_recipient_changed: { kind: 'ok', text: 'Recipient changed; the change is in the log below.' },
+  register_subprocessor_announced: { kind: 'ok', text: 'Saved. This is a sub-processor change: accounts with a data-processing agreement are told, and it gets none of their traffic until the notice period ends or they accept.' },
+  register_notice_decided: { kind: 'ok', text: "The account's decision is recorded." },
+  register_notice_unchanged: { kind: 'ok', text: 'The notice already had this decision: nothing changed.' },
 } as const satisfies Record<string, { kind: 'ok' | 'error'; text: string }>;
 
 export type MessageCode = keyof typeof MESSAGES;

@@ -30,7 +30,7 @@ export type ConsoleOperations = Pick<AccountsService, 'getAccount' | 'createKey'
     processorMode?: Pick<ProcessorModeService, 'list'>;
     retention: RetentionService;
     register: RegisterService;
-    subprocessors: Pick<SubprocessorService, 'changes'>;
+    subprocessors: Pick<SubprocessorService, 'changes' | 'notices'>;
     webhooks: Pick<WebhooksService, 'listEndpoints' | 'listDeliveries' | 'redeliver'>;
   };
 

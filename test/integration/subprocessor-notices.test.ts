@@ -206,20 +206,23 @@ describe('a new sub-processor', () => {
       // No register entry yet: not an agreed sub-processor (once the routing table has the model).
       await eventually(async () => expect((await chat()).body.error?.code).toBe('subprocessor_not_approved'), { timeoutMs: 20_000, intervalMs: 200, message: 'the routing table to have the model' });
 
-      const created = await register(5_000).recipients.create(entry(c.provider, ['US']), 'staff:compliance');
-      const done = client.workflow.getHandle(workflowIds.subprocessorChange(created.subprocessorChange!.id)).result();
-      let ended = false;
-      void done.then(() => (ended = true));
-      // Until the workflow has ended the period, every request is refused and nothing reaches the provider.
+      const created = await register(8_000).recipients.create(entry(c.provider, ['US']), 'staff:compliance');
+      const changeId = created.subprocessorChange!.id;
+      // While the notice is pending from before a request was sent until after its answer came, the request is
+      // refused and nothing reaches the provider; the loop ends once the workflow has ended the period.
       let refused = 0;
-      while (!ended) {
+      for (;;) {
+        if ((await notice(changeId, c.accountId))?.status !== 'pending') break;
+        const reached = up.requests.length;
         const r = await chat();
+        if ((await notice(changeId, c.accountId))?.status !== 'pending') break;
+        expect(up.requests.length).toBe(reached);
         expect(r.status).toBe(403);
         expect(r.body.error?.code).toBe('subprocessor_not_approved');
         refused++;
       }
+      expect((await notice(changeId, c.accountId))?.status).toBe('effective');
       expect(refused).toBeGreaterThan(0);
-      expect(up.requests).toHaveLength(0);
       // Then, within the key cache's TTL, it is.
       await eventually(async () => expect((await chat()).status).toBe(200), { timeoutMs: 20_000, intervalMs: 200, message: 'the provider to be reached after the period' });
       expect(up.requests.length).toBeGreaterThan(0);

@@ -142,6 +142,9 @@ export const configSchema = z.object({
   SUBPROCESSOR_NOTICE_S: z.coerce.number().int().min(0).max(365 * 86_400).default(30 * 86_400),
   DUNNING_PAUSE_RECHECK_MS: z.coerce.number().int().min(1_000).max(86_400_000).default(3_600_000),
   STRIPE_SECRET_KEY: optionalString,
+  // Top-ups through hosted checkout (docs/ledger.md#hosted-checkout): bounds in the account's currency.
+  CHECKOUT_MIN_AMOUNT: z.string().regex(/^\d{1,9}(\.\d{1,2})?$/, 'a decimal amount, e.g. 5 or 5.00').default('5'),
+  CHECKOUT_MAX_AMOUNT: z.string().regex(/^\d{1,9}(\.\d{1,2})?$/, 'a decimal amount, e.g. 10000').default('10000'),
   // The payment provider's API; only for a local stand-in in tests and development (the official client's default otherwise).
   STRIPE_API_URL: z
     .string()
@@ -314,6 +317,8 @@ export interface Config {
     /** When the daily run over the previous UTC day starts (UTC). */
     readonly dailyAt: { readonly hour: number; readonly minute: number };
   };
+  /** Hosted checkout (top-ups, invoices): amount bounds, and the console's public base URL its return addresses are built on. */
+  readonly checkout: { readonly minAmount: string; readonly maxAmount: string; readonly publicBaseUrl: string };
   readonly dsr: {
     readonly packageKey: string | undefined;
     readonly verificationWaitS: number;
@@ -481,6 +486,7 @@ export function loadConfig(env: Env = process.env): Config {
       paymentGraceS: e.RECONCILE_PAYMENT_GRACE_S,
       dailyAt: Object.freeze({ hour: Number(e.RECONCILE_DAILY_AT.slice(0, 2)), minute: Number(e.RECONCILE_DAILY_AT.slice(3)) }),
     }),
+    checkout: Object.freeze({ minAmount: e.CHECKOUT_MIN_AMOUNT, maxAmount: e.CHECKOUT_MAX_AMOUNT, publicBaseUrl: (e.PUBLIC_BASE_URL ?? `http://${e.HOST}:${e.ADMIN_PORT}`).replace(/\/$/, '') }),
     dsr: Object.freeze({
       packageKey: e.DSR_PACKAGE_KEY,
       verificationWaitS: e.DSR_VERIFICATION_WAIT_S,

@@ -9,6 +9,8 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import { workflowIds } from '../temporal/conventions';
 import { awaitTopUp, startTopUpWorkflow, type LedgerService, type PaymentReversalEvent } from '../ledger/ledger.service';
 import type { InvoicePayments } from '../invoicing/payments.service';
+import type { TopUpCheckoutService } from '../ledger/checkout.service';
+import { sessionEventOf } from '../ledger/checkout.rules';
 import { sendProblem } from './problem';
 
 /**
@@ -34,11 +36,19 @@ import { sendProblem } from './problem';
  * must name a finalized or void postpaid invoice of the account in its
  * `account_id`, in the invoice's currency; anything else is rejected like a
  * malformed delivery (400 and a security event), and nothing is written.
+ *
+ * Hosted checkout (docs/ledger.md#hosted-checkout): a payment whose metadata
+ * names a `checkout_id` must match the checkout we opened (its account,
+ * invoice and currency), or it is rejected like a malformed one.
+ * `checkout.session.completed` / `.expired` update the recorded session
+ * once; one whose account is not the session's is rejected.
  */
 export interface WebhookDeps {
   ledger: Pick<LedgerService, 'applyPaymentReversal' | 'recordWebhookRejection'>;
   /** Payments that name an invoice. */
   invoicePayments: Pick<InvoicePayments, 'applyProviderPayment'>;
+  /** Hosted checkout sessions; absent, checkout events are acknowledged and ignored. */
+  checkout?: Pick<TopUpCheckoutService, 'applySessionEvent' | 'checkPayment'>;
   logger: Logger;
   secret: string | undefined;
   toleranceS: number;
@@ -87,11 +97,17 @@ export function paymentWebhookRouter(deps: WebhookDeps): Router {
       }
       return answerReversal(deps, res, event.type, reversal);
     }
+    if ((event.type === 'checkout.session.completed' || event.type === 'checkout.session.expired') && deps.checkout) {
+      return answerCheckoutSession(deps.checkout, deps, res, event, (reason, detail) => reject(req, res, reason, detail));
+    }
     if (event.type !== 'payment_intent.succeeded') {
       res.json({ received: true, ignored: event.type });
       return;
     }
     const intent = event.data.object as Stripe.PaymentIntent;
+    const checkoutRefusal = await checkoutVerdict(deps, res, intent);
+    if (checkoutRefusal === 'answered') return;
+    if (checkoutRefusal) return reject(req, res, checkoutRefusal.reason, checkoutRefusal.detail);
     if (intent.metadata && typeof intent.metadata === 'object' && 'invoice_id' in intent.metadata) {
       return answerInvoicePayment(deps, res, event, intent, (reason, detail) => reject(req, res, reason, detail));
     }
@@ -143,6 +159,57 @@ export function paymentWebhookRouter(deps: WebhookDeps): Router {
     }
   });
   return router;
+}
+
+/**
+ * A payment naming a checkout is the one it was opened for. 'answered': a
+ * 503 was sent (the provider delivers again); a refusal to reject; null to go on.
+ */
+async function checkoutVerdict(deps: WebhookDeps, res: express.Response, intent: Stripe.PaymentIntent): Promise<'answered' | { reason: string; detail: string } | null> {
+  const metadata = intent.metadata && typeof intent.metadata === 'object' ? intent.metadata : {};
+  if (!('checkout_id' in metadata) || !deps.checkout) return null;
+  const checkoutId = metadata.checkout_id;
+  const accountId = metadata.account_id;
+  const invoiceId = 'invoice_id' in metadata ? metadata.invoice_id : null;
+  if (typeof checkoutId !== 'string' || !UUID.test(checkoutId) || typeof accountId !== 'string' || !UUID.test(accountId) || typeof intent.currency !== 'string') {
+    return { reason: 'malformed', detail: 'the payment names a checkout but has no valid checkout_id, account_id or currency' };
+  }
+  let verdict;
+  try {
+    verdict = await deps.checkout.checkPayment({ checkoutId, paymentIntentId: idOf(intent.id), accountId, invoiceId: typeof invoiceId === 'string' ? invoiceId : null, currency: intent.currency });
+  } catch (err) {
+    deps.logger.error({ errCode: (err as { code?: string }).code, checkoutId }, 'checkout of a payment not checked');
+    sendProblem(res, 503, 'dependency_unavailable', 'the payment could not be checked; the provider will retry');
+    return 'answered';
+  }
+  if (verdict === 'ok') return null;
+  deps.logger.warn({ paymentId: idOf(intent.id), checkoutId, verdict }, 'payment naming a checkout does not match it: not credited');
+  return { reason: `checkout_${verdict}`, detail: `the payment does not match the checkout it names (${verdict.replace('_', ' ')})` };
+}
+
+/** A signed checkout.session.completed / .expired: the recorded session's status, once; another account's metadata is rejected. */
+async function answerCheckoutSession(
+  checkout: NonNullable<WebhookDeps['checkout']>,
+  deps: WebhookDeps,
+  res: express.Response,
+  event: Stripe.Event,
+  reject: (reason: string, detail: string) => Promise<void>,
+): Promise<void> {
+  const e = sessionEventOf(event.type, event.data.object);
+  if (!e) return reject('malformed', 'the checkout session has no valid id');
+  let outcome;
+  try {
+    outcome = await checkout.applySessionEvent(e);
+  } catch (err) {
+    deps.logger.error({ errCode: (err as { code?: string }).code, sessionId: e.sessionId }, 'checkout session event not recorded');
+    sendProblem(res, 503, 'dependency_unavailable', 'the checkout session could not be recorded; the provider will retry');
+    return;
+  }
+  if (outcome.status === 'mismatch') {
+    deps.logger.warn({ sessionId: e.sessionId, checkoutId: outcome.checkoutId }, 'checkout session event does not match the session we opened');
+    return reject('checkout_account_mismatch', "the checkout session's metadata does not name the account it was opened for");
+  }
+  res.json({ received: true, type: event.type, sessionId: e.sessionId, ...outcome });
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

@@ -35,6 +35,8 @@ import * as m20261205000200 from './20261205000200_processor_mode';
 import * as m20261205000300 from './20261205000300_subprocessor_notices';
 import * as m20261205000400 from './20261205000400_processor_forward_close';
 import * as m20261205000500 from './20261205000500_activity_recipient_kinds';
+import * as m20261205000600 from './20261205000600_customer_console';
+import * as m20261205000700 from './20261205000700_checkout_sessions';
 
 /**
  * Every migration, in order, imported statically. knex's directory loader would
@@ -80,4 +82,6 @@ export const migrations: ReadonlyArray<readonly [name: string, migration: Knex.M
   ['20261205000300_subprocessor_notices.ts', m20261205000300],
   ['20261205000400_processor_forward_close.ts', m20261205000400],
   ['20261205000500_activity_recipient_kinds.ts', m20261205000500],
+  ['20261205000600_customer_console.ts', m20261205000600],
+  ['20261205000700_checkout_sessions.ts', m20261205000700],
 ];

@@ -14,6 +14,7 @@ import { registerRetention } from './cli/retention';
 import { registerRouting } from './cli/routing';
 import { registerSettlement } from './cli/settlement';
 import { registerStaffTokens, registerStaffUsers } from './cli/staff';
+import { registerUserPasswords } from './cli/users';
 import { registerSystem } from './cli/system';
 import { registerTemporal } from './cli/temporal';
 import { registerWebhooks } from './cli/webhooks';
@@ -39,6 +40,7 @@ const program = new Command('mixroute')
 registerSystem(program);
 registerTemporal(program);
 registerAccounts(program);
+registerUserPasswords(program);
 registerRouting(program);
 registerStaffTokens(program);
 registerLedger(program);

@@ -9,6 +9,7 @@ import type { Logger } from '../logger';
 import { accountsService } from '../accounts/accounts.service';
 import { requireRoles, type StaffPrincipal } from './auth';
 import { ledgerService } from '../ledger/ledger.service';
+import { topUpCheckoutService } from '../ledger/checkout.service';
 import type { Config } from '../config';
 import type { Client } from '@temporalio/client';
 import { paymentWebhookRouter } from './webhooks';
@@ -21,6 +22,8 @@ import { privacyService } from '../privacy/privacy.service';
 import { retentionService } from '../retention/retention.service';
 import { publicPrivacyRouter } from './publicPrivacy';
 import { consoleRouter } from '../console/app';
+import { customerConsoleRouter } from '../customerConsole/app';
+import { customerConsoleService } from '../customerConsole/customerConsole.service';
 import { staffService } from '../staff/staff.service';
 import { renderInvoiceHtml, renderInvoicePdf } from '../invoicing/render';
 import { accountEventsService } from '../notifications/events.service';
@@ -107,6 +110,7 @@ export function createAdminApp(deps: AdminAppDeps): Express {
     paymentWebhookRouter({
       ledger,
       invoicePayments: invoicing.payments,
+      checkout: topUpCheckoutService({ db: deps.db, config: deps.config }),
       logger: deps.logger,
       secret: deps.billing.webhookSecret,
       toleranceS: deps.billing.webhookToleranceS,
@@ -115,6 +119,7 @@ export function createAdminApp(deps: AdminAppDeps): Express {
   );
   app.use(publicPrivacyRouter({ dsr: ops.dsr, processorMode: ops.processorMode, rpm: deps.config.dsr.intakeRpm, trustedProxies: deps.config.gateway.trustedProxies }));
   app.use(consoleRouter({ db: deps.db, ops, temporal: deps.temporal, logger: deps.logger, trustedProxies: deps.config.gateway.trustedProxies }));
+  app.use(customerConsoleRouter({ service: customerConsoleService({ db: deps.db, clock: deps.clock, ledger }), logger: deps.logger, trustedProxies: deps.config.gateway.trustedProxies }));
   // Bodies are parsed per route and only after the role check, so a client
   // without a valid token cannot make the server read (up to 20 MB of) a body.
   const parsers: Record<'json' | 'csv' | 'none', RequestHandler[]> = {

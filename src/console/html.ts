@@ -33,14 +33,15 @@ export interface NavItem {
   label: string;
 }
 
-export function page(opts: { title: string; role: string | null; actor?: string; csrf?: string; nav: NavItem[]; current?: string; flash?: { kind: 'ok' | 'error'; text: string } | null }, body: Html): Html {
+/** brand and signOut default to the staff console's; the customer console (src/customerConsole) passes its own. */
+export function page(opts: { title: string; role: string | null; actor?: string; csrf?: string; nav: NavItem[]; current?: string; flash?: { kind: 'ok' | 'error'; text: string } | null; brand?: string; signOut?: string }, body: Html): Html {
   return html`<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="htmx-config" content='{"includeIndicatorStyles": false, "allowScriptTags": false}'>
-<title>${opts.title} · MixRoute console</title>
+<title>${opts.title} · ${opts.brand ?? 'MixRoute console'}</title>
 <link rel="stylesheet" href="/console/assets/console.css">
 <script src="/console/assets/htmx.min.js" defer></script>
 <script src="/console/assets/console.js" defer></script>
@@ -48,10 +49,10 @@ export function page(opts: { title: string; role: string | null; actor?: string;
 <body${opts.csrf ? raw(` hx-headers='${escape(JSON.stringify({ 'x-csrf-token': opts.csrf }))}'`) : ''}>
 <a class="skip" href="#main">Skip to content</a>
 <header>
-  <strong>MixRoute console</strong>
+  <strong>${opts.brand ?? 'MixRoute console'}</strong>
   ${opts.role
     ? html`<nav aria-label="Main"><ul>${opts.nav.map((n) => html`<li><a href="${n.href}"${n.href === opts.current ? raw(' aria-current="page"') : ''}>${n.label}</a></li>`)}</ul></nav>
-  <form method="post" action="/console/logout" class="signout"><input type="hidden" name="_csrf" value="${opts.csrf ?? ''}"><span>${opts.actor} (${opts.role})</span> <button type="submit">Sign out</button></form>`
+  <form method="post" action="${opts.signOut ?? '/console/logout'}" class="signout"><input type="hidden" name="_csrf" value="${opts.csrf ?? ''}"><span>${opts.actor} (${opts.role})</span> <button type="submit">Sign out</button></form>`
     : ''}
 </header>
 <main id="main">

@@ -6,6 +6,7 @@ import type { Db } from '../db/knex';
 import { ledgerService } from '../ledger/ledger.service';
 import { accountsService } from '../accounts/accounts.service';
 import { staffService } from '../staff/staff.service';
+import { customerConsoleService } from '../customerConsole/customerConsole.service';
 import {
   activeKeyPrefix,
   countAccountsAndProviders,
@@ -78,6 +79,8 @@ export interface DemoAccount {
   staffEmail: string;
   /** Only when created by this call: shown once. */
   staffPassword?: string;
+  /** The demo user's customer console (/app) password, only when set by this call: shown once. */
+  customerPassword?: string;
 }
 
 /** The account with its grant, a key and a console sign-in. Needs a worker for the grant (topUp workflow). */
@@ -113,8 +116,14 @@ export async function ensureDemoAccount(db: Db, config: Config, client: Client):
       staffPassword = randomBytes(12).toString('base64url');
       await staffService({ db }).createUser({ email: DEMO_EMAIL, name: 'Demo Admin', role: 'admin', password: staffPassword });
     }
+    let customerPassword: string | undefined;
+    const customers = customerConsoleService({ db });
+    if (!(await customers.hasPassword(userId))) {
+      customerPassword = randomBytes(12).toString('base64url');
+      await customers.setPassword(userId, customerPassword);
+    }
     const balance = await ledger.balance({ accountId, limit: 1 });
     const account = await ops.getAccount({ id: accountId });
-    return { accountId, accountName: account.name, balance: balance.balanceRounded, currency: balance.currency, apiKey, keyPrefix, staffEmail: DEMO_EMAIL, staffPassword };
+    return { accountId, accountName: account.name, balance: balance.balanceRounded, currency: balance.currency, apiKey, keyPrefix, staffEmail: DEMO_EMAIL, staffPassword, customerPassword };
   });
 }

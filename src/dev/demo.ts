@@ -63,6 +63,9 @@ export async function prepareDevDemo(config: Config, logger: Logger, print: (lin
         const consoleUrl = `http://${config.host}:${config.adminPort}/console`;
         if (a.staffPassword) print(`  console      ${consoleUrl}   sign in as ${a.staffEmail} / ${a.staffPassword}   (shown once)`);
         else print(`  console      ${consoleUrl}   sign in as ${a.staffEmail} (password shown on the first run)`);
+        const appUrl = `http://${config.host}:${config.adminPort}/app`;
+        if (a.customerPassword) print(`  customer app ${appUrl}   sign in as ${a.staffEmail} / ${a.customerPassword}   (shown once)`);
+        else print(`  customer app ${appUrl}   sign in as ${a.staffEmail} (password shown on the first run)`);
         print('  try it:');
         print(`    curl -s ${gateway}/v1/chat/completions -H "Authorization: Bearer ${key}" \\`);
         print(`      -H 'Content-Type: application/json' -d '{"model":"demo-gpt","messages":[{"role":"user","content":"Hello!"}]}'`);

@@ -8,7 +8,7 @@ document.addEventListener('DOMContentLoaded', () => {
   s.onload = () => {
     for (const c of canvases) {
       const data = JSON.parse(c.getAttribute('data-chart'));
-      new Chart(c, { type: 'bar', data, options: { animation: false, responsive: true, scales: { x: { stacked: true }, y: { stacked: true, title: { display: true, text: 'tokens' } } } } });
+      new Chart(c, { type: 'bar', data, options: { animation: false, responsive: true, scales: { x: { stacked: true }, y: { stacked: true, title: { display: true, text: c.getAttribute('data-chart-unit') || 'tokens' } } } } });
     }
   };
   document.head.appendChild(s);

@@ -1,0 +1,52 @@
+import express, { Router } from 'express';
+import helmet from 'helmet';
+import type { Logger } from '../logger';
+import type { CustomerConsoleService } from './customerConsole.service';
+import { customerPageKit } from './pages/kit';
+import { overviewPages } from './pages/overview';
+import { securityPages } from './pages/security';
+import { customerSignInPages, type CustomerSignInOptions } from './pages/signIn';
+import { loadCustomerSession } from './session';
+
+/**
+ * The customer console at /app: server-rendered pages for the users of an
+ * account, with the staff console's layout, assets (/console/assets), sign-in
+ * form protection and security headers. The account every page shows is the
+ * session's. The admin app builds the service and mounts this router.
+ */
+export interface CustomerConsoleDeps extends CustomerSignInOptions {
+  service: CustomerConsoleService;
+  logger: Logger;
+}
+
+export function customerConsoleRouter(deps: CustomerConsoleDeps): Router {
+  const router = Router();
+  // The staff console's policy (src/console/app.ts): scripts, styles and forms from this origin only.
+  router.use(
+    '/app',
+    helmet({
+      contentSecurityPolicy: {
+        useDefaults: false,
+        directives: {
+          defaultSrc: ["'self'"],
+          scriptSrc: ["'self'"],
+          styleSrc: ["'self'"],
+          imgSrc: ["'self'", 'data:'],
+          connectSrc: ["'self'"],
+          formAction: ["'self'"],
+          frameAncestors: ["'none'"],
+          baseUri: ["'none'"],
+          objectSrc: ["'none'"],
+        },
+      },
+      strictTransportSecurity: false, // set by the TLS terminator in production
+    }),
+  );
+  router.use('/app', express.urlencoded({ extended: false, limit: '64kb' }), loadCustomerSession(deps.service));
+
+  const kit = customerPageKit(router, deps.logger);
+  customerSignInPages(kit, deps.service, deps);
+  overviewPages(kit, deps.service);
+  securityPages(kit, deps.service);
+  return router;
+}

@@ -1,0 +1,99 @@
+import type { Request, Response, Router } from 'express';
+import { html, page, type Html, type NavItem } from '../../console/html';
+import { AppError } from '../../errors';
+import type { Logger } from '../../logger';
+import type { CustomerSession } from '../customerConsole.service';
+import { csrfOk } from '../session';
+
+/**
+ * What every customer console page is built with: the layout of the staff
+ * console (src/console/html.ts, with this console's name and sign-out), the
+ * navigation, fixed flash messages, and get/post wrappers that check the
+ * session and (for POST) its CSRF token, and turn errors into a page. A
+ * handler gets the session: the account it shows is the session's, never
+ * one named by the request.
+ */
+export const BRAND = 'MixRoute';
+const SIGN_OUT = '/app/logout';
+
+const NAV: NavItem[] = [
+  { href: '/app', label: 'Overview' },
+  { href: '/app/security', label: 'Where you are signed in' },
+];
+
+/** Flash messages by code (?msg=<code>): a link cannot make a page say what its author likes. */
+const MESSAGES = {
+  signed_out: { kind: 'ok', text: 'Signed out.' },
+  signed_out_everywhere: { kind: 'ok', text: 'Signed out everywhere: every session of yours has ended, this one too.' },
+  signin_failed: { kind: 'error', text: 'Sign-in failed: check the email and password.' },
+  signin_throttled: { kind: 'error', text: 'Too many sign-in attempts. Wait a few minutes, then try again.' },
+  signin_form_expired: { kind: 'error', text: 'The sign-in form expired or did not come from this site: sign in again.' },
+} as const satisfies Record<string, { kind: 'ok' | 'error'; text: string }>;
+export type CustomerMessage = keyof typeof MESSAGES;
+export type Flash = { kind: 'ok' | 'error'; text: string };
+
+export const flashFrom = (req: Request): Flash | null => {
+  const code = req.query.msg;
+  return typeof code === 'string' && Object.hasOwn(MESSAGES, code) ? MESSAGES[code as CustomerMessage] : null;
+};
+export const message = (code: CustomerMessage): Flash => MESSAGES[code];
+export const back = (res: Response, to: string, code: CustomerMessage) => res.redirect(303, `${to}${to.includes('?') ? '&' : '?'}msg=${code}`);
+export const body = (req: Request) => (req.body ?? {}) as Record<string, unknown>;
+
+export type Handler = (req: Request, res: Response, s: CustomerSession) => Promise<void>;
+
+export interface CustomerPageKit {
+  router: Router;
+  get(p: string, h: Handler): void;
+  /** POST: session and CSRF token checked; the handler redirects (post/redirect/get). */
+  post(p: string, h: Handler): void;
+  send(res: Response, s: CustomerSession, req: Request, title: string, body: Html, current?: string): void;
+  /** A page for someone not signed in (the sign-in page). */
+  sendPublic(res: Response, status: number, title: string, body: Html, flash: Flash | null): void;
+}
+
+export function customerPageKit(router: Router, logger: Logger): CustomerPageKit {
+  const layout = (s: CustomerSession, title: string, flash: Flash | null, content: Html, current?: string) =>
+    page({ title, role: s.role, actor: `${s.name} · ${s.accountName}`, csrf: s.csrf, nav: NAV, current, flash, brand: BRAND, signOut: SIGN_OUT }, content).value;
+  const errorText = (err: unknown) => (err instanceof AppError ? err.message : 'Something went wrong; please try again later.');
+  const noStore = (res: Response) => res.setHeader('cache-control', 'no-store');
+
+  return {
+    router,
+    send: (res, s, req, title, content, current) => {
+      noStore(res);
+      res.type('html').send(layout(s, title, flashFrom(req), content, current));
+    },
+    sendPublic: (res, status, title, content, flash) => {
+      noStore(res);
+      res.status(status).type('html').send(page({ title, role: null, nav: [], flash, brand: BRAND }, content).value);
+    },
+    get: (p, h) =>
+      void router.get(p, async (req, res) => {
+        const s = res.locals.customer as CustomerSession | undefined;
+        if (!s) return res.redirect(303, '/app/login');
+        try {
+          await h(req, res, s);
+        } catch (err) {
+          if (!(err instanceof AppError)) logger.error({ errType: (err as Error)?.name, path: req.path }, 'customer console page failed');
+          noStore(res);
+          res.status(err instanceof AppError ? err.status : 500).type('html').send(layout(s, 'Error', null, html`<p role="alert">${errorText(err)}</p>`));
+        }
+      }),
+    post: (p, h) =>
+      void router.post(p, async (req, res) => {
+        const s = res.locals.customer as CustomerSession | undefined;
+        if (!s) return res.redirect(303, '/app/login');
+        if (!csrfOk(s, (req.body as Record<string, unknown> | undefined)?._csrf ?? req.get('x-csrf-token'))) {
+          return res.status(403).type('text').send('invalid or missing CSRF token: reload the page');
+        }
+        try {
+          await h(req, res, s);
+        } catch (err) {
+          if (!(err instanceof AppError)) logger.error({ errType: (err as Error)?.name, path: req.path }, 'customer console action failed');
+          noStore(res);
+          res.status(err instanceof AppError ? err.status : 500).type('html').send(layout(s, 'Not done', { kind: 'error', text: errorText(err) }, html`<p><a href="/app">Back</a></p>`));
+        }
+      }),
+  };
+}

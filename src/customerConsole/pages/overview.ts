@@ -1,4 +1,5 @@
 import { html, table } from '../../console/html';
+import { formatMoney, Money } from '../../shared/money.rules';
 import type { CustomerConsoleService } from '../customerConsole.service';
 import type { CustomerPageKit } from './kit';
 
@@ -6,6 +7,9 @@ import type { CustomerPageKit } from './kit';
 export function overviewPages({ get, send }: CustomerPageKit, service: CustomerConsoleService): void {
   get('/app', async (req, res, s) => {
     const o = await service.overview(s);
+    // People read amounts rounded to the currency's minor unit, with fixed digits ("86.40 USD").
+    const money = (v: string) => formatMoney(new Money(v), o.currency);
+    const digits = (v: string) => money(v).split(' ')[0]!;
     const days = [...new Set(o.daily.map((u) => u.day))];
     const models = [...new Set(o.daily.map((u) => u.model))];
     const chart = {
@@ -19,17 +23,17 @@ export function overviewPages({ get, send }: CustomerPageKit, service: CustomerC
       'Overview',
       html`<div class="grid">
   <section aria-labelledby="acct"><h2 id="acct">${o.name}</h2>
-    <p class="figure" id="balance">${o.balance} ${o.currency}</p>
-    <p>Balance · spendable now: <span id="spendable">${o.spendable}</span> ${o.currency} · held for requests in flight: ${o.held}</p>
+    <p class="figure" id="balance">${money(o.balance)}</p>
+    <p>Balance · spendable now: <span id="spendable">${digits(o.spendable)}</span> ${o.currency} · held for requests in flight: ${digits(o.held)}</p>
     <p class="muted">${o.plan} plan · ${o.status}</p></section>
   <section aria-labelledby="spend"><h2 id="spend">Spend</h2>
-    <p>This month: <span id="spend-this-month">${o.spendThisMonth}</span> ${o.currency}</p>
-    <p>Last month: <span id="spend-last-month">${o.spendLastMonth}</span> ${o.currency}</p>
+    <p>This month: <span id="spend-this-month">${digits(o.spendThisMonth)}</span> ${o.currency}</p>
+    <p>Last month: <span id="spend-last-month">${digits(o.spendLastMonth)}</span> ${o.currency}</p>
     <p class="muted">Settled usage, by UTC month; a request shows up within a minute of its answer.</p></section>
 </div>
 <section aria-labelledby="daily"><h2 id="daily">Daily spend by model, last 30 days</h2>
   <canvas id="spend-chart" role="img" aria-label="Spend per day and model" data-chart-unit="${o.currency}" data-chart="${JSON.stringify(chart)}"></canvas>
-  ${table(['Day', 'Model', 'Requests', `Cost (${o.currency})`], o.daily.map((u) => [html`${u.day}`, html`${u.model || '(none)'}`, html`${String(u.requests)}`, html`${u.cost}`]), 'Spend by day and model')}
+  ${table(['Day', 'Model', 'Requests', `Cost (${o.currency})`], o.daily.map((u) => [html`${u.day}`, html`${u.model || '(none)'}`, html`${String(u.requests)}`, html`${digits(u.cost)}`]), 'Spend by day and model')}
 </section>`,
       '/app',
     );

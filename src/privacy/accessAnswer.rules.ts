@@ -87,6 +87,7 @@ export const HELD_CATEGORIES: Record<string, { label: string; source: 'you' | 'y
   api_keys: { label: 'API key metadata (never the key)', source: 'your_account', retention: null },
   usage_metadata: { label: 'API request metadata (time, model, provider, tokens, cost, IP address, user agent)', source: 'our_systems', retention: 'usage_events' },
   login_records: { label: 'sign-in records', source: 'our_systems', retention: 'login_records' },
+  customer_sessions: { label: 'customer console sessions (created, expiry, sign-out, browser, coarse IP address prefix)', source: 'our_systems', retention: 'login_records' },
   consents: { label: 'consent records', source: 'you', retention: null },
   security_events: { label: 'security events (rate limits, refused requests)', source: 'our_systems', retention: 'security_events' },
   payments: { label: 'payments', source: 'our_systems', retention: 'payments' },

@@ -54,6 +54,8 @@ export async function collectSubjectData(db: Db, subject: Subject, emailHashValu
   );
   if (opts.portable) return out;
   out.login_records = clean(await db('login_records').whereIn('user_id', userIds).select('at', 'source_ip', 'user_agent', 'success'));
+  // Customer console sign-ins: never the session id's hash or its CSRF token.
+  out.customer_sessions = clean(await db('customer_sessions').whereIn('user_id', userIds).orderBy('created_at').select('created_at', 'expires_at', 'revoked_at', 'user_agent', 'ip_prefix'));
   out.consents = clean(await db('consent_records').whereIn('user_id', userIds).orderBy('id').select('user_id', 'purpose', 'granted', 'source', 'at'));
   const keyIds = (out.api_keys ?? []).map((k) => k.id as string);
   out.security_events = clean(
@@ -103,6 +105,8 @@ export async function eraseSubject(trx: Trx, requestId: string, subject: Subject
     rows: n(await trx('api_keys').whereIn('user_id', userIds).whereNull('revoked_at').update({ revoked_at: trx.fn.now() })),
   });
   counts.push({ category: 'login_records', action: 'erased', rows: n(await trx('login_records').whereIn('user_id', userIds).delete()) });
+  // Deleting the customer console sessions also signs the user out everywhere.
+  counts.push({ category: 'customer_sessions', action: 'erased', rows: n(await trx('customer_sessions').whereIn('user_id', userIds).delete()) });
   counts.push({ category: 'consent_records', action: 'erased', rows: n(await trx('consent_records').whereIn('user_id', userIds).delete()) });
   counts.push({
     category: 'usage_metadata',
@@ -120,7 +124,7 @@ export async function eraseSubject(trx: Trx, requestId: string, subject: Subject
     action: 'pseudonymized',
     rows: n(
       await trx.raw(
-        `UPDATE users SET name = 'erased', email = 'erased-' || id || '@erased.invalid', phone = NULL, job_title = NULL,
+        `UPDATE users SET name = 'erased', email = 'erased-' || id || '@erased.invalid', phone = NULL, job_title = NULL, password_hash = NULL,
                 marketing_consent = false, processing_restricted = true, erased_at = now(), updated_at = now()
           WHERE id = ANY(?::uuid[])`,
         [userIds],

@@ -167,8 +167,10 @@ export async function expireRows(ctx: ExpiryContext, policy: Policy, cutoff: Dat
       out.keptHold = await data.heldSecurityEvents(db, cutoff);
       break;
     case 'login_records':
+      // The category covers the customer console's sessions too (same period and basis).
       out.expiredRows = await deleteInBatches(ctx, (limit) => data.deleteLoginRecordsBatch(db, cutoff, limit));
-      out.keptHold = await data.heldLoginRecords(db, cutoff);
+      out.expiredRows += await deleteInBatches(ctx, (limit) => data.deleteCustomerSessionsBatch(db, cutoff, limit));
+      out.keptHold = (await data.heldLoginRecords(db, cutoff)) + (await data.heldCustomerSessions(db, cutoff));
       break;
     case 'notification_outbox':
       out.expiredRows = await deleteInBatches(ctx, (limit) => data.deleteSentNotificationsBatch(db, cutoff, limit));

@@ -219,6 +219,13 @@ export const deleteLoginRecordsBatch = (db: Db, cutoff: Date, limit: number) =>
 export const heldLoginRecords = (db: Db, cutoff: Date) =>
   countOf(db, `SELECT count(*)::bigint AS n FROM login_records WHERE at < ? AND user_id IN (SELECT id FROM users WHERE account_id IN (${HELD}))`, [cutoff]);
 
+/** Customer console sessions expire with the sign-in records: counted from their expiry, or their sign-out if earlier. */
+const SESSION_ENDED = `LEAST(expires_at, revoked_at) < ?`; // LEAST ignores a null revoked_at
+export const deleteCustomerSessionsBatch = (db: Db, cutoff: Date, limit: number) =>
+  deleteBatch(db, 'customer_sessions', 'id_hash', `${SESSION_ENDED} AND account_id NOT IN (${HELD})`, [cutoff], limit);
+export const heldCustomerSessions = (db: Db, cutoff: Date) =>
+  countOf(db, `SELECT count(*)::bigint AS n FROM customer_sessions WHERE ${SESSION_ENDED} AND account_id IN (${HELD})`, [cutoff]);
+
 export const deleteSentNotificationsBatch = (db: Db, cutoff: Date, limit: number) => deleteBatch(db, 'notification_outbox', 'id', `sent_at IS NOT NULL AND created_at < ?`, [cutoff], limit);
 
 /** A package goes at its link's expiry or at the policy's age, whichever is first; the row stays as the record that it existed. */

@@ -97,6 +97,11 @@ async function person(): Promise<Person> {
     })),
   );
   await db('login_records').insert({ user_id: user.id, source_ip: '203.0.113.8', user_agent: `browser-${tag}`, success: true });
+  await db('users').where({ id: user.id }).update({ password_hash: `$2b$10$hash-${tag}` });
+  await db('customer_sessions').insert({
+    id_hash: `sess-hash-${tag}`, user_id: user.id, account_id: account.id, csrf_token: `csrf-${tag}`,
+    expires_at: new Date(Date.now() + 3_600_000), user_agent: `console-browser-${tag}`, ip_prefix: '203.0.113.0/24',
+  });
   await db('consent_records').insert({ user_id: user.id, purpose: 'marketing', granted: true, source: 'console' });
   await db('users').where({ id: user.id }).update({ marketing_consent: true });
   await db('security_events').insert({ kind: 'rate_limited', reason: 'rpm_1', account_id: account.id, api_key_id: key.id, request_id: `req-dsr-${tag}-x`, source_ip: '203.0.113.9', user_agent: `agent-${tag}`, source: 'gateway' });
@@ -159,12 +164,14 @@ describe('data-subject requests: each right and its effect on the data', () => {
         expect(first.type).toBe('application/zip');
         const files = unzipSync(new Uint8Array(first.body as Buffer));
         const doc = JSON.parse(strFromU8(files['data.json']!));
-        for (const category of ['users', 'accounts', 'api_keys', 'usage_metadata', 'login_records', 'consents', 'security_events', 'payments', 'ledger_entries', 'invoices', 'rights_requests']) {
+        for (const category of ['users', 'accounts', 'api_keys', 'usage_metadata', 'login_records', 'customer_sessions', 'consents', 'security_events', 'payments', 'ledger_entries', 'invoices', 'rights_requests']) {
           expect(doc.data[category]?.length, category).toBeGreaterThan(0);
           expect(files[`${category}.csv`], `${category}.csv`).toBeDefined();
         }
         expect(doc.data.users[0]).toMatchObject({ email: p.email, phone: '+49 30 1234567' });
         expect(JSON.stringify(doc.data.api_keys)).not.toMatch(/key_hash/);
+        expect(doc.data.customer_sessions).toEqual([{ created_at: expect.any(String), expires_at: expect.any(String), revoked_at: null, user_agent: expect.stringMatching(/^console-browser-/), ip_prefix: '203.0.113.0/24' }]);
+        expect(Object.values(files).map((f) => strFromU8(f)).join('\n')).not.toMatch(/sess-hash-|csrf-/);
         expect(doc.payloadContent).toMatchObject({ retained: false, providers: [p.provider] });
 
         expect((await admin.call('GET', link.pathname + link.search, undefined, false)).status).toBe(200);
@@ -248,16 +255,17 @@ describe('data-subject requests: each right and its effect on the data', () => {
     expect(await tablesContaining(p.email)).toEqual(['invoices']);
     expect(await db('api_keys').where({ id: p.keyId }).whereNull('revoked_at')).toEqual([]);
     expect(await db('login_records').where({ user_id: p.userId })).toEqual([]);
+    expect(await db('customer_sessions').where({ user_id: p.userId })).toEqual([]);
     const events = await db('usage_events').where({ user_id: p.userId });
     expect(events.length).toBe(2);
     expect(events.every((e) => e.source_ip === null && e.user_agent === null)).toBe(true);
-    expect(await db('users').where({ id: p.userId }).first()).toMatchObject({ name: 'erased', phone: null, job_title: null, processing_restricted: true });
+    expect(await db('users').where({ id: p.userId }).first()).toMatchObject({ name: 'erased', phone: null, job_title: null, password_hash: null, processing_restricted: true });
     expect(await db('accounts').where({ id: p.accountId }).first()).toMatchObject({ billing_email: null, processing_restricted: true });
     const request = await db('dsr_requests').where({ subject_email_hash: (await import('../../src/privacy/privacy.data')).emailHash(p.email) }).first();
     expect(request.subject_email).toBeNull();
     expect(request.response.retained.map((r: { category: string }) => r.category)).toEqual(['invoices', 'payments', 'ledger_entries', 'tax_data']);
     const evidence = await db('erasure_evidence').where({ request_id: request.id });
-    expect(evidence).toEqual(expect.arrayContaining([expect.objectContaining({ category: 'login_records', action: 'erased', rows: 1 }), expect.objectContaining({ category: 'usage_metadata', action: 'stripped', rows: 2 })]));
+    expect(evidence).toEqual(expect.arrayContaining([expect.objectContaining({ category: 'login_records', action: 'erased', rows: 1 }), expect.objectContaining({ category: 'customer_sessions', action: 'erased', rows: 1 }), expect.objectContaining({ category: 'usage_metadata', action: 'stripped', rows: 2 })]));
     expect(JSON.stringify(evidence)).not.toContain(p.email);
     // What was kept is remembered per account, for the retention schedule to finish when the period ends.
     const kept = await db('dsr_kept_records').where({ request_id: request.id }).select('account_id', 'category', 'erased_at');

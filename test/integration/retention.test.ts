@@ -120,6 +120,18 @@ beforeAll(async () => {
     { user_id: heldUser.id, at: new Date(now - 200 * DAY), success: true },
     { user_id: user.id, at: new Date(now - 1 * DAY), success: true },
   ]);
+  // Customer console sessions go with the sign-in records, counted from their expiry or sign-out.
+  const session = (id: string, accountId: string, userId: string, created: number, expires: number, revoked: number | null) => ({
+    id_hash: id, user_id: userId, account_id: accountId, csrf_token: `csrf-${id}`, created_at: new Date(now - created * DAY),
+    expires_at: new Date(now - expires * DAY), revoked_at: revoked === null ? null : new Date(now - revoked * DAY), user_agent: 'Firefox', ip_prefix: '198.51.100.0/24',
+  });
+  await db('customer_sessions').insert([
+    session('sess-expired-old', accounts.billed, user.id, 201, 200, null),
+    session('sess-revoked-old', accounts.billed, user.id, 200, 100, 190),
+    session('sess-expired-held', accounts.held, heldUser.id, 201, 200, null),
+    session('sess-expired-recent', accounts.billed, user.id, 2, 1, null),
+    session('sess-revoked-recent', accounts.billed, user.id, 11, -1, 10),
+  ]);
   await db('notification_outbox').insert({ idempotency_key: 'old-mail', recipient: 'ann@example.com', subject: 's', body: 'b', created_at: new Date(now - 100 * DAY), sent_at: new Date(now - 100 * DAY) });
   const [closed] = await db('dsr_requests')
     .insert({
@@ -171,6 +183,7 @@ describe('metadata expiry', () => {
 
       expect((await db('security_events').orderBy('reason').pluck('reason'))).toEqual(['old-held', 'recent']);
       expect(await db('login_records').count('* as n').first()).toEqual({ n: 2 });
+      expect(await db('customer_sessions').orderBy('id_hash').pluck('id_hash')).toEqual(['sess-expired-held', 'sess-expired-recent', 'sess-revoked-recent']);
       expect(await db('notification_outbox').where({ idempotency_key: 'old-mail' })).toEqual([]);
       expect(await db('dsr_requests').where({ created_by: 'test' })).toEqual([]);
       expect(await db('erasure_evidence').where({ category: 'users' }).count('* as n').first()).toEqual({ n: 1 });
@@ -194,6 +207,7 @@ describe('metadata expiry', () => {
       expect(await eventsOf(accounts.lateUnbilled, oldDay)).toBe(2);
       expect(third.categories.find((c: { category: string }) => c.category === 'usage_events').expiredRows).toBe(2);
       expect((await db('security_events').pluck('reason'))).toEqual(['recent']);
+      expect(await db('customer_sessions').orderBy('id_hash').pluck('id_hash')).toEqual(['sess-expired-recent', 'sess-revoked-recent']);
     });
   });
 

@@ -6,6 +6,26 @@
 export type ConsoleRole = 'owner' | 'admin' | 'developer' | 'billing';
 export const CONSOLE_ROLES: readonly ConsoleRole[] = ['owner', 'admin', 'developer', 'billing'];
 
+/**
+ * The console's areas and the roles that may use each (issue 26): developers
+ * work with keys and usage, billing members with invoices, top-ups and the
+ * balance; owners and admins with everything. Every member sees the overview
+ * and where they are signed in.
+ */
+export type ConsoleArea = 'overview' | 'security' | 'keys' | 'usage' | 'billing' | 'alerts' | 'privacy';
+const AREA_ROLES: Record<ConsoleArea, readonly ConsoleRole[]> = {
+  overview: CONSOLE_ROLES,
+  security: CONSOLE_ROLES,
+  privacy: CONSOLE_ROLES,
+  keys: ['owner', 'admin', 'developer'],
+  usage: ['owner', 'admin', 'developer', 'billing'],
+  billing: ['owner', 'admin', 'billing'],
+  alerts: ['owner', 'admin', 'developer', 'billing'],
+};
+
+/** Whether a member with `role` may see and act in `area`. */
+export const mayUse = (role: ConsoleRole, area: ConsoleArea): boolean => AREA_ROLES[area].includes(role);
+
 /** How long a customer session lasts after sign-in. */
 export const SESSION_HOURS = 8;
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { deviceOf, ipPrefix, monthBounds, passwordProblem, signInInputOk } from '../../src/customerConsole/customerConsole.rules';
+import { CONSOLE_ROLES, deviceOf, ipPrefix, mayUse, monthBounds, passwordProblem, signInInputOk } from '../../src/customerConsole/customerConsole.rules';
 
 describe('customer console rules', () => {
   it('names a device coarsely from its User-Agent', () => {
@@ -37,5 +37,19 @@ describe('customer console rules', () => {
       thisMonth: new Date('2027-01-01T00:00:00Z'),
       nextMonth: new Date('2027-02-01T00:00:00Z'),
     });
+  });
+});
+
+describe('console roles', () => {
+  it('give developers keys and usage, billing members billing and usage, owners and admins everything, everyone the overview', () => {
+    expect(mayUse('developer', 'keys')).toBe(true);
+    expect(mayUse('developer', 'billing')).toBe(false);
+    expect(mayUse('billing', 'keys')).toBe(false);
+    expect(mayUse('billing', 'billing')).toBe(true);
+    for (const area of ['overview', 'security', 'keys', 'usage', 'billing', 'alerts', 'privacy'] as const) {
+      expect(mayUse('owner', area)).toBe(true);
+      expect(mayUse('admin', area)).toBe(true);
+    }
+    for (const role of CONSOLE_ROLES) expect(mayUse(role, 'overview') && mayUse(role, 'security') && mayUse(role, 'privacy')).toBe(true);
   });
 });

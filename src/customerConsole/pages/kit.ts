@@ -1,6 +1,7 @@
 import type { Request, Response, Router } from 'express';
 import { html, page, type Html, type NavItem } from '../../console/html';
-import { AppError } from '../../errors';
+import { AppError, ForbiddenError } from '../../errors';
+import { mayUse, type ConsoleArea } from '../customerConsole.rules';
 import type { Logger } from '../../logger';
 import type { CustomerSession } from '../customerConsole.service';
 import { csrfOk } from '../session';
@@ -16,10 +17,12 @@ import { csrfOk } from '../session';
 export const BRAND = 'MixRoute';
 const SIGN_OUT = '/app/logout';
 
-const NAV: NavItem[] = [
-  { href: '/app', label: 'Overview' },
-  { href: '/app/security', label: 'Where you are signed in' },
+/** The navigation: each page with its area; a member sees the pages their role may use. */
+const NAV: (NavItem & { area: ConsoleArea })[] = [
+  { href: '/app', label: 'Overview', area: 'overview' },
+  { href: '/app/security', label: 'Where you are signed in', area: 'security' },
 ];
+const navFor = (s: CustomerSession): NavItem[] => NAV.filter((n) => mayUse(s.role, n.area)).map(({ href, label }) => ({ href, label }));
 
 /** Flash messages by code (?msg=<code>): a link cannot make a page say what its author likes. */
 const MESSAGES = {
@@ -44,9 +47,10 @@ export type Handler = (req: Request, res: Response, s: CustomerSession) => Promi
 
 export interface CustomerPageKit {
   router: Router;
-  get(p: string, h: Handler): void;
-  /** POST: session and CSRF token checked; the handler redirects (post/redirect/get). */
-  post(p: string, h: Handler): void;
+  /** GET: session checked, and the member's role against `area` (403 page otherwise). */
+  get(p: string, h: Handler, area?: ConsoleArea): void;
+  /** POST: session, role for `area` and CSRF token checked; the handler redirects (post/redirect/get). */
+  post(p: string, h: Handler, area?: ConsoleArea): void;
   send(res: Response, s: CustomerSession, req: Request, title: string, body: Html, current?: string): void;
   /** A page for someone not signed in (the sign-in page). */
   sendPublic(res: Response, status: number, title: string, body: Html, flash: Flash | null): void;
@@ -54,7 +58,8 @@ export interface CustomerPageKit {
 
 export function customerPageKit(router: Router, logger: Logger): CustomerPageKit {
   const layout = (s: CustomerSession, title: string, flash: Flash | null, content: Html, current?: string) =>
-    page({ title, role: s.role, actor: `${s.name} · ${s.accountName}`, csrf: s.csrf, nav: NAV, current, flash, brand: BRAND, signOut: SIGN_OUT }, content).value;
+    page({ title, role: s.role, actor: `${s.name} · ${s.accountName}`, csrf: s.csrf, nav: navFor(s), current, flash, brand: BRAND, signOut: SIGN_OUT }, content).value;
+  const forbidden = (area: ConsoleArea) => new ForbiddenError(`Your role in this account does not give access to ${area}; ask the account's owner.`);
   const errorText = (err: unknown) => (err instanceof AppError ? err.message : 'Something went wrong; please try again later.');
   const noStore = (res: Response) => res.setHeader('cache-control', 'no-store');
 
@@ -68,11 +73,12 @@ export function customerPageKit(router: Router, logger: Logger): CustomerPageKit
       noStore(res);
       res.status(status).type('html').send(page({ title, role: null, nav: [], flash, brand: BRAND }, content).value);
     },
-    get: (p, h) =>
+    get: (p, h, area = 'overview') =>
       void router.get(p, async (req, res) => {
         const s = res.locals.customer as CustomerSession | undefined;
         if (!s) return res.redirect(303, '/app/login');
         try {
+          if (!mayUse(s.role, area)) throw forbidden(area);
           await h(req, res, s);
         } catch (err) {
           if (!(err instanceof AppError)) logger.error({ errType: (err as Error)?.name, path: req.path }, 'customer console page failed');
@@ -80,7 +86,7 @@ export function customerPageKit(router: Router, logger: Logger): CustomerPageKit
           res.status(err instanceof AppError ? err.status : 500).type('html').send(layout(s, 'Error', null, html`<p role="alert">${errorText(err)}</p>`));
         }
       }),
-    post: (p, h) =>
+    post: (p, h, area = 'overview') =>
       void router.post(p, async (req, res) => {
         const s = res.locals.customer as CustomerSession | undefined;
         if (!s) return res.redirect(303, '/app/login');
@@ -88,6 +94,7 @@ export function customerPageKit(router: Router, logger: Logger): CustomerPageKit
           return res.status(403).type('text').send('invalid or missing CSRF token: reload the page');
         }
         try {
+          if (!mayUse(s.role, area)) throw forbidden(area);
           await h(req, res, s);
         } catch (err) {
           if (!(err instanceof AppError)) logger.error({ errType: (err as Error)?.name, path: req.path }, 'customer console action failed');

@@ -20,7 +20,8 @@ import {
  * through the same data functions (apiKeys.data.ts).
  *
  * Who may do what:
- * - only a management key may call any of these; an inference key is refused
+ * - only a management key (or a console member, kind `member`, whose role the
+ *   customer console checked) may call any of these; an inference key is refused
  *   (it sees only itself, through GET /v1/key);
  * - a management key creates, changes and revokes the account's inference keys,
  *   and lists and reads all of its keys;
@@ -29,11 +30,10 @@ import {
  * - another account's key is not found (404), never forbidden, so its ids leak nothing.
  */
 
-export interface KeyActor {
-  accountId: string;
-  apiKeyId: string;
-  kind: 'inference' | 'management';
-}
+export type KeyActor =
+  | { accountId: string; apiKeyId: string; kind: 'inference' | 'management' }
+  /** A member of the account in the customer console (/app/keys), whose role the console has checked: may what a management key may. */
+  | { accountId: string; userId: string; kind: 'member' };
 
 /** The error codes callers see (in `details.code`); the gateway puts them in OpenAI's `code`. */
 export const KEY_ERRORS = {
@@ -87,7 +87,7 @@ export function keysService({ db, clock }: { db: Db; clock: Clock }) {
   const apiKeys = apiKeysRepo(db);
 
   function requireManagement(actor: KeyActor) {
-    if (actor.kind !== 'management') {
+    if (actor.kind === 'inference') {
       throw new ForbiddenError('Only a management key may manage keys; an inference key can read itself at GET /v1/key.', {
         code: KEY_ERRORS.managementKeyRequired,
       });

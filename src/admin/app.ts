@@ -24,6 +24,11 @@ import { publicPrivacyRouter } from './publicPrivacy';
 import { consoleRouter } from '../console/app';
 import { customerConsoleRouter } from '../customerConsole/app';
 import { customerConsoleService } from '../customerConsole/customerConsole.service';
+import { consoleKeysService } from '../customerConsole/keys.service';
+import { keysService } from '../accounts/keys.service';
+import { customerBillingService } from '../customerConsole/billing.service';
+import { usageService } from '../customerConsole/usage.service';
+import { checkoutService } from '../invoicing/checkout.service';
 import { staffService } from '../staff/staff.service';
 import { renderInvoiceHtml, renderInvoicePdf } from '../invoicing/render';
 import { accountEventsService } from '../notifications/events.service';
@@ -119,7 +124,23 @@ export function createAdminApp(deps: AdminAppDeps): Express {
   );
   app.use(publicPrivacyRouter({ dsr: ops.dsr, processorMode: ops.processorMode, rpm: deps.config.dsr.intakeRpm, trustedProxies: deps.config.gateway.trustedProxies }));
   app.use(consoleRouter({ db: deps.db, ops, temporal: deps.temporal, logger: deps.logger, trustedProxies: deps.config.gateway.trustedProxies }));
-  app.use(customerConsoleRouter({ service: customerConsoleService({ db: deps.db, clock: deps.clock, ledger }), logger: deps.logger, trustedProxies: deps.config.gateway.trustedProxies }));
+  app.use(
+    customerConsoleRouter({
+      service: customerConsoleService({ db: deps.db, clock: deps.clock, ledger }),
+      keys: consoleKeysService({ db: deps.db, clock: deps.clock, keys: keysService({ db: deps.db, clock: deps.clock }) }),
+      billing: customerBillingService({
+        invoices,
+        renderPdf: renderInvoicePdf,
+        checkout: checkoutService({ db: deps.db, config: deps.config }),
+        ledger,
+        accounts: accountsService(deps),
+        limits: deps.config.checkout,
+      }),
+      usage: usageService({ db: deps.db, clock: deps.clock }),
+      logger: deps.logger,
+      trustedProxies: deps.config.gateway.trustedProxies,
+    }),
+  );
   // Bodies are parsed per route and only after the role check, so a client
   // without a valid token cannot make the server read (up to 20 MB of) a body.
   const parsers: Record<'json' | 'csv' | 'none', RequestHandler[]> = {

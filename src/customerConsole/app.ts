@@ -2,10 +2,16 @@ import express, { Router } from 'express';
 import helmet from 'helmet';
 import type { Logger } from '../logger';
 import type { CustomerConsoleService } from './customerConsole.service';
+import type { ConsoleKeysService } from './keys.service';
+import type { CustomerBillingService } from './billing.service';
+import { billingPages } from './pages/billing';
 import { customerPageKit } from './pages/kit';
+import { keysPages } from './pages/keys';
 import { overviewPages } from './pages/overview';
 import { securityPages } from './pages/security';
 import { customerSignInPages, type CustomerSignInOptions } from './pages/signIn';
+import { usagePages } from './pages/usage';
+import type { UsageService } from './usage.service';
 import { loadCustomerSession } from './session';
 
 /**
@@ -17,6 +23,12 @@ import { loadCustomerSession } from './session';
 export interface CustomerConsoleDeps extends CustomerSignInOptions {
   service: CustomerConsoleService;
   logger: Logger;
+  /** The Billing page's service; without it the page is not served. */
+  billing?: CustomerBillingService;
+  /** API keys (/app/keys); without it the page is not mounted. */
+  keys?: ConsoleKeysService;
+  /** The Usage page's service (/app/usage); without it the page is not served. */
+  usage?: UsageService;
 }
 
 export function customerConsoleRouter(deps: CustomerConsoleDeps): Router {
@@ -48,5 +60,8 @@ export function customerConsoleRouter(deps: CustomerConsoleDeps): Router {
   customerSignInPages(kit, deps.service, deps);
   overviewPages(kit, deps.service);
   securityPages(kit, deps.service);
+  if (deps.billing) billingPages(kit, deps.billing);
+  if (deps.keys) keysPages(kit, deps.keys);
+  if (deps.usage) usagePages(kit, deps.usage);
   return router;
 }

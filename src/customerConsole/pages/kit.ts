@@ -21,6 +21,9 @@ const SIGN_OUT = '/app/logout';
 const NAV: (NavItem & { area: ConsoleArea })[] = [
   { href: '/app', label: 'Overview', area: 'overview' },
   { href: '/app/security', label: 'Where you are signed in', area: 'security' },
+  { href: '/app/keys', label: 'API keys', area: 'keys' },
+  { href: '/app/usage', label: 'Usage', area: 'usage' },
+  { href: '/app/billing', label: 'Billing', area: 'billing' },
 ];
 const navFor = (s: CustomerSession): NavItem[] => NAV.filter((n) => mayUse(s.role, n.area)).map(({ href, label }) => ({ href, label }));
 
@@ -31,6 +34,11 @@ const MESSAGES = {
   signin_failed: { kind: 'error', text: 'Sign-in failed: check the email and password.' },
   signin_throttled: { kind: 'error', text: 'Too many sign-in attempts. Wait a few minutes, then try again.' },
   signin_form_expired: { kind: 'error', text: 'The sign-in form expired or did not come from this site: sign in again.' },
+  keys_updated: { kind: 'ok', text: 'The key was changed.' },
+  keys_revoked: { kind: 'ok', text: 'The key was revoked: the gateway refuses it within seconds.' },
+  billing_amount_invalid: { kind: 'error', text: 'That amount was not accepted: enter an amount within the limits shown, with at most two decimals.' },
+  billing_checkout_unavailable: { kind: 'error', text: 'Payment by card is not available right now: nothing was charged. Try again later.' },
+  billing_invoice_not_payable: { kind: 'error', text: 'That invoice cannot be paid by card now (it is paid, void, or not a postpaid invoice).' },
 } as const satisfies Record<string, { kind: 'ok' | 'error'; text: string }>;
 export type CustomerMessage = keyof typeof MESSAGES;
 export type Flash = { kind: 'ok' | 'error'; text: string };

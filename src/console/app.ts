@@ -3,12 +3,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Client } from '@temporalio/client';
 import express, { Router } from 'express';
-import helmet from 'helmet';
 import { accountPageService } from '../accounts/accountPage.service';
 import type { Db } from '../db/knex';
 import type { Logger } from '../logger';
 import { staffService } from '../staff/staff.service';
 import type { ConsoleOperations } from './operations';
+import { consoleSecurityHeaders } from './securityHeaders';
 import { accountsPages } from './pages/accounts';
 import { collectionsPages } from './pages/collections';
 import { invoiceRunsPages } from './pages/invoiceRuns';
@@ -56,26 +56,7 @@ export function consoleRouter(deps: ConsoleDeps): Router {
   const staff = staffService({ db });
   const router = Router();
 
-  router.use(
-    '/console',
-    helmet({
-      contentSecurityPolicy: {
-        useDefaults: false,
-        directives: {
-          defaultSrc: ["'self'"],
-          scriptSrc: ["'self'"],
-          styleSrc: ["'self'"],
-          imgSrc: ["'self'", 'data:'],
-          connectSrc: ["'self'"],
-          formAction: ["'self'"],
-          frameAncestors: ["'none'"],
-          baseUri: ["'none'"],
-          objectSrc: ["'none'"],
-        },
-      },
-      strictTransportSecurity: false, // set by the TLS terminator in production
-    }),
-  );
+  router.use('/console', consoleSecurityHeaders());
   router.get('/console/assets/htmx.min.js', (_req, res) => res.sendFile(HTMX));
   router.get('/console/assets/chart.umd.js', (_req, res) => res.sendFile(CHART));
   router.use('/console/assets', express.static(ASSETS, { fallthrough: false, maxAge: '1h' }));

@@ -1,5 +1,4 @@
 import express, { Router } from 'express';
-import helmet from 'helmet';
 import type { Logger } from '../logger';
 import type { CustomerConsoleService } from './customerConsole.service';
 import type { ConsoleKeysService } from './keys.service';
@@ -13,6 +12,7 @@ import { customerSignInPages, type CustomerSignInOptions } from './pages/signIn'
 import { usagePages } from './pages/usage';
 import type { UsageService } from './usage.service';
 import { loadCustomerSession } from './session';
+import { consoleSecurityHeaders } from '../console/securityHeaders';
 
 /**
  * The customer console at /app: server-rendered pages for the users of an
@@ -33,27 +33,8 @@ export interface CustomerConsoleDeps extends CustomerSignInOptions {
 
 export function customerConsoleRouter(deps: CustomerConsoleDeps): Router {
   const router = Router();
-  // The staff console's policy (src/console/app.ts): scripts, styles and forms from this origin only.
-  router.use(
-    '/app',
-    helmet({
-      contentSecurityPolicy: {
-        useDefaults: false,
-        directives: {
-          defaultSrc: ["'self'"],
-          scriptSrc: ["'self'"],
-          styleSrc: ["'self'"],
-          imgSrc: ["'self'", 'data:'],
-          connectSrc: ["'self'"],
-          formAction: ["'self'"],
-          frameAncestors: ["'none'"],
-          baseUri: ["'none'"],
-          objectSrc: ["'none'"],
-        },
-      },
-      strictTransportSecurity: false, // set by the TLS terminator in production
-    }),
-  );
+  // The staff console's policy: scripts, styles and forms from this origin only.
+  router.use('/app', consoleSecurityHeaders());
   router.use('/app', express.urlencoded({ extended: false, limit: '64kb' }), loadCustomerSession(deps.service));
 
   const kit = customerPageKit(router, deps.logger);

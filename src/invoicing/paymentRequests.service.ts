@@ -1,4 +1,5 @@
 import Stripe from 'stripe';
+import { stripeClient } from '../shared/stripeClient';
 import { z } from 'zod';
 import type { Config } from '../config';
 import type { Db } from '../db/knex';
@@ -40,21 +41,6 @@ export class PaymentProviderUnavailableError extends Error {
 
 const invoiceIdInput = z.uuid({ error: 'invoiceId must be an invoice id (UUID)' });
 
-/** The Stripe client for the configured key, pointed at STRIPE_API_URL when it is set (a local stand-in). */
-export function stripeClient(stripe: { secretKey: string; apiUrl: string | undefined }): Stripe {
-  const options: Stripe.StripeConfig = {
-    // The activity's retries are the one retry mechanism (visible in the workflow's history); the idempotency key makes them safe.
-    maxNetworkRetries: 0,
-    timeout: 20_000,
-    telemetry: false,
-  };
-  if (stripe.apiUrl) {
-    const url = new URL(stripe.apiUrl);
-    const protocol = url.protocol === 'https:' ? 'https' : 'http';
-    Object.assign(options, { host: url.hostname, port: url.port || (protocol === 'https' ? 443 : 80), protocol });
-  }
-  return new Stripe(stripe.secretKey, options);
-}
 
 /** A provider error as one of ours; its text stays out (it can quote what was sent), its type and status are kept. */
 function providerError(err: unknown): Error {
@@ -77,7 +63,7 @@ export const paymentRequestView = (r: PaymentRequestRow) => ({
 
 export function paymentRequests({ db, config }: { db: Db; config: { invoicing: Pick<Config['invoicing'], 'stripe'> } }) {
   let client: Stripe | undefined;
-  const stripe = (secretKey: string) => (client ??= stripeClient({ secretKey, apiUrl: config.invoicing.stripe.apiUrl }));
+  const stripe = (secretKey: string) => (client ??= stripeClient({ secretKey, apiUrl: config.invoicing.stripe.apiUrl }, { maxNetworkRetries: 0 }));
 
   return {
     /**

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import Stripe from 'stripe';
+import { stripeClient } from '../shared/stripeClient';
 import { z } from 'zod';
 import type Decimal from 'decimal.js';
 import type { Config } from '../config';
@@ -118,20 +119,6 @@ export function ruleError(err: unknown): unknown {
   return err instanceof CheckoutRuleError ? new ValidationError(`invalid input: ${err.field}: ${err.message}`, [{ field: err.field, message: err.message }]) : err;
 }
 
-function stripeFor(stripe: { secretKey: string; apiUrl: string | undefined }): Stripe {
-  const options: Stripe.StripeConfig = {
-    // One retry of a dropped connection, with our idempotency key: the provider makes one session.
-    maxNetworkRetries: 1,
-    timeout: 20_000,
-    telemetry: false,
-  };
-  if (stripe.apiUrl) {
-    const url = new URL(stripe.apiUrl);
-    const protocol = url.protocol === 'https:' ? 'https' : 'http';
-    Object.assign(options, { host: url.hostname, port: url.port || (protocol === 'https' ? 443 : 80), protocol });
-  }
-  return new Stripe(stripe.secretKey, options);
-}
 
 /** The provider's error without its text (it can quote what was sent). */
 function providerFailure(err: unknown): Error {
@@ -145,7 +132,7 @@ export function topUpCheckoutService({ db, config, now = () => new Date() }: Che
   const secretKey = config.invoicing.stripe.secretKey;
   const stripe = () => {
     if (!secretKey) throw new DependencyUnavailableError('payments by card are not configured (STRIPE_SECRET_KEY)');
-    return (client ??= stripeFor({ secretKey, apiUrl: config.invoicing.stripe.apiUrl }));
+    return (client ??= stripeClient({ secretKey, apiUrl: config.invoicing.stripe.apiUrl }, { maxNetworkRetries: 1 }));
   };
 
   /** Records the checkout, asks the provider for the session, and records its id and address. */

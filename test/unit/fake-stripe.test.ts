@@ -1,6 +1,6 @@
 import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stripeClient } from '../../src/invoicing/paymentRequests.service';
+import { stripeClient } from '../../src/shared/stripeClient';
 import { startFakeStripe, type FakeStripe } from '../helpers/fakeStripe';
 
 /**
@@ -11,7 +11,7 @@ let fake: FakeStripe;
 let stripe: Stripe;
 beforeAll(async () => {
   fake = await startFakeStripe();
-  stripe = stripeClient({ secretKey: fake.secretKey, apiUrl: fake.url });
+  stripe = stripeClient({ secretKey: fake.secretKey, apiUrl: fake.url }, { maxNetworkRetries: 0 });
 });
 afterAll(() => fake.close());
 
@@ -30,7 +30,7 @@ describe('the fake Stripe API', () => {
     await stripe.paymentIntents.create({ amount: 100, currency: 'eur' }, { idempotencyKey: 'k-2' });
     await expect(stripe.paymentIntents.create({ amount: 200, currency: 'eur' }, { idempotencyKey: 'k-2' })).rejects.toBeInstanceOf(Stripe.errors.StripeIdempotencyError);
     await expect(stripe.paymentIntents.create({ amount: 0, currency: 'eur' })).rejects.toMatchObject({ type: 'StripeInvalidRequestError', statusCode: 400, param: 'amount' });
-    const wrong = stripeClient({ secretKey: 'sk_test_wrong', apiUrl: fake.url });
+    const wrong = stripeClient({ secretKey: 'sk_test_wrong', apiUrl: fake.url }, { maxNetworkRetries: 0 });
     await expect(wrong.paymentIntents.create({ amount: 100, currency: 'eur' })).rejects.toBeInstanceOf(Stripe.errors.StripeAuthenticationError);
     await expect(stripe.paymentIntents.retrieve('pi_unknown')).rejects.toMatchObject({ statusCode: 404, code: 'resource_missing' });
   });

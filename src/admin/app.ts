@@ -28,6 +28,8 @@ import { consoleKeysService } from '../customerConsole/keys.service';
 import { keysService } from '../accounts/keys.service';
 import { customerBillingService } from '../customerConsole/billing.service';
 import { usageService } from '../customerConsole/usage.service';
+import { consolePrivacyService } from '../customerConsole/privacy.service';
+import { consoleAlertsService } from '../customerConsole/alerts.service';
 import { checkoutService } from '../invoicing/checkout.service';
 import { staffService } from '../staff/staff.service';
 import { renderInvoiceHtml, renderInvoicePdf } from '../invoicing/render';
@@ -137,6 +139,8 @@ export function createAdminApp(deps: AdminAppDeps): Express {
         limits: deps.config.checkout,
       }),
       usage: usageService({ db: deps.db, clock: deps.clock }),
+      privacy: consolePrivacyService({ privacy: ops.dsr }),
+      alerts: consoleAlertsService({ events: ops.alerts, webhooks: ops.webhooks }),
       logger: deps.logger,
       trustedProxies: deps.config.gateway.trustedProxies,
     }),

@@ -10,6 +10,10 @@ import { overviewPages } from './pages/overview';
 import { securityPages } from './pages/security';
 import { customerSignInPages, type CustomerSignInOptions } from './pages/signIn';
 import { usagePages } from './pages/usage';
+import { privacyPages } from './pages/privacy';
+import type { ConsolePrivacyService } from './privacy.service';
+import { alertsPages } from './pages/alerts';
+import type { ConsoleAlertsService } from './alerts.service';
 import type { UsageService } from './usage.service';
 import { loadCustomerSession } from './session';
 import { consoleSecurityHeaders } from '../console/securityHeaders';
@@ -29,6 +33,10 @@ export interface CustomerConsoleDeps extends CustomerSignInOptions {
   keys?: ConsoleKeysService;
   /** The Usage page's service (/app/usage); without it the page is not served. */
   usage?: UsageService;
+  /** The Your privacy page's service (/app/privacy): the user's own data-subject requests; without it the page is not served. */
+  privacy?: ConsolePrivacyService;
+  /** Alerts and webhooks (/app/alerts); without it the page is not served. */
+  alerts?: ConsoleAlertsService;
 }
 
 export function customerConsoleRouter(deps: CustomerConsoleDeps): Router {
@@ -44,5 +52,7 @@ export function customerConsoleRouter(deps: CustomerConsoleDeps): Router {
   if (deps.billing) billingPages(kit, deps.billing);
   if (deps.keys) keysPages(kit, deps.keys);
   if (deps.usage) usagePages(kit, deps.usage);
+  if (deps.privacy) privacyPages(kit, deps.privacy);
+  if (deps.alerts) alertsPages(kit, deps.alerts);
   return router;
 }

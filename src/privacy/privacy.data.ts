@@ -424,3 +424,20 @@ export async function markNotificationSent(db: Db, id: string | number): Promise
 export async function deleteSentNotificationsTo(trx: Trx, email: string): Promise<void> {
   await trx('notification_outbox').whereRaw('lower(recipient) = lower(?)', [email]).whereNotNull('sent_at').delete();
 }
+
+// --- requests filed in the customer console (identity verified by the sign-in) ---
+
+/** The signed-in user's email, if the user is of that account and not erased. */
+export async function consoleUser(db: Db, userId: string, accountId: string): Promise<{ email: string } | undefined> {
+  return db('users').where({ id: userId, account_id: accountId }).whereNull('erased_at').first('email');
+}
+
+/** The requests one console user filed (created_by), newest first. */
+export async function requestsFiledBy(db: Db, createdBy: string, limit: number): Promise<any[]> {
+  return db('dsr_requests').where({ created_by: createdBy }).orderBy([{ column: 'received_at', order: 'desc' }, { column: 'id' }]).limit(limit);
+}
+
+/** Whether that console user has an open (not closed) request of the type. */
+export async function openRequestFiledBy(db: Db, createdBy: string, type: string): Promise<string | undefined> {
+  return (await db('dsr_requests').where({ created_by: createdBy, type }).whereNull('closed_at').whereNot({ status: 'failed' }).first('id'))?.id;
+}

@@ -23,7 +23,9 @@ import {
 import { deadlines, JURISDICTIONS } from './deadlines.rules';
 import { codeKey, codeMatches } from './codes';
 import { correctionChanges } from './correction';
-import { open, packageKey, verifyLink } from './packages';
+import { open, packageKey, signLink, verifyLink } from './packages';
+import { providersReceived } from './accessAnswer.data';
+import { recipientsReceived } from './accessAnswer.rules';
 import {
   ANSWERED_STATUSES,
   correctableAccounts,
@@ -89,6 +91,14 @@ export const PUBLIC_INTAKE_ANSWER = Object.freeze({
   next: 'If we can act on this request, we sent a code to the email address. Follow the instructions in that email to confirm it is you.',
 });
 
+/** verification_method of a request filed in the customer console: the user's sign-in verified who they are. */
+export const CONSOLE_SIGN_IN = 'console_sign_in';
+/** The types a signed-in user files in the customer console ('payload' is answered on the page itself: nothing is kept). */
+export const CONSOLE_DSR_TYPES = ['access', 'portability', 'correction', 'deletion', 'restriction', 'objection', 'consent_withdrawal'] as const;
+export type ConsoleDsrType = (typeof CONSOLE_DSR_TYPES)[number];
+const CONSOLE_LIST_LIMIT = 100;
+const consoleActor = (userId: string) => `console:user:${userId}`;
+
 export function privacyService(deps: { db: Db; clock: Clock; config: Pick<Config, 'dsr' | 'dataDir'>; client?: Client; taskQueue?: string }) {
   const { db, clock, config } = deps;
   const temporal = () => {
@@ -128,14 +138,15 @@ export function privacyService(deps: { db: Db; clock: Clock; config: Pick<Config
     return (await data.liveRequestExists(trx, subjectHash, type, now, MAX_CODE_ATTEMPTS)) ? 'duplicate' : undefined;
   }
 
-  async function start(raw: unknown, actor: string, channel: 'staff' | 'subject') {
+  /** `bySignIn`: filed by a signed-in user of the customer console, whose sign-in verified who they are. */
+  async function start(raw: unknown, actor: string, channel: 'staff' | 'subject', bySignIn = false) {
     const input = validate(createDsrInput, raw);
     const { client, taskQueue } = temporal();
     const receivedAt = clock.now();
     const d = deadlines(input.jurisdiction, receivedAt.toISOString(), config.dsr.deadlineOverrideS ? { overrideSeconds: config.dsr.deadlineOverrideS } : {});
     const subjectHash = emailHash(input.email);
     const taken = await db.transaction(async (trx) => {
-      if (channel === 'subject') {
+      if (channel === 'subject' && !bySignIn) {
         const held = await publicIntakeCheck(trx, subjectHash, input.type, receivedAt);
         if (held) return { row: undefined };
       }
@@ -153,8 +164,10 @@ export function privacyService(deps: { db: Db; clock: Clock; config: Pick<Config
         extension_notice_by: d.extensionNoticeBy,
         requested_changes: input.changes ? JSON.stringify(input.changes) : null,
         created_by: actor,
+        ...(bySignIn ? { verified_at: receivedAt, verification_method: CONSOLE_SIGN_IN } : {}),
       });
-      await appendDsrEvent(trx, row.id, actor, 'received', { type: input.type, channel, jurisdiction: input.jurisdiction }, 'received');
+      await appendDsrEvent(trx, row.id, actor, 'received', { type: input.type, channel: bySignIn ? 'console' : channel, jurisdiction: input.jurisdiction }, 'received');
+      if (bySignIn) await appendDsrEvent(trx, row.id, actor, 'identity_verified', { method: CONSOLE_SIGN_IN }, 'identity_verified');
       return { row };
     });
     // No request and no second code; the public answer (submit) is the same as for a new one.
@@ -172,7 +185,9 @@ export function privacyService(deps: { db: Db; clock: Clock; config: Pick<Config
       },
     };
     try {
-      await client.workflow.start('dataSubjectRequest', { taskQueue, workflowId: workflowIds.dsr(row.id), args: [wfInput] });
+      const wf = { taskQueue, workflowId: workflowIds.dsr(row.id), args: [wfInput] as [DsrInput] };
+      if (bySignIn) await client.workflow.signalWithStart('dataSubjectRequest', { ...wf, signal: dsrVerifiedSignal, signalArgs: [{ method: 'manual', actor }] });
+      else await client.workflow.start('dataSubjectRequest', wf);
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
     }
@@ -237,6 +252,23 @@ export function privacyService(deps: { db: Db; clock: Clock; config: Pick<Config
         ...(Object.keys(changes.user ?? {}).length && !users.length ? ['no user has this email address: nothing of a user will change'] : []),
       ],
     };
+  }
+
+  /** The requests the signed-in user filed in the console, with the download link of a package that can still be fetched. */
+  async function requestsBySignIn(person: { userId: string }) {
+    const rows = await data.requestsFiledBy(db, consoleActor(person.userId), CONSOLE_LIST_LIMIT);
+    const key = packageKey({ dsr: config.dsr, dataDir: config.dataDir });
+    return Promise.all(
+      rows.map(async (r) => {
+        const e = r.type === 'access' || r.type === 'portability' ? await data.exportOfRequest(db, r.id) : null;
+        const usable = e && e.ciphertext && new Date(e.expires_at) > clock.now() && e.downloads < e.max_downloads;
+        const link = usable ? signLink(key, e.id, new Date(e.expires_at)) : null;
+        return {
+          ...view(r),
+          package: e ? { expiresAt: new Date(e.expires_at).toISOString(), downloadsLeft: Math.max(0, e.max_downloads - e.downloads), href: link ? `/privacy/packages/${e.id}?expires=${link.expires}&sig=${link.sig}` : null } : null,
+        };
+      }),
+    );
   }
 
   return {
@@ -374,6 +406,38 @@ export function privacyService(deps: { db: Db; clock: Clock; config: Pick<Config
       const key = packageKey({ dsr: config.dsr, dataDir: config.dataDir });
       await appendDsrEvent(db, r.id, actor, 'package_downloaded_by_staff', {}, `staff-download:${actor}:${clock.now().toISOString()}`);
       return open(key, { ciphertext: e.ciphertext, iv: e.iv, authTag: e.auth_tag }, r.id);
+    },
+
+    /**
+     * The customer console: a signed-in user files a request about themself (their
+     * email, their account), verified by the sign-in, fulfilled by the workflow as any
+     * other. One open request per type: filing it again gives back the open one.
+     */
+    async fileBySignIn(person: { userId: string; accountId: string }, raw: { type: ConsoleDsrType; changes?: Correction }) {
+      const user = await data.consoleUser(db, person.userId, person.accountId);
+      if (!user) throw new NotFoundError('your user no longer exists');
+      const actor = consoleActor(person.userId);
+      const open = await data.openRequestFiledBy(db, actor, raw.type);
+      if (open) return { id: open, existing: true };
+      const r = await start({ type: raw.type, email: user.email, accountId: person.accountId, ...(raw.changes ? { changes: raw.changes } : {}) }, actor, 'subject', true);
+      return { id: r!.id, existing: false };
+    },
+
+    requestsBySignIn,
+
+    /** One request the signed-in user filed in the console; any other id is not found. */
+    async requestBySignIn(person: { userId: string }, id: string) {
+      const found = (await requestsBySignIn(person)).find((r) => r.id === id);
+      if (!found) throw new NotFoundError('no such request of yours');
+      return found;
+    },
+
+    /** The model providers the signed-in user's API requests went to, as the access answer lists them. */
+    async providersOfSignedIn(person: { userId: string; accountId: string }) {
+      const user = await data.consoleUser(db, person.userId, person.accountId);
+      if (!user) return [];
+      const subject = await findSubject(db, user.email, person.accountId);
+      return recipientsReceived({ providersReceived: await providersReceived(db, subject), otherRecipients: [], hasPayments: false, emailed: false });
     },
 
     /** Usage per user and model in [from, to), without subjects who restricted processing or objected (see analytics.data.ts). */

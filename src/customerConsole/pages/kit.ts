@@ -24,6 +24,8 @@ const NAV: (NavItem & { area: ConsoleArea })[] = [
   { href: '/app/keys', label: 'API keys', area: 'keys' },
   { href: '/app/usage', label: 'Usage', area: 'usage' },
   { href: '/app/billing', label: 'Billing', area: 'billing' },
+  { href: '/app/privacy', label: 'Your privacy', area: 'privacy' },
+  { href: '/app/alerts', label: 'Alerts and webhooks', area: 'alerts' },
 ];
 const navFor = (s: CustomerSession): NavItem[] => NAV.filter((n) => mayUse(s.role, n.area)).map(({ href, label }) => ({ href, label }));
 
@@ -39,6 +41,14 @@ const MESSAGES = {
   billing_amount_invalid: { kind: 'error', text: 'That amount was not accepted: enter an amount within the limits shown, with at most two decimals.' },
   billing_checkout_unavailable: { kind: 'error', text: 'Payment by card is not available right now: nothing was charged. Try again later.' },
   billing_invoice_not_payable: { kind: 'error', text: 'That invoice cannot be paid by card now (it is paid, void, or not a postpaid invoice).' },
+  alerts_settings_saved: { kind: 'ok', text: 'The alert settings were saved.' },
+  alerts_endpoint_disabled: { kind: 'ok', text: 'The endpoint was disabled: it gets no new deliveries.' },
+  alerts_endpoint_enabled: { kind: 'ok', text: 'The endpoint was enabled.' },
+  alerts_endpoint_deleted: { kind: 'ok', text: 'The endpoint and its delivery log were deleted.' },
+  alerts_redelivered: { kind: 'ok', text: 'The delivery will be sent again.' },
+  privacy_copy_requested: { kind: 'ok', text: 'We are preparing your copy: its download link appears in your requests below within a minute (reload the page).' },
+  privacy_request_filed: { kind: 'ok', text: 'Your request was filed: it is listed below with the date we answer by.' },
+  privacy_already_open: { kind: 'ok', text: 'You already have an open request of this kind: it is listed below.' },
 } as const satisfies Record<string, { kind: 'ok' | 'error'; text: string }>;
 export type CustomerMessage = keyof typeof MESSAGES;
 export type Flash = { kind: 'ok' | 'error'; text: string };

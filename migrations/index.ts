@@ -37,6 +37,10 @@ import * as m20261205000400 from './20261205000400_processor_forward_close';
 import * as m20261205000500 from './20261205000500_activity_recipient_kinds';
 import * as m20261205000600 from './20261205000600_customer_console';
 import * as m20261205000700 from './20261205000700_checkout_sessions';
+import * as m20261205000800 from './20261205000800_customer_sign_in_factors';
+import * as m20261205000900 from './20261205000900_customer_members';
+import * as m20261205001000 from './20261205001000_console_consent_analytics';
+import * as m20261205001100 from './20261205001100_privacy_policy_versions';
 
 /**
  * Every migration, in order, imported statically. knex's directory loader would
@@ -84,4 +88,8 @@ export const migrations: ReadonlyArray<readonly [name: string, migration: Knex.M
   ['20261205000500_activity_recipient_kinds.ts', m20261205000500],
   ['20261205000600_customer_console.ts', m20261205000600],
   ['20261205000700_checkout_sessions.ts', m20261205000700],
+  ['20261205000800_customer_sign_in_factors.ts', m20261205000800],
+  ['20261205000900_customer_members.ts', m20261205000900],
+  ['20261205001000_console_consent_analytics.ts', m20261205001000],
+  ['20261205001100_privacy_policy_versions.ts', m20261205001100],
 ];

@@ -34,7 +34,7 @@ export interface NavItem {
 }
 
 /** brand and signOut default to the staff console's; the customer console (src/customerConsole) passes its own. */
-export function page(opts: { title: string; role: string | null; actor?: string; csrf?: string; nav: NavItem[]; current?: string; flash?: { kind: 'ok' | 'error'; text: string } | null; brand?: string; signOut?: string }, body: Html): Html {
+export function page(opts: { title: string; role: string | null; actor?: string; csrf?: string; nav: NavItem[]; current?: string; flash?: { kind: 'ok' | 'error'; text: string } | null; brand?: string; signOut?: string; banners?: Html[] }, body: Html): Html {
   return html`<!doctype html>
 <html lang="en">
 <head>
@@ -55,6 +55,7 @@ export function page(opts: { title: string; role: string | null; actor?: string;
   <form method="post" action="${opts.signOut ?? '/console/logout'}" class="signout"><input type="hidden" name="_csrf" value="${opts.csrf ?? ''}"><span>${opts.actor} (${opts.role})</span> <button type="submit">Sign out</button></form>`
     : ''}
 </header>
+${opts.banners?.length ? html`<aside class="banners" aria-label="Notices">${opts.banners}</aside>` : ''}
 <main id="main">
 ${opts.flash ? html`<p class="flash ${opts.flash.kind}" role="${opts.flash.kind === 'error' ? 'alert' : 'status'}">${opts.flash.text}</p>` : ''}
 <h1>${opts.title}</h1>

@@ -164,14 +164,15 @@ describe('staff console', () => {
 
       await page.getByRole('link', { name: request.id.slice(0, 8) }).click();
       await page.getByLabel('Reason the subject is told').fill('many requests arrived at once this month');
-      await page.getByRole('button', { name: 'Extend' }).click();
+      // Wait for the form's own navigation to land before reloading: a reload racing it detaches the page.
+      await Promise.all([page.waitForURL(/msg=dsr_extend/), page.getByRole('button', { name: 'Extend' }).click()]);
       await expect.poll(async () => (await db('dsr_requests').where({ id: request.id }).first()).extended).toBe(true);
       await page.reload();
       expect(await page.locator('main p', { hasText: 'received' }).textContent()).toContain('(extended)');
 
       await page.getByLabel('Method').selectOption('document');
       await page.getByLabel('How was identity checked?').fill('passport shown on a video call');
-      await page.getByRole('button', { name: 'Record verification' }).click();
+      await Promise.all([page.waitForURL(/msg=dsr_verify/), page.getByRole('button', { name: 'Record verification' }).click()]);
       await expect.poll(async () => (await db('dsr_requests').where({ id: request.id }).first()).status, { timeout: 30_000 }).toBe('completed');
       await page.reload();
       await accessible(page);

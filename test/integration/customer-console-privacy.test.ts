@@ -77,9 +77,11 @@ describe('customer console: your privacy', () => {
       const href = await untilTrue(
         async () => {
           const page = await b.get('/app/privacy');
+          // The link appears when the package is written; the request closes a moment later.
+          if (!page.body.includes('data-status="completed"')) return undefined;
           return /href="(\/privacy\/packages\/[^"]+)"/.exec(page.body)?.[1]?.replaceAll('&amp;', '&');
         },
-        { timeoutMs: 30_000, message: 'the download link to appear' },
+        { timeoutMs: 30_000, message: 'the request to complete with its download link' },
       );
       // No code was mailed: the sign-in was the verification.
       const events = await db('dsr_events').where({ request_id: row.id }).pluck('action');

@@ -63,6 +63,20 @@ export const body = (req: Request) => (req.body ?? {}) as Record<string, unknown
 
 export type Handler = (req: Request, res: Response, s: CustomerSession) => Promise<void>;
 
+/**
+ * A notice shown above every page (the cookie choice, a changed privacy
+ * policy). `s` is null on pages for someone not signed in. Returns null when
+ * it has nothing to say. It must not throw for a bad cookie or header.
+ */
+export type Banner = (req: Request, s: CustomerSession | null) => Html | null | Promise<Html | null>;
+
+/** One route of the console, as registered: what the role and cross-account tests walk. */
+export interface CustomerRoute {
+  method: 'GET' | 'POST';
+  path: string;
+  area: ConsoleArea;
+}
+
 export interface CustomerPageKit {
   router: Router;
   /** GET: session checked, and the member's role against `area` (403 page otherwise). */
@@ -72,27 +86,60 @@ export interface CustomerPageKit {
   send(res: Response, s: CustomerSession, req: Request, title: string, body: Html, current?: string): void;
   /** A page for someone not signed in (the sign-in page). */
   sendPublic(res: Response, status: number, title: string, body: Html, flash: Flash | null): void;
+  /** Adds a notice shown above every page, in the order added. */
+  addBanner(b: Banner): void;
+  /** Every route registered with get/post (signed-in pages and actions). */
+  readonly routes: readonly CustomerRoute[];
 }
 
 export function customerPageKit(router: Router, logger: Logger): CustomerPageKit {
-  const layout = (s: CustomerSession, title: string, flash: Flash | null, content: Html, current?: string) =>
-    page({ title, role: s.role, actor: `${s.name} · ${s.accountName}`, csrf: s.csrf, nav: navFor(s), current, flash, brand: BRAND, signOut: SIGN_OUT }, content).value;
+  const bannerList: Banner[] = [];
+  const routes: CustomerRoute[] = [];
+  const bannersFor = async (req: Request, s: CustomerSession | null): Promise<Html[]> => {
+    const out: Html[] = [];
+    for (const b of bannerList) {
+      const shown = await b(req, s);
+      if (shown) out.push(shown);
+    }
+    return out;
+  };
+  const layout = (s: CustomerSession, title: string, flash: Flash | null, content: Html, current?: string, banners: Html[] = []) =>
+    page({ title, role: s.role, actor: `${s.name} · ${s.accountName}`, csrf: s.csrf, nav: navFor(s), current, flash, brand: BRAND, signOut: SIGN_OUT, banners }, content).value;
   const forbidden = (area: ConsoleArea) => new ForbiddenError(`Your role in this account does not give access to ${area}; ask the account's owner.`);
   const errorText = (err: unknown) => (err instanceof AppError ? err.message : 'Something went wrong; please try again later.');
   const noStore = (res: Response) => res.setHeader('cache-control', 'no-store');
 
+  // Banners are worked out once per page view (GET), before the page's handler, so send stays synchronous.
+  router.use('/app', (req, res, next) => {
+    if (req.method !== 'GET' || bannerList.length === 0) return next();
+    bannersFor(req, (res.locals.customer as CustomerSession | undefined) ?? null).then(
+      (b) => {
+        res.locals.banners = b;
+        next();
+      },
+      (err: unknown) => {
+        logger.error({ errType: (err as Error)?.name, path: req.path }, 'customer console banner failed');
+        next();
+      },
+    );
+  });
+  const bannersOf = (res: Response): Html[] => (res.locals.banners as Html[] | undefined) ?? [];
+
   return {
     router,
+    routes,
+    addBanner: (b) => void bannerList.push(b),
     send: (res, s, req, title, content, current) => {
       noStore(res);
-      res.type('html').send(layout(s, title, flashFrom(req), content, current));
+      res.type('html').send(layout(s, title, flashFrom(req), content, current, bannersOf(res)));
     },
     sendPublic: (res, status, title, content, flash) => {
       noStore(res);
-      res.status(status).type('html').send(page({ title, role: null, nav: [], flash, brand: BRAND }, content).value);
+      res.status(status).type('html').send(page({ title, role: null, nav: [], flash, brand: BRAND, banners: bannersOf(res) }, content).value);
     },
-    get: (p, h, area = 'overview') =>
-      void router.get(p, async (req, res) => {
+    get: (p, h, area = 'overview') => {
+      routes.push({ method: 'GET', path: p, area });
+      router.get(p, async (req, res) => {
         const s = res.locals.customer as CustomerSession | undefined;
         if (!s) return res.redirect(303, '/app/login');
         try {
@@ -103,9 +150,11 @@ export function customerPageKit(router: Router, logger: Logger): CustomerPageKit
           noStore(res);
           res.status(err instanceof AppError ? err.status : 500).type('html').send(layout(s, 'Error', null, html`<p role="alert">${errorText(err)}</p>`));
         }
-      }),
-    post: (p, h, area = 'overview') =>
-      void router.post(p, async (req, res) => {
+      });
+    },
+    post: (p, h, area = 'overview') => {
+      routes.push({ method: 'POST', path: p, area });
+      router.post(p, async (req, res) => {
         const s = res.locals.customer as CustomerSession | undefined;
         if (!s) return res.redirect(303, '/app/login');
         if (!csrfOk(s, (req.body as Record<string, unknown> | undefined)?._csrf ?? req.get('x-csrf-token'))) {
@@ -119,6 +168,7 @@ export function customerPageKit(router: Router, logger: Logger): CustomerPageKit
           noStore(res);
           res.status(err instanceof AppError ? err.status : 500).type('html').send(layout(s, 'Not done', { kind: 'error', text: errorText(err) }, html`<p><a href="/app">Back</a></p>`));
         }
-      }),
+      });
+    },
   };
 }

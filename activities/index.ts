@@ -27,6 +27,8 @@ import { dunningActivities, dunningStarter } from './dunning';
 import { dunningService } from '../src/invoicing/dunning.service';
 import { subprocessorActivities } from './subprocessor';
 import { subprocessorService } from '../src/register/subprocessor.service';
+import { policyVersionActivities } from './policyVersions';
+import { policyVersionsService } from '../src/policyVersions/policyVersions.service';
 
 const dunningOf = (deps: ActivityDeps) => dunningService({ db: deps.db, clock: deps.clock, config: { invoicing: deps.invoicing } });
 
@@ -75,6 +77,7 @@ export function createActivities(deps: ActivityDeps) {
     ...webhookActivities(webhookDeps(deps)),
     ...paymentRequestActivities({ paymentRequests: paymentRequests({ db: deps.db, config: { invoicing: deps.invoicing } }) }),
     ...subprocessorActivities({ subprocessors: subprocessorService({ db: deps.db, clock: deps.clock }) }),
+    ...policyVersionActivities({ policyVersions: policyVersionsService({ db: deps.db, clock: deps.clock, mail: deps.privacy.mail }) }),
   };
 }
 

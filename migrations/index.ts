@@ -40,7 +40,9 @@ import * as m20261205000700 from './20261205000700_checkout_sessions';
 import * as m20261205000800 from './20261205000800_customer_sign_in_factors';
 import * as m20261205000900 from './20261205000900_customer_members';
 import * as m20261205001000 from './20261205001000_console_consent_analytics';
+import * as m20261205001010 from './20261205001010_page_view_retention';
 import * as m20261205001100 from './20261205001100_privacy_policy_versions';
+import * as m20261205001200 from './20261205001200_dsr_console_channel';
 
 /**
  * Every migration, in order, imported statically. knex's directory loader would
@@ -91,5 +93,7 @@ export const migrations: ReadonlyArray<readonly [name: string, migration: Knex.M
   ['20261205000800_customer_sign_in_factors.ts', m20261205000800],
   ['20261205000900_customer_members.ts', m20261205000900],
   ['20261205001000_console_consent_analytics.ts', m20261205001000],
+  ['20261205001010_page_view_retention.ts', m20261205001010],
   ['20261205001100_privacy_policy_versions.ts', m20261205001100],
+  ['20261205001200_dsr_console_channel.ts', m20261205001200],
 ];

@@ -8,6 +8,8 @@ import { registerInvoices } from './cli/invoices';
 import { registerLedger } from './cli/ledger';
 import { registerPrivacy } from './cli/privacy';
 import { registerProcessorMode } from './cli/processorMode';
+import { registerPolicy } from './cli/policy';
+import { registerPageViews } from './cli/pageViews';
 import { registerReconciliation } from './cli/reconciliation';
 import { registerRegister } from './cli/register';
 import { registerRetention } from './cli/retention';
@@ -54,6 +56,8 @@ registerDemo(program);
 registerSettlement(program);
 registerWebhooks(program);
 registerProcessorMode(program);
+registerPolicy(program);
+registerPageViews(program);
 
 // Every verb gets --help from commander; make usage errors one line too.
 program.configureOutput({

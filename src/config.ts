@@ -151,6 +151,13 @@ export const configSchema = z.object({
     .url()
     .refine((v) => /^https?:\/\//.test(v), 'must be an http(s) URL')
     .optional(),
+  // Where the provider's hosted checkout pages are: the console lets its forms lead there (CSP form-action) and nowhere else.
+  // Unset: the stand-in's own address when STRIPE_API_URL is set, else Stripe's checkout.
+  STRIPE_CHECKOUT_ORIGIN: z
+    .string()
+    .url()
+    .refine((v) => /^https?:\/\/[^/]+\/?$/.test(v), 'an origin: scheme, host and port only, such as https://checkout.stripe.com')
+    .optional(),
   INVOICE_GRACE_HOURS: z.coerce.number().min(0).max(24 * 31).default(6),
   INVOICE_RUN_CONCURRENCY: z.coerce.number().int().min(1).max(500).default(8),
   INVOICE_RUN_PAGE_SIZE: z.coerce.number().int().min(1).max(5_000).default(500),
@@ -193,6 +200,8 @@ export const configSchema = z.object({
   // Webhook endpoints (docs/webhooks.md): same grammar as UPSTREAM_ALLOWED_HOSTS, checked where deliveries connect.
   WEBHOOK_ALLOWED_HOSTS: allowedHosts,
   WEBHOOK_SECRET_KEY: optionalString,
+  // Seals customer console TOTP secrets (base64, 32 bytes); unset, a key file under DATA_DIR/secrets/.
+  CONSOLE_TOTP_KEY: optionalString,
   WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
   WEBHOOK_RETRY_INITIAL_MS: z.coerce.number().int().min(100).max(3_600_000).default(5_000),
   WEBHOOK_RETRY_MAX_INTERVAL_MS: z.coerce.number().int().min(100).max(86_400_000).default(6 * 3_600_000),
@@ -242,6 +251,8 @@ export interface Config {
   /** Where /metrics listens (its own port per server; 0: any free port). */
   readonly metrics: { readonly host: string; readonly gatewayPort: number; readonly adminPort: number };
   readonly dataDir: string;
+  /** CONSOLE_TOTP_KEY: seals customer console TOTP secrets (base64, 32 bytes); unset, a key under DATA_DIR/secrets/. */
+  readonly consoleTotpKey: string | undefined;
   readonly logLevel: z.infer<typeof configSchema>['LOG_LEVEL'];
   /** Unset: JSON lines, except `mixroute dev` at a terminal (src/dev/logFormat.ts). */
   readonly logFormat: 'json' | 'pretty' | undefined;
@@ -318,7 +329,7 @@ export interface Config {
     readonly dailyAt: { readonly hour: number; readonly minute: number };
   };
   /** Hosted checkout (top-ups, invoices): amount bounds, and the console's public base URL its return addresses are built on. */
-  readonly checkout: { readonly minAmount: string; readonly maxAmount: string; readonly publicBaseUrl: string };
+  readonly checkout: { readonly minAmount: string; readonly maxAmount: string; readonly publicBaseUrl: string; readonly providerOrigin: string };
   readonly dsr: {
     readonly packageKey: string | undefined;
     readonly verificationWaitS: number;
@@ -425,6 +436,7 @@ export function loadConfig(env: Env = process.env): Config {
     adminPort: e.ADMIN_PORT,
     metrics: Object.freeze({ host: e.METRICS_HOST, gatewayPort: e.GATEWAY_METRICS_PORT, adminPort: e.ADMIN_METRICS_PORT }),
     dataDir: path.resolve(e.DATA_DIR),
+    consoleTotpKey: e.CONSOLE_TOTP_KEY,
     logLevel: e.LOG_LEVEL,
     logFormat: e.LOG_FORMAT,
     dev: Object.freeze({ demo: e.DEV_DEMO === '1' && !production, demoProviderPort: e.DEV_DEMO_PROVIDER_PORT, production }),
@@ -486,7 +498,9 @@ export function loadConfig(env: Env = process.env): Config {
       paymentGraceS: e.RECONCILE_PAYMENT_GRACE_S,
       dailyAt: Object.freeze({ hour: Number(e.RECONCILE_DAILY_AT.slice(0, 2)), minute: Number(e.RECONCILE_DAILY_AT.slice(3)) }),
     }),
-    checkout: Object.freeze({ minAmount: e.CHECKOUT_MIN_AMOUNT, maxAmount: e.CHECKOUT_MAX_AMOUNT, publicBaseUrl: (e.PUBLIC_BASE_URL ?? `http://${e.HOST}:${e.ADMIN_PORT}`).replace(/\/$/, '') }),
+    checkout: Object.freeze({ minAmount: e.CHECKOUT_MIN_AMOUNT, maxAmount: e.CHECKOUT_MAX_AMOUNT, publicBaseUrl: (e.PUBLIC_BASE_URL ?? `http://${e.HOST}:${e.ADMIN_PORT}`).replace(/\/$/, ''),
+      providerOrigin: new URL(e.STRIPE_CHECKOUT_ORIGIN ?? e.STRIPE_API_URL ?? 'https://checkout.stripe.com').origin,
+    }),
     dsr: Object.freeze({
       packageKey: e.DSR_PACKAGE_KEY,
       verificationWaitS: e.DSR_VERIFICATION_WAIT_S,

@@ -5,6 +5,7 @@ export { healthProbe } from './healthProbe';
 export { invoiceAccount } from './invoiceAccount';
 export { invoiceRun } from './invoiceRun';
 export { metadataExpiry } from './metadataExpiry';
+export { policyPublished } from './policyPublished';
 export { reconcile } from './reconcile';
 export { settlementShard } from './settlementShard';
 export { subprocessorChange } from './subprocessorChange';

@@ -273,7 +273,8 @@ export interface DsrFulfilment {
 }
 
 export const dsrStatusQuery = defineQuery<DsrState>('dsrStatus');
-export const dsrVerifiedSignal = defineSignal<[{ method: 'email_code' | 'manual'; actor: string }]>('dsrVerified');
+/** `method` is recorded by the caller (dsr_events); the workflow reads only that the signal came, so a new method replays like the old ones. */
+export const dsrVerifiedSignal = defineSignal<[{ method: 'email_code' | 'manual' | 'console_sign_in'; actor: string }]>('dsrVerified');
 export const dsrExtendSignal = defineSignal<[{ actor: string }]>('dsrExtend');
 export const dsrRefuseSignal = defineSignal<[{ items: DsrRefusalItem[]; actor: string }]>('dsrRefuse');
 export const dsrWithdrawSignal = defineSignal<[{ actor: string }]>('dsrWithdraw');
@@ -373,4 +374,20 @@ export interface SubprocessorChangeResult {
   notified: number;
   /** Notices still pending when the period ran, now in effect. */
   effective: number;
+}
+
+// --- policyPublished (issue 26; docs/customer-console.md#policy-changes)
+
+export interface PolicyPublishedInput {
+  /** The material privacy policy version whose owners' emails the workflow queues and sends. */
+  version: string;
+}
+
+export interface PolicyPublishedResult {
+  /** Account owners the run went through. */
+  owners: number;
+  /** Emails queued by this run (a re-run queues none already queued). */
+  queued: number;
+  /** Emails this run sent. */
+  sent: number;
 }

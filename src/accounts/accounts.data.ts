@@ -27,6 +27,11 @@ export function accountsRepo(db: DbOrTrx) {
     async findById(id: string, trx: DbOrTrx = db): Promise<AccountRow | undefined> {
       return trx<AccountRow>('accounts').where({ id }).first();
     },
+    /** Changes the billing details given; undefined: no such account. */
+    async updateDetails(id: string, details: Partial<Pick<AccountRow, 'name' | 'vat_id' | 'billing_email' | 'country'>>, trx: DbOrTrx = db): Promise<AccountRow | undefined> {
+      const rows = (await trx('accounts').where({ id }).update({ ...details, updated_at: trx.fn.now() }).returning('*')) as AccountRow[];
+      return rows[0];
+    },
     async list(opts: { limit: number; after?: string }, trx: DbOrTrx = db): Promise<AccountRow[]> {
       const q = trx<AccountRow>('accounts').orderBy('id').limit(opts.limit);
       if (opts.after) q.where('id', '>', opts.after);

@@ -23,6 +23,7 @@ import {
   setFallbacksInput,
 } from '../staff/schemas';
 import { validate } from '../shared/validate';
+import { updateAccountDetailsInput } from './accountDetails.schemas';
 import { accountView, apiKeyView, modelView, priceView, providerView, userView } from './accounts.views.service';
 import { checkKeySettings, STAFF_KEY_FIELDS } from './keys.service';
 
@@ -124,6 +125,23 @@ export function accountsService({ db, clock, config }: AccountsDeps) {
     async getAccount(raw: unknown) {
       const { id } = validate(idInput, raw);
       return accountView(await requireAccount(id));
+    },
+
+    /**
+     * Changes an account's billing details (updateAccountDetailsInput: the
+     * fields of createAccount, optional ones clearable with null). The customer
+     * console's Billing page calls it with the session's account.
+     */
+    async updateAccountDetails(raw: unknown) {
+      const { id, name, vatId, billingEmail, country } = validate(updateAccountDetailsInput, raw);
+      const row = await accounts.updateDetails(id, {
+        ...(name !== undefined ? { name } : {}),
+        ...(vatId !== undefined ? { vat_id: vatId } : {}),
+        ...(billingEmail !== undefined ? { billing_email: billingEmail } : {}),
+        ...(country !== undefined ? { country } : {}),
+      });
+      if (!row) throw new NotFoundError(`account ${id} does not exist`);
+      return accountView(row);
     },
 
     async listAccounts(raw: unknown) {

@@ -59,6 +59,36 @@ export async function keyOverview(
   return rows[0] ?? null;
 }
 
+/** One key's settled spend, as in KeyOverviewRow. */
+export type KeySpendRow = Pick<KeyOverviewRow, 'id' | 'spend_day' | 'spend_week' | 'spend_month' | 'spend_lifetime'>;
+
+/**
+ * The settled spend of a page of the account's keys (as keyOverview reports
+ * each), in one grouped query over their rows of usage_daily_keys (each key's
+ * primary key prefix). A key with no usage, or not of the account, has no row.
+ */
+export async function keysSpend(
+  db: DbOrTrx,
+  accountId: string,
+  keyIds: readonly string[],
+  days: { day: string; week: string; month: string },
+): Promise<Map<string, KeySpendRow>> {
+  if (keyIds.length === 0) return new Map();
+  const { rows } = (await db.raw(
+    `SELECT d.api_key_id::text AS id,
+            COALESCE(sum(d.cost) FILTER (WHERE d.day >= ?::date AND d.day <= ?::date), 0)::text AS spend_day,
+            COALESCE(sum(d.cost) FILTER (WHERE d.day >= ?::date AND d.day <= ?::date), 0)::text AS spend_week,
+            COALESCE(sum(d.cost) FILTER (WHERE d.day >= ?::date AND d.day <= ?::date), 0)::text AS spend_month,
+            COALESCE(sum(d.cost), 0)::text AS spend_lifetime
+       FROM usage_daily_keys d
+       JOIN api_keys k ON k.id = d.api_key_id AND k.account_id = ?::uuid
+      WHERE d.api_key_id = ANY(?::uuid[])
+      GROUP BY d.api_key_id`,
+    [days.day, days.day, days.week, days.day, days.month, days.day, accountId, [...keyIds]],
+  )) as { rows: KeySpendRow[] };
+  return new Map(rows.map((r) => [r.id, r]));
+}
+
 export interface CreditsRow {
   plan: 'prepaid' | 'postpaid';
   credit_limit: string;

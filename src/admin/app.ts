@@ -24,12 +24,16 @@ import { publicPrivacyRouter } from './publicPrivacy';
 import { consoleRouter } from '../console/app';
 import { customerConsoleRouter } from '../customerConsole/app';
 import { customerConsoleService } from '../customerConsole/customerConsole.service';
+import { secondFactorService } from '../customerConsole/secondFactor.service';
+import { loginLinkService } from '../customerConsole/loginLink.service';
 import { consoleKeysService } from '../customerConsole/keys.service';
 import { keysService } from '../accounts/keys.service';
 import { customerBillingService } from '../customerConsole/billing.service';
 import { usageService } from '../customerConsole/usage.service';
 import { consolePrivacyService } from '../customerConsole/privacy.service';
 import { consoleAlertsService } from '../customerConsole/alerts.service';
+import { consentService } from '../customerConsole/consent.service';
+import { membersService } from '../customerConsole/members.service';
 import { checkoutService } from '../invoicing/checkout.service';
 import { staffService } from '../staff/staff.service';
 import { renderInvoiceHtml, renderInvoicePdf } from '../invoicing/render';
@@ -42,6 +46,7 @@ import { processorModeService } from '../privacy/processorMode.service';
 import { subprocessorService } from '../register/subprocessor.service';
 import { registerService } from '../register/register.service';
 import { ropaService } from '../register/ropa.service';
+import { policyVersionsService } from '../policyVersions/policyVersions.service';
 
 export interface AdminAppDeps {
   db: Db;
@@ -104,6 +109,13 @@ export function createAdminApp(deps: AdminAppDeps): Express {
     }),
     subprocessors: subprocessorService({ db: deps.db, clock: deps.clock, temporal: deps.temporal }),
     ropa: ropaService({ db: deps.db, clock: deps.clock, controller: deps.config.invoicing.issuer }),
+    policyVersions: policyVersionsService({
+      db: deps.db,
+      clock: deps.clock,
+      temporal: deps.temporal,
+      // The version stands; `mixroute policy resume-emails <version>` starts the emails again.
+      onStartError: (err) => deps.logger.error({ err: (err as Error).message }, 'policy email workflow not started; run `mixroute policy resume-emails <version>`'),
+    }),
   };
 
   app.use(requestIdMiddleware('adm-'));
@@ -129,6 +141,14 @@ export function createAdminApp(deps: AdminAppDeps): Express {
   app.use(
     customerConsoleRouter({
       service: customerConsoleService({ db: deps.db, clock: deps.clock, ledger }),
+      secondFactor: secondFactorService({ db: deps.db, clock: deps.clock, config: deps.config }),
+      loginLinks: loginLinkService({
+        db: deps.db,
+        clock: deps.clock,
+        mail: deps.config.mail,
+        publicBaseUrl: deps.config.checkout.publicBaseUrl,
+        onSendError: (err) => deps.logger.error({ errType: (err as Error)?.name }, 'sign-in link email not sent; the link was dropped'),
+      }),
       keys: consoleKeysService({ db: deps.db, clock: deps.clock, keys: keysService({ db: deps.db, clock: deps.clock }) }),
       billing: customerBillingService({
         invoices,
@@ -138,9 +158,20 @@ export function createAdminApp(deps: AdminAppDeps): Express {
         accounts: accountsService(deps),
         limits: deps.config.checkout,
       }),
+      checkoutOrigin: deps.config.checkout.providerOrigin,
       usage: usageService({ db: deps.db, clock: deps.clock }),
       privacy: consolePrivacyService({ privacy: ops.dsr }),
       alerts: consoleAlertsService({ events: ops.alerts, webhooks: ops.webhooks }),
+      consent: consentService({ db: deps.db, clock: deps.clock }),
+      members: membersService({
+        db: deps.db,
+        clock: deps.clock,
+        publicBaseUrl: deps.config.checkout.publicBaseUrl,
+        mail: deps.config.mail,
+        // The message only (an SMTP error may echo the address): the queued email goes with a later invitation.
+        onSendError: (err) => deps.logger.warn({ err: (err as Error).message }, 'invitation email not sent yet'),
+      }),
+      policies: ops.policyVersions,
       logger: deps.logger,
       trustedProxies: deps.config.gateway.trustedProxies,
     }),

@@ -44,6 +44,7 @@ import {
   setAgreementInput,
   type SubprocessorService,
 } from '../register/subprocessor.service';
+import { publishInput as publishPolicyVersionInput, type PolicyVersionsService } from '../policyVersions/policyVersions.service';
 
 export type AdminOperations = AccountsService &
   LedgerService &
@@ -66,6 +67,7 @@ export type AdminOperations = AccountsService &
     register: RegisterService;
     subprocessors: SubprocessorService;
     ropa: RopaService;
+    policyVersions: PolicyVersionsService;
   };
 
 const needRuns = (ops: AdminOperations) => {
@@ -624,6 +626,22 @@ export const adminRoutes: readonly AdminRoute[] = [
     method: 'post', path: '/privacy/register/subprocessor-changes/:id/accounts/:accountId/decision', roles: COMPLIANCE, tag: 'compliance', body: decideInput,
     summary: 'Record an account\'s decision on a notice for it ({"decision": "accept" | "object", "reason"}; the reason is required and kept): accept lets the recipient in now, object keeps it out',
     handler: (ops, { params, body, actor }) => ops.subprocessors.notices.decide(params.id!, params.accountId!, body, actor),
+  },
+  // Privacy policy versions (docs/customer-console.md#policy-changes): a material one is a notice to every signed-in customer and an email to every account owner.
+  {
+    method: 'get', path: '/privacy/policy-versions', roles: COMPLIANCE, tag: 'compliance',
+    summary: 'Published privacy policy versions, newest first, with how many users acknowledged each',
+    handler: (ops) => ops.policyVersions.list(),
+  },
+  {
+    method: 'post', path: '/privacy/policy-versions', roles: COMPLIANCE, tag: 'compliance', status: 201, body: publishPolicyVersionInput,
+    summary: 'Publish a privacy policy version ({"version", "title", "summary", "url"?, "material"?}); a version is never reused (409). A material one starts the owners\' email workflow `policy-published:{version}`',
+    handler: (ops, { body, actor }) => ops.policyVersions.publish(body, actor),
+  },
+  {
+    method: 'post', path: '/privacy/policy-versions/:version/resume-emails', roles: COMPLIANCE, tag: 'compliance',
+    summary: "Start a material version's owner emails again (after a failed start; a running or finished run is found, not repeated)",
+    handler: (ops, { params }) => ops.policyVersions.resumeEmails(params.version!),
   },
   {
     method: 'get', path: '/privacy/register/record-of-processing', roles: COMPLIANCE, tag: 'compliance', query: recordOfProcessingInput, responseType: 'text/csv',

@@ -16,6 +16,9 @@ import { invoicesPages } from './pages/invoices';
 import { pageKit } from './pages/kit';
 import { policiesPages } from './pages/policies';
 import { privacyRequestsPages } from './pages/privacyRequests';
+import { privacyPolicyPages } from './pages/privacyPolicy';
+import { policyVersionsService } from '../policyVersions/policyVersions.service';
+import { systemClock } from '../clock';
 import { receivablesPages } from './pages/receivables';
 import { reconciliationPages } from './pages/reconciliation';
 import { registerPages } from './pages/register';
@@ -73,6 +76,16 @@ export function consoleRouter(deps: ConsoleDeps): Router {
   privacyRequestsPages(kit, ops);
   retentionPages(kit, ops);
   registerPages(kit, ops);
+  privacyPolicyPages(
+    kit,
+    policyVersionsService({
+      db,
+      clock: systemClock,
+      temporal: deps.temporal,
+      // The version stands; `mixroute policy resume-emails <version>` starts the emails again.
+      onStartError: (err) => deps.logger.error({ err: (err as Error).message }, 'policy email workflow not started'),
+    }),
+  );
   staffPages(kit, staff);
   policiesPages(kit, ops);
   webhooksPages(kit, ops);

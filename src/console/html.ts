@@ -65,10 +65,11 @@ ${body}
 </html>`;
 }
 
+// A wide table scrolls inside its own box on a narrow screen, not the page; the box takes focus so a keyboard can scroll it.
 export function table(headers: string[], rows: Html[][], caption: string): Html {
-  return html`<table><caption>${caption}</caption><thead><tr>${headers.map((h) => html`<th scope="col">${h}</th>`)}</tr></thead><tbody>${
+  return html`<div class="table-scroll" role="region" tabindex="0" aria-label="${caption}"><table><caption>${caption}</caption><thead><tr>${headers.map((h) => html`<th scope="col">${h}</th>`)}</tr></thead><tbody>${
     rows.length ? rows.map((r) => html`<tr>${r.map((c) => html`<td>${c}</td>`)}</tr>`) : html`<tr><td colspan="${headers.length}">None.</td></tr>`
-  }</tbody></table>`;
+  }</tbody></table></div>`;
 }
 
 export const csrfField = (csrf: string) => html`<input type="hidden" name="_csrf" value="${csrf}">`;

@@ -45,6 +45,9 @@ const MESSAGES = {
   register_subprocessor_announced: { kind: 'ok', text: 'Saved. This is a sub-processor change: accounts with a data-processing agreement are told, and it gets none of their traffic until the notice period ends or they accept.' },
   register_notice_decided: { kind: 'ok', text: "The account's decision is recorded." },
   register_notice_unchanged: { kind: 'ok', text: 'The notice already had this decision: nothing changed.' },
+  policy_version_published: { kind: 'ok', text: 'Version published. It is not material: no notice, no email.' },
+  policy_version_published_material: { kind: 'ok', text: 'Material version published: signed-in customers see a notice until they acknowledge it; account owners are being emailed.' },
+  policy_version_published_emails_pending: { kind: 'error', text: 'Material version published and customers see the notice, but the owners\' emails did not start (Temporal unreachable): run `mixroute policy resume-emails <version>`.' },
 } as const satisfies Record<string, { kind: 'ok' | 'error'; text: string }>;
 
 export type MessageCode = keyof typeof MESSAGES;

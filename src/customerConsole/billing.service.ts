@@ -4,6 +4,7 @@ import type { CheckoutResult, TopUpCheckoutService } from '../ledger/checkout.se
 import type { LedgerService } from '../ledger/ledger.service';
 import type { InvoiceDocument } from '../invoicing/render';
 import type { PaymentState } from '../invoicing/paymentStatus.rules';
+import { customerVatIdProblem } from '../invoicing/tax.rules';
 import type { CustomerSession } from './customerConsole.service';
 
 /**
@@ -17,7 +18,8 @@ import type { CustomerSession } from './customerConsole.service';
 /** What the Billing page needs of the invoicing, checkout, ledger and accounts services (the admin app passes them). */
 export interface CustomerBillingDeps {
   invoices: {
-    list(raw: unknown): Promise<{ id: string; accountId: string; status: string }[]>;
+    /** The account's latest `limit` issued invoices and credit notes, newest period first (one query with LIMIT). */
+    latestOfAccount(accountId: string, limit: number): Promise<InvoiceView[]>;
     get(id: string): Promise<InvoiceView>;
     document(id: string): Promise<InvoiceDocument>;
   };
@@ -25,7 +27,8 @@ export interface CustomerBillingDeps {
   renderPdf(doc: InvoiceDocument): Promise<Buffer>;
   checkout: Pick<TopUpCheckoutService, 'createTopUpCheckout' | 'enabled'> & { createInvoiceCheckout(raw: unknown): Promise<CheckoutResult> };
   ledger: Pick<LedgerService, 'balance'>;
-  accounts: Pick<AccountsService, 'getAccount'>;
+  /** updateAccountDetails: the staff schema's checks and the one write of billing details. */
+  accounts: Pick<AccountsService, 'getAccount' | 'updateAccountDetails'>;
   /** Top-up bounds (CHECKOUT_MIN_AMOUNT, CHECKOUT_MAX_AMOUNT), shown next to the form. */
   limits: { minAmount: string; maxAmount: string };
 }
@@ -49,6 +52,14 @@ export const INVOICES_SHOWN = 24;
 export const ENTRIES_SHOWN = 50;
 /** Longest amount text looked at; the checkout's rules say what is wrong with a shorter one. */
 const MAX_AMOUNT_TEXT = 32;
+/**
+ * Longest billing-details value looked at (an email address's limit): the
+ * accounts service's schema says what is wrong with a shorter one, and bounds
+ * every field but the email address tighter.
+ */
+export const MAX_DETAIL_TEXT = 320;
+/** The form's fields and the accounts service's names for them. */
+const DETAIL_FIELDS = { name: 'name', vat_id: 'vatId', billing_email: 'billingEmail', country: 'country' } as const;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 const SUCCESS_PATH = '/app/billing?checkout=success';
@@ -80,10 +91,9 @@ export function customerBillingService(deps: CustomerBillingDeps) {
     async page(s: Pick<CustomerSession, 'accountId'>) {
       const account = await deps.accounts.getAccount({ id: s.accountId });
       const bal = await deps.ledger.balance({ accountId: s.accountId, limit: ENTRIES_SHOWN });
-      const listed = (await deps.invoices.list({ accountId: s.accountId, limit: 500 })).filter((i) => i.accountId === s.accountId && i.status !== 'draft');
-      const full = await Promise.all(listed.map((i) => deps.invoices.get(i.id)));
-      full.sort((a, b) => b.period.localeCompare(a.period) || (b.number ?? '').localeCompare(a.number ?? ''));
-      const invoices = full.slice(0, INVOICES_SHOWN).map((i) => {
+      // One more than shown, to know whether there are older ones.
+      const latest = (await deps.invoices.latestOfAccount(s.accountId, INVOICES_SHOWN + 1)).filter((i) => i.accountId === s.accountId && i.status !== 'draft');
+      const invoices = latest.slice(0, INVOICES_SHOWN).map((i) => {
         const payment = i.payment as PaymentState | null;
         return {
           id: i.id,
@@ -100,14 +110,40 @@ export function customerBillingService(deps: CustomerBillingDeps) {
         };
       });
       return {
-        account: { name: account.name, vatId: account.vatId, billingEmail: account.billingEmail, currency: account.currency, plan: account.plan },
+        account: { name: account.name, vatId: account.vatId, billingEmail: account.billingEmail, country: account.country, currency: account.currency, plan: account.plan },
         balance: bal.balance,
         currency: bal.currency,
         entries: bal.entries.map((e) => ({ kind: e.kind, amount: e.amount, balanceAfter: e.balanceAfter, createdAt: e.createdAt })),
         moreEntries: bal.nextPage !== null,
         invoices,
-        moreInvoices: full.length > INVOICES_SHOWN,
+        moreInvoices: latest.length > INVOICES_SHOWN,
       };
+    },
+
+    /**
+     * Saves the billing details form (name, vat_id, billing_email, country) for
+     * the session's account, whatever else the form holds. Each field is sent
+     * with the form: an empty optional field clears it, an empty name or country is refused.
+     * The checks are the accounts service's (the staff schema's), not repeated here.
+     */
+    async saveDetails(s: Pick<CustomerSession, 'accountId'>, form: Record<string, unknown>) {
+      const details: Record<string, string | null> = {};
+      for (const [field, key] of Object.entries(DETAIL_FIELDS)) {
+        const v = form[field];
+        if (v === undefined) continue;
+        // Refusals name the field as the accounts service does, so the page labels them alike.
+        if (typeof v !== 'string') throw new ValidationError(`invalid input: ${key}: give it once`, [{ field: key, message: 'give it once' }]);
+        if (v.length > MAX_DETAIL_TEXT) throw new ValidationError(`invalid input: ${key}: at most ${MAX_DETAIL_TEXT} characters`, [{ field: key, message: `at most ${MAX_DETAIL_TEXT} characters` }]);
+        // The name and the country cannot be cleared: invoices need both (the country sets the tax).
+        details[key] = key === 'name' || key === 'country' || v.trim() !== '' ? v : null;
+      }
+      // Beyond the staff checks: a VAT id gives reverse charge at 0 %, so one a customer types must look like their country's.
+      if (details.vatId) {
+        const country = (details.country ?? (await deps.accounts.getAccount({ id: s.accountId })).country ?? '').trim().toUpperCase();
+        const problem = customerVatIdProblem(details.vatId, country);
+        if (problem) throw new ValidationError(`invalid input: vatId: ${problem}`, [{ field: 'vatId', message: problem }]);
+      }
+      return deps.accounts.updateAccountDetails({ ...details, id: s.accountId });
     },
 
     /** A top-up by card for the session's account: the provider's page to send the browser to. */

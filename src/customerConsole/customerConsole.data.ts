@@ -18,6 +18,7 @@ export async function signInCandidates(db: DbOrTrx, email: string, limit: number
     .whereRaw('lower(u.email) = lower(?)', [email])
     .whereNotNull('u.password_hash')
     .whereNull('u.erased_at')
+    .whereNull('u.console_removed_at')
     .whereNot('a.status', 'closed')
     .orderBy('u.created_at')
     .limit(limit)
@@ -44,7 +45,7 @@ export interface CustomerSessionRow {
   ip_prefix: string | null;
 }
 
-export async function insertSession(db: DbOrTrx, row: Omit<CustomerSessionRow, 'created_at'>): Promise<void> {
+export async function insertSession(db: DbOrTrx, row: Omit<CustomerSessionRow, 'created_at'> & { pending_second_factor?: boolean }): Promise<void> {
   await db('customer_sessions').insert(row);
 }
 
@@ -56,9 +57,13 @@ export async function findOpenSession(db: DbOrTrx, idHash: string, now: Date) {
     .where({ 's.id_hash': idHash })
     .whereRaw('u.account_id = s.account_id')
     .whereNull('u.erased_at')
+    // A removed member's session ends at once, even one the removal's transaction did not see.
+    .whereNull('u.console_removed_at')
     .whereNot('a.status', 'closed')
     .whereNull('s.revoked_at')
     .where('s.expires_at', '>', now)
+    // A session still waiting for its second factor is not signed in (findPendingSession).
+    .where('s.pending_second_factor', false)
     .first('s.id_hash', 's.user_id', 's.account_id', 's.csrf_token', 'u.name', 'u.email', 'u.console_role', 'u.password_hash', 'a.name as account_name', 'a.status as account_status') as Promise<
     | {
         id_hash: string;
@@ -76,6 +81,26 @@ export async function findOpenSession(db: DbOrTrx, idHash: string, now: Date) {
   >;
 }
 
+/** A session that passed the password or a sign-in link and waits for the second factor: its user and account, or undefined. */
+export async function findPendingSession(db: DbOrTrx, idHash: string, now: Date): Promise<{ id_hash: string; user_id: string; account_id: string; csrf_token: string; expires_at: Date } | undefined> {
+  return db('customer_sessions as s')
+    .join('users as u', 'u.id', 's.user_id')
+    .join('accounts as a', 'a.id', 's.account_id')
+    .where({ 's.id_hash': idHash, 's.pending_second_factor': true })
+    .whereRaw('u.account_id = s.account_id')
+    .whereNull('u.erased_at')
+    .whereNull('u.console_removed_at')
+    .whereNot('a.status', 'closed')
+    .whereNull('s.revoked_at')
+    .where('s.expires_at', '>', now)
+    .first('s.id_hash', 's.user_id', 's.account_id', 's.csrf_token', 's.expires_at');
+}
+
+/** Ends a pending session, if still pending and open (false: someone else promoted or ended it first). */
+export async function endPendingSession(db: DbOrTrx, idHash: string): Promise<boolean> {
+  return (await db('customer_sessions').where({ id_hash: idHash, pending_second_factor: true }).whereNull('revoked_at').update({ revoked_at: db.fn.now() })) === 1;
+}
+
 export async function revokeSession(db: DbOrTrx, idHash: string): Promise<void> {
   await db('customer_sessions').where({ id_hash: idHash }).whereNull('revoked_at').update({ revoked_at: db.fn.now() });
 }
@@ -87,7 +112,7 @@ export async function revokeUserSessions(db: DbOrTrx, userId: string): Promise<n
 
 /** The user's open, unexpired sessions, newest first. */
 export async function openSessionsOf(db: DbOrTrx, userId: string, now: Date, limit: number): Promise<CustomerSessionRow[]> {
-  return db('customer_sessions').where({ user_id: userId }).whereNull('revoked_at').where('expires_at', '>', now).orderBy('created_at', 'desc').limit(limit);
+  return db('customer_sessions').where({ user_id: userId, pending_second_factor: false }).whereNull('revoked_at').where('expires_at', '>', now).orderBy('created_at', 'desc').limit(limit);
 }
 
 export async function insertLoginRecord(db: DbOrTrx, row: { user_id: string; source_ip: string | null; user_agent: string | null }): Promise<void> {

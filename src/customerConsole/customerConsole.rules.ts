@@ -12,7 +12,7 @@ export const CONSOLE_ROLES: readonly ConsoleRole[] = ['owner', 'admin', 'develop
  * balance; owners and admins with everything. Every member sees the overview
  * and where they are signed in.
  */
-export type ConsoleArea = 'overview' | 'security' | 'keys' | 'usage' | 'billing' | 'alerts' | 'privacy';
+export type ConsoleArea = 'overview' | 'security' | 'keys' | 'usage' | 'billing' | 'alerts' | 'privacy' | 'members' | 'members_manage';
 const AREA_ROLES: Record<ConsoleArea, readonly ConsoleRole[]> = {
   overview: CONSOLE_ROLES,
   security: CONSOLE_ROLES,
@@ -21,6 +21,9 @@ const AREA_ROLES: Record<ConsoleArea, readonly ConsoleRole[]> = {
   usage: ['owner', 'admin', 'developer', 'billing'],
   billing: ['owner', 'admin', 'billing'],
   alerts: ['owner', 'admin', 'developer', 'billing'],
+  // Admins see who has access; only owners change it (invite, remove, roles).
+  members: ['owner', 'admin'],
+  members_manage: ['owner'],
 };
 
 /** Whether a member with `role` may see and act in `area`. */

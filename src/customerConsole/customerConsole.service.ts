@@ -9,7 +9,9 @@ import { signInAttemptsRepo } from '../staff/staff.data';
 import {
   accountSummary,
   dailySpendByModel,
+  endPendingSession,
   findOpenSession,
+  findPendingSession,
   insertFailedSignIn,
   insertLoginRecord,
   insertSession,
@@ -22,6 +24,7 @@ import {
   signInCandidates,
   spendBetween,
 } from './customerConsole.data';
+import { hasConfirmedTotp } from './secondFactor.data';
 import { deviceOf, ipPrefix, MAX_USER_AGENT, monthBounds, passwordProblem, SESSION_HOURS, signInInputOk, type ConsoleRole } from './customerConsole.rules';
 
 /**
@@ -52,6 +55,17 @@ export interface SignInSource {
 }
 
 export type CustomerSignIn = { ok: true; userId: string; accountId: string } | { ok: false };
+
+/** A session that passed the password or a sign-in link and waits for the second factor: it opens only /app/login/second-factor. */
+export interface PendingSession {
+  userId: string;
+  accountId: string;
+  csrf: string;
+  idHash: string;
+}
+
+/** A pending session (password given, second factor not yet) lasts this long. */
+export const PENDING_SESSION_S = 600;
 
 /** Users sharing an email across accounts: at most this many are tried with one password. */
 const MAX_CANDIDATES = 3;
@@ -110,9 +124,16 @@ export function customerConsoleService({ db, clock = systemClock, ledger }: Cust
       await insertFailedSignIn(db, { reason, account_id: null, source_ip: from.ip, user_agent: bound(from.userAgent) });
     },
 
-    /** After a successful sign-in: clears the email's attempts, opens the session and records the sign-in. Returns the cookie's session id. */
-    async openSession(email: string, s: { userId: string; accountId: string }, from: SignInSource): Promise<string> {
-      await attempts.clear(customerSignInIdentity(email));
+    /**
+     * After a correct password (with its email, whose attempts are cleared) or
+     * sign-in link (email null): opens the session. A user with two-step
+     * sign-in gets a pending session, which opens only the second-factor form
+     * and records no sign-in yet; anyone else is signed in and the sign-in
+     * recorded. Returns the cookie's session id.
+     */
+    async openSession(email: string | null, s: { userId: string; accountId: string }, from: SignInSource): Promise<{ id: string; pending: boolean }> {
+      if (email !== null) await attempts.clear(customerSignInIdentity(email));
+      const pending = await hasConfirmedTotp(db, s.userId);
       const id = randomBytes(32).toString('base64url');
       await db.transaction(async (trx) => {
         await insertSession(trx, {
@@ -120,13 +141,46 @@ export function customerConsoleService({ db, clock = systemClock, ledger }: Cust
           user_id: s.userId,
           account_id: s.accountId,
           csrf_token: randomBytes(24).toString('base64url'),
+          expires_at: new Date(clock.now().getTime() + (pending ? PENDING_SESSION_S * 1000 : SESSION_HOURS * 3_600_000)),
+          user_agent: bound(from.userAgent),
+          ip_prefix: ipPrefix(from.ip),
+          pending_second_factor: pending,
+        });
+        if (!pending) await insertLoginRecord(trx, { user_id: s.userId, source_ip: from.ip, user_agent: bound(from.userAgent) });
+      });
+      return { id, pending };
+    },
+
+    /** The pending (second factor not yet given) session with this cookie id, or null. Never a signed-in session. */
+    async resumePendingSession(id: string): Promise<PendingSession | null> {
+      if (!/^[A-Za-z0-9_-]{43}$/.test(id)) return null;
+      const s = await findPendingSession(db, sha(id), clock.now());
+      return s ? { userId: s.user_id, accountId: s.account_id, csrf: s.csrf_token, idHash: s.id_hash } : null;
+    },
+
+    /**
+     * The second factor was given: the pending session ends and a new one (a
+     * new id, so a pending cookie copied earlier opens nothing) is signed in,
+     * and the sign-in recorded. Null when the pending session was ended or
+     * promoted meanwhile.
+     */
+    async promoteSession(p: PendingSession, from: SignInSource): Promise<string | null> {
+      const id = randomBytes(32).toString('base64url');
+      const done = await db.transaction(async (trx) => {
+        if (!(await endPendingSession(trx, p.idHash))) return false;
+        await insertSession(trx, {
+          id_hash: sha(id),
+          user_id: p.userId,
+          account_id: p.accountId,
+          csrf_token: randomBytes(24).toString('base64url'),
           expires_at: new Date(clock.now().getTime() + SESSION_HOURS * 3_600_000),
           user_agent: bound(from.userAgent),
           ip_prefix: ipPrefix(from.ip),
         });
-        await insertLoginRecord(trx, { user_id: s.userId, source_ip: from.ip, user_agent: bound(from.userAgent) });
+        await insertLoginRecord(trx, { user_id: p.userId, source_ip: from.ip, user_agent: bound(from.userAgent) });
+        return true;
       });
-      return id;
+      return done ? id : null;
     },
 
     /** The session with this cookie id, with its user and account as they are now, or null. */

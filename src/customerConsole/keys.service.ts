@@ -1,4 +1,4 @@
-import { keyOverview } from '../accounts/clientApi.data';
+import { keysSpend } from '../accounts/clientApi.data';
 import { Money, toAmountString } from '../shared/money.rules';
 import { KEYS_PAGE_MAX } from '../accounts/keys.schemas';
 import type { KeyActor, KeysService } from '../accounts/keys.service';
@@ -23,13 +23,14 @@ export function consoleKeysService({ db, clock, keys }: { db: Db; clock: Clock; 
       const page = await keys.list(actor(s), { limit: KEYS_PAGE_MAX, ...(after ? { after } : {}) });
       const now = clock.now();
       const days = { day: windowFirstDay('daily', now)!, week: windowFirstDay('weekly', now)!, month: windowFirstDay('monthly', now)! };
-      const data = [];
-      for (const k of page.data) {
-        const o = await keyOverview(db, s.accountId, k.id, days);
+      // One grouped query for the whole page, not one per key.
+      const spend = await keysSpend(db, s.accountId, page.data.map((k) => k.id), days);
+      const data = page.data.map((k) => {
+        const o = spend.get(k.id);
         const w = k.limit_reset;
         const spent = !o ? '0' : w === 'daily' ? o.spend_day : w === 'weekly' ? o.spend_week : w === 'monthly' ? o.spend_month : o.spend_lifetime;
-        data.push({ ...k, spent: toAmountString(new Money(spent)) });
-      }
+        return { ...k, spent: toAmountString(new Money(spent)) };
+      });
       return { data, hasMore: page.has_more, lastId: page.last_id };
     },
     get: (s: Pick<CustomerSession, 'accountId' | 'userId'>, id: string) => keys.get(actor(s), id),

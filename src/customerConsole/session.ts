@@ -1,7 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { RequestHandler } from 'express';
 import { readCookie } from '../console/session';
-import type { CustomerConsoleService, CustomerSession } from './customerConsole.service';
+import type { CustomerConsoleService, CustomerSession, PendingSession } from './customerConsole.service';
 
 /**
  * Customer sessions in the browser, as the staff console's (src/console/session.ts):
@@ -16,14 +16,23 @@ export function cookieHeader(value: string, maxAgeS: number): string {
   return `${COOKIE}=${encodeURIComponent(value)}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=${maxAgeS}`;
 }
 
-/** Loads the session into res.locals.customer (or leaves it unset). */
-export function loadCustomerSession(service: Pick<CustomerConsoleService, 'resumeSession'>): RequestHandler {
+/**
+ * Loads a signed-in session into res.locals.customer (or leaves it unset). A
+ * session still waiting for its second factor is not signed in: it goes to
+ * res.locals.customerPending instead, which only the second-factor form reads,
+ * so every other page and action treats it as signed out.
+ */
+export function loadCustomerSession(service: Pick<CustomerConsoleService, 'resumeSession' | 'resumePendingSession'>): RequestHandler {
   return async (req, res, next) => {
     try {
       const id = readCookie(req.headers.cookie, COOKIE);
       if (id) {
         const session = await service.resumeSession(id);
         if (session) res.locals.customer = session;
+        else {
+          const pending = await service.resumePendingSession(id);
+          if (pending) res.locals.customerPending = pending;
+        }
       }
       next();
     } catch (err) {
@@ -32,8 +41,11 @@ export function loadCustomerSession(service: Pick<CustomerConsoleService, 'resum
   };
 }
 
+/** The pending (second factor not yet given) session of this request, if any: for the second-factor form only. */
+export const pendingSessionOf = (locals: Record<string, unknown>): PendingSession | null => (locals.customerPending as PendingSession | undefined) ?? null;
+
 /** Every state-changing request carries the session's CSRF token (form field or htmx header). */
-export function csrfOk(session: CustomerSession, token: unknown): boolean {
+export function csrfOk(session: Pick<CustomerSession, 'csrf'>, token: unknown): boolean {
   if (typeof token !== 'string' || token.length !== session.csrf.length) return false;
   return timingSafeEqual(Buffer.from(token), Buffer.from(session.csrf));
 }

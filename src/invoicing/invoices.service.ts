@@ -4,7 +4,7 @@ import type { InvoiceDocument } from './render';
 import type { Config } from '../config';
 import type { Clock } from '../clock';
 import type { Db } from '../db/knex';
-import { findInvoice, findInvoiceNumber, finalizeInvoice, insertInvoice, insertInvoiceLines, invoiceLines, listInvoices, lockInvoice, markInvoiceVoid, nextNumberInSeries } from './invoicing.data';
+import { findInvoice, findInvoiceNumber, finalizeInvoice, insertInvoice, insertInvoiceLines, invoiceLines, latestIssuedInvoices, listInvoices, lockInvoice, markInvoiceVoid, nextNumberInSeries } from './invoicing.data';
 import { creditNoteSeries, documentNumber } from './numbering.rules';
 import { ConflictError, NotFoundError } from '../errors';
 import { validate } from '../shared/validate';
@@ -97,6 +97,17 @@ export function invoiceQueries({ db, clock, config, temporal }: { db: Db; clock:
           paymentStatus: p?.status ?? null, amountPaid: p?.amountPaid ?? null,
         };
       });
+    },
+
+    /** The account's latest `limit` issued invoices and credit notes (newest period first) with their payment status: one page, without lines. */
+    async latestOfAccount(accountId: string, limit: number) {
+      const rows = await latestIssuedInvoices(db, accountId, limit);
+      const payments = await paymentStates(db, rows, today());
+      return rows.map((inv) => ({
+        id: inv.id as string, kind: inv.kind as string, number: inv.number as string | null, status: inv.status as string, accountId: inv.account_id as string,
+        period: inv.period as string, plan: inv.plan as string, currency: inv.currency as string, dueDate: (inv.due_date as string | null) ?? null,
+        totals: { total: money(inv.total, inv.currency) }, payment: payments.get(inv.id) ?? null,
+      }));
     },
 
     async document(id: string): Promise<InvoiceDocument> {

@@ -193,6 +193,15 @@ export async function listInvoices(db: DbOrTrx, input: { period?: string; accoun
   return q;
 }
 
+/** The account's latest issued invoices and credit notes (drafts left out): newest period first, then by number, at most `limit`. */
+export async function latestIssuedInvoices(db: DbOrTrx, accountId: string, limit: number) {
+  return db('invoices')
+    .where({ account_id: accountId })
+    .whereNot({ status: 'draft' })
+    .orderBy([{ column: 'period', order: 'desc' }, { column: 'number', order: 'desc', nulls: 'last' }, { column: 'id' }])
+    .limit(limit);
+}
+
 /** A finalized invoice becomes void, pointing at its credit note. */
 export async function markInvoiceVoid(db: DbOrTrx, id: string, creditNoteId: string, voidReason: string): Promise<void> {
   await db('invoices').where({ id }).update({ status: 'void', voided_by: creditNoteId, void_reason: voidReason });

@@ -167,6 +167,23 @@ export function formatRatePercent(rate: string): string {
   return `${toAmountString(parseAmount(rate).mul(100))}%`;
 }
 
+/**
+ * Why a VAT id a customer enters for an EU country is not acceptable, or null.
+ * A VAT id turns a supply to another EU country into a reverse charge at 0 %,
+ * so one typed by the customer must at least have the form of a VAT number of
+ * their own country: its prefix (EL for Greece), then 2 to 13 letters or
+ * digits. Whether the number exists is not checked (that needs VIES).
+ */
+export function customerVatIdProblem(vatId: string, country: string): string | null {
+  const v = vatId.replace(/[\s.-]/g, '').toUpperCase();
+  if (!/^[A-Z]{2}[0-9A-Z+*]{2,13}$/.test(v)) return 'a VAT id is the country prefix and 2 to 13 letters or digits, such as DE123456789';
+  if (isEuCountry(country)) {
+    const prefix = country === 'GR' ? 'EL' : country;
+    if (!v.startsWith(prefix)) return `a VAT id for ${country} starts with ${prefix}`;
+  }
+  return null;
+}
+
 function normaliseVatId(vatId: string | null): string | null {
   if (vatId === null || vatId === undefined) return null;
   const trimmed = String(vatId).trim();

@@ -183,7 +183,8 @@ export function topUpCheckoutService({ db, config, now = () => new Date() }: Che
       await markFailed(db, id);
       throw providerFailure(err);
     }
-    const url = typeof session.url === 'string' && session.url.length <= 5_000 && /^https?:\/\//.test(session.url) ? session.url : null;
+    // Only the configured checkout origin: the console's CSP lets forms lead there and nowhere else, so a browser would refuse any other.
+    const url = typeof session.url === 'string' && session.url.length <= 5_000 && /^https?:\/\//.test(session.url) && new URL(session.url).origin === config.checkout.providerOrigin ? session.url : null;
     if (typeof session.id !== 'string' || !PROVIDER_ID.test(session.id) || !url) {
       await markFailed(db, id);
       throw new CheckoutProviderError('the payment provider answered without a checkout session id or address; try again later');

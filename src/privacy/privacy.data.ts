@@ -26,7 +26,13 @@ export async function findSubject(db: DbOrTrx, email: string, accountId: string 
   const billing = db('accounts').whereRaw('lower(billing_email) = lower(?)', [email]);
   if (accountId) billing.where({ id: accountId });
   const billingAccountIds: string[] = await billing.pluck('id');
-  return { userIds: rows.map((r) => r.id), memberAccountIds: [...new Set(rows.map((r) => r.account_id as string))], billingAccountIds };
+  const userIds: string[] = rows.map((r) => r.id);
+  const invitations = db('customer_invitations').where((w) => {
+    w.whereRaw('lower(email) = lower(?)', [email]).orWhereIn('accepted_user_id', userIds);
+  });
+  if (accountId) invitations.where({ account_id: accountId });
+  const invitationIds: string[] = await invitations.pluck('id');
+  return { userIds, memberAccountIds: [...new Set(rows.map((r) => r.account_id as string))], billingAccountIds, invitationIds };
 }
 
 const iso = (v: unknown) => (v instanceof Date ? v.toISOString() : v);
@@ -56,7 +62,20 @@ export async function collectSubjectData(db: Db, subject: Subject, emailHashValu
   out.login_records = clean(await db('login_records').whereIn('user_id', userIds).select('at', 'source_ip', 'user_agent', 'success'));
   // Customer console sign-ins: never the session id's hash or its CSRF token.
   out.customer_sessions = clean(await db('customer_sessions').whereIn('user_id', userIds).orderBy('created_at').select('created_at', 'expires_at', 'revoked_at', 'user_agent', 'ip_prefix'));
-  out.consents = clean(await db('consent_records').whereIn('user_id', userIds).orderBy('id').select('user_id', 'purpose', 'granted', 'source', 'at'));
+  // Two-step sign-in and sign-in links: when, how many codes are left, never the secret, a code or a token's hash.
+  out.two_step_sign_in = clean(
+    await db('user_totp as t')
+      .whereIn('t.user_id', userIds)
+      .whereNotNull('t.confirmed_at')
+      .select('t.user_id', 't.confirmed_at as enabled_since', db.raw('(SELECT count(*)::int FROM user_recovery_codes r WHERE r.user_id = t.user_id AND r.used_at IS NULL) AS unused_recovery_codes')),
+  );
+  out.customer_login_links = clean(await db('customer_login_links').whereIn('user_id', userIds).orderBy('created_at').select('user_id', 'created_at', 'expires_at', 'used_at'));
+  out.consents = clean(await db('consent_records').whereIn('user_id', userIds).orderBy('id').select('user_id', 'purpose', 'granted', 'categories', 'policy_version', 'source', 'at'));
+  // Never the token's hash.
+  out.customer_invitations = clean(
+    await db('customer_invitations').whereIn('id', subject.invitationIds ?? []).orderBy('created_at').select('account_id', 'email', 'console_role', 'created_at', 'expires_at', 'accepted_at', 'revoked_at'),
+  );
+  out.policy_acknowledgements = clean(await db('policy_acknowledgements').whereIn('user_id', userIds).orderBy('at').select('user_id', 'version', 'at'));
   const keyIds = (out.api_keys ?? []).map((k) => k.id as string);
   out.security_events = clean(
     await db('security_events')
@@ -67,7 +86,7 @@ export async function collectSubjectData(db: Db, subject: Subject, emailHashValu
   out.payments = clean(await db('payments').whereIn('account_id', subject.billingAccountIds).select('provider', 'provider_payment_id', 'account_id', 'amount', 'currency', 'status', 'received_at'));
   out.ledger_entries = clean(await db('ledger_entries').whereIn('account_id', subject.billingAccountIds).orderBy('id').select('id', 'account_id', 'kind', 'amount', 'reference_type', 'reference_id', 'created_at'));
   out.invoices = clean(await db('invoices').whereIn('account_id', subject.billingAccountIds).whereNotNull('number').select('number', 'kind', 'account_id', 'period', 'status', 'currency', 'total', 'amount_due', 'issued_at'));
-  out.rights_requests = clean(await db('dsr_requests').where({ subject_email_hash: emailHashValue }).orderBy('received_at').select('id', 'type', 'status', 'received_at', 'due_date', 'closed_at'));
+  out.rights_requests = clean(await db('dsr_requests').where({ subject_email_hash: emailHashValue }).orderBy('received_at').select('id', 'type', 'channel', 'status', 'received_at', 'due_date', 'closed_at'));
   return out;
 }
 
@@ -107,7 +126,14 @@ export async function eraseSubject(trx: Trx, requestId: string, subject: Subject
   counts.push({ category: 'login_records', action: 'erased', rows: n(await trx('login_records').whereIn('user_id', userIds).delete()) });
   // Deleting the customer console sessions also signs the user out everywhere.
   counts.push({ category: 'customer_sessions', action: 'erased', rows: n(await trx('customer_sessions').whereIn('user_id', userIds).delete()) });
+  // The second factor and sign-in links go with the user: a spent or unspent link opens nothing after erasure.
+  counts.push({ category: 'user_recovery_codes', action: 'erased', rows: n(await trx('user_recovery_codes').whereIn('user_id', userIds).delete()) });
+  counts.push({ category: 'user_totp', action: 'erased', rows: n(await trx('user_totp').whereIn('user_id', userIds).delete()) });
+  counts.push({ category: 'customer_login_links', action: 'erased', rows: n(await trx('customer_login_links').whereIn('user_id', userIds).delete()) });
   counts.push({ category: 'consent_records', action: 'erased', rows: n(await trx('consent_records').whereIn('user_id', userIds).delete()) });
+  // An open invitation goes too: its link stops working.
+  counts.push({ category: 'customer_invitations', action: 'erased', rows: n(await trx('customer_invitations').whereIn('id', subject.invitationIds ?? []).delete()) });
+  counts.push({ category: 'policy_acknowledgements', action: 'erased', rows: n(await trx('policy_acknowledgements').whereIn('user_id', userIds).delete()) });
   counts.push({
     category: 'usage_metadata',
     action: 'stripped',

@@ -152,7 +152,7 @@ export function privacyService(deps: { db: Db; clock: Clock; config: Pick<Config
       }
       const row = await data.insertRequest(trx, {
         type: input.type,
-        channel,
+        channel: bySignIn ? 'console' : channel,
         subject_email: input.email,
         subject_email_hash: subjectHash,
         account_id: input.accountId ?? null,
@@ -186,7 +186,7 @@ export function privacyService(deps: { db: Db; clock: Clock; config: Pick<Config
     };
     try {
       const wf = { taskQueue, workflowId: workflowIds.dsr(row.id), args: [wfInput] as [DsrInput] };
-      if (bySignIn) await client.workflow.signalWithStart('dataSubjectRequest', { ...wf, signal: dsrVerifiedSignal, signalArgs: [{ method: 'manual', actor }] });
+      if (bySignIn) await client.workflow.signalWithStart('dataSubjectRequest', { ...wf, signal: dsrVerifiedSignal, signalArgs: [{ method: CONSOLE_SIGN_IN, actor }] });
       else await client.workflow.start('dataSubjectRequest', wf);
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;

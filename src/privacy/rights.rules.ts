@@ -97,6 +97,8 @@ export interface Subject {
   memberAccountIds: string[];
   /** Accounts whose billing contact the subject is (their invoices and payments concern them). */
   billingAccountIds: string[];
+  /** Customer console invitations to the subject's address (or accepted by their users). */
+  invitationIds?: string[];
 }
 
 export interface Correction {

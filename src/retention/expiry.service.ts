@@ -170,10 +170,17 @@ export async function expireRows(ctx: ExpiryContext, policy: Policy, cutoff: Dat
       // The category covers the customer console's sessions too (same period and basis).
       out.expiredRows = await deleteInBatches(ctx, (limit) => data.deleteLoginRecordsBatch(db, cutoff, limit));
       out.expiredRows += await deleteInBatches(ctx, (limit) => data.deleteCustomerSessionsBatch(db, cutoff, limit));
-      out.keptHold = (await data.heldLoginRecords(db, cutoff)) + (await data.heldCustomerSessions(db, cutoff));
+      out.expiredRows += await deleteInBatches(ctx, (limit) => data.deleteCustomerLoginLinksBatch(db, cutoff, limit));
+      out.keptHold = (await data.heldLoginRecords(db, cutoff)) + (await data.heldCustomerSessions(db, cutoff)) + (await data.heldCustomerLoginLinks(db, cutoff));
       break;
     case 'notification_outbox':
       out.expiredRows = await deleteInBatches(ctx, (limit) => data.deleteSentNotificationsBatch(db, cutoff, limit));
+      // The category covers the customer console's invitations too (same period and basis).
+      out.expiredRows += await deleteInBatches(ctx, (limit) => data.deleteEndedInvitationsBatch(db, cutoff, limit));
+      out.keptHold = await data.heldEndedInvitations(db, cutoff);
+      break;
+    case 'page_view_counts':
+      out.expiredRows = await deleteInBatches(ctx, (limit) => data.deletePageViewCountsBatch(db, cutoff, limit));
       break;
     case 'dsr_packages':
       out.expiredRows = await data.expirePackages(db, ctx.now, cutoff);

@@ -226,7 +226,26 @@ export const deleteCustomerSessionsBatch = (db: Db, cutoff: Date, limit: number)
 export const heldCustomerSessions = (db: Db, cutoff: Date) =>
   countOf(db, `SELECT count(*)::bigint AS n FROM customer_sessions WHERE ${SESSION_ENDED} AND account_id IN (${HELD})`, [cutoff]);
 
+/** Customer console sign-in links expire with the sign-in records too, counted from their creation. */
+export const deleteCustomerLoginLinksBatch = (db: Db, cutoff: Date, limit: number) =>
+  deleteBatch(db, 'customer_login_links', 'token_hash', `created_at < ? AND user_id NOT IN (SELECT id FROM users WHERE account_id IN (${HELD}))`, [cutoff], limit);
+export const heldCustomerLoginLinks = (db: Db, cutoff: Date) =>
+  countOf(db, `SELECT count(*)::bigint AS n FROM customer_login_links WHERE created_at < ? AND user_id IN (SELECT id FROM users WHERE account_id IN (${HELD}))`, [cutoff]);
+
+/** Console page view counts (aggregated, per day and page): a day's rows go once the day is before the cutoff's day. */
+export const deletePageViewCountsBatch = async (db: Db, cutoff: Date, limit: number) =>
+  rowCount(
+    await db.raw(`DELETE FROM page_view_counts WHERE (day, page) IN (SELECT day, page FROM page_view_counts WHERE day < (?::timestamptz AT TIME ZONE 'UTC')::date LIMIT ?)`, [cutoff, limit]),
+  );
+
 export const deleteSentNotificationsBatch = (db: Db, cutoff: Date, limit: number) => deleteBatch(db, 'notification_outbox', 'id', `sent_at IS NOT NULL AND created_at < ?`, [cutoff], limit);
+
+/** Customer console invitations go with the outbox messages that carried them: counted from acceptance, revocation or expiry, whichever came first. */
+const INVITATION_ENDED = `LEAST(expires_at, accepted_at, revoked_at) < ?`; // LEAST ignores nulls
+export const deleteEndedInvitationsBatch = (db: Db, cutoff: Date, limit: number) =>
+  deleteBatch(db, 'customer_invitations', 'id', `${INVITATION_ENDED} AND account_id NOT IN (${HELD})`, [cutoff], limit);
+export const heldEndedInvitations = (db: Db, cutoff: Date) =>
+  countOf(db, `SELECT count(*)::bigint AS n FROM customer_invitations WHERE ${INVITATION_ENDED} AND account_id IN (${HELD})`, [cutoff]);
 
 /** A package goes at its link's expiry or at the policy's age, whichever is first; the row stays as the record that it existed. */
 export async function expirePackages(db: Db, now: Date, cutoff: Date): Promise<number> {

@@ -40,6 +40,7 @@ export const DEFAULT_POLICIES: readonly Pick<Policy, 'category' | 'period' | 'un
   { category: 'invoices', period: 8, unit: 'years_after_year_end', action: 'delete' },
   { category: 'payments', period: 8, unit: 'years_after_year_end', action: 'delete' },
   { category: 'ledger_entries', period: 10, unit: 'years_after_year_end', action: 'delete' },
+  { category: 'page_view_counts', period: 395, unit: 'days', action: 'delete' },
 ]);
 
 /** The instant before which data of the category may go. Billing periods count from the end of the calendar year. */

@@ -48,6 +48,8 @@ export const workflowIds = {
   dunning: (invoiceId: string) => `dunning:${invoiceId}`,
   /** A sub-processor change's notice period (docs/processing-register.md#sub-processor-changes). */
   subprocessorChange: (changeId: string) => `subprocessor-change:${changeId}`,
+  /** The owners' emails of a material privacy policy version (docs/customer-console.md#policy-changes). */
+  policyPublished: (version: string) => `policy-published:${version}`,
   /** One delivery's run; a manual redelivery is the next generation, a run of its own. */
   webhookDelivery: (deliveryId: string, generation: number) => `webhook-delivery:${deliveryId}:${generation}`,
   /** The one dispatcher per task queue (qualified like settlement shards), started by every worker. */

@@ -31,7 +31,7 @@ beforeAll(async () => {
   fake = await startFakeStripe();
   checkout = checkoutService({
     db,
-    config: { checkout: { ...config.checkout, publicBaseUrl: CONSOLE }, invoicing: { stripe: { secretKey: fake.secretKey, apiUrl: fake.url } } },
+    config: { checkout: { ...config.checkout, publicBaseUrl: CONSOLE, providerOrigin: new URL(fake.url).origin }, invoicing: { stripe: { secretKey: fake.secretKey, apiUrl: fake.url } } },
   });
   postpaidInvoice = await postpaidInvoiceFactory(db, config);
 });

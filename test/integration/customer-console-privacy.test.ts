@@ -7,6 +7,9 @@ import { dsrConfig, dsrSuite } from '../helpers/dsrStack';
 import { silentLogger, testDb } from '../helpers/env';
 import { untilTrue } from '../helpers/eventually';
 import { serve } from '../helpers/servers';
+import { workflowIds } from '../../src/temporal/conventions';
+import { WORKFLOWS_PATH } from '../../src/worker/worker';
+import { Worker } from '@temporalio/worker';
 import { insertUsageEvents } from '../helpers/usageEvents';
 import { withTestWorker } from '../helpers/worker';
 
@@ -72,7 +75,7 @@ describe('customer console: your privacy', () => {
       expect(filed.status).toBe(303);
       expect(filed.location).toBe('/app/privacy?msg=privacy_copy_requested');
       const row = await db('dsr_requests').where({ created_by: `console:user:${a.userId}`, type: 'access' }).first();
-      expect(row).toMatchObject({ channel: 'subject', verification_method: 'console_sign_in', account_id: a.accountId, subject_email: a.email });
+      expect(row).toMatchObject({ channel: 'console', verification_method: 'console_sign_in', account_id: a.accountId, subject_email: a.email });
       expect(row.verified_at).not.toBeNull();
       const href = await untilTrue(
         async () => {
@@ -87,6 +90,10 @@ describe('customer console: your privacy', () => {
       const events = await db('dsr_events').where({ request_id: row.id }).pluck('action');
       expect(events).toContain('identity_verified');
       expect(events).not.toContain('verification_code_sent');
+      // The workflow was told the same method the row records.
+      const history = await suite.client.workflow.getHandle(workflowIds.dsr(row.id)).fetchHistory();
+      const signals = (history.events ?? []).flatMap((e) => (e.workflowExecutionSignaledEventAttributes?.signalName === 'dsrVerified' ? e.workflowExecutionSignaledEventAttributes.input?.payloads ?? [] : []));
+      expect(signals.map((p) => JSON.parse(Buffer.from(p.data!).toString()))).toEqual([{ method: 'console_sign_in', actor: `console:user:${a.userId}` }]);
       const zip = await b.get(href);
       expect(zip.status).toBe(200);
       expect(zip.headers.get('content-type')).toContain('application/zip');
@@ -97,8 +104,13 @@ describe('customer console: your privacy', () => {
       const doc = JSON.parse(strFromU8(files['data.json']!));
       expect(doc.data.users.map((u: { id: string }) => u.id)).toEqual([a.userId]);
       expect(doc.payloadContent.providers).toContain(provider);
+      // The access answer says how each request came in.
+      expect(doc.data.rights_requests).toContainEqual(expect.objectContaining({ id: row.id, type: 'access', channel: 'console' }));
       const page = await b.get('/app/privacy');
       expect(page.body).toContain('data-status="completed"');
+      // A history with the new verification method replays against today's workflow code.
+      const done = await suite.client.workflow.getHandle(workflowIds.dsr(row.id)).fetchHistory();
+      await Worker.runReplayHistory({ workflowsPath: WORKFLOWS_PATH }, done, workflowIds.dsr(row.id));
     });
   });
 

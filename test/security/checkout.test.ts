@@ -1,11 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAdminApp } from '../../src/admin/app';
+import { systemClock } from '../../src/clock';
 import { ValidationError } from '../../src/errors';
 import { checkoutService } from '../../src/invoicing/checkout.service';
 import { Money } from '../../src/shared/money.rules';
 import { startFakeStripe, type FakeStripe } from '../helpers/fakeStripe';
+import { silentLogger, testConfig } from '../helpers/env';
 import { paymentWebhookStack } from '../helpers/paymentWebhook';
 import { postpaidInvoiceFactory } from '../helpers/postpaidInvoice';
+import { serve } from '../helpers/servers';
 import { withTestWorker } from '../helpers/worker';
 
 /**
@@ -27,7 +31,7 @@ beforeAll(async () => {
   fake = await startFakeStripe();
   checkout = checkoutService({
     db,
-    config: { checkout: { ...config.checkout, publicBaseUrl: CONSOLE }, invoicing: { stripe: { secretKey: fake.secretKey, apiUrl: fake.url } } },
+    config: { checkout: { ...config.checkout, publicBaseUrl: CONSOLE, providerOrigin: new URL(fake.url).origin }, invoicing: { stripe: { secretKey: fake.secretKey, apiUrl: fake.url } } },
   });
   postpaidInvoice = await postpaidInvoiceFactory(db, config);
 });
@@ -174,5 +178,32 @@ describe('payment events naming another account', () => {
     expect(await r.json()).toMatchObject({ status: 'unknown_session' });
     expect(await entries(owner)).toHaveLength(0);
     expect(await entries(other)).toHaveLength(0);
+  });
+});
+
+describe('where the browser is sent: only the configured checkout origin', () => {
+  it('a checkout address on any other origin is not handed to the browser: the checkout fails and nothing is opened', async () => {
+    // The provider (here the stand-in) answers with a page on its own origin; the console expects Stripe's.
+    const strict = checkoutService({
+      db,
+      config: { checkout: { ...config.checkout, publicBaseUrl: CONSOLE, providerOrigin: 'https://checkout.stripe.com' }, invoicing: { stripe: { secretKey: fake.secretKey, apiUrl: fake.url } } },
+    });
+    const accountId = await account('Origin Co');
+    const err = await strict.createTopUpCheckout({ accountId, amount: '10', actor: 'customer:u' }).catch((e: unknown) => e);
+    expect((err as Error).name).toBe('CheckoutProviderError');
+    expect(await db('checkout_sessions').where({ account_id: accountId }).pluck('status')).toEqual(['failed']);
+  });
+
+  it('the customer console lets forms lead to that origin (CSP form-action), the staff console to its own origin only', async () => {
+    const cfg = testConfig({ STRIPE_SECRET_KEY: fake.secretKey, STRIPE_API_URL: fake.url });
+    const app = createAdminApp({ db, billing: cfg.billing, config: cfg, clock: systemClock, logger: silentLogger, readiness: {}, readyCheckTimeoutMs: 1000 });
+    const { url, close } = await serve(app);
+    try {
+      const formAction = async (path: string) => /form-action ([^;]+)/.exec((await fetch(url + path, { redirect: 'manual' })).headers.get('content-security-policy') ?? '')?.[1];
+      expect(await formAction('/app/login')).toBe(`'self' ${new URL(fake.url).origin}`);
+      expect(await formAction('/console/login')).toBe("'self'");
+    } finally {
+      await close();
+    }
   });
 });

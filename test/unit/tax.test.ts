@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { EU_COUNTRIES, TaxDataError, taxTreatment, type TaxCustomer, type TaxRate } from '../../src/invoicing/tax.rules';
+import { customerVatIdProblem, EU_COUNTRIES, TaxDataError, taxTreatment, type TaxCustomer, type TaxRate } from '../../src/invoicing/tax.rules';
 
 const DE = { country: 'DE' };
 
@@ -158,5 +158,24 @@ describe('taxTreatment', () => {
     expect(() => taxTreatment(customer('US'), DE, RATES, '31/10/2026')).toThrow(TaxDataError);
     const backwards: TaxRate[] = [{ country: 'DE', rate: '0.19', effectiveFrom: '2021-01-01', effectiveTo: '2020-01-01' }];
     expect(() => taxTreatment(customer('DE'), DE, backwards, '2020-06-01')).toThrow(/before it starts/);
+  });
+});
+
+describe('customerVatIdProblem', () => {
+  it('accepts a VAT number of the account country, spaces and dots aside, and Greece as EL', () => {
+    expect(customerVatIdProblem('DE123456789', 'DE')).toBeNull();
+    expect(customerVatIdProblem('de 123.456.789', 'DE')).toBeNull();
+    expect(customerVatIdProblem('EL123456789', 'GR')).toBeNull();
+    expect(customerVatIdProblem('ATU12345678', 'AT')).toBeNull();
+    // Outside the EU only the form is checked.
+    expect(customerVatIdProblem('GB123456789', 'GB')).toBeNull();
+  });
+  it('refuses another EU country\'s prefix, a made-up value, and a too short or too long one', () => {
+    expect(customerVatIdProblem('FR12345678901', 'DE')).toBe('a VAT id for DE starts with DE');
+    expect(customerVatIdProblem('GR123456789', 'GR')).toBe('a VAT id for GR starts with EL');
+    expect(customerVatIdProblem('123456789', 'DE')).toMatch(/country prefix/);
+    expect(customerVatIdProblem('not a vat id', 'DE')).toBe('a VAT id for DE starts with DE');
+    expect(customerVatIdProblem('DE1', 'DE')).toMatch(/country prefix/);
+    expect(customerVatIdProblem(`DE${'1'.repeat(14)}`, 'DE')).toMatch(/country prefix/);
   });
 });

@@ -25,6 +25,7 @@ const NAV: (NavItem & { roles: readonly StaffRole[] })[] = [
   { href: '/console/dsr', label: 'Rights requests', roles: COMPLIANCE },
   { href: '/console/retention', label: 'Retention & holds', roles: COMPLIANCE },
   { href: '/console/register', label: 'Register', roles: COMPLIANCE },
+  { href: '/console/privacy-policy', label: 'Privacy policy', roles: COMPLIANCE },
   { href: '/console/staff', label: 'Staff', roles: ADMIN },
   { href: '/console/policies', label: 'Retention policies', roles: ADMIN },
 ];

@@ -2,7 +2,7 @@ import { csrfField, html, table, type Html } from '../../console/html';
 import { ConflictError, DependencyUnavailableError, ValidationError } from '../../errors';
 import { CheckoutProviderError } from '../../ledger/checkout.service';
 import { formatMoney, Money } from '../../shared/money.rules';
-import type { CustomerBillingService } from '../billing.service';
+import { MAX_DETAIL_TEXT, type CustomerBillingService } from '../billing.service';
 import { back, body, type CustomerPageKit } from './kit';
 
 const PATH = '/app/billing';
@@ -11,6 +11,15 @@ const PATH = '/app/billing';
 const CHECKOUT_NOTES: Record<string, string> = {
   success: 'Payment received by the payment provider: it is credited to your account once the provider confirms it, usually within a minute. Reload this page to see it.',
   cancelled: 'The payment was cancelled: nothing was charged.',
+};
+
+/** The form's labels, so a refusal names the field as the page does. */
+const DETAIL_LABEL: Record<string, string> = { name: 'Company name', vatId: 'VAT id', billingEmail: 'Billing email', country: 'Country' };
+
+/** A refusal of the details form, with the page's field names; nothing was saved. */
+const detailsRefused = (err: ValidationError) => {
+  const text = err.fieldErrors.map((e) => `${DETAIL_LABEL[e.field] ?? e.field}: ${e.message}`).join('; ') || err.message;
+  return new ValidationError(`The billing details were not saved. ${text}`, err.fieldErrors);
 };
 
 const STATUS_LABEL: Record<string, string> = {
@@ -57,8 +66,16 @@ export function billingPages({ get, post, send }: CustomerPageKit, billing: Cust
   <section aria-labelledby="details"><h2 id="details">Billing details</h2>
     <dl><dt>Company name</dt><dd id="company-name">${p.account.name}</dd>
     <dt>VAT id</dt><dd id="vat-id">${p.account.vatId ?? '—'}</dd>
-    <dt>Billing email</dt><dd id="billing-email">${p.account.billingEmail ?? '—'}</dd></dl>
-    <p class="muted">To change them, contact us.</p></section>
+    <dt>Billing email</dt><dd id="billing-email">${p.account.billingEmail ?? '—'}</dd>
+    <dt>Country</dt><dd id="country">${p.account.country ?? '—'}</dd></dl>
+    <details><summary>Change billing details</summary>
+    <form method="post" action="${PATH}/details">${csrfField(s.csrf)}
+    <div><label for="d-name">Company name</label><input id="d-name" name="name" value="${p.account.name}" required maxlength="200"></div>
+    <div><label for="d-vat">VAT id</label><input id="d-vat" name="vat_id" value="${p.account.vatId ?? ''}" maxlength="32"></div>
+    <div><label for="d-email">Billing email</label><input id="d-email" name="billing_email" value="${p.account.billingEmail ?? ''}" type="email" maxlength="${String(MAX_DETAIL_TEXT)}"></div>
+    <div><label for="d-country">Country (ISO code, such as DE)</label><input id="d-country" name="country" value="${p.account.country ?? ''}" required maxlength="2"></div>
+    <p class="muted">An empty VAT id, billing email or country clears it. New invoices use the new details; issued ones keep theirs.</p>
+    <div><button type="submit">Save billing details</button></div></form></details></section>
 </div>
 <section aria-labelledby="inv"><h2 id="inv">Invoices and credit notes</h2>
   ${table(
@@ -97,6 +114,19 @@ export function billingPages({ get, post, send }: CustomerPageKit, billing: Cust
       res.setHeader('cache-control', 'no-store');
       res.setHeader('content-disposition', `attachment; filename="${filename}"`);
       res.type('application/pdf').send(pdf);
+    },
+    'billing',
+  );
+
+  post(
+    `${PATH}/details`,
+    async (req, res, s) => {
+      try {
+        await billing.saveDetails(s, body(req));
+      } catch (err) {
+        throw err instanceof ValidationError ? detailsRefused(err) : err;
+      }
+      back(res, PATH, 'billing_details_saved');
     },
     'billing',
   );

@@ -26,6 +26,8 @@ const NAV: (NavItem & { area: ConsoleArea })[] = [
   { href: '/app/billing', label: 'Billing', area: 'billing' },
   { href: '/app/privacy', label: 'Your privacy', area: 'privacy' },
   { href: '/app/alerts', label: 'Alerts and webhooks', area: 'alerts' },
+  { href: '/app/cookies', label: 'Cookies', area: 'overview' },
+  { href: '/app/members', label: 'Members', area: 'members' },
 ];
 const navFor = (s: CustomerSession): NavItem[] => NAV.filter((n) => mayUse(s.role, n.area)).map(({ href, label }) => ({ href, label }));
 
@@ -36,11 +38,19 @@ const MESSAGES = {
   signin_failed: { kind: 'error', text: 'Sign-in failed: check the email and password.' },
   signin_throttled: { kind: 'error', text: 'Too many sign-in attempts. Wait a few minutes, then try again.' },
   signin_form_expired: { kind: 'error', text: 'The sign-in form expired or did not come from this site: sign in again.' },
+  signin_link_sent: { kind: 'ok', text: 'If the address has an account, a sign-in link is on its way: it works once, for 15 minutes.' },
+  signin_link_invalid: { kind: 'error', text: 'This sign-in link cannot be used: it was used already, it expired, or it is not one of ours. Ask for a new one.' },
+  second_factor_failed: { kind: 'error', text: 'That code was not accepted: enter the current code from your app, or an unused recovery code.' },
+  second_factor_throttled: { kind: 'error', text: 'Too many codes tried. Wait a few minutes, then try again.' },
+  two_step_setup_failed: { kind: 'error', text: 'That code was not accepted: enter the code your app shows now for MixRoute.' },
+  two_step_code_failed: { kind: 'error', text: 'That was not accepted: enter the current code from your app (or your password, to turn two-step sign-in off).' },
+  two_step_disabled: { kind: 'ok', text: 'Two-step sign-in is off: your app and recovery codes no longer work for this account.' },
   keys_updated: { kind: 'ok', text: 'The key was changed.' },
   keys_revoked: { kind: 'ok', text: 'The key was revoked: the gateway refuses it within seconds.' },
   billing_amount_invalid: { kind: 'error', text: 'That amount was not accepted: enter an amount within the limits shown, with at most two decimals.' },
   billing_checkout_unavailable: { kind: 'error', text: 'Payment by card is not available right now: nothing was charged. Try again later.' },
   billing_invoice_not_payable: { kind: 'error', text: 'That invoice cannot be paid by card now (it is paid, void, or not a postpaid invoice).' },
+  billing_details_saved: { kind: 'ok', text: 'The billing details were saved.' },
   alerts_settings_saved: { kind: 'ok', text: 'The alert settings were saved.' },
   alerts_endpoint_disabled: { kind: 'ok', text: 'The endpoint was disabled: it gets no new deliveries.' },
   alerts_endpoint_enabled: { kind: 'ok', text: 'The endpoint was enabled.' },
@@ -49,6 +59,14 @@ const MESSAGES = {
   privacy_copy_requested: { kind: 'ok', text: 'We are preparing your copy: its download link appears in your requests below within a minute (reload the page).' },
   privacy_request_filed: { kind: 'ok', text: 'Your request was filed: it is listed below with the date we answer by.' },
   privacy_already_open: { kind: 'ok', text: 'You already have an open request of this kind: it is listed below.' },
+  cookies_saved: { kind: 'ok', text: 'Your cookie choice was saved. You can change it any time under Cookies.' },
+  cookies_choice_invalid: { kind: 'error', text: 'That cookie choice was not understood: nothing was changed. Choose one of the buttons.' },
+  policy_acknowledged: { kind: 'ok', text: 'Thank you: we recorded that you read the new privacy policy.' },
+  members_invited: { kind: 'ok', text: 'The invitation was sent: its link works for 7 days.' },
+  members_invitation_revoked: { kind: 'ok', text: 'The invitation was revoked: its link no longer works.' },
+  members_role_changed: { kind: 'ok', text: "The member's role was changed: it applies from their next page." },
+  members_removed: { kind: 'ok', text: 'The member was removed: their sessions have ended and they can no longer sign in.' },
+  invitation_accepted: { kind: 'ok', text: 'Welcome: you joined the account. Sign in with your email address and the password you chose.' },
 } as const satisfies Record<string, { kind: 'ok' | 'error'; text: string }>;
 export type CustomerMessage = keyof typeof MESSAGES;
 export type Flash = { kind: 'ok' | 'error'; text: string };

@@ -1,7 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { AxeBuilder } from '@axe-core/playwright';
 import { Client, Connection } from '@temporalio/client';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -21,10 +19,10 @@ import { withTestWorker } from '../helpers/worker';
  * The staff console in headless Chromium (Debian's /usr/bin/chromium, which
  * .ci/run installs) against the real stack: admin server, PostgreSQL, a
  * Temporal worker. A database of its own: the invoice run would otherwise
- * invoice other files' accounts. Screenshots go to .data/screenshots/.
+ * invoice other files' accounts. The docs' screenshots are taken by
+ * test/e2e/screenshots.test.ts, over demo data.
  */
 const CHROMIUM = '/usr/bin/chromium';
-const SHOTS = fileURLToPath(new URL('../../.data/screenshots/', import.meta.url));
 const config = testConfig({ DATABASE_URL: ownDatabaseUrl('console'), DATA_DIR: fs.mkdtempSync('/tmp/mixroute-console-') });
 const PERIOD = '2025-06';
 const PASSWORD = 'correct horse battery staple';
@@ -59,7 +57,6 @@ beforeAll(async () => {
     })),
   );
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-background-networking', '--disable-dev-shm-usage'] });
-  fs.mkdirSync(SHOTS, { recursive: true });
 }, 120_000);
 
 afterAll(async () => {
@@ -77,10 +74,6 @@ async function signIn(email: string): Promise<Page> {
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.waitForURL(/\/console\/(accounts|dsr)/);
   return page;
-}
-
-async function shot(page: Page, name: string) {
-  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
 }
 
 /** axe-core: no serious or critical violations. */
@@ -104,7 +97,6 @@ describe('staff console', () => {
       await page.getByRole('link', { name: 'Acme Robotics GmbH' }).click();
       await expect.poll(() => page.locator('h1').textContent()).toContain('Acme Robotics GmbH');
       await accessible(page);
-      await shot(page, 'account');
 
       await page.getByRole('link', { name: 'Invoice runs' }).click();
       await accessible(page);
@@ -112,18 +104,15 @@ describe('staff console', () => {
       await page.getByRole('button', { name: 'Start' }).click();
       await page.locator('#progress', { hasText: 'completed' }).waitFor({ timeout: 60_000 });
       await expect.poll(() => page.locator('#progress').textContent()).toContain('(dry run): 100 %');
-      await shot(page, 'invoice-run-dry');
       expect(await db('invoices').count('* as n').first()).toEqual({ n: 0 });
 
       await page.getByRole('button', { name: `Run ${PERIOD} for real` }).click();
       await page.locator('#progress', { hasText: 'completed' }).waitFor({ timeout: 60_000 });
       await expect.poll(() => page.locator('#progress').textContent()).toMatch(/completed: 100 %[\s\S]*invoiced 1/);
       await accessible(page);
-      await shot(page, 'invoice-run');
 
       await page.getByRole('link', { name: `Invoices of ${PERIOD}` }).click();
       await accessible(page);
-      await shot(page, 'invoices');
       const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: /^PDF/ }).click()]);
       const pdf = fs.readFileSync((await download.path())!);
       expect(pdf.subarray(0, 4).toString()).toBe('%PDF');
@@ -160,7 +149,6 @@ describe('staff console', () => {
       await expect.poll(() => lateRow.getAttribute('class')).toBe('overdue');
       expect(await lateRow.textContent()).toContain('OVERDUE');
       await accessible(page);
-      await shot(page, 'dsr-queue');
 
       await page.getByRole('link', { name: request.id.slice(0, 8) }).click();
       await page.getByLabel('Reason the subject is told').fill('many requests arrived at once this month');
@@ -176,7 +164,6 @@ describe('staff console', () => {
       await expect.poll(async () => (await db('dsr_requests').where({ id: request.id }).first()).status, { timeout: 30_000 }).toBe('completed');
       await page.reload();
       await accessible(page);
-      await shot(page, 'dsr-request');
       expect(await page.locator('ol.timeline').textContent()).toMatch(/identity_verified[\s\S]*closed/);
       const [pkg] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: /Download the package/ }).click()]);
       expect(fs.readFileSync((await pkg.path())!).subarray(0, 2).toString()).toBe('PK');
@@ -187,7 +174,6 @@ describe('staff console', () => {
       await page.getByRole('button', { name: 'Place hold' }).click();
       await expect.poll(() => page.locator('main').textContent()).toContain('tax audit 2025');
       await accessible(page);
-      await shot(page, 'retention');
       const billingOnly = await page.goto(`${base}/console/invoices`);
       expect(billingOnly?.status()).toBe(403);
     });
@@ -198,14 +184,13 @@ describe('staff console', () => {
     const page = await signIn('ada@mixroute.example');
     const links = await page.getByRole('navigation', { name: 'Main' }).getByRole('link').all();
     const hrefs = (await Promise.all(links.map((l) => l.getAttribute('href')))).map(String);
-    expect(hrefs).toEqual(['/console/accounts', '/console/invoice-runs', '/console/invoices', '/console/receivables', '/console/reconciliation', '/console/dsr', '/console/retention', '/console/register', '/console/staff', '/console/policies']);
+    expect(hrefs).toEqual(['/console/accounts', '/console/invoice-runs', '/console/invoices', '/console/receivables', '/console/reconciliation', '/console/dsr', '/console/retention', '/console/register', '/console/staff', '/console/policies', '/console/privacy-policy']);
     const invoice = await db('invoices').first('id');
     const dsr = await db('dsr_requests').first('id');
     for (const href of [...hrefs, `/console/accounts/${accountId}`, `/console/invoices/${invoice.id}`, `/console/dsr/${dsr.id}`]) {
       const res = await page.goto(`${base}${href}`);
       expect(res?.status(), href).toBe(200);
       await accessible(page);
-      if (href === '/console/staff' || href === '/console/policies' || href === '/console/reconciliation') await shot(page, href.split('/').pop()!);
     }
     await page.goto(`${base}/console/staff`);
     await page.getByLabel('Email').fill('new.billing@mixroute.example');
@@ -221,7 +206,6 @@ describe('staff console', () => {
     const page = await context.newPage();
     await page.goto(`${base}/console/login`);
     await accessible(page);
-    await shot(page, 'login');
     const cookies = await context.cookies();
     expect(cookies.map((c) => c.name)).toEqual(['__Host-mr_console_signin']);
     expect(cookies[0]).toMatchObject({ httpOnly: true, secure: true, sameSite: 'Strict', path: '/' });

@@ -1,6 +1,3 @@
-import fs from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { AxeBuilder } from '@axe-core/playwright';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,10 +13,10 @@ import { serve } from '../helpers/servers';
  * test/e2e/console.test.ts): a user signs in, sees the overview with the
  * account's balance and spend chart, looks at where they are signed in, and
  * signs out; once at a phone's width. axe-core finds no serious or critical
- * violation on any page. Screenshots go to .data/screenshots/.
+ * violation on any page. The docs' screenshots are taken by
+ * test/e2e/screenshots.test.ts, over demo data.
  */
 const CHROMIUM = '/usr/bin/chromium';
-const SHOTS = fileURLToPath(new URL('../../.data/screenshots/', import.meta.url));
 const config = testConfig();
 const db = testDb(config);
 const PASSWORD = 'correct horse battery staple';
@@ -49,7 +46,6 @@ beforeAll(async () => {
   const seen = new Set<string>();
   await db('usage_hourly').insert(rows.filter((r) => (seen.has(`${r.hour.toISOString()}|${r.model}`) ? false : (seen.add(`${r.hour.toISOString()}|${r.model}`), true))));
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-background-networking', '--disable-dev-shm-usage'] });
-  fs.mkdirSync(SHOTS, { recursive: true });
 }, 120_000);
 
 afterAll(async () => {
@@ -59,7 +55,6 @@ afterAll(async () => {
 });
 
 async function checkPage(page: Page, name: string) {
-  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
   const r = await new AxeBuilder({ page }).analyze();
   const bad = r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
   expect(bad.map((v) => `${v.id}: ${v.help}`), name).toEqual([]);

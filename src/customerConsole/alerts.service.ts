@@ -41,6 +41,13 @@ export function consoleAlertsService({ events, webhooks }: { events: AccountEven
       };
     },
 
+    /** What the overview shows under "Alerts in force": the thresholds, the email switch and the active endpoints. */
+    async inForce(s: Account) {
+      const settings = await events.getAlertSettings({ accountId: s.accountId });
+      const endpoints = await webhooks.listEndpoints({ accountId: s.accountId });
+      return { lowBalanceThresholds: settings.lowBalanceThresholds, emailAlerts: settings.emailAlerts, activeEndpoints: endpoints.filter((e) => e.status === 'active').length };
+    },
+
     /** Replaces the thresholds and sets the email switch; the service validates both before anything is saved. */
     setSettings: (s: Account, settings: { lowBalanceThresholds: unknown; emailAlerts: boolean }) => events.setAlertSettings({ accountId: s.accountId, settings }),
 

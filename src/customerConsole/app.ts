@@ -74,7 +74,7 @@ export function customerConsoleRouter(deps: CustomerConsoleDeps): CustomerConsol
   const kit = customerPageKit(router, deps.logger);
   consent?.mount(kit);
   customerSignInPages(kit, deps.service, deps);
-  overviewPages(kit, deps.service);
+  overviewPages(kit, deps.service, deps.alerts);
   securityPages(kit, deps.service, deps);
   if (deps.billing) billingPages(kit, deps.billing);
   if (deps.keys) keysPages(kit, deps.keys);

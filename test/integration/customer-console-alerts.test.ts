@@ -87,12 +87,16 @@ describe('the Alerts and webhooks page', () => {
     expect(page.body).toContain('The alert settings were saved.');
     expect(page.body).toMatch(/value="50\.5, 10"/);
     expect(page.body).toMatch(/name="email_alerts" value="on" checked/);
+    // The overview lists the alerts in force.
+    const overview = await m.b.get('/app');
+    expect(overview.body).toContain('<p id="alerts-low-balance">Low balance: when it falls below 50.50, 10.00 USD, emailed to the billing address</p>');
 
     // An unchecked box is "off"; an empty field clears the thresholds.
     expect((await m.b.post('/app/alerts/settings', { _csrf: m.csrf, low_balance_thresholds: '' })).status).toBe(303);
     const off = await db('account_alert_settings').where({ account_id: m.accountId }).first();
     expect(off.email_alerts).toBe(false);
     expect(off.low_balance_thresholds).toEqual([]);
+    expect((await m.b.get('/app')).body).toContain('<p id="alerts-low-balance">No low-balance alerts</p>');
 
     await insertEvent(m.accountId, 'topup.succeeded', { amount: '25.00', currency: 'USD' });
     page = await m.b.get('/app/alerts');

@@ -65,7 +65,7 @@ export function invitationPages({ router, sendPublic }: CustomerPageKit, members
   <label for="password">Password (at least 12 characters)</label><input id="password" name="password" type="password" required minlength="12" maxlength="${MAX_SET_PASSWORD}" autocomplete="new-password">
   <div><button type="submit">Join the account</button></div></fieldset>
 </form>
-<p class="muted">Then sign in with ${inv.email} and this password. Before you join, one cookie protects this form against other sites. No analytics, no tracking.</p>`,
+<p class="muted">Then sign in with ${inv.email} and this password. Before you join, one cookie protects this form against other sites. Page views are counted only if you accept analytics.</p>`,
       flash,
     );
   };

@@ -74,7 +74,7 @@ ${
 </form>`
     : html``
 }
-<p class="muted">Before you sign in, one cookie protects this form against other sites; after, only a session cookie is set. No analytics, no tracking.</p>`,
+<p class="muted">Before you sign in, one cookie protects this form against other sites; after, a session cookie is set. Your cookie choice is kept in a cookie too. Page views are counted, without anything that identifies you, only if you accept analytics; nothing tracks you for anyone else.</p>`,
       flash,
     );
   };

@@ -43,6 +43,7 @@ import * as m20261205001000 from './20261205001000_console_consent_analytics';
 import * as m20261205001010 from './20261205001010_page_view_retention';
 import * as m20261205001100 from './20261205001100_privacy_policy_versions';
 import * as m20261205001200 from './20261205001200_dsr_console_channel';
+import * as m20261205001300 from './20261205001300_account_details_event';
 
 /**
  * Every migration, in order, imported statically. knex's directory loader would
@@ -96,4 +97,5 @@ export const migrations: ReadonlyArray<readonly [name: string, migration: Knex.M
   ['20261205001010_page_view_retention.ts', m20261205001010],
   ['20261205001100_privacy_policy_versions.ts', m20261205001100],
   ['20261205001200_dsr_console_channel.ts', m20261205001200],
+  ['20261205001300_account_details_event.ts', m20261205001300],
 ];

@@ -24,6 +24,15 @@ import {
 } from '../staff/schemas';
 import { validate } from '../shared/validate';
 import { updateAccountDetailsInput } from './accountDetails.schemas';
+import { recordAccountEvent } from '../notifications/events.data';
+
+/** The billing details' columns and the names their change is reported by. */
+const DETAIL_FIELDS = [
+  ['name', 'name'],
+  ['vat_id', 'vatId'],
+  ['billing_email', 'billingEmail'],
+  ['country', 'country'],
+] as const;
 import { accountView, apiKeyView, modelView, priceView, providerView, userView } from './accounts.views.service';
 import { checkKeySettings, STAFF_KEY_FIELDS } from './keys.service';
 
@@ -132,16 +141,30 @@ export function accountsService({ db, clock, config }: AccountsDeps) {
      * fields of createAccount, optional ones clearable with null). The customer
      * console's Billing page calls it with the session's account.
      */
-    async updateAccountDetails(raw: unknown) {
+    async updateAccountDetails(raw: unknown, actor: string) {
       const { id, name, vatId, billingEmail, country } = validate(updateAccountDetailsInput, raw);
-      const row = await accounts.updateDetails(id, {
+      const change = {
         ...(name !== undefined ? { name } : {}),
         ...(vatId !== undefined ? { vat_id: vatId } : {}),
         ...(billingEmail !== undefined ? { billing_email: billingEmail } : {}),
         ...(country !== undefined ? { country } : {}),
+      };
+      return db.transaction(async (trx) => {
+        const before = await accounts.findById(id, trx);
+        if (!before) throw new NotFoundError(`account ${id} does not exist`);
+        const row = (await accounts.updateDetails(id, change, trx))!;
+        // Who changed what (field names, never the values): the account's event, emailed to the billing address and sent to its webhooks.
+        const fields = DETAIL_FIELDS.filter(([column]) => column in change && before[column] !== row[column]).map(([, field]) => field);
+        if (fields.length) {
+          await recordAccountEvent(trx, {
+            accountId: id,
+            type: 'account.details_changed',
+            dedupeKey: `account-details:${id}:${new Date(row.updated_at).toISOString()}`,
+            data: { fields: fields.join(', '), changedBy: actor },
+          });
+        }
+        return accountView(row);
       });
-      if (!row) throw new NotFoundError(`account ${id} does not exist`);
-      return accountView(row);
     },
 
     async listAccounts(raw: unknown) {

@@ -126,7 +126,7 @@ export function customerBillingService(deps: CustomerBillingDeps) {
      * with the form: an empty optional field clears it, an empty name or country is refused.
      * The checks are the accounts service's (the staff schema's), not repeated here.
      */
-    async saveDetails(s: Pick<CustomerSession, 'accountId'>, form: Record<string, unknown>) {
+    async saveDetails(s: Pick<CustomerSession, 'accountId' | 'userId'>, form: Record<string, unknown>) {
       const details: Record<string, string | null> = {};
       for (const [field, key] of Object.entries(DETAIL_FIELDS)) {
         const v = form[field];
@@ -143,7 +143,7 @@ export function customerBillingService(deps: CustomerBillingDeps) {
         const problem = customerVatIdProblem(details.vatId, country);
         if (problem) throw new ValidationError(`invalid input: vatId: ${problem}`, [{ field: 'vatId', message: problem }]);
       }
-      return deps.accounts.updateAccountDetails({ ...details, id: s.accountId });
+      return deps.accounts.updateAccountDetails({ ...details, id: s.accountId }, actorOf(s));
     },
 
     /** A top-up by card for the session's account: the provider's page to send the browser to. */

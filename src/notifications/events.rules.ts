@@ -25,6 +25,7 @@ export const ACCOUNT_EVENT_TYPES = [
   'account.suspended',
   'account.reinstated',
   'subprocessor.announced',
+  'account.details_changed',
 ] as const;
 export type AccountEventType = (typeof ACCOUNT_EVENT_TYPES)[number];
 
@@ -168,6 +169,7 @@ export function eventEmail(e: { id: string; type: AccountEventType; accountId: s
     'account.suspended': 'MixRoute: API access suspended for an unpaid invoice',
     'account.reinstated': 'MixRoute: API access reinstated',
     'subprocessor.announced': `MixRoute: new sub-processor ${String(d.recipient)}, effective ${String(d.effectiveAt)}`,
+    'account.details_changed': `MixRoute: billing details changed (${String(d.fields)})`,
   };
   const lines = [`Event: ${e.type}`, `Event id: ${e.id}`, `Account: ${e.accountId}`];
   for (const [k, v] of Object.entries(e.data)) {
@@ -189,7 +191,7 @@ export function eventEmail(e: { id: string; type: AccountEventType; accountId: s
  * suspension, not alerts the account chose to receive. A sub-processor
  * notice likewise: the data-processing agreement promises it.
  */
-export const ALWAYS_EMAILED: ReadonlySet<AccountEventType> = new Set(['invoice.payment_due', 'invoice.overdue', 'account.suspended', 'account.reinstated', 'subprocessor.announced']);
+export const ALWAYS_EMAILED: ReadonlySet<AccountEventType> = new Set(['invoice.payment_due', 'invoice.overdue', 'account.suspended', 'account.reinstated', 'subprocessor.announced', 'account.details_changed']);
 
 /** An outbox message's key for an event's email (notification_outbox.idempotency_key). */
 export const eventEmailKey = (eventId: string) => `account-event:${eventId}`;

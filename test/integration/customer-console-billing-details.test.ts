@@ -42,7 +42,7 @@ const dd = (page: string, id: string) => new RegExp(`<dd id="${id}">([^<]*)</dd>
 
 describe('billing details', () => {
   it('shows the details in the form, saves a change, and the page and the account show the new values', async () => {
-    const { b, accountId, accountName } = await member('billing');
+    const { b, accountId, accountName, userId } = await member('billing');
     const before = await account(accountId);
     const page = await b.get('/app/billing');
     expect(page.status).toBe(200);
@@ -67,6 +67,17 @@ describe('billing details', () => {
     expect(dd(shown.body, 'billing-email')).toBe('invoices@renamed.example');
     expect(dd(shown.body, 'country')).toBe('AT');
     expect(await accountsService({ db, clock: systemClock, config }).getAccount({ id: accountId })).toMatchObject({ name: 'Renamed Holding AG', vatId: 'ATU12345678', country: 'AT' });
+
+    // The change is the account's event: which fields, and who (the values are not repeated).
+    const events = await db('account_events').where({ account_id: accountId, type: 'account.details_changed' });
+    expect(events).toHaveLength(1);
+    expect(events[0].data).toEqual({ fields: 'name, vatId, billingEmail, country', changedBy: `customer:${userId}` });
+    // Saving the same values again changes nothing and records nothing.
+    await b.post('/app/billing/details', { _csrf: hidden(page.body, '_csrf'), name: 'Renamed Holding AG', vat_id: 'ATU12345678', billing_email: 'invoices@renamed.example', country: 'AT' });
+    expect(await db('account_events').where({ account_id: accountId, type: 'account.details_changed' })).toHaveLength(1);
+    const onlyCountry = await b.post('/app/billing/details', { _csrf: hidden(page.body, '_csrf'), name: 'Renamed Holding AG', vat_id: '', billing_email: 'invoices@renamed.example', country: 'AT' });
+    expect(onlyCountry.location).toBe('/app/billing?msg=billing_details_saved');
+    expect((await db('account_events').where({ account_id: accountId, type: 'account.details_changed' })).map((e) => e.data.fields).sort()).toEqual(['name, vatId, billingEmail, country', 'vatId']);
   });
 
   it('an empty VAT id or billing email clears it; an empty company name or country is refused and nothing changes', async () => {

@@ -1,3 +1,4 @@
+import { claimOutboxEmail, markOutboxEmailSent } from '../notify/outbox.data';
 import type { DbOrTrx, Trx } from '../db/knex';
 
 /** One-time sign-in links' queries: who may get one, the links (only the token's hash) and their queued emails. */
@@ -41,23 +42,10 @@ export async function enqueueLinkEmail(db: DbOrTrx, m: { key: string; recipient:
 }
 
 /** A queued sign-in link email of these keys, locked for the caller and skipped by any other sender meanwhile; never another outbox message. */
-export async function claimLinkEmail(trx: Trx, keys: readonly string[]) {
-  const rows = await trx('notification_outbox')
-    .whereNull('sent_at')
-    .whereIn('idempotency_key', keys)
-    .whereRaw(`idempotency_key LIKE 'customer-login-link:%'`)
-    .orderBy('id')
-    .limit(1)
-    .forUpdate()
-    .skipLocked()
-    .select(trx.raw('id::text AS id'), 'idempotency_key', 'recipient', 'subject', 'body');
-  return rows[0] as { id: string; idempotency_key: string; recipient: string; subject: string; body: string } | undefined;
-}
+export const claimLinkEmail = (trx: Trx, keys: readonly string[]) => claimOutboxEmail(trx, 'customer-login-link:', { keys });
 
 /** Marks a message sent with its body (the link) cleared, as for every outbox message. */
-export async function markLinkEmailSent(trx: Trx, id: string): Promise<void> {
-  await trx('notification_outbox').where({ id }).whereNull('sent_at').update({ sent_at: trx.fn.now(), body: '' });
-}
+export const markLinkEmailSent = (trx: Trx, id: string) => markOutboxEmailSent(trx, id);
 
 /** A link whose email could not be sent: the link and its message go, so no usable token stays behind in the outbox. */
 export async function dropUnsentLink(db: DbOrTrx, key: string, tokenHash: string): Promise<void> {

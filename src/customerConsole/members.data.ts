@@ -1,3 +1,4 @@
+import { claimOutboxEmail, markOutboxEmailSent } from '../notify/outbox.data';
 import type { DbOrTrx, Trx } from '../db/knex';
 import type { ConsoleRole } from './customerConsole.rules';
 
@@ -156,21 +157,7 @@ export async function enqueueInvitationEmail(trx: Trx, m: { key: string; recipie
 }
 
 /** One queued invitation email not sent yet (keys `customer-invitation:%` only), locked and skipped by any other sender. */
-export async function claimInvitationEmail(trx: Trx, opts: { keys?: readonly string[] | undefined; queuedBefore?: Date | undefined }) {
-  const q = trx('notification_outbox')
-    .whereNull('sent_at')
-    .whereRaw(`idempotency_key LIKE 'customer-invitation:%'`)
-    .orderBy('id')
-    .limit(1)
-    .forUpdate()
-    .skipLocked()
-    .select(trx.raw('id::text AS id'), 'idempotency_key', 'recipient', 'subject', 'body');
-  if (opts.keys) q.whereIn('idempotency_key', opts.keys);
-  if (opts.queuedBefore) q.where('created_at', '<', opts.queuedBefore);
-  return (await q)[0] as { id: string; idempotency_key: string; recipient: string; subject: string; body: string } | undefined;
-}
+export const claimInvitationEmail = (trx: Trx, opts: { keys?: readonly string[] | undefined; queuedBefore?: Date | undefined }) => claimOutboxEmail(trx, 'customer-invitation:', opts);
 
 /** Marks an outbox message sent, its body (which holds the link) cleared. */
-export async function markInvitationEmailSent(trx: Trx, id: string): Promise<void> {
-  await trx('notification_outbox').where({ id }).whereNull('sent_at').update({ sent_at: trx.fn.now(), body: '' });
-}
+export const markInvitationEmailSent = (trx: Trx, id: string) => markOutboxEmailSent(trx, id);

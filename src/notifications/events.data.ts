@@ -1,3 +1,4 @@
+import { markOutboxEmailSent } from '../notify/outbox.data';
 import type Decimal from 'decimal.js';
 import { Money, toAmountString } from '../shared/money.rules';
 import type { Db, DbOrTrx, Trx } from '../db/knex';
@@ -343,6 +344,4 @@ export async function pendingEventEmails(db: Db, limit: number): Promise<EventEm
 }
 
 /** Marks an event email sent (its body cleared, as for every outbox message). */
-export async function markEventEmailSent(db: Db, id: string): Promise<void> {
-  await db('notification_outbox').where({ id }).whereNull('sent_at').update({ sent_at: db.fn.now(), body: '' });
-}
+export const markEventEmailSent = (db: Db, id: string) => markOutboxEmailSent(db, id);

@@ -1,3 +1,4 @@
+import { claimOutboxEmail, markOutboxEmailSent } from '../notify/outbox.data';
 import type { Db, DbOrTrx } from '../db/knex';
 
 /**
@@ -92,31 +93,11 @@ export async function queueOwnerEmailsPage(
   return rows[0]!;
 }
 
-export interface OutboxMessage {
-  id: string;
-  idempotency_key: string;
-  recipient: string;
-  subject: string;
-  body: string;
-}
-
 /** Claims one unsent email of a version (skipping ones another sender holds), in the caller's transaction. */
-export async function claimUnsentEmail(trx: DbOrTrx, keyPrefix: string): Promise<OutboxMessage | undefined> {
-  const rows = (await trx('notification_outbox')
-    .whereNull('sent_at')
-    .whereRaw('starts_with(idempotency_key, ?)', [keyPrefix])
-    .orderBy('id')
-    .limit(1)
-    .forUpdate()
-    .skipLocked()
-    .select(trx.raw('id::text AS id'), 'idempotency_key', 'recipient', 'subject', 'body')) as OutboxMessage[];
-  return rows[0];
-}
+export const claimUnsentEmail = (trx: DbOrTrx, keyPrefix: string) => claimOutboxEmail(trx, keyPrefix);
 
 /** Marks an email sent, its body cleared as for every outbox message. */
-export async function markEmailSent(trx: DbOrTrx, id: string): Promise<void> {
-  await trx('notification_outbox').where({ id }).whereNull('sent_at').update({ sent_at: trx.fn.now(), body: '' });
-}
+export const markEmailSent = (trx: DbOrTrx, id: string) => markOutboxEmailSent(trx, id);
 
 /** Whether any email of a version is still unsent. */
 export const hasUnsentEmails = async (db: DbOrTrx, keyPrefix: string): Promise<boolean> =>

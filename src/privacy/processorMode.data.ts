@@ -1,3 +1,4 @@
+import { claimOutboxEmail, markOutboxEmailSent } from '../notify/outbox.data';
 import type { Db, DbOrTrx, Trx } from '../db/knex';
 
 /** Processor-mode requests: the customer's privacy contact, requests, forwards (migrations/20261205000200_processor_mode.ts). */
@@ -95,21 +96,7 @@ export async function closeForward(trx: Trx, requestId: string, close: { closed_
  * only keys `processor:%`, never another outbox message. `keys` narrows it to
  * those messages; `queuedBefore` to messages queued before then.
  */
-export async function claimPendingEmail(trx: Trx, opts: { keys?: readonly string[]; queuedBefore?: Date }) {
-  const q = trx('notification_outbox')
-    .whereNull('sent_at')
-    .whereRaw(`idempotency_key LIKE 'processor:%'`)
-    .orderBy('id')
-    .limit(1)
-    .forUpdate()
-    .skipLocked()
-    .select(trx.raw('id::text AS id'), 'idempotency_key', 'recipient', 'subject', 'body');
-  if (opts.keys) q.whereIn('idempotency_key', opts.keys);
-  if (opts.queuedBefore) q.where('created_at', '<', opts.queuedBefore);
-  return (await q)[0] as { id: string; idempotency_key: string; recipient: string; subject: string; body: string } | undefined;
-}
+export const claimPendingEmail = (trx: Trx, opts: { keys?: readonly string[]; queuedBefore?: Date }) => claimOutboxEmail(trx, 'processor:', opts);
 
 /** Marks a message sent, its body cleared as for every outbox message. */
-export async function markEmailSent(trx: Trx, id: string) {
-  await trx('notification_outbox').where({ id }).whereNull('sent_at').update({ sent_at: trx.fn.now(), body: '' });
-}
+export const markEmailSent = (trx: Trx, id: string) => markOutboxEmailSent(trx, id);

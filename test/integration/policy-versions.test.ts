@@ -142,7 +142,8 @@ describe('a material privacy policy version', () => {
     const result = await client.workflow.getHandle<() => Promise<PolicyPublishedResult>>(workflowIds.policyPublished(MATERIAL)).result();
     expect(result.owners).toBeGreaterThanOrEqual(owners.length + 500);
     expect(result.queued).toBe(result.owners);
-    expect(result.sent).toBe(result.queued);
+    // Every queued email is sent (below, for this test's owners); another file may erase an owner, and its queued mail with it, meanwhile.
+    expect(result.sent).toBeLessThanOrEqual(result.queued);
 
     // Each owner: one email, sent, naming the version, title, summary and link; nobody else of these accounts.
     const rows = await mails(MATERIAL);
@@ -192,34 +193,31 @@ describe('a material privacy policy version', () => {
     expect(again.body).toContain(`version ${MATERIAL} is already published`);
     expect((await db('privacy_policy_versions').where({ version: MATERIAL }).first()).title).toBe(`New sub-processors ${tag}`);
 
-    // A second run (a redo after a crash) queues and sends nothing twice: an owner another test file added
-    // meanwhile is the only thing it may queue, so what it queued is exactly the rows that are new.
-    const rowsBefore = (await mails(MATERIAL)).length;
+    // A second run (a redo after a crash) queues and sends nothing twice. Other test files add, remove and
+    // erase owners meanwhile (the database is shared), so what is checked is this test's own owners' mail.
+    const ownEmails = new Set([...owners.map((o) => o.email), ...Array.from({ length: 500 }, (_, i) => `many-${i + 1}-${tag}@example.com`)]);
+    const ownMails = async () => (await mails(MATERIAL)).filter((r) => ownEmails.has(r.recipient));
+    expect(await ownMails()).toHaveLength(ownEmails.size);
     const rerun = await client.workflow.execute('policyPublished', { taskQueue, workflowId: `${workflowIds.policyPublished(MATERIAL)}:rerun-${tag}`, args: [{ version: MATERIAL }] });
-    expect(rerun.owners).toBeGreaterThanOrEqual(result.owners);
-    expect(rerun.sent).toBe(rerun.queued);
-    expect((await mails(MATERIAL)).length).toBe(rowsBefore + rerun.queued);
-    expect(rerun.queued).toBeLessThan(owners.length);
+    expect(rerun.owners).toBeGreaterThanOrEqual(owners.length + 500);
+    expect(rerun.sent).toBeLessThanOrEqual(rerun.queued);
+    expect(await ownMails()).toHaveLength(ownEmails.size);
     // Keyset paging 200 owners at a time goes through every owner, each once.
     const paged = policyVersionsService({ db, clock: systemClock, ownerPage: 200 });
     let cursor: string | null = null;
     let seen = 0;
     let pages = 0;
-    let queuedByPaging = 0;
-    const pagingBefore = (await mails(MATERIAL)).length;
     do {
       const p: { owners: number; queued: number; next: string | null } = await paged.queueOwnerEmails(MATERIAL, cursor);
       seen += p.owners;
-      queuedByPaging += p.queued;
       cursor = p.next;
       pages++;
     } while (cursor !== null);
-    expect(seen).toBeGreaterThanOrEqual(result.owners);
+    expect(seen).toBeGreaterThanOrEqual(owners.length + 500);
     expect(pages).toBeGreaterThan(2);
-    expect((await mails(MATERIAL)).length).toBe(pagingBefore + queuedByPaging);
-    const all = await mails(MATERIAL);
-    expect(new Set(all.map((r) => r.recipient.toLowerCase())).size).toBe(all.length);
-    for (const o of owners) expect(all.filter((r) => r.recipient === o.email)).toHaveLength(1);
+    const all = await ownMails();
+    expect(new Set(all.map((r) => r.recipient.toLowerCase())).size).toBe(ownEmails.size);
+    expect(all).toHaveLength(ownEmails.size);
 
     // The run replays against today's workflow code, and is the recorded fixture when asked.
     const history = await client.workflow.getHandle(workflowIds.policyPublished(MATERIAL)).fetchHistory();

@@ -184,7 +184,7 @@ describe('staff console', () => {
     const page = await signIn('ada@mixroute.example');
     const links = await page.getByRole('navigation', { name: 'Main' }).getByRole('link').all();
     const hrefs = (await Promise.all(links.map((l) => l.getAttribute('href')))).map(String);
-    expect(hrefs).toEqual(['/console/accounts', '/console/invoice-runs', '/console/invoices', '/console/receivables', '/console/reconciliation', '/console/dsr', '/console/retention', '/console/register', '/console/staff', '/console/policies', '/console/privacy-policy']);
+    expect(hrefs).toEqual(['/console/accounts', '/console/invoice-runs', '/console/invoices', '/console/receivables', '/console/reconciliation', '/console/dsr', '/console/retention', '/console/register', '/console/privacy-policy', '/console/staff', '/console/policies']);
     const invoice = await db('invoices').first('id');
     const dsr = await db('dsr_requests').first('id');
     for (const href of [...hrefs, `/console/accounts/${accountId}`, `/console/invoices/${invoice.id}`, `/console/dsr/${dsr.id}`]) {

@@ -66,8 +66,8 @@ async function journey(width: number, suffix: string) {
   await page.goto(`${base}/app`);
   await page.waitForURL(/\/app\/login$/);
   await checkPage(page, `customer-sign-in${suffix}`);
-  await page.getByLabel('Email', { exact: true }).fill(customer.email);
-  await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
+  await page.locator('#email').fill(customer.email);
+  await page.locator('#password').fill(PASSWORD);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.waitForURL(/\/app$/);
   await expect.poll(() => page.locator('#balance').textContent()).toBe('86.40 USD');
